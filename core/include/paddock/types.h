@@ -1,0 +1,218 @@
+// Value types shared by the core and every plugin. Plain structs: cheap to copy, no behaviour
+// beyond conversions to and from their wire names.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace paddock {
+
+// Milliseconds since the Unix epoch (UTC). All stored timestamps use this.
+using TimestampMs = std::int64_t;
+
+inline TimestampMs NowMs() noexcept {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+using EnvMap = std::map<std::string, std::string>;
+
+// A reusable definition of an agent: which harness drives it, with what model and environment.
+struct Agent {
+  std::string id;
+  std::string name;
+  std::string harness;   // harness plugin name, e.g. "shell"
+  std::string model;     // may be empty for harnesses without a model
+  std::string prompt;    // system prompt; may be empty
+  EnvMap env;            // extra environment for the sandbox (not secret)
+  std::int64_t run_timeout_seconds = 600;
+  TimestampMs created_at = 0;
+  TimestampMs updated_at = 0;
+};
+
+enum class SessionStatus { kProvisioning, kReady, kRunning, kSuspended, kClosed, kFailed };
+
+constexpr std::string_view ToString(SessionStatus s) noexcept {
+  switch (s) {
+    case SessionStatus::kProvisioning: return "provisioning";
+    case SessionStatus::kReady: return "ready";
+    case SessionStatus::kRunning: return "running";
+    case SessionStatus::kSuspended: return "suspended";
+    case SessionStatus::kClosed: return "closed";
+    case SessionStatus::kFailed: return "failed";
+  }
+  return "failed";
+}
+
+inline constexpr SessionStatus kAllSessionStatuses[] = {
+    SessionStatus::kProvisioning, SessionStatus::kReady,  SessionStatus::kRunning,
+    SessionStatus::kSuspended,    SessionStatus::kClosed, SessionStatus::kFailed};
+
+inline std::optional<SessionStatus> ParseSessionStatus(std::string_view s) noexcept {
+  for (SessionStatus v : kAllSessionStatuses) {
+    if (ToString(v) == s) return v;
+  }
+  return std::nullopt;
+}
+
+// One conversation with an agent. Outlives any sandbox it runs in.
+struct Session {
+  std::string id;
+  std::string agent_id;
+  SessionStatus status = SessionStatus::kProvisioning;
+  std::string status_reason;  // why the session is failed/closed; empty otherwise
+  std::string sandbox_id;     // the sandbox currently bound, or empty
+  std::int64_t last_seq = 0;  // seq of the newest event; 0 when there is none
+  TimestampMs created_at = 0;
+  TimestampMs updated_at = 0;
+};
+
+enum class RunStatus { kQueued, kRunning, kSucceeded, kFailed, kCancelled, kInterrupted };
+
+constexpr std::string_view ToString(RunStatus s) noexcept {
+  switch (s) {
+    case RunStatus::kQueued: return "queued";
+    case RunStatus::kRunning: return "running";
+    case RunStatus::kSucceeded: return "succeeded";
+    case RunStatus::kFailed: return "failed";
+    case RunStatus::kCancelled: return "cancelled";
+    case RunStatus::kInterrupted: return "interrupted";
+  }
+  return "failed";
+}
+
+inline std::optional<RunStatus> ParseRunStatus(std::string_view s) noexcept {
+  for (RunStatus v : {RunStatus::kQueued, RunStatus::kRunning, RunStatus::kSucceeded,
+                      RunStatus::kFailed, RunStatus::kCancelled, RunStatus::kInterrupted}) {
+    if (ToString(v) == s) return v;
+  }
+  return std::nullopt;
+}
+
+constexpr bool IsTerminal(RunStatus s) noexcept {
+  return s == RunStatus::kSucceeded || s == RunStatus::kFailed || s == RunStatus::kCancelled;
+}
+
+// One turn: a user message handed to the harness.
+struct Run {
+  std::string id;
+  std::string session_id;
+  RunStatus status = RunStatus::kQueued;
+  std::string content;                 // the user message
+  std::optional<int> exit_code;        // set when the harness reported one
+  std::string error;                   // why it failed; empty otherwise
+  int attempt = 0;                     // how many times a worker has claimed it
+  TimestampMs created_at = 0;
+  TimestampMs started_at = 0;          // 0 until claimed
+  TimestampMs finished_at = 0;         // 0 until terminal
+};
+
+// An append-only, per-session record. `seq` starts at 1 and has no gaps.
+struct Event {
+  std::string session_id;
+  std::int64_t seq = 0;
+  std::string run_id;  // empty for session-level events
+  std::string type;    // e.g. "message.user", "output", "run.finished"
+  std::string data;    // a JSON object, as text
+  TimestampMs created_at = 0;
+};
+
+// What a caller asks the store to append; the store assigns seq and created_at.
+struct NewEvent {
+  std::string run_id;
+  std::string type;
+  std::string data = "{}";
+};
+
+template <class T>
+struct Page {
+  std::vector<T> items;
+  std::string next_cursor;  // empty when there is nothing more
+};
+
+struct PageRequest {
+  int limit = 50;       // 1..1000
+  std::string cursor;   // from a previous Page::next_cursor; empty for the first page
+};
+
+struct SessionFilter {
+  std::string agent_id;                 // empty: any agent
+  std::optional<SessionStatus> status;  // nullopt: any status
+  PageRequest page;
+};
+
+// ---- Sandboxes ----------------------------------------------------------------------------
+
+// What the core asks a provider to create. A provider keys durable per-session data (such as
+// the workspace) on session_id, so a sandbox re-created for the same session finds it again.
+struct SandboxSpec {
+  std::string session_id;
+  std::string agent_id;
+  EnvMap labels;  // free-form, recorded by the provider for listing
+};
+
+enum class SandboxState { kStarting, kRunning, kGone };
+
+constexpr std::string_view ToString(SandboxState s) noexcept {
+  switch (s) {
+    case SandboxState::kStarting: return "starting";
+    case SandboxState::kRunning: return "running";
+    case SandboxState::kGone: return "gone";
+  }
+  return "gone";
+}
+
+struct SandboxInfo {
+  std::string id;
+  std::string session_id;
+  SandboxState state = SandboxState::kGone;
+  std::string detail;          // provider-specific, one line (e.g. "pid 4242")
+  TimestampMs created_at = 0;
+};
+
+enum class ExecStream { kStdout, kStderr };
+
+struct ExecRequest {
+  std::vector<std::string> argv;         // REQUIRES: non-empty; argv[0] is looked up in PATH
+  EnvMap env;                            // the whole environment, besides PATH/HOME defaults
+  std::string cwd = "/workspace";        // inside the sandbox
+  std::chrono::milliseconds timeout{0};  // 0: no limit
+};
+
+struct ExecResult {
+  int exit_code = -1;      // the process's exit code, or 128+signal when it was killed
+  bool timed_out = false;  // killed because the timeout passed
+  bool cancelled = false;  // killed because the observer asked for it
+};
+
+// Receives an exec's output as it is produced.
+// Thread safety: calls for one exec come from one thread, in order.
+class ExecObserver {
+ public:
+  virtual ~ExecObserver() = default;
+  // A chunk of output; chunks are not aligned to lines.
+  virtual void OnOutput(ExecStream stream, std::string_view chunk) noexcept = 0;
+  // Polled while the exec runs (at least every 100 ms); true kills the exec.
+  virtual bool Cancelled() const noexcept { return false; }
+};
+
+// ---- Secrets ------------------------------------------------------------------------------
+
+struct SecretScope {
+  std::string team_id;
+  std::string agent_id;
+  std::string session_id;
+};
+
+struct Secret {
+  std::string name;   // environment variable name inside the sandbox
+  std::string value;  // never logged, never returned by the API
+};
+
+}  // namespace paddock

@@ -1,0 +1,242 @@
+#include "config/config.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "config/schema.h"
+#include "config_embedded.h"
+
+namespace paddock {
+namespace {
+
+constexpr paddock_config_key kServerKeys[] = {
+    {"listen", PADDOCK_CONFIG_STRING, 0, "0.0.0.0", "Address the REST API binds to."},
+    {"port", PADDOCK_CONFIG_INT, 0, "3000", "Port of the REST API, dashboard and /metrics."},
+    {"data_dir", PADDOCK_CONFIG_STRING, 0, "",
+     "State directory; empty: $PADDOCK_DATA_DIR, /var/lib/paddock (root) or ~/.local/share/paddock."},
+    {"plugin_dir", PADDOCK_CONFIG_STRING, 0, "",
+     "Where paddock-<kind>-<name>.so files are; empty: $PADDOCK_PLUGIN_DIR or next to the binary."},
+    {"max_body_size", PADDOCK_CONFIG_SIZE, 0, "1MiB", "Largest request body accepted (413 above)."},
+    {"max_connections", PADDOCK_CONFIG_INT, 0, "64",
+     "Requests served at once, open event streams included."},
+    {"log_level", PADDOCK_CONFIG_STRING, 0, "info", "debug, info, warn or error."},
+};
+
+constexpr paddock_config_key kWorkerKeys[] = {
+    {"enabled", PADDOCK_CONFIG_BOOL, 0, "true", "Run runs in this process."},
+    {"threads", PADDOCK_CONFIG_INT, 0, "4", "Runs executed at once by this process."},
+    {"poll_interval", PADDOCK_CONFIG_DURATION, 0, "1s",
+     "How often an idle worker looks for queued runs it was not told about."},
+};
+
+constexpr paddock_config_key kPluginSelectKeys[] = {
+    {"type", PADDOCK_CONFIG_STRING, PADDOCK_CONFIG_REQUIRED, nullptr, "Plugin name."},
+};
+
+RawValue ToRaw(const toml::node& node) {
+  RawValue v;
+  v.line = static_cast<int>(node.source().begin.line);
+  if (auto s = node.as_string()) {
+    v.type = RawValue::Type::kString;
+    v.str = s->get();
+  } else if (auto i = node.as_integer()) {
+    v.type = RawValue::Type::kInt;
+    v.i = i->get();
+  } else if (auto d = node.as_floating_point()) {
+    v.type = RawValue::Type::kFloat;
+    v.d = d->get();
+  } else if (auto b = node.as_boolean()) {
+    v.type = RawValue::Type::kBool;
+    v.b = b->get();
+  } else if (auto a = node.as_array()) {
+    v.type = RawValue::Type::kArray;
+    for (const auto& item : *a) v.items.push_back(ToRaw(item));
+  } else if (node.is_table()) {
+    v.type = RawValue::Type::kTable;
+  }
+  return v;
+}
+
+// Copies the scalar keys of `table` into a RawSection; nested tables named in `subtables`
+// are left for the caller, any other nested table is an error.
+Result<RawSection> ToSection(const toml::table& table, std::string name, const std::string& source,
+                             std::initializer_list<std::string_view> subtables = {}) {
+  RawSection s;
+  s.name = std::move(name);
+  s.source = source;
+  s.line = static_cast<int>(table.source().begin.line);
+  for (const auto& [key, node] : table) {
+    std::string k(key.str());
+    bool is_sub = false;
+    for (auto sub : subtables) is_sub = is_sub || sub == k;
+    if (is_sub) continue;
+    s.values.emplace(k, ToRaw(node));
+  }
+  return s;
+}
+
+Status Invalid(const std::string& source, int line, const std::string& msg) {
+  return Status::InvalidArgument(source + ":" + std::to_string(line) + ": " + msg);
+}
+
+// [kind] type = "..." with an optional [kind.config] table.
+Result<PluginChoice> ReadPlugin(const toml::table& table, const std::string& kind,
+                                const std::string& source) {
+  PADDOCK_ASSIGN_OR_RETURN(RawSection select, ToSection(table, kind, source, {"config"}));
+  PADDOCK_ASSIGN_OR_RETURN(ConfigView view, ValidateSection(kPluginSelectKeys, select));
+  PluginChoice choice;
+  choice.kind = kind;
+  choice.name = view.GetString("type");
+  if (choice.name.empty()) return Invalid(source, select.line, "[" + kind + "] type must not be empty");
+  choice.config.name = kind + ".config";
+  choice.config.source = source;
+  choice.config.line = select.line;
+  if (const toml::node* cfg = table.get("config")) {
+    const toml::table* t = cfg->as_table();
+    if (!t) {
+      return Invalid(source, static_cast<int>(cfg->source().begin.line),
+                     "[" + kind + "] config must be a table");
+    }
+    PADDOCK_ASSIGN_OR_RETURN(choice.config, ToSection(*t, kind + ".config", source));
+    for (const auto& [k, v] : choice.config.values) {
+      if (v.type == RawValue::Type::kTable) {
+        return Invalid(source, v.line, "[" + kind + ".config] " + k + ": nested tables are not supported");
+      }
+    }
+  }
+  return choice;
+}
+
+}  // namespace
+
+std::string_view EmbeddedConfigText() { return paddock::embedded_config::kFiles[0].content; }
+
+std::string DefaultDataDir() {
+  if (const char* env = std::getenv("PADDOCK_DATA_DIR"); env && *env) return env;
+  if (geteuid() == 0) return "/var/lib/paddock";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/tmp") + "/.local/share/paddock";
+}
+
+Result<Config> ParseConfig(std::string_view text, std::string source) {
+  toml::table doc;
+  try {
+    doc = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    return Status::InvalidArgument(source + ":" + std::to_string(e.source().begin.line) + ":" +
+                                   std::to_string(e.source().begin.column) +
+                                   ": TOML syntax error: " + std::string(e.description()));
+  }
+  Config config;
+  config.source = source;
+  const std::set<std::string> known = {"server", "worker", "store", "sandbox", "secrets", "harness"};
+  for (const auto& [key, node] : doc) {
+    if (!known.count(std::string(key.str()))) {
+      return Invalid(source, static_cast<int>(node.source().begin.line),
+                     "unknown section [" + std::string(key.str()) +
+                         "]; allowed: server, worker, store, sandbox, secrets, harness");
+    }
+  }
+  auto table_of = [&](const char* name) -> Result<const toml::table*> {
+    const toml::node* n = doc.get(name);
+    if (!n) return static_cast<const toml::table*>(nullptr);
+    if (!n->is_table()) {
+      return Invalid(source, static_cast<int>(n->source().begin.line),
+                     std::string(name) + " must be a table ([" + name + "])");
+    }
+    return n->as_table();
+  };
+
+  // [server]
+  {
+    PADDOCK_ASSIGN_OR_RETURN(const toml::table* t, table_of("server"));
+    RawSection s;
+    if (t) {
+      PADDOCK_ASSIGN_OR_RETURN(s, ToSection(*t, "server", source));
+    } else {
+      s.name = "server";
+      s.source = source;
+    }
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kServerKeys, s));
+    ServerSettings& out = config.server;
+    out.listen = v.GetString("listen");
+    std::int64_t port = v.GetInt("port");
+    if (port < 0 || port > 65535) return Invalid(source, s.line, "[server] port must be 0..65535");
+    out.port = static_cast<int>(port);
+    out.data_dir = v.GetString("data_dir");
+    if (out.data_dir.empty()) out.data_dir = DefaultDataDir();
+    out.plugin_dir = v.GetString("plugin_dir");
+    out.max_body_bytes = v.GetSizeBytes("max_body_size");
+    if (out.max_body_bytes < 1024 || out.max_body_bytes > (1LL << 30)) {
+      return Invalid(source, s.line, "[server] max_body_size must be between 1KiB and 1GiB");
+    }
+    std::int64_t conns = v.GetInt("max_connections");
+    if (conns < 2 || conns > 10000) return Invalid(source, s.line, "[server] max_connections must be 2..10000");
+    out.max_connections = static_cast<int>(conns);
+    out.log_level = v.GetString("log_level");
+    if (out.log_level != "debug" && out.log_level != "info" && out.log_level != "warn" &&
+        out.log_level != "error") {
+      return Invalid(source, s.line, "[server] log_level must be debug, info, warn or error");
+    }
+  }
+  // [worker]
+  {
+    PADDOCK_ASSIGN_OR_RETURN(const toml::table* t, table_of("worker"));
+    RawSection s;
+    if (t) {
+      PADDOCK_ASSIGN_OR_RETURN(s, ToSection(*t, "worker", source));
+    } else {
+      s.name = "worker";
+      s.source = source;
+    }
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kWorkerKeys, s));
+    config.worker.enabled = v.GetBool("enabled");
+    std::int64_t threads = v.GetInt("threads");
+    if (threads < 1 || threads > 256) return Invalid(source, s.line, "[worker] threads must be 1..256");
+    config.worker.threads = static_cast<int>(threads);
+    config.worker.poll_interval_ms = v.GetDurationMs("poll_interval");
+    if (config.worker.poll_interval_ms < 10) {
+      return Invalid(source, s.line, "[worker] poll_interval must be at least 10ms");
+    }
+  }
+  // Plugins, in start order.
+  for (const char* kind : {"secrets", "store", "sandbox"}) {
+    PADDOCK_ASSIGN_OR_RETURN(const toml::table* t, table_of(kind));
+    if (!t) return Invalid(source, 1, std::string("missing section [") + kind + "] with type = \"...\"");
+    PADDOCK_ASSIGN_OR_RETURN(PluginChoice c, ReadPlugin(*t, kind, source));
+    config.plugins.push_back(std::move(c));
+  }
+  const toml::node* harness = doc.get("harness");
+  const toml::array* harnesses = harness ? harness->as_array() : nullptr;
+  if (!harnesses || harnesses->empty()) {
+    return Invalid(source, harness ? static_cast<int>(harness->source().begin.line) : 1,
+                   "at least one [[harness]] with type = \"...\" is required");
+  }
+  std::set<std::string> seen;
+  for (const auto& h : *harnesses) {
+    if (!h.is_table()) {
+      return Invalid(source, static_cast<int>(h.source().begin.line), "[[harness]] entries must be tables");
+    }
+    PADDOCK_ASSIGN_OR_RETURN(PluginChoice c, ReadPlugin(*h.as_table(), "harness", source));
+    if (!seen.insert(c.name).second) {
+      return Invalid(source, c.config.line, "harness '" + c.name + "' is configured twice");
+    }
+    config.plugins.push_back(std::move(c));
+  }
+  return config;
+}
+
+Result<Config> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::InvalidArgument(path + ": cannot read config file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str(), path);
+}
+
+}  // namespace paddock

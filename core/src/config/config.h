@@ -1,0 +1,60 @@
+// The server's configuration: one TOML file (or the embedded config/paddock.toml).
+//
+//   [server]  listen, port, data_dir, plugin_dir, max_body_size, max_connections, log_level
+//   [worker]  enabled, threads, poll_interval
+//   [store] / [sandbox] / [secrets]   type = "<name>", plus [<kind>.config] for the plugin
+//   [[harness]]                       type = "<name>", plus [harness.config]; one or more
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/raw.h"
+#include "paddock/status.h"
+
+namespace paddock {
+
+struct ServerSettings {
+  std::string listen = "0.0.0.0";
+  int port = 3000;
+  std::string data_dir;    // resolved: never empty after LoadConfig
+  std::string plugin_dir;  // empty: found next to the executable
+  std::int64_t max_body_bytes = 1 << 20;
+  int max_connections = 64;
+  std::string log_level = "info";
+};
+
+struct WorkerSettings {
+  bool enabled = true;
+  int threads = 4;
+  std::int64_t poll_interval_ms = 1000;
+};
+
+struct PluginChoice {
+  std::string kind;  // "store", "sandbox", "secrets", "harness"
+  std::string name;  // "sqlite"
+  RawSection config; // the [<kind>.config] table, possibly empty
+};
+
+struct Config {
+  std::string source;  // path of the file, or "<embedded config/paddock.toml>"
+  ServerSettings server;
+  WorkerSettings worker;
+  std::vector<PluginChoice> plugins;  // start order: secrets, store, sandbox, harness...
+};
+
+// The embedded default (config/paddock.toml at build time).
+std::string_view EmbeddedConfigText();
+inline constexpr char kEmbeddedConfigName[] = "<embedded config/paddock.toml>";
+
+// Parses and validates TOML text. Errors are kInvalidArgument with "<source>:<line>:<col>: ...".
+Result<Config> ParseConfig(std::string_view text, std::string source);
+// Reads and parses a file.
+Result<Config> LoadConfigFile(const std::string& path);
+
+// The data directory when none is configured: $PADDOCK_DATA_DIR, else /var/lib/paddock when
+// running as root, else $HOME/.local/share/paddock.
+std::string DefaultDataDir();
+
+}  // namespace paddock

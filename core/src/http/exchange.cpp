@@ -1,0 +1,254 @@
+#include "http/exchange.h"
+
+#include <Poco/DateTimeFormat.h>
+#include <Poco/DateTimeFormatter.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/JSON/Stringifier.h>
+#include <Poco/String.h>
+#include <Poco/Timestamp.h>
+#include <Poco/URI.h>
+
+#include <istream>
+#include <sstream>
+
+#include "services/app.h"
+#include "util/json_redact.h"
+#include "util/redactor.h"
+
+namespace paddock {
+
+int HttpStatusFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kFailedPrecondition: return 409;
+    case StatusCode::kPermissionDenied: return 403;
+    case StatusCode::kResourceExhausted: return 429;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kDeadlineExceeded: return 504;
+    case StatusCode::kUnimplemented: return 501;
+    case StatusCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+Exchange::Exchange(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp, App& a,
+                   std::map<std::string, std::string> params, std::int64_t max_body_bytes)
+    : request(req), response(resp), app(a), params_(std::move(params)), max_body_bytes_(max_body_bytes) {
+  ParseQuery();
+}
+
+void Exchange::ParseQuery() {
+  try {
+    query_ = Poco::URI(request.getURI()).getQueryParameters();
+  } catch (const Poco::Exception& e) {
+    query_status_ = Status::InvalidArgument("malformed query string: " + e.message());
+  }
+}
+
+const std::string& Exchange::Param(const std::string& name) const {
+  static const std::string kEmpty;
+  auto it = params_.find(name);
+  return it == params_.end() ? kEmpty : it->second;
+}
+
+Status Exchange::CheckQuery(std::initializer_list<std::string_view> allowed) {
+  PADDOCK_RETURN_IF_ERROR(query_status_);
+  for (const auto& [k, v] : query_) {
+    bool ok = false;
+    for (auto a : allowed) ok = ok || a == k;
+    if (!ok) {
+      std::string list;
+      for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      return Status::InvalidArgument("unknown query parameter '" + k + "'; allowed: " +
+                                     (list.empty() ? "(none)" : list));
+    }
+  }
+  return Status::Ok();
+}
+
+std::optional<std::string> Exchange::Query(std::string_view name) const {
+  for (const auto& [k, v] : query_) {
+    if (k == name) return v;
+  }
+  return std::nullopt;
+}
+
+Result<std::int64_t> Exchange::QueryInt(std::string_view name, std::int64_t fallback, std::int64_t min,
+                                        std::int64_t max) const {
+  std::optional<std::string> v = Query(name);
+  if (!v) return fallback;
+  std::int64_t n = 0;
+  size_t used = 0;
+  try {
+    n = std::stoll(*v, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used == 0 || used != v->size() || n < min || n > max) {
+    return Status::InvalidArgument("query parameter '" + std::string(name) + "' must be an integer between " +
+                                   std::to_string(min) + " and " + std::to_string(max) + ", not '" + *v + "'");
+  }
+  return n;
+}
+
+Poco::JSON::Object::Ptr Exchange::JsonBody(bool required) {
+  const bool has_body = request.getChunkedTransferEncoding() ||
+                        (request.hasContentLength() && request.getContentLength64() > 0);
+  if (!has_body) {
+    if (!required) return new Poco::JSON::Object();
+    SendError(400, "invalid_argument", "request body must be a JSON object");
+    return nullptr;
+  }
+  std::string type = request.getContentType();
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  if (Poco::icompare(type, "application/json") != 0) {
+    SendError(415, "unsupported_media_type",
+              "Content-Type must be application/json" + (type.empty() ? std::string() : ", not " + type));
+    return nullptr;
+  }
+  auto too_large = [&] {
+    response.setKeepAlive(false);  // the rest of the body is not read
+    SendError(413, "payload_too_large",
+              "request body is larger than the limit of " + std::to_string(max_body_bytes_) +
+                  " bytes (server.max_body_size)");
+  };
+  if (request.hasContentLength() && request.getContentLength64() > max_body_bytes_) {
+    too_large();
+    return nullptr;
+  }
+  std::string body;
+  body.resize(static_cast<size_t>(max_body_bytes_) + 1);
+  std::istream& in = request.stream();
+  in.read(body.data(), static_cast<std::streamsize>(body.size()));
+  body.resize(static_cast<size_t>(in.gcount()));
+  if (static_cast<std::int64_t>(body.size()) > max_body_bytes_) {
+    too_large();
+    return nullptr;
+  }
+  try {
+    Poco::JSON::Parser parser;
+    parser.setDepth(32);
+    Poco::Dynamic::Var v = parser.parse(body);
+    if (v.type() != typeid(Poco::JSON::Object::Ptr)) {
+      SendError(400, "invalid_argument", "request body must be a JSON object");
+      return nullptr;
+    }
+    return v.extract<Poco::JSON::Object::Ptr>();
+  } catch (const Poco::Exception& e) {
+    SendError(400, "invalid_argument", "request body is not valid JSON: " + e.message());
+    return nullptr;
+  }
+}
+
+void Exchange::SendRawJson(int status, const std::string& json) {
+  response.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status));
+  response.setContentType("application/json");
+  response.set("Cache-Control", "no-store");
+  response.setContentLength64(static_cast<Poco::Int64>(json.size()));
+  response.sendBuffer(json.data(), json.size());
+  status_ = status;
+}
+
+void Exchange::SendJson(int status, const Poco::Dynamic::Var& body) {
+  std::ostringstream out;
+  Poco::JSON::Stringifier::stringify(RedactJson(body, app.redactor()), out, 0, -1, Poco::JSON_WRAP_STRINGS);
+  SendRawJson(status, out.str());
+}
+
+void Exchange::SendError(int http_status, std::string_view code, std::string_view message,
+                         const Poco::Dynamic::Var& details) {
+  Poco::JSON::Object::Ptr err = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  err->set("code", std::string(code));
+  err->set("message", std::string(message));
+  if (!details.isEmpty()) err->set("details", details);
+  Poco::JSON::Object::Ptr body = new Poco::JSON::Object();
+  body->set("error", err);
+  if (http_status == 503) response.set("Retry-After", "1");
+  SendJson(http_status, body);
+}
+
+void Exchange::SendError(const Status& status) {
+  SendError(HttpStatusFor(status.code()), StatusCodeName(status.code()), status.message());
+}
+
+// ---- fields -----------------------------------------------------------------------------
+
+Status CheckFields(const Poco::JSON::Object& obj, std::initializer_list<std::string_view> allowed) {
+  for (const auto& key : obj.getNames()) {
+    bool ok = false;
+    for (auto a : allowed) ok = ok || a == key;
+    if (!ok) {
+      std::string list;
+      for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      return Status::InvalidArgument("unknown field '" + key + "'; allowed: " + list);
+    }
+  }
+  return Status::Ok();
+}
+
+namespace {
+std::string JsonTypeName(const Poco::Dynamic::Var& v) {
+  if (v.isEmpty()) return "null";
+  if (v.type() == typeid(Poco::JSON::Object::Ptr)) return "an object";
+  if (v.type() == typeid(Poco::JSON::Array::Ptr)) return "an array";
+  if (v.isString()) return "a string";
+  if (v.isBoolean()) return "a boolean";
+  if (v.isNumeric()) return "a number";
+  return "another type";
+}
+}  // namespace
+
+Result<std::optional<std::string>> StringField(const Poco::JSON::Object& obj, const std::string& name,
+                                               size_t max_bytes) {
+  if (!obj.has(name)) return std::optional<std::string>();
+  Poco::Dynamic::Var v = obj.get(name);
+  if (!v.isString()) return Status::InvalidArgument("field '" + name + "' must be a string, not " + JsonTypeName(v));
+  std::string s = v.extract<std::string>();
+  if (s.size() > max_bytes) {
+    return Status::InvalidArgument("field '" + name + "' is longer than " + std::to_string(max_bytes) + " bytes");
+  }
+  return std::optional<std::string>(std::move(s));
+}
+
+Result<std::optional<std::int64_t>> IntField(const Poco::JSON::Object& obj, const std::string& name) {
+  if (!obj.has(name)) return std::optional<std::int64_t>();
+  Poco::Dynamic::Var v = obj.get(name);
+  if (!v.isInteger() || v.isBoolean()) {
+    return Status::InvalidArgument("field '" + name + "' must be an integer, not " + JsonTypeName(v));
+  }
+  try {
+    return std::optional<std::int64_t>(v.convert<std::int64_t>());
+  } catch (const Poco::Exception&) {
+    return Status::InvalidArgument("field '" + name + "' is out of range");
+  }
+}
+
+Result<std::optional<EnvMap>> StringMapField(const Poco::JSON::Object& obj, const std::string& name) {
+  if (!obj.has(name)) return std::optional<EnvMap>();
+  Poco::Dynamic::Var v = obj.get(name);
+  if (v.type() != typeid(Poco::JSON::Object::Ptr)) {
+    return Status::InvalidArgument("field '" + name + "' must be an object of strings, not " + JsonTypeName(v));
+  }
+  auto o = v.extract<Poco::JSON::Object::Ptr>();
+  EnvMap out;
+  for (const auto& key : o->getNames()) {
+    Poco::Dynamic::Var item = o->get(key);
+    if (!item.isString()) {
+      return Status::InvalidArgument("field '" + name + "." + key + "' must be a string, not " + JsonTypeName(item));
+    }
+    out[key] = item.extract<std::string>();
+  }
+  return std::optional<EnvMap>(std::move(out));
+}
+
+std::string FormatTime(TimestampMs ms) {
+  if (ms <= 0) return "";
+  Poco::Timestamp ts(static_cast<Poco::Timestamp::TimeVal>(ms) * 1000);
+  return Poco::DateTimeFormatter::format(ts, "%Y-%m-%dT%H:%M:%S.%iZ");
+}
+
+}  // namespace paddock

@@ -1,0 +1,87 @@
+// Exchange: one HTTP request and its response, with the helpers every handler uses to parse
+// input and render output. Handlers stay thin: parse with these, call a service, render.
+#pragma once
+
+#include <Poco/Dynamic/Var.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "paddock/status.h"
+#include "paddock/types.h"
+
+namespace paddock {
+
+class App;
+
+// The HTTP status for a Status code (the one table of it).
+int HttpStatusFor(StatusCode code);
+
+class Exchange {
+ public:
+  Exchange(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response, App& app,
+           std::map<std::string, std::string> params, std::int64_t max_body_bytes);
+
+  Poco::Net::HTTPServerRequest& request;
+  Poco::Net::HTTPServerResponse& response;
+  App& app;
+
+  // A path parameter ("{id}").
+  const std::string& Param(const std::string& name) const;
+
+  // Query parameters; kInvalidArgument for one not in `allowed` or a malformed query string.
+  Status CheckQuery(std::initializer_list<std::string_view> allowed);
+  std::optional<std::string> Query(std::string_view name) const;
+  // An integer query parameter in [min, max], or `fallback` when absent.
+  Result<std::int64_t> QueryInt(std::string_view name, std::int64_t fallback, std::int64_t min,
+                                 std::int64_t max) const;
+
+  // The body as a JSON object: 415 without a JSON content type, 413 over the size limit, 400
+  // when it is not a JSON object. With required=false an empty body yields an empty object.
+  // On failure the error response has been sent and nullptr is returned.
+  Poco::JSON::Object::Ptr JsonBody(bool required = true);
+
+  // Sends `body` (string values redacted) with `status`.
+  void SendJson(int status, const Poco::Dynamic::Var& body);
+  // Sends already-serialised, already-redacted JSON.
+  void SendRawJson(int status, const std::string& json);
+  void SendError(const Status& status);
+  void SendError(int http_status, std::string_view code, std::string_view message,
+                 const Poco::Dynamic::Var& details = Poco::Dynamic::Var());
+
+  int status() const { return status_; }
+  bool sent() const { return status_ != 0; }
+  // Records the status of a response a handler sent itself (event streams).
+  void MarkSent(int status) { status_ = status; }
+
+ private:
+  void ParseQuery();
+
+  std::map<std::string, std::string> params_;
+  std::int64_t max_body_bytes_;
+  std::vector<std::pair<std::string, std::string>> query_;
+  Status query_status_;
+  int status_ = 0;
+};
+
+// ---- reading typed fields from a JSON object ----------------------------------------------
+
+// kInvalidArgument naming the first key of `obj` not in `allowed`.
+Status CheckFields(const Poco::JSON::Object& obj, std::initializer_list<std::string_view> allowed);
+// A string field: nullopt when absent; kInvalidArgument when of another type or too long.
+Result<std::optional<std::string>> StringField(const Poco::JSON::Object& obj, const std::string& name,
+                                               size_t max_bytes);
+Result<std::optional<std::int64_t>> IntField(const Poco::JSON::Object& obj, const std::string& name);
+// An object of string values.
+Result<std::optional<EnvMap>> StringMapField(const Poco::JSON::Object& obj, const std::string& name);
+
+// RFC 3339 UTC with milliseconds.
+std::string FormatTime(TimestampMs ms);
+
+}  // namespace paddock

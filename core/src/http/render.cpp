@@ -1,0 +1,76 @@
+#include "http/render.h"
+
+#include "http/exchange.h"
+#include "paddock/json.h"
+
+namespace paddock {
+
+namespace {
+Poco::JSON::Object::Ptr NewObject() { return new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER); }
+}  // namespace
+
+Poco::JSON::Object::Ptr RenderAgent(const Agent& a) {
+  auto o = NewObject();
+  o->set("id", a.id);
+  o->set("name", a.name);
+  o->set("harness", a.harness);
+  o->set("model", a.model);
+  o->set("prompt", a.prompt);
+  auto env = NewObject();
+  for (const auto& [k, v] : a.env) env->set(k, v);
+  o->set("env", env);
+  o->set("run_timeout_seconds", a.run_timeout_seconds);
+  o->set("created_at", FormatTime(a.created_at));
+  o->set("updated_at", FormatTime(a.updated_at));
+  return o;
+}
+
+Poco::JSON::Object::Ptr RenderSession(const Session& s) {
+  auto o = NewObject();
+  o->set("id", s.id);
+  o->set("agent_id", s.agent_id);
+  o->set("status", std::string(ToString(s.status)));
+  o->set("status_reason", s.status_reason);
+  o->set("sandbox_id", s.sandbox_id.empty() ? Poco::Dynamic::Var() : Poco::Dynamic::Var(s.sandbox_id));
+  o->set("last_seq", s.last_seq);
+  o->set("created_at", FormatTime(s.created_at));
+  o->set("updated_at", FormatTime(s.updated_at));
+  return o;
+}
+
+Poco::JSON::Object::Ptr RenderRun(const Run& r) {
+  auto o = NewObject();
+  o->set("id", r.id);
+  o->set("session_id", r.session_id);
+  o->set("status", std::string(ToString(r.status)));
+  o->set("content", r.content);
+  o->set("exit_code", r.exit_code ? Poco::Dynamic::Var(*r.exit_code) : Poco::Dynamic::Var());
+  o->set("error", r.error);
+  o->set("attempt", r.attempt);
+  o->set("created_at", FormatTime(r.created_at));
+  o->set("started_at", r.started_at ? Poco::Dynamic::Var(FormatTime(r.started_at)) : Poco::Dynamic::Var());
+  o->set("finished_at", r.finished_at ? Poco::Dynamic::Var(FormatTime(r.finished_at)) : Poco::Dynamic::Var());
+  return o;
+}
+
+Poco::JSON::Object::Ptr RenderTranscriptEntry(const TranscriptEntry& t) {
+  auto o = NewObject();
+  o->set("role", t.role);
+  o->set("run_id", t.run_id);
+  o->set("content", t.content);
+  if (t.role == "assistant") {
+    o->set("status", t.status ? Poco::Dynamic::Var(std::string(ToString(*t.status))) : Poco::Dynamic::Var());
+    o->set("exit_code", t.exit_code ? Poco::Dynamic::Var(*t.exit_code) : Poco::Dynamic::Var());
+  }
+  o->set("created_at", FormatTime(t.created_at));
+  return o;
+}
+
+std::string RenderEventJson(const Event& e) {
+  return "{\"seq\":" + std::to_string(e.seq) + ",\"session_id\":" + JsonQuote(e.session_id) +
+         ",\"run_id\":" + (e.run_id.empty() ? std::string("null") : JsonQuote(e.run_id)) +
+         ",\"type\":" + JsonQuote(e.type) + ",\"data\":" + (e.data.empty() ? std::string("{}") : e.data) +
+         ",\"created_at\":" + JsonQuote(FormatTime(e.created_at)) + "}";
+}
+
+}  // namespace paddock

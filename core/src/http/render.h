@@ -1,0 +1,21 @@
+// JSON renderings of the resources, as the API documents them (docs/openapi.json).
+#pragma once
+
+#include <Poco/JSON/Object.h>
+
+#include <string>
+#include <vector>
+
+#include "paddock/types.h"
+#include "services/session_service.h"
+
+namespace paddock {
+
+Poco::JSON::Object::Ptr RenderAgent(const Agent& a);
+Poco::JSON::Object::Ptr RenderSession(const Session& s);
+Poco::JSON::Object::Ptr RenderRun(const Run& r);
+Poco::JSON::Object::Ptr RenderTranscriptEntry(const TranscriptEntry& t);
+// Events carry their stored data verbatim, so they are rendered as text.
+std::string RenderEventJson(const Event& e);
+
+}  // namespace paddock

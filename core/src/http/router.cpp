@@ -1,0 +1,91 @@
+#include "http/router.h"
+
+#include <Poco/Exception.h>
+#include <Poco/URI.h>
+
+#include "http/handlers.h"
+
+namespace paddock {
+namespace {
+
+std::vector<std::string_view> Split(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    out.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return out;
+}
+
+bool MatchPattern(std::string_view pattern, std::string_view path, std::map<std::string, std::string>& params) {
+  auto ps = Split(pattern);
+  auto xs = Split(path);
+  if (ps.size() != xs.size()) return false;
+  std::map<std::string, std::string> captured;
+  for (size_t i = 0; i < ps.size(); ++i) {
+    if (ps[i].size() > 2 && ps[i].front() == '{' && ps[i].back() == '}') {
+      if (xs[i].empty()) return false;
+      std::string decoded;
+      try {
+        Poco::URI::decode(std::string(xs[i]), decoded);
+      } catch (const Poco::Exception&) {
+        return false;
+      }
+      captured[std::string(ps[i].substr(1, ps[i].size() - 2))] = decoded;
+    } else if (ps[i] != xs[i]) {
+      return false;
+    }
+  }
+  params = std::move(captured);
+  return true;
+}
+
+}  // namespace
+
+RouteMatch Router::Match(std::string_view method, std::string_view path) const {
+  RouteMatch m;
+  if (path.empty() || path.front() != '/') return m;
+  if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  for (const Route& r : routes_) {
+    std::map<std::string, std::string> params;
+    if (!MatchPattern(r.pattern, path, params)) continue;
+    if (method == r.method || (method == "HEAD" && std::string_view(r.method) == "GET")) {
+      m.route = &r;
+      m.params = std::move(params);
+      return m;
+    }
+    m.allowed_methods.push_back(r.method);
+  }
+  return m;
+}
+
+const Router& ApiRouter() {
+  static const Router router({
+      {"GET", "/healthz", &handlers::Healthz},
+      {"GET", "/readyz", &handlers::Readyz},
+      {"GET", "/metrics", &handlers::MetricsText},
+      {"GET", "/api/openapi.json", &handlers::OpenApi},
+      {"GET", "/api/plugins", &handlers::ListPlugins},
+      {"POST", "/api/agents", &handlers::CreateAgent},
+      {"GET", "/api/agents", &handlers::ListAgents},
+      {"GET", "/api/agents/{id}", &handlers::GetAgent},
+      {"PATCH", "/api/agents/{id}", &handlers::UpdateAgent},
+      {"DELETE", "/api/agents/{id}", &handlers::DeleteAgent},
+      {"POST", "/api/sessions", &handlers::CreateSession},
+      {"GET", "/api/sessions", &handlers::ListSessions},
+      {"GET", "/api/sessions/{id}", &handlers::GetSession},
+      {"DELETE", "/api/sessions/{id}", &handlers::DeleteSession},
+      {"POST", "/api/sessions/{id}/messages", &handlers::SendMessage},
+      {"GET", "/api/sessions/{id}/messages", &handlers::Transcript},
+      {"GET", "/api/sessions/{id}/events", &handlers::ListEvents},
+      {"GET", "/api/sessions/{id}/events/stream", &handlers::StreamEvents, true},
+      {"GET", "/api/sessions/{id}/runs", &handlers::ListRuns},
+      {"POST", "/api/sessions/{id}/runs/{run_id}/cancel", &handlers::CancelRun},
+  });
+  return router;
+}
+
+}  // namespace paddock

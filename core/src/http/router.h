@@ -1,0 +1,42 @@
+// Router: the one table that maps method + path pattern to a handler. Tells "no such path"
+// (404) from "path exists, method does not" (405).
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace paddock {
+
+class Exchange;
+using Handler = void (*)(Exchange&);
+
+struct Route {
+  const char* method;
+  const char* pattern;  // "/api/sessions/{id}": segments in braces capture
+  Handler handler;
+  bool streaming = false;  // the handler writes its own response over time (SSE)
+};
+
+struct RouteMatch {
+  const Route* route = nullptr;                 // set on a full match
+  std::map<std::string, std::string> params;
+  std::vector<std::string> allowed_methods;     // non-empty when only the path matched
+};
+
+class Router {
+ public:
+  explicit Router(std::vector<Route> routes) : routes_(std::move(routes)) {}
+  // `path` without the query string.
+  RouteMatch Match(std::string_view method, std::string_view path) const;
+  const std::vector<Route>& routes() const { return routes_; }
+
+ private:
+  std::vector<Route> routes_;
+};
+
+// Every route of the API.
+const Router& ApiRouter();
+
+}  // namespace paddock

@@ -1,0 +1,206 @@
+// paddock: the control plane's one binary.
+//   paddock serve [--config FILE] [--listen ADDR] [--port N] [--data-dir DIR] [--plugin-dir DIR]
+//                 [--port-file FILE] [--no-worker]
+//   paddock plugins [--plugin-dir DIR] [--config FILE]
+//   paddock check-config [--config FILE] [--plugin-dir DIR]
+//   paddock version
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "http/server.h"
+#include "paddock/json.h"
+#include "plugins/plugin_host.h"
+#include "services/app.h"
+#include "services/event_service.h"
+#include "util/log.h"
+#include "util/redactor.h"
+
+namespace paddock {
+namespace {
+
+constexpr char kUsage[] =
+    "usage: paddock <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve          run the REST API on port 3000 (and, unless --no-worker, the worker)\n"
+    "  plugins        list the loadable plugins and their config schemas as JSON\n"
+    "  check-config   validate the config and every configured plugin's section, then exit\n"
+    "  version        print the version\n"
+    "\n"
+    "options:\n"
+    "  --config FILE      TOML config (default: the embedded config/paddock.toml)\n"
+    "  --listen ADDR      override [server] listen\n"
+    "  --port N           override [server] port (0: any free port)\n"
+    "  --data-dir DIR     override [server] data_dir\n"
+    "  --plugin-dir DIR   override [server] plugin_dir\n"
+    "  --port-file FILE   serve: write the bound port to FILE once listening\n"
+    "  --no-worker        serve: run the API only, no runs in this process\n";
+
+struct Args {
+  std::string command;
+  std::map<std::string, std::string> options;
+  bool no_worker = false;
+};
+
+int Fail(const std::string& message, int code = 2) {
+  std::fprintf(stderr, "paddock: %s\n", message.c_str());
+  return code;
+}
+
+Result<Args> ParseArgs(int argc, char** argv) {
+  Args a;
+  if (argc < 2) return Status::InvalidArgument("no command given\n\n" + std::string(kUsage));
+  a.command = argv[1];
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--no-worker") {
+      a.no_worker = true;
+      continue;
+    }
+    static const char* kWithValue[] = {"--config", "--listen", "--port", "--data-dir", "--plugin-dir", "--port-file"};
+    bool known = false;
+    for (const char* k : kWithValue) known = known || arg == k;
+    if (!known) return Status::InvalidArgument("unknown option '" + arg + "'\n\n" + kUsage);
+    if (i + 1 >= argc) return Status::InvalidArgument("option " + arg + " needs a value");
+    a.options[arg.substr(2)] = argv[++i];
+  }
+  return a;
+}
+
+Result<Config> LoadConfig(const Args& args) {
+  Result<Config> config = args.options.count("config")
+                              ? LoadConfigFile(args.options.at("config"))
+                              : ParseConfig(EmbeddedConfigText(), kEmbeddedConfigName);
+  if (!config.ok()) return config;
+  ServerSettings& s = config->server;
+  if (auto it = args.options.find("listen"); it != args.options.end()) s.listen = it->second;
+  if (auto it = args.options.find("port"); it != args.options.end()) {
+    char* end = nullptr;
+    long port = std::strtol(it->second.c_str(), &end, 10);
+    if (*end != '\0' || end == it->second.c_str() || port < 0 || port > 65535) {
+      return Status::InvalidArgument("--port must be 0..65535, not '" + it->second + "'");
+    }
+    s.port = static_cast<int>(port);
+  }
+  if (auto it = args.options.find("data-dir"); it != args.options.end()) s.data_dir = it->second;
+  if (auto it = args.options.find("plugin-dir"); it != args.options.end()) s.plugin_dir = it->second;
+  if (args.no_worker) config->worker.enabled = false;
+  return config;
+}
+
+int Serve(const Args& args) {
+  Result<Config> config = LoadConfig(args);
+  if (!config.ok()) return Fail(config.status().message());
+  auto redactor = std::make_shared<Redactor>();
+  InitLogging(redactor, config->server.log_level);
+
+  // Block the termination signals in every thread; the main thread waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  const std::string plugin_dir = ResolvePluginDir(config->server.plugin_dir);
+  LogInfo("config " + config->source + "; data " + config->server.data_dir + "; plugins " + plugin_dir);
+  Result<std::unique_ptr<App>> app = App::Create(*config, plugin_dir, redactor);
+  if (!app.ok()) return Fail(app.status().message());
+  if (Status s = (*app)->Start(); !s.ok()) return Fail(s.message());
+
+  HttpServer server(**app, config->server.listen, config->server.port, config->server.max_connections,
+                    config->server.max_body_bytes);
+  if (Status s = server.Start(); !s.ok()) {
+    (*app)->Stop();
+    return Fail(s.message());
+  }
+  LogInfo("listening on " + config->server.listen + ":" + std::to_string(server.port()) +
+          (config->worker.enabled ? " with " + std::to_string(config->worker.threads) + " worker threads"
+                                  : " (no worker)"));
+  if (auto it = args.options.find("port-file"); it != args.options.end()) {
+    std::string tmp = it->second + ".tmp";
+    std::ofstream(tmp) << server.port() << "\n";
+    std::rename(tmp.c_str(), it->second.c_str());
+  }
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  LogInfo(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + "; shutting down");
+  (*app)->events().Shutdown();  // ends event streams so their connections can close
+  server.Stop();
+  (*app)->Stop();
+  LogInfo("stopped");
+  return 0;
+}
+
+int Plugins(const Args& args) {
+  std::string dir;
+  if (args.options.count("plugin-dir")) {
+    dir = args.options.at("plugin-dir");
+  } else if (args.options.count("config")) {
+    Result<Config> config = LoadConfig(args);
+    if (!config.ok()) return Fail(config.status().message());
+    dir = config->server.plugin_dir;
+  }
+  dir = ResolvePluginDir(dir);
+  Discovery d = DiscoverPlugins(dir);
+  std::string out = "{\n  \"plugin_dir\": " + JsonQuote(dir) + ",\n  \"plugins\": [";
+  for (size_t i = 0; i < d.loadable.size(); ++i) {
+    const PluginSummary& p = d.loadable[i];
+    out += std::string(i ? "," : "") + "\n    {\"id\": " + JsonQuote(p.kind + "." + p.name) +
+           ", \"kind\": " + JsonQuote(p.kind) + ", \"name\": " + JsonQuote(p.name) +
+           ", \"version\": " + JsonQuote(p.version) + ", \"description\": " + JsonQuote(p.description) +
+           ", \"file\": " + JsonQuote(p.path) + ",\n     \"config_schema\": " + p.keys_json + "}";
+  }
+  out += "\n  ],\n  \"refused\": [";
+  for (size_t i = 0; i < d.refused.size(); ++i) out += std::string(i ? ", " : "") + "\n    " + JsonQuote(d.refused[i]);
+  out += "\n  ]\n}\n";
+  std::fputs(out.c_str(), stdout);
+  return 0;
+}
+
+int CheckConfig(const Args& args) {
+  Result<Config> config = LoadConfig(args);
+  if (!config.ok()) return Fail(config.status().message());
+  auto redactor = std::make_shared<Redactor>();
+  InitLogging(redactor, "warn");
+  Result<std::unique_ptr<App>> app = App::Create(*config, ResolvePluginDir(config->server.plugin_dir), redactor);
+  if (!app.ok()) return Fail(app.status().message());
+  std::printf("%s: ok\n", config->source.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace paddock
+
+int main(int argc, char** argv) {
+  using namespace paddock;
+  Result<Args> args = ParseArgs(argc, argv);
+  if (!args.ok()) return Fail(args.status().message());
+  try {
+    if (args->command == "serve") return Serve(*args);
+    if (args->command == "plugins") return Plugins(*args);
+    if (args->command == "check-config") return CheckConfig(*args);
+    if (args->command == "version") {
+      std::printf("paddock 0.1.0 (plugin ABI %u.%u, SDK %s)\n", PADDOCK_PLUGIN_ABI_MAJOR, PADDOCK_PLUGIN_ABI_MINOR,
+                  PADDOCK_SDK_HASH);
+      return 0;
+    }
+    if (args->command == "help" || args->command == "--help" || args->command == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    return Fail(std::string("fatal: ") + e.what(), 1);
+  }
+  return Fail("unknown command '" + args->command + "'\n\n" + kUsage);
+}

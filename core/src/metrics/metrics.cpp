@@ -1,0 +1,87 @@
+#include "metrics/metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+namespace paddock {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+struct Metrics::Impl {
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  prometheus::Family<prometheus::Counter>& http_requests =
+      BuildCounter().Name("paddock_http_requests_total")
+          .Help("HTTP requests by route pattern, method and status code.")
+          .Register(*registry);
+  prometheus::Family<prometheus::Histogram>& http_duration =
+      BuildHistogram().Name("paddock_http_request_duration_seconds")
+          .Help("Time to answer an HTTP request (event streams: until the stream ends).")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& sessions =
+      BuildGauge().Name("paddock_sessions").Help("Sessions in the store, by status.").Register(*registry);
+  prometheus::Family<prometheus::Counter>& runs =
+      BuildCounter().Name("paddock_runs_total").Help("Finished runs, by outcome.").Register(*registry);
+  prometheus::Family<prometheus::Histogram>& provision =
+      BuildHistogram().Name("paddock_sandbox_provision_duration_seconds")
+          .Help("Time to create a sandbox, by result.")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& events =
+      BuildCounter().Name("paddock_events_appended_total")
+          .Help("Events appended to session logs by this process.")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& plugins =
+      BuildGauge().Name("paddock_plugin_loaded_info")
+          .Help("Loaded plugins (value 1), by kind, name and version.")
+          .Register(*registry);
+  prometheus::Counter& events_counter = events.Add({});
+};
+
+namespace {
+const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+}
+
+Metrics::Metrics() : impl_(std::make_unique<Impl>()) {}
+Metrics::~Metrics() = default;
+
+void Metrics::ObserveHttp(std::string_view route, std::string_view method, int status, double seconds) {
+  impl_->http_requests
+      .Add({{"route", std::string(route)}, {"method", std::string(method)}, {"status", std::to_string(status)}})
+      .Increment();
+  impl_->http_duration.Add({{"route", std::string(route)}}, kLatencyBuckets).Observe(seconds);
+}
+
+void Metrics::RunFinished(std::string_view outcome) {
+  impl_->runs.Add({{"outcome", std::string(outcome)}}).Increment();
+}
+
+void Metrics::SandboxProvisioned(double seconds, bool ok) {
+  impl_->provision.Add({{"result", ok ? "ok" : "error"}}, kLatencyBuckets).Observe(seconds);
+}
+
+void Metrics::EventsAppended(std::int64_t n) { impl_->events_counter.Increment(static_cast<double>(n)); }
+
+void Metrics::SetSessionCounts(const SessionCounts& counts) {
+  for (SessionStatus s : kAllSessionStatuses) {
+    impl_->sessions.Add({{"status", std::string(ToString(s))}})
+        .Set(static_cast<double>(counts.by_status[static_cast<int>(s)]));
+  }
+}
+
+void Metrics::PluginLoaded(std::string_view kind, std::string_view name, std::string_view version) {
+  impl_->plugins
+      .Add({{"kind", std::string(kind)}, {"name", std::string(name)}, {"version", std::string(version)}})
+      .Set(1);
+}
+
+std::string Metrics::Serialize() const {
+  prometheus::TextSerializer serializer;
+  return serializer.Serialize(impl_->registry->Collect());
+}
+
+}  // namespace paddock

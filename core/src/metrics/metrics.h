@@ -1,0 +1,36 @@
+// The server's Prometheus metrics (prometheus-cpp), exposed as text on /metrics.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "paddock/session_store.h"
+
+namespace paddock {
+
+// Thread safety: every method may be called concurrently.
+class Metrics {
+ public:
+  Metrics();
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // route is the pattern ("/api/sessions/{id}"), never the raw path.
+  void ObserveHttp(std::string_view route, std::string_view method, int status, double seconds);
+  void RunFinished(std::string_view outcome);
+  void SandboxProvisioned(double seconds, bool ok);
+  void EventsAppended(std::int64_t n);
+  void SetSessionCounts(const SessionCounts& counts);
+  void PluginLoaded(std::string_view kind, std::string_view name, std::string_view version);
+
+  // Every metric in the Prometheus text exposition format.
+  std::string Serialize() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace paddock

@@ -1,0 +1,84 @@
+#include "services/agent_service.h"
+
+#include <cctype>
+
+#include "util/ids.h"
+
+namespace paddock {
+
+bool IsEnvName(std::string_view name) {
+  if (name.empty() || name.size() > 128 || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  }
+  return true;
+}
+
+AgentService::AgentService(SessionStore& store, std::set<std::string, std::less<>> harnesses)
+    : store_(store), harnesses_(std::move(harnesses)) {}
+
+Status AgentService::Validate(const Agent& a) const {
+  if (a.name.empty() || a.name.size() > 200) {
+    return Status::InvalidArgument("field 'name' must be 1-200 characters");
+  }
+  if (!harnesses_.count(a.harness)) {
+    std::string loaded;
+    for (const auto& h : harnesses_) loaded += (loaded.empty() ? "" : ", ") + h;
+    return Status::InvalidArgument("field 'harness': '" + a.harness + "' is not a loaded harness; loaded: " + loaded);
+  }
+  if (a.model.size() > 200) return Status::InvalidArgument("field 'model' must be at most 200 characters");
+  if (a.prompt.size() > 65536) return Status::InvalidArgument("field 'prompt' must be at most 64KiB");
+  if (a.env.size() > 100) return Status::InvalidArgument("field 'env' may hold at most 100 variables");
+  for (const auto& [k, v] : a.env) {
+    if (!IsEnvName(k)) {
+      return Status::InvalidArgument("field 'env': '" + k + "' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)");
+    }
+    if (v.size() > 32768) return Status::InvalidArgument("field 'env': value of '" + k + "' is over 32KiB");
+    if (v.find('\0') != std::string::npos) {
+      return Status::InvalidArgument("field 'env': value of '" + k + "' contains a NUL character");
+    }
+  }
+  if (a.run_timeout_seconds < 1 || a.run_timeout_seconds > 86400) {
+    return Status::InvalidArgument("field 'run_timeout_seconds' must be between 1 and 86400");
+  }
+  return Status::Ok();
+}
+
+Result<Agent> AgentService::Create(const AgentFields& f) {
+  if (!f.name) return Status::InvalidArgument("field 'name' is required");
+  if (!f.harness) return Status::InvalidArgument("field 'harness' is required");
+  Agent a;
+  a.id = NewId("agt");
+  a.name = *f.name;
+  a.harness = *f.harness;
+  a.model = f.model.value_or("");
+  a.prompt = f.prompt.value_or("");
+  a.env = f.env.value_or(EnvMap{});
+  a.run_timeout_seconds = f.run_timeout_seconds.value_or(600);
+  a.created_at = a.updated_at = NowMs();
+  PADDOCK_RETURN_IF_ERROR(Validate(a));
+  PADDOCK_RETURN_IF_ERROR(store_.CreateAgent(a));
+  return a;
+}
+
+Result<Agent> AgentService::Get(const std::string& id) { return store_.GetAgent(id); }
+
+Result<Page<Agent>> AgentService::List(const PageRequest& page) { return store_.ListAgents(page); }
+
+Result<Agent> AgentService::Update(const std::string& id, const AgentFields& f) {
+  PADDOCK_ASSIGN_OR_RETURN(Agent a, store_.GetAgent(id));
+  if (f.name) a.name = *f.name;
+  if (f.harness) a.harness = *f.harness;
+  if (f.model) a.model = *f.model;
+  if (f.prompt) a.prompt = *f.prompt;
+  if (f.env) a.env = *f.env;
+  if (f.run_timeout_seconds) a.run_timeout_seconds = *f.run_timeout_seconds;
+  a.updated_at = NowMs();
+  PADDOCK_RETURN_IF_ERROR(Validate(a));
+  PADDOCK_RETURN_IF_ERROR(store_.UpdateAgent(a));
+  return a;
+}
+
+Status AgentService::Delete(const std::string& id) { return store_.DeleteAgent(id); }
+
+}  // namespace paddock

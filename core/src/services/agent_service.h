@@ -1,0 +1,43 @@
+// AgentService: validation and bookkeeping for agent definitions.
+#pragma once
+
+#include <optional>
+#include <set>
+#include <string>
+
+#include "paddock/session_store.h"
+
+namespace paddock {
+
+// A create (every required field set) or a partial update (only the set fields change).
+struct AgentFields {
+  std::optional<std::string> name;
+  std::optional<std::string> harness;
+  std::optional<std::string> model;
+  std::optional<std::string> prompt;
+  std::optional<EnvMap> env;
+  std::optional<std::int64_t> run_timeout_seconds;
+};
+
+class AgentService {
+ public:
+  AgentService(SessionStore& store, std::set<std::string, std::less<>> harnesses);
+
+  // kInvalidArgument naming the field for a missing or out-of-range value.
+  Result<Agent> Create(const AgentFields& fields);
+  Result<Agent> Get(const std::string& id);
+  Result<Page<Agent>> List(const PageRequest& page);
+  Result<Agent> Update(const std::string& id, const AgentFields& fields);
+  Status Delete(const std::string& id);
+
+ private:
+  Status Validate(const Agent& agent) const;
+
+  SessionStore& store_;
+  std::set<std::string, std::less<>> harnesses_;
+};
+
+// True for names usable as environment variables: [A-Za-z_][A-Za-z0-9_]*.
+bool IsEnvName(std::string_view name);
+
+}  // namespace paddock

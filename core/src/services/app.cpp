@@ -1,0 +1,102 @@
+#include "services/app.h"
+
+#include "metrics/metrics.h"
+#include "paddock/json.h"
+#include "services/agent_service.h"
+#include "services/event_service.h"
+#include "services/sandbox_manager.h"
+#include "services/session_service.h"
+#include "util/log.h"
+#include "util/redactor.h"
+
+namespace paddock {
+
+Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string& plugin_dir,
+                                         std::shared_ptr<Redactor> redactor) {
+  std::unique_ptr<App> app(new App());
+  app->config_ = config;
+  app->redactor_ = std::move(redactor);
+  app->metrics_ = std::make_unique<Metrics>();
+  for (const PluginChoice& choice : config.plugins) {
+    PADDOCK_ASSIGN_OR_RETURN(PluginObjects p, CreatePlugin(plugin_dir, choice, config.server.data_dir));
+    if (p.store) app->store_ = p.store;
+    if (p.sandbox) app->sandbox_ = p.sandbox;
+    if (p.secrets) app->secrets_ = p.secrets;
+    if (p.harness) app->harnesses_.by_name.emplace(choice.name, p.harness);
+    app->metrics_->PluginLoaded(p.summary.kind, p.summary.name, p.summary.version);
+    LogInfo("loaded plugin " + p.summary.kind + "." + p.summary.name + " " + p.summary.version +
+            " from " + p.summary.path);
+    app->plugins_.push_back(std::move(p));
+  }
+  App& a = *app;
+  a.events_ = std::make_unique<EventService>(*a.store_, *a.redactor_, *a.metrics_);
+  a.sandboxes_ = std::make_unique<SandboxManager>(*a.store_, *a.sandbox_, *a.events_, *a.metrics_, 2);
+  if (config.worker.enabled) {
+    a.executor_ = std::make_unique<RunExecutor>(*a.store_, *a.events_, *a.sandboxes_, *a.sandbox_,
+                                                *a.secrets_, a.harnesses_, *a.redactor_, *a.metrics_);
+    a.workers_ = std::make_unique<WorkerPool>(*a.store_, *a.executor_, config.worker.threads,
+                                              std::chrono::milliseconds(config.worker.poll_interval_ms));
+  }
+  std::set<std::string, std::less<>> harness_names;
+  for (const auto& [name, h] : a.harnesses_.by_name) harness_names.insert(name);
+  a.agents_ = std::make_unique<AgentService>(*a.store_, std::move(harness_names));
+  a.sessions_ = std::make_unique<SessionService>(*a.store_, *a.events_, *a.sandboxes_, a.executor_.get(),
+                                                 a.workers_.get());
+  return app;
+}
+
+App::~App() { Stop(); }
+
+Status App::Start() {
+  for (; started_ < plugins_.size(); ++started_) {
+    const PluginObjects& p = plugins_[started_];
+    Status s = p.lifecycle->Start();
+    if (!s.ok()) {
+      Status failed = s.Annotate("starting plugin " + p.summary.kind + "." + p.summary.name);
+      Stop();
+      return failed;
+    }
+  }
+  // Secrets known at start are redacted from everything, even before any sandbox uses them.
+  if (auto known = secrets_->Resolve(SecretScope{}); known.ok()) {
+    for (const Secret& s : *known) redactor_->Add(s.value);
+  }
+  if (workers_) {
+    // This process owns every run of its store (the sqlite store is single-process), so a run
+    // still marked running was cut off by an earlier process's exit.
+    PADDOCK_ASSIGN_OR_RETURN(std::vector<Run> cut,
+                             store_->FailRunningRuns("the server stopped during the run"));
+    for (const Run& r : cut) {
+      (void)events_->Append(r.session_id, r.id, "run.finished",
+                            "{\"status\":\"failed\",\"exit_code\":null,\"error\":" + JsonQuote(r.error) + "}");
+      Result<Session> s = store_->GetSession(r.session_id);
+      if (s.ok() && s->status == SessionStatus::kRunning) {
+        (void)store_->SetSessionStatus(r.session_id, SessionStatus::kReady, "");
+      }
+      LogWarn("run " + r.id + " was cut off by an earlier stop; marked failed");
+    }
+    workers_->Start();
+  }
+  if (auto counts = store_->CountSessions(); counts.ok()) metrics_->SetSessionCounts(*counts);
+  return Status::Ok();
+}
+
+void App::Stop() {
+  if (events_) events_->Shutdown();
+  if (workers_) workers_->Stop();
+  if (sandboxes_) sandboxes_->Stop();
+  while (started_ > 0) {
+    --started_;
+    plugins_[started_].lifecycle->Stop();
+  }
+}
+
+std::vector<ReadinessCheck> App::Readiness() const {
+  std::vector<ReadinessCheck> out;
+  for (const PluginObjects& p : plugins_) {
+    out.push_back({p.summary.kind + "." + p.summary.name, p.lifecycle->GetHealth()});
+  }
+  return out;
+}
+
+}  // namespace paddock

@@ -1,0 +1,75 @@
+// App: the configured plugins and the core services wired together, with their start and stop
+// order. One per process.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/config.h"
+#include "plugins/plugin_host.h"
+#include "services/worker.h"
+
+namespace paddock {
+
+class AgentService;
+class EventService;
+class Metrics;
+class Redactor;
+class SandboxManager;
+class SessionService;
+
+struct ReadinessCheck {
+  std::string component;  // "store.sqlite"
+  Health health;
+};
+
+class App {
+ public:
+  // Loads and creates every configured plugin (fails closed on the first refusal).
+  static Result<std::unique_ptr<App>> Create(const Config& config, const std::string& plugin_dir,
+                                             std::shared_ptr<Redactor> redactor);
+  ~App();
+
+  // Starts plugins in order (secrets, store, sandbox, harnesses), recovers runs left running
+  // by an earlier process, and starts the worker when the config enables it.
+  Status Start();
+  // Stops the worker (cancelling runs in progress), then the plugins in reverse order.
+  void Stop();
+
+  std::vector<ReadinessCheck> Readiness() const;
+
+  const Config& config() const { return config_; }
+  const std::vector<PluginObjects>& plugins() const { return plugins_; }
+  SessionStore& store() { return *store_; }
+  Metrics& metrics() { return *metrics_; }
+  EventService& events() { return *events_; }
+  AgentService& agents() { return *agents_; }
+  SessionService& sessions() { return *sessions_; }
+  const Redactor& redactor() const { return *redactor_; }
+
+ private:
+  App() = default;
+
+  Config config_;
+  std::shared_ptr<Redactor> redactor_;
+  // Plugin instances, in start order; declared before the services so that they are
+  // destroyed after them.
+  std::vector<PluginObjects> plugins_;
+  std::shared_ptr<SessionStore> store_;
+  std::shared_ptr<SandboxProvider> sandbox_;
+  std::shared_ptr<SecretInjector> secrets_;
+  Harnesses harnesses_;
+  size_t started_ = 0;
+
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<EventService> events_;
+  std::unique_ptr<SandboxManager> sandboxes_;
+  std::unique_ptr<RunExecutor> executor_;
+  std::unique_ptr<WorkerPool> workers_;
+  std::unique_ptr<AgentService> agents_;
+  std::unique_ptr<SessionService> sessions_;
+};
+
+}  // namespace paddock

@@ -1,0 +1,92 @@
+#include "services/event_service.h"
+
+#include <Poco/JSON/Parser.h>
+#include <Poco/JSON/Stringifier.h>
+
+#include <sstream>
+
+#include "metrics/metrics.h"
+#include "util/json_redact.h"
+#include "util/redactor.h"
+
+namespace paddock {
+Result<std::string> RedactJsonObject(std::string_view json, const Redactor& redactor) {
+  try {
+    Poco::JSON::Parser parser;
+    parser.setDepth(64);
+    Poco::Dynamic::Var parsed = parser.parse(std::string(json));
+    if (parsed.type() != typeid(Poco::JSON::Object::Ptr)) {
+      return Status::InvalidArgument("event data must be a JSON object");
+    }
+    if (redactor.empty()) return std::string(json);
+    std::ostringstream out;
+    Poco::JSON::Stringifier::stringify(RedactJson(parsed, redactor), out, 0, -1,
+                                       Poco::JSON_WRAP_STRINGS);
+    return out.str();
+  } catch (const Poco::Exception& e) {
+    return Status::InvalidArgument("event data is not valid JSON: " + e.displayText());
+  }
+}
+
+EventService::EventService(SessionStore& store, const Redactor& redactor, Metrics& metrics)
+    : store_(store), redactor_(redactor), metrics_(metrics) {}
+
+Result<Event> EventService::Append(std::string_view session_id, std::string_view run_id,
+                                   std::string_view type, std::string_view data) {
+  bool type_ok = !type.empty() && type.size() <= 64;
+  for (char c : type) {
+    type_ok = type_ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-');
+  }
+  if (!type_ok) {
+    return Status::InvalidArgument("event type must be 1-64 characters of a-z, 0-9, '.', '_' or '-'");
+  }
+  PADDOCK_ASSIGN_OR_RETURN(std::string clean, RedactJsonObject(data, redactor_));
+  NewEvent e;
+  e.run_id = std::string(run_id);
+  e.type = std::string(type);
+  e.data = std::move(clean);
+  PADDOCK_ASSIGN_OR_RETURN(Event stored, store_.AppendEvent(session_id, e));
+  Published(stored);
+  return stored;
+}
+
+void EventService::Published(const Event& event) {
+  metrics_.EventsAppended(1);
+  {
+    std::lock_guard lock(mu_);
+    auto& latest = latest_[event.session_id];
+    if (event.seq > latest) latest = event.seq;
+  }
+  cv_.notify_all();
+}
+
+Result<std::vector<Event>> EventService::List(std::string_view session_id, std::int64_t after_seq,
+                                              int limit) {
+  return store_.ListEvents(session_id, after_seq, limit);
+}
+
+bool EventService::WaitForNewer(const std::string& session_id, std::int64_t after_seq,
+                                std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  auto newer = [&] {
+    auto it = latest_.find(session_id);
+    return it != latest_.end() && it->second > after_seq;
+  };
+  cv_.wait_for(lock, timeout, [&] { return shutdown_ || newer(); });
+  return !shutdown_ && newer();
+}
+
+void EventService::Shutdown() {
+  {
+    std::lock_guard lock(mu_);
+    shutdown_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool EventService::shutting_down() const {
+  std::lock_guard lock(mu_);
+  return shutdown_;
+}
+
+}  // namespace paddock

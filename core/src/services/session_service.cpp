@@ -1,0 +1,160 @@
+#include "services/session_service.h"
+
+#include <map>
+
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+
+#include "paddock/json.h"
+#include "services/event_service.h"
+#include "services/sandbox_manager.h"
+#include "services/worker.h"
+#include "util/ids.h"
+
+namespace paddock {
+
+SessionService::SessionService(SessionStore& store, EventService& events, SandboxManager& sandboxes,
+                               RunExecutor* executor, WorkerPool* workers)
+    : store_(store), events_(events), sandboxes_(sandboxes), executor_(executor), workers_(workers) {}
+
+Result<Session> SessionService::Create(const std::string& agent_id) {
+  Session s;
+  s.id = NewId("ses");
+  s.agent_id = agent_id;
+  s.status = SessionStatus::kProvisioning;
+  s.created_at = s.updated_at = NowMs();
+  PADDOCK_RETURN_IF_ERROR(store_.CreateSession(s));
+  (void)events_.Append(s.id, "", "session.created", "{\"agent_id\":" + JsonQuote(agent_id) + "}");
+  sandboxes_.ProvisionInBackground(s.id);
+  return store_.GetSession(s.id);
+}
+
+Result<Session> SessionService::Get(const std::string& id) { return store_.GetSession(id); }
+
+Result<Page<Session>> SessionService::List(const SessionFilter& filter) { return store_.ListSessions(filter); }
+
+Status SessionService::CancelActiveRuns(const std::string& session_id, const std::string& reason) {
+  PADDOCK_ASSIGN_OR_RETURN(std::vector<Run> runs, store_.ListRuns(session_id, 1000));
+  for (const Run& r : runs) {
+    if (r.status == RunStatus::kQueued) {
+      Status s = store_.FinishRun(r.id, RunStatus::kCancelled, std::nullopt, reason);
+      if (s.ok()) {
+        (void)events_.Append(session_id, r.id, "run.finished",
+                             "{\"status\":\"cancelled\",\"exit_code\":null,\"error\":" + JsonQuote(reason) + "}");
+      }
+    } else if (r.status == RunStatus::kRunning && executor_) {
+      executor_->Cancel(r.id);
+    }
+  }
+  return Status::Ok();
+}
+
+Result<Session> SessionService::Close(const std::string& id) {
+  PADDOCK_ASSIGN_OR_RETURN(Session s, store_.GetSession(id));
+  if (s.status == SessionStatus::kClosed) return s;
+  PADDOCK_RETURN_IF_ERROR(store_.SetSessionStatus(id, SessionStatus::kClosed, "closed by request"));
+  PADDOCK_RETURN_IF_ERROR(CancelActiveRuns(id, "session closed"));
+  PADDOCK_RETURN_IF_ERROR(sandboxes_.Release(id, /*delete_data=*/true));
+  (void)events_.Append(id, "", "session.closed", "{}");
+  return store_.GetSession(id);
+}
+
+Result<Run> SessionService::Send(const std::string& session_id, const std::string& content,
+                                 OnBusy on_busy) {
+  PADDOCK_ASSIGN_OR_RETURN(Session s, store_.GetSession(session_id));
+  if (s.status == SessionStatus::kClosed || s.status == SessionStatus::kFailed) {
+    return Status::FailedPrecondition("session '" + session_id + "' is " + std::string(ToString(s.status)) +
+                                      (s.status_reason.empty() ? "" : " (" + s.status_reason + ")") +
+                                      "; create a new session");
+  }
+  if (on_busy != OnBusy::kQueue) {
+    PADDOCK_ASSIGN_OR_RETURN(std::int64_t active, store_.CountActiveRuns(session_id));
+    if (active > 0 && on_busy == OnBusy::kReject) {
+      return Status::FailedPrecondition("session '" + session_id + "' has " + std::to_string(active) +
+                                        " run(s) queued or running; send with on_busy=queue to wait "
+                                        "or on_busy=interrupt to cancel them");
+    }
+    if (active > 0) PADDOCK_RETURN_IF_ERROR(CancelActiveRuns(session_id, "interrupted by a new message"));
+  }
+  Run run;
+  run.id = NewId("run");
+  run.session_id = session_id;
+  run.content = content;
+  run.created_at = NowMs();
+  NewEvent message;
+  message.run_id = run.id;
+  message.type = "message.user";
+  PADDOCK_ASSIGN_OR_RETURN(message.data, RedactJsonObject("{\"content\":" + JsonQuote(content) + "}",
+                                                          events_.redactor()));
+  PADDOCK_ASSIGN_OR_RETURN(Event stored, store_.EnqueueRun(run, message));
+  events_.Published(stored);
+  if (workers_) workers_->Wake();
+  return store_.GetRun(run.id);
+}
+
+Result<std::vector<Run>> SessionService::Runs(const std::string& session_id, int limit) {
+  PADDOCK_RETURN_IF_ERROR(store_.GetSession(session_id).status());
+  return store_.ListRuns(session_id, limit);
+}
+
+Result<Run> SessionService::CancelRun(const std::string& session_id, const std::string& run_id) {
+  PADDOCK_ASSIGN_OR_RETURN(Run run, store_.GetRun(run_id));
+  if (run.session_id != session_id) {
+    return Status::NotFound("run '" + run_id + "' does not exist in session '" + session_id + "'");
+  }
+  if (IsTerminal(run.status)) {
+    return Status::FailedPrecondition("run '" + run_id + "' is already " + std::string(ToString(run.status)));
+  }
+  if (run.status == RunStatus::kQueued) {
+    Status s = store_.FinishRun(run_id, RunStatus::kCancelled, std::nullopt, "cancelled by request");
+    if (s.ok()) {
+      (void)events_.Append(session_id, run_id, "run.finished",
+                           "{\"status\":\"cancelled\",\"exit_code\":null,\"error\":\"cancelled by request\"}");
+    } else if (s.code() != StatusCode::kFailedPrecondition) {
+      return s;
+    }
+  } else if (!executor_ || !executor_->Cancel(run_id)) {
+    return Status::FailedPrecondition("run '" + run_id + "' is running in another process");
+  }
+  return store_.GetRun(run_id);
+}
+
+Result<std::vector<TranscriptEntry>> SessionService::Transcript(const std::string& session_id) {
+  PADDOCK_RETURN_IF_ERROR(store_.GetSession(session_id).status());
+  std::vector<TranscriptEntry> out;
+  std::map<std::string, size_t> assistant;  // run id -> index in out
+  std::int64_t after = 0;
+  for (;;) {
+    PADDOCK_ASSIGN_OR_RETURN(std::vector<Event> page, store_.ListEvents(session_id, after, 1000));
+    for (const Event& e : page) {
+      after = e.seq;
+      if (e.type != "message.user" && e.type != "output" && e.type != "run.finished") continue;
+      Poco::JSON::Parser parser;
+      Poco::JSON::Object::Ptr data;
+      try {
+        data = parser.parse(e.data).extract<Poco::JSON::Object::Ptr>();
+      } catch (const Poco::Exception&) {
+        continue;  // not ours to render
+      }
+      if (e.type == "message.user") {
+        out.push_back({"user", e.run_id, data->optValue<std::string>("content", ""), std::nullopt,
+                       std::nullopt, e.created_at});
+        continue;
+      }
+      auto [it, inserted] = assistant.try_emplace(e.run_id, out.size());
+      if (inserted) out.push_back({"assistant", e.run_id, "", std::nullopt, std::nullopt, e.created_at});
+      TranscriptEntry& entry = out[it->second];
+      if (e.type == "output") {
+        entry.content += data->optValue<std::string>("text", "");
+        entry.content += "\n";
+      } else {
+        entry.status = ParseRunStatus(data->optValue<std::string>("status", ""));
+        if (data->has("exit_code") && !data->isNull("exit_code")) entry.exit_code = data->getValue<int>("exit_code");
+      }
+    }
+    if (page.size() < 1000) break;
+  }
+  return out;
+}
+
+}  // namespace paddock

@@ -1,0 +1,66 @@
+// SessionService: sessions, the messages that become runs, and the transcript.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "paddock/session_store.h"
+
+namespace paddock {
+
+class EventService;
+class Redactor;
+class RunExecutor;
+class SandboxManager;
+class WorkerPool;
+
+enum class OnBusy { kQueue, kReject, kInterrupt };
+
+struct TranscriptEntry {
+  std::string role;     // "user" or "assistant"
+  std::string run_id;
+  std::string content;  // the message, or the run's output (stdout and stderr, in order)
+  std::optional<RunStatus> status;  // assistant entries: the run's status
+  std::optional<int> exit_code;
+  TimestampMs created_at = 0;
+};
+
+class SessionService {
+ public:
+  // `executor`/`workers` may be null in a process that runs no worker.
+  SessionService(SessionStore& store, EventService& events, SandboxManager& sandboxes,
+                 RunExecutor* executor, WorkerPool* workers);
+
+  // Creates a session (status provisioning) and starts provisioning its sandbox.
+  // kNotFound when the agent does not exist.
+  Result<Session> Create(const std::string& agent_id);
+  Result<Session> Get(const std::string& id);
+  Result<Page<Session>> List(const SessionFilter& filter);
+
+  // Closes the session: cancels its runs, destroys its sandbox and workspace, keeps the
+  // history. Idempotent: closing a closed session returns it unchanged.
+  Result<Session> Close(const std::string& id);
+
+  // Queues a run for `content`. kFailedPrecondition when the session is closed or failed, or
+  // (on_busy=reject) while another run is queued or running.
+  Result<Run> Send(const std::string& session_id, const std::string& content, OnBusy on_busy);
+
+  Result<std::vector<Run>> Runs(const std::string& session_id, int limit);
+  // Cancels a queued or running run; kFailedPrecondition when it already finished.
+  Result<Run> CancelRun(const std::string& session_id, const std::string& run_id);
+
+  // The conversation: user messages and each run's output, rebuilt from the event log.
+  Result<std::vector<TranscriptEntry>> Transcript(const std::string& session_id);
+
+ private:
+  Status CancelActiveRuns(const std::string& session_id, const std::string& reason);
+
+  SessionStore& store_;
+  EventService& events_;
+  SandboxManager& sandboxes_;
+  RunExecutor* executor_;
+  WorkerPool* workers_;
+};
+
+}  // namespace paddock

@@ -1,0 +1,31 @@
+// harness.shell: runs each user message as a shell command in the session's sandbox.
+#include "paddock/plugin/sdk.h"
+#include "shell_harness.h"
+
+namespace paddock::plugins::harness_shell {
+namespace {
+
+constexpr paddock_config_key kConfigKeys[] = {
+    {"shell", PADDOCK_CONFIG_STRING, 0, "/bin/sh", "Shell inside the sandbox that runs each message."},
+    {"max_line_bytes", PADDOCK_CONFIG_SIZE, 0, "16KiB",
+     "Output lines longer than this are split into several events."},
+};
+
+Result<HarnessPtr> Create(const PluginContext&, const ConfigView& config) {
+  ShellConfig c;
+  c.shell = config.GetString("shell", "/bin/sh");
+  std::int64_t max_line = config.GetSizeBytes("max_line_bytes", 16384);
+  if (max_line < 1 || max_line > (1 << 20)) {
+    return Status::InvalidArgument("max_line_bytes must be between 1 and 1MiB");
+  }
+  c.max_line_bytes = static_cast<std::size_t>(max_line);
+  return HarnessPtr(std::make_unique<ShellHarness>(std::move(c)));
+}
+
+}  // namespace
+}  // namespace paddock::plugins::harness_shell
+
+PADDOCK_DEFINE_PLUGIN(harness, shell, "0.1.0",
+                      "Reference harness: each message is a shell command; no model.",
+                      paddock::ConfigKeys(paddock::plugins::harness_shell::kConfigKeys),
+                      paddock::plugins::harness_shell::Create)

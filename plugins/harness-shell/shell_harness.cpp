@@ -1,0 +1,85 @@
+#include "shell_harness.h"
+
+#include <string>
+
+#include "paddock/json.h"
+#include "paddock/plugin/sdk.h"
+
+namespace paddock::plugins::harness_shell {
+namespace {
+
+// Cuts the output stream of one exec into lines and emits each as an event:
+//   {"type": "output", "data": {"stream": "stdout", "text": "hello"}}
+class LineEmitter final : public ExecObserver {
+ public:
+  LineEmitter(TurnContext& ctx, std::size_t max_line) : ctx_(ctx), max_line_(max_line) {}
+
+  void OnOutput(ExecStream stream, std::string_view chunk) noexcept override {
+    std::string& buf = stream == ExecStream::kStdout ? out_ : err_;
+    for (char c : chunk) {
+      if (c == '\n') {
+        Emit(stream, buf);
+        buf.clear();
+      } else {
+        buf.push_back(c);
+        if (buf.size() >= max_line_) {
+          Emit(stream, buf);
+          buf.clear();
+        }
+      }
+    }
+  }
+
+  bool Cancelled() const noexcept override { return ctx_.Cancelled() || !status_.ok(); }
+
+  // Emits what is left after the last newline.
+  Status Flush() {
+    if (!out_.empty()) Emit(ExecStream::kStdout, out_);
+    if (!err_.empty()) Emit(ExecStream::kStderr, err_);
+    out_.clear();
+    err_.clear();
+    return status_;
+  }
+
+ private:
+  void Emit(ExecStream stream, const std::string& line) {
+    if (!status_.ok()) return;
+    std::string data = std::string("{\"stream\":") +
+                       (stream == ExecStream::kStdout ? "\"stdout\"" : "\"stderr\"") +
+                       ",\"text\":" + JsonQuote(line) + "}";
+    status_ = ctx_.Emit("output", data);
+  }
+
+  TurnContext& ctx_;
+  std::size_t max_line_;
+  std::string out_;
+  std::string err_;
+  Status status_;  // the first failed append stops the turn
+};
+
+}  // namespace
+
+Result<TurnOutcome> ShellHarness::RunTurn(TurnContext& ctx) noexcept {
+  return plugin::Guard([&]() -> Result<TurnOutcome> {
+    ExecRequest request;
+    request.argv = {config_.shell, "-c", ctx.run().content};
+    LineEmitter emitter(ctx, config_.max_line_bytes);
+    PADDOCK_ASSIGN_OR_RETURN(ExecResult result, ctx.Exec(request, emitter));
+    PADDOCK_RETURN_IF_ERROR(emitter.Flush());
+
+    TurnOutcome outcome;
+    outcome.exit_code = result.exit_code;
+    if (result.cancelled) {
+      outcome.status = RunStatus::kCancelled;
+    } else if (result.timed_out) {
+      outcome.status = RunStatus::kFailed;
+      outcome.error = "command timed out";
+    } else if (result.exit_code != 0) {
+      outcome.status = RunStatus::kFailed;
+      outcome.error = "command exited with code " + std::to_string(result.exit_code);
+    }
+    return outcome;
+  });
+}
+
+}  // namespace paddock::plugins::harness_shell

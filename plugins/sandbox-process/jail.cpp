@@ -1,0 +1,213 @@
+#include "jail.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace paddock::plugins::sandbox_process {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// The top-level directories that are symlinks into /usr on a merged-/usr system.
+constexpr const char* kTopLevelDirs[] = {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"};
+
+std::vector<std::string> BwrapArgv(const JailOptions& o, const std::string& workspace) {
+  std::vector<std::string> a = {o.bwrap,
+                                "--unshare-user",
+                                "--unshare-pid",
+                                "--unshare-ipc",
+                                "--unshare-uts",
+                                "--unshare-net",
+                                "--unshare-cgroup-try",
+                                "--uid",
+                                std::to_string(o.sandbox_uid),
+                                "--gid",
+                                std::to_string(o.sandbox_gid),
+                                "--hostname",
+                                o.hostname,
+                                "--new-session",
+                                "--info-fd",
+                                "3"};
+  for (const auto& path : o.ro_binds) {
+    a.insert(a.end(), {"--ro-bind-try", path, path});
+  }
+  for (const char* dir : kTopLevelDirs) {
+    std::error_code ec;
+    if (fs::is_symlink(dir, ec)) {
+      a.insert(a.end(), {"--symlink", fs::read_symlink(dir, ec).string(), dir});
+    } else if (fs::is_directory(dir, ec)) {
+      a.insert(a.end(), {"--ro-bind", dir, dir});
+    }
+  }
+  a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", workspace,
+                     "/workspace", "--chdir", "/workspace", "--clearenv", "--setenv", "PATH",
+                     "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/workspace",
+                     "--cap-drop", "ALL", "--", "/bin/sh", "-c", "echo ready; exec sleep infinity"});
+  return a;
+}
+
+// Reads from `fd` until `done(text)` or the deadline; returns what was read.
+std::string ReadUntil(int fd, Clock::time_point deadline, bool (*done)(const std::string&)) {
+  std::string text;
+  char buf[4096];
+  while (!done(text)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    int n = poll(&p, 1, static_cast<int>(left.count()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    ssize_t got = read(fd, buf, sizeof buf);
+    if (got <= 0) break;
+    text.append(buf, static_cast<size_t>(got));
+  }
+  return text;
+}
+
+std::optional<pid_t> ParseChildPid(const std::string& info) {
+  auto key = info.find("\"child-pid\"");
+  if (key == std::string::npos) return std::nullopt;
+  auto colon = info.find(':', key);
+  if (colon == std::string::npos) return std::nullopt;
+  char* end = nullptr;
+  long v = std::strtol(info.c_str() + colon + 1, &end, 10);
+  if (end == info.c_str() + colon + 1 || v <= 0) return std::nullopt;
+  return static_cast<pid_t>(v);
+}
+
+std::string Tail(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  if (s.size() > 400) s = s.substr(s.size() - 400);
+  return s;
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> ProcessStartTime(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return std::nullopt;
+  auto close_paren = stat.rfind(')');
+  if (close_paren == std::string::npos) return std::nullopt;
+  std::istringstream rest(stat.substr(close_paren + 2));
+  std::string field;
+  if (stat.size() > close_paren + 2 && (stat[close_paren + 2] == 'Z' || stat[close_paren + 2] == 'X')) {
+    return std::nullopt;  // exited; only its parent's wait is missing
+  }
+  // Fields after comm start at 3 (state); starttime is field 22.
+  for (int i = 3; i <= 22; ++i) {
+    if (!(rest >> field)) return std::nullopt;
+  }
+  return std::stoull(field);
+}
+
+Result<JailProcess> StartJail(const JailOptions& options, const std::string& workspace,
+                              const std::string& log_path) {
+  int info[2];
+  int ready[2];
+  if (pipe2(info, O_CLOEXEC) != 0) return Status::Unavailable("pipe: " + std::string(strerror(errno)));
+  if (pipe2(ready, O_CLOEXEC) != 0) {
+    close(info[0]);
+    close(info[1]);
+    return Status::Unavailable("pipe: " + std::string(strerror(errno)));
+  }
+  int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  SpawnSpec spec;
+  spec.argv = BwrapArgv(options, workspace);
+  spec.env = {"PATH=/usr/local/bin:/usr/bin:/bin"};
+  spec.drop_to = options.host_creds;
+  spec.stdout_fd = ready[1];
+  spec.stderr_fd = log;
+  spec.extra_fds = {{info[1], 3}};
+  spec.detach = true;  // the jail outlives this call and, by design, this process
+  Result<pid_t> spawned = Spawn(spec);
+  close(info[1]);
+  close(ready[1]);
+  if (log >= 0) close(log);
+  auto cleanup = [&] {
+    close(info[0]);
+    close(ready[0]);
+  };
+  if (!spawned.ok()) {
+    cleanup();
+    return spawned.status();
+  }
+  const auto deadline = Clock::now() + std::chrono::milliseconds(options.start_timeout_ms);
+  std::string info_text = ReadUntil(info[0], deadline, [](const std::string& t) {
+    return t.find('}') != std::string::npos;
+  });
+  std::optional<pid_t> pid = ParseChildPid(info_text);
+  // The command writes "ready" once bwrap has finished building the mount namespace.
+  std::string ready_text = ReadUntil(ready[0], deadline, [](const std::string& t) {
+    return t.find("ready\n") != std::string::npos;
+  });
+  cleanup();
+  if (!pid || ready_text.find("ready\n") == std::string::npos) {
+    if (pid) kill(*pid, SIGKILL);
+    std::string why = Tail(log_path);
+    return Status::Unavailable("bubblewrap did not start the sandbox" +
+                               (why.empty() ? std::string() : ": " + why));
+  }
+  std::optional<std::uint64_t> start = ProcessStartTime(*pid);
+  if (!start) return Status::Unavailable("sandbox init exited right after start: " + Tail(log_path));
+  return JailProcess{*pid, *start};
+}
+
+bool JailAlive(const JailProcess& jail) {
+  std::optional<std::uint64_t> start = ProcessStartTime(jail.pid);
+  return start && *start == jail.start_time;
+}
+
+Status KillJail(const JailProcess& jail) {
+  if (!JailAlive(jail)) return Status::Ok();
+  if (kill(jail.pid, SIGKILL) != 0 && errno != ESRCH) {
+    return Status::Internal("kill " + std::to_string(jail.pid) + ": " + strerror(errno));
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (JailAlive(jail) && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (JailAlive(jail)) return Status::Internal("sandbox init " + std::to_string(jail.pid) + " survived SIGKILL");
+  return Status::Ok();
+}
+
+std::vector<std::string> JailExecArgv(const JailOptions& options, const JailProcess& jail,
+                                      const ExecRequest& request) {
+  std::vector<std::string> a = {options.nsenter,
+                                "--target",
+                                std::to_string(jail.pid),
+                                "--user",
+                                "--mount",
+                                "--pid",
+                                "--ipc",
+                                "--uts",
+                                "--net",
+                                "--root",
+                                "--wdns=" + (request.cwd.empty() ? std::string("/workspace")
+                                                                 : request.cwd),
+                                "--setuid",
+                                std::to_string(options.sandbox_uid),
+                                "--setgid",
+                                std::to_string(options.sandbox_gid),
+                                "--"};
+  a.insert(a.end(), request.argv.begin(), request.argv.end());
+  return a;
+}
+
+}  // namespace paddock::plugins::sandbox_process

@@ -1,0 +1,69 @@
+// sandbox.process: local sandboxes as bubblewrap jails (Linux namespaces, no network).
+#include <unistd.h>
+
+#include "paddock/plugin/sdk.h"
+#include "process_sandbox_provider.h"
+
+namespace paddock::plugins::sandbox_process {
+namespace {
+
+constexpr paddock_config_key kConfigKeys[] = {
+    {"root", PADDOCK_CONFIG_STRING, 0, "",
+     "Directory for sandbox state and workspaces; empty: the plugin's data directory."},
+    {"bwrap", PADDOCK_CONFIG_STRING, 0, "bwrap", "The bubblewrap executable."},
+    {"nsenter", PADDOCK_CONFIG_STRING, 0, "nsenter", "The nsenter executable (util-linux)."},
+    {"ro_binds", PADDOCK_CONFIG_STRING_LIST, 0,
+     "/usr,/etc/alternatives,/etc/ssl/certs,/etc/ca-certificates",
+     "Host paths mounted read-only into every sandbox (missing ones are skipped)."},
+    {"hostname", PADDOCK_CONFIG_STRING, 0, "sandbox", "Host name inside the sandbox."},
+    {"sandbox_uid", PADDOCK_CONFIG_INT, 0, "1000", "uid and gid that commands run as inside."},
+    {"run_as_uid", PADDOCK_CONFIG_INT, 0, "65534",
+     "When the server runs as root: the unprivileged host uid that sandboxes run as."},
+    {"run_as_gid", PADDOCK_CONFIG_INT, 0, "65534",
+     "When the server runs as root: the host gid that sandboxes run as."},
+    {"start_timeout", PADDOCK_CONFIG_DURATION, 0, "10s", "How long a sandbox may take to start."},
+    {"destroy_on_stop", PADDOCK_CONFIG_BOOL, 0, "false",
+     "Destroy every sandbox when the server stops (otherwise the next start does)."},
+};
+
+Result<SandboxProviderPtr> Create(const PluginContext& ctx, const ConfigView& config) {
+  ProcessConfig c;
+  c.root = config.GetString("root");
+  if (c.root.empty()) c.root = ctx.data_dir;
+  c.destroy_on_stop = config.GetBool("destroy_on_stop");
+  JailOptions& j = c.jail;
+  auto bwrap = FindExecutable(config.GetString("bwrap", "bwrap"));
+  if (!bwrap) {
+    return Status::FailedPrecondition("bwrap '" + config.GetString("bwrap") +
+                                      "' not found; install bubblewrap (apt-get install bubblewrap)");
+  }
+  auto nsenter = FindExecutable(config.GetString("nsenter", "nsenter"));
+  if (!nsenter) return Status::FailedPrecondition("nsenter not found; install util-linux");
+  j.bwrap = *bwrap;
+  j.nsenter = *nsenter;
+  j.ro_binds = config.GetStringList("ro_binds");
+  for (const auto& p : j.ro_binds) {
+    if (p.empty() || p[0] != '/') return Status::InvalidArgument("ro_binds entries must be absolute paths: '" + p + "'");
+  }
+  j.hostname = config.GetString("hostname", "sandbox");
+  std::int64_t uid = config.GetInt("sandbox_uid", 1000);
+  if (uid < 1 || uid > 65533) return Status::InvalidArgument("sandbox_uid must be 1..65533 (not root)");
+  j.sandbox_uid = static_cast<uid_t>(uid);
+  j.sandbox_gid = static_cast<gid_t>(uid);
+  if (geteuid() == 0) {
+    std::int64_t host_uid = config.GetInt("run_as_uid", 65534);
+    std::int64_t host_gid = config.GetInt("run_as_gid", 65534);
+    if (host_uid < 1 || host_gid < 1) return Status::InvalidArgument("run_as_uid/run_as_gid must not be root");
+    j.host_creds = Credentials{static_cast<uid_t>(host_uid), static_cast<gid_t>(host_gid)};
+  }
+  j.start_timeout_ms = config.GetDurationMs("start_timeout", 10000);
+  return SandboxProviderPtr(std::make_unique<ProcessSandboxProvider>(std::move(c), *ctx.logger));
+}
+
+}  // namespace
+}  // namespace paddock::plugins::sandbox_process
+
+PADDOCK_DEFINE_PLUGIN(sandbox, process, "0.1.0",
+                      "Local sandboxes: bubblewrap jails in their own namespaces, no network.",
+                      paddock::ConfigKeys(paddock::plugins::sandbox_process::kConfigKeys),
+                      paddock::plugins::sandbox_process::Create)

@@ -1,0 +1,32 @@
+// store.sqlite: the embedded SessionStore (one file, WAL, no other service).
+#include <filesystem>
+
+#include "paddock/plugin/sdk.h"
+#include "sqlite_session_store.h"
+
+namespace paddock::plugins::store_sqlite {
+namespace {
+
+constexpr paddock_config_key kConfigKeys[] = {
+    {"path", PADDOCK_CONFIG_STRING, 0, "",
+     "Database file; relative paths are inside the plugin's data directory (default paddock.db)."},
+    {"busy_timeout", PADDOCK_CONFIG_DURATION, 0, "5s",
+     "How long a write waits for a lock held by another connection."},
+};
+
+Result<SessionStorePtr> Create(const PluginContext& ctx, const ConfigView& config) {
+  SqliteConfig c;
+  std::filesystem::path path = config.GetString("path");
+  if (path.empty()) path = "paddock.db";
+  if (path.is_relative()) path = std::filesystem::path(ctx.data_dir) / path;
+  c.path = path.string();
+  c.busy_timeout_ms = config.GetDurationMs("busy_timeout", 5000);
+  return SessionStorePtr(std::make_unique<SqliteSessionStore>(std::move(c), *ctx.logger));
+}
+
+}  // namespace
+}  // namespace paddock::plugins::store_sqlite
+
+PADDOCK_DEFINE_PLUGIN(store, sqlite, "0.1.0", "Embedded SQLite store (WAL); one process.",
+                      paddock::ConfigKeys(paddock::plugins::store_sqlite::kConfigKeys),
+                      paddock::plugins::store_sqlite::Create)

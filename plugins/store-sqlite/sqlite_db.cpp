@@ -1,0 +1,103 @@
+#include "sqlite_db.h"
+
+namespace paddock::plugins::store_sqlite {
+
+Status SqliteStatus(int rc, sqlite3* db, std::string_view what) {
+  if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return Status::Ok();
+  std::string msg = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+      return Status::Unavailable(std::move(msg));
+    case SQLITE_FULL:
+      return Status::ResourceExhausted(std::move(msg));
+    case SQLITE_CONSTRAINT:
+      if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
+        return Status::AlreadyExists(std::move(msg));
+      }
+      return Status::FailedPrecondition(std::move(msg));
+    default:
+      return Status::Internal(std::move(msg));
+  }
+}
+
+Statement::Statement(sqlite3* db, std::string_view sql) : db_(db) {
+  int rc = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
+  prepare_status_ = SqliteStatus(rc, db, "prepare");
+}
+
+Statement::~Statement() { sqlite3_finalize(stmt_); }
+
+Statement& Statement::Bind(int i, std::string_view v) {
+  sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+
+Statement& Statement::Bind(int i, std::int64_t v) {
+  sqlite3_bind_int64(stmt_, i, v);
+  return *this;
+}
+
+Statement& Statement::BindNull(int i) {
+  sqlite3_bind_null(stmt_, i);
+  return *this;
+}
+
+bool Statement::Step(Status& status) {
+  if (!prepare_status_.ok()) {
+    status = prepare_status_;
+    return false;
+  }
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  status = rc == SQLITE_DONE ? Status::Ok()
+                             : SqliteStatus(sqlite3_extended_errcode(db_), db_, "step");
+  return false;
+}
+
+Status Statement::Run() {
+  Status status;
+  while (Step(status)) {
+  }
+  return status;
+}
+
+std::string Statement::Text(int col) const {
+  const unsigned char* p = sqlite3_column_text(stmt_, col);
+  if (!p) return {};
+  return std::string(reinterpret_cast<const char*>(p),
+                     static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+}
+
+std::int64_t Statement::Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+
+bool Statement::IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+
+Status Exec(sqlite3* db, const std::string& sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  if (rc == SQLITE_OK) return Status::Ok();
+  std::string msg = err ? err : sqlite3_errstr(rc);
+  sqlite3_free(err);
+  Status s = SqliteStatus(rc, nullptr, "exec");
+  return Status(s.code(), msg);
+}
+
+Transaction::Transaction(sqlite3* db) : db_(db) {
+  begin_status_ = Exec(db, "BEGIN IMMEDIATE");
+  open_ = begin_status_.ok();
+}
+
+Transaction::~Transaction() {
+  if (open_) (void)Exec(db_, "ROLLBACK");
+}
+
+Status Transaction::Commit() {
+  Status s = Exec(db_, "COMMIT");
+  if (s.ok()) open_ = false;
+  return s;
+}
+
+}  // namespace paddock::plugins::store_sqlite

@@ -1,0 +1,68 @@
+// A thin RAII layer over the sqlite3 C API: one connection, prepared statements, and
+// errors as Status.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "paddock/status.h"
+
+namespace paddock::plugins::store_sqlite {
+
+// Maps a sqlite result code to a Status: BUSY/LOCKED/IOERR -> kUnavailable, CONSTRAINT ->
+// kAlreadyExists or kFailedPrecondition, everything else -> kInternal.
+Status SqliteStatus(int rc, sqlite3* db, std::string_view what);
+
+class Statement {
+ public:
+  Statement(sqlite3* db, std::string_view sql);
+  ~Statement();
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  const Status& prepare_status() const { return prepare_status_; }
+
+  // Binds by 1-based position.
+  Statement& Bind(int i, std::string_view v);
+  Statement& Bind(int i, std::int64_t v);
+  Statement& BindNull(int i);
+
+  // Steps once: true when a row is available, false when done; error in `status`.
+  bool Step(Status& status);
+  // Steps to completion, expecting no rows.
+  Status Run();
+
+  std::string Text(int col) const;
+  std::int64_t Int(int col) const;
+  bool IsNull(int col) const;
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  Status prepare_status_;
+};
+
+// BEGIN IMMEDIATE ... COMMIT, rolled back on destruction unless committed.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db);
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  const Status& begin_status() const { return begin_status_; }
+  Status Commit();
+
+ private:
+  sqlite3* db_;
+  bool open_ = false;
+  Status begin_status_;
+};
+
+Status Exec(sqlite3* db, const std::string& sql);
+
+}  // namespace paddock::plugins::store_sqlite

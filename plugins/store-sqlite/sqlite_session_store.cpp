@@ -1,0 +1,614 @@
+#include "sqlite_session_store.h"
+
+#include <filesystem>
+#include <utility>
+
+#include "sqlite_db.h"
+#include "sqlite_migrations.h"
+
+namespace paddock::plugins::store_sqlite {
+namespace {
+
+using plugin::Guard;
+
+constexpr char kAgentColumns[] =
+    "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at";
+constexpr char kSessionColumns[] =
+    "id, agent_id, status, status_reason, sandbox_id, last_seq, created_at, updated_at";
+constexpr char kRunColumns[] =
+    "id, session_id, status, content, exit_code, error, attempt, created_at, started_at, "
+    "finished_at";
+
+Agent ReadAgent(const Statement& st) {
+  Agent a;
+  a.id = st.Text(0);
+  a.name = st.Text(1);
+  a.harness = st.Text(2);
+  a.model = st.Text(3);
+  a.prompt = st.Text(4);
+  a.run_timeout_seconds = st.Int(5);
+  a.created_at = st.Int(6);
+  a.updated_at = st.Int(7);
+  return a;
+}
+
+Session ReadSession(const Statement& st) {
+  Session s;
+  s.id = st.Text(0);
+  s.agent_id = st.Text(1);
+  s.status = ParseSessionStatus(st.Text(2)).value_or(SessionStatus::kFailed);
+  s.status_reason = st.Text(3);
+  s.sandbox_id = st.Text(4);
+  s.last_seq = st.Int(5);
+  s.created_at = st.Int(6);
+  s.updated_at = st.Int(7);
+  return s;
+}
+
+Run ReadRun(const Statement& st) {
+  Run r;
+  r.id = st.Text(0);
+  r.session_id = st.Text(1);
+  r.status = ParseRunStatus(st.Text(2)).value_or(RunStatus::kFailed);
+  r.content = st.Text(3);
+  if (!st.IsNull(4)) r.exit_code = static_cast<int>(st.Int(4));
+  r.error = st.Text(5);
+  r.attempt = static_cast<int>(st.Int(6));
+  r.created_at = st.Int(7);
+  r.started_at = st.Int(8);
+  r.finished_at = st.Int(9);
+  return r;
+}
+
+Event ReadEvent(const Statement& st) {
+  Event e;
+  e.session_id = st.Text(0);
+  e.seq = st.Int(1);
+  e.run_id = st.Text(2);
+  e.type = st.Text(3);
+  e.data = st.Text(4);
+  e.created_at = st.Int(5);
+  return e;
+}
+
+Status CheckLimit(int limit) {
+  if (limit < 1 || limit > 1000) return Status::InvalidArgument("limit must be between 1 and 1000");
+  return Status::Ok();
+}
+
+}  // namespace
+
+SqliteSessionStore::SqliteSessionStore(SqliteConfig config, Logger& logger)
+    : config_(std::move(config)), logger_(logger) {}
+
+SqliteSessionStore::~SqliteSessionStore() { Stop(); }
+
+Status SqliteSessionStore::Start() noexcept {
+  return Guard([&]() -> Status {
+    std::lock_guard lock(mu_);
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(config_.path).parent_path(), ec);
+    int rc = sqlite3_open_v2(config_.path.c_str(), &db_,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             nullptr);
+    if (rc != SQLITE_OK) {
+      Status s = SqliteStatus(rc, db_, "open " + config_.path);
+      sqlite3_close(db_);
+      db_ = nullptr;
+      return s;
+    }
+    sqlite3_busy_timeout(db_, static_cast<int>(config_.busy_timeout_ms));
+    PADDOCK_RETURN_IF_ERROR(Exec(db_, "PRAGMA journal_mode=WAL"));
+    PADDOCK_RETURN_IF_ERROR(Exec(db_, "PRAGMA synchronous=NORMAL"));
+    PADDOCK_RETURN_IF_ERROR(Exec(db_, "PRAGMA foreign_keys=ON"));
+    return Migrate();
+  });
+}
+
+void SqliteSessionStore::Stop() noexcept {
+  std::lock_guard lock(mu_);
+  if (db_) {
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+  }
+}
+
+Health SqliteSessionStore::GetHealth() const noexcept {
+  std::lock_guard lock(mu_);
+  if (!db_) return {HealthState::kDown, "database is not open"};
+  return {};
+}
+
+Status SqliteSessionStore::Migrate() {
+  PADDOCK_RETURN_IF_ERROR(Exec(db_,
+                               "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                               "version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"));
+  for (const auto& file : migrations::kFiles) {
+    std::string version(file.name);
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    Statement check(db_, "SELECT 1 FROM schema_migrations WHERE version = ?");
+    check.Bind(1, version);
+    Status st;
+    if (check.Step(st)) continue;  // applied already; tx rolls back (nothing written)
+    PADDOCK_RETURN_IF_ERROR(st);
+    Status applied = Exec(db_, std::string(file.content));
+    if (!applied.ok()) return applied.Annotate("migration " + version);
+    Statement record(db_, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)");
+    record.Bind(1, version).Bind(2, NowMs());
+    PADDOCK_RETURN_IF_ERROR(record.Run());
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    logger_.Info("applied migration " + version);
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<std::string>> SqliteSessionStore::AppliedMigrations() noexcept {
+  return Guard([&]() -> Result<std::vector<std::string>> {
+    std::lock_guard lock(mu_);
+    Statement st(db_, "SELECT version FROM schema_migrations ORDER BY applied_at, version");
+    std::vector<std::string> out;
+    Status s;
+    while (st.Step(s)) out.push_back(st.Text(0));
+    PADDOCK_RETURN_IF_ERROR(s);
+    return out;
+  });
+}
+
+// ---- agents -----------------------------------------------------------------------------
+
+Status SqliteSessionStore::WriteAgentEnv(const Agent& agent) {
+  Statement del(db_, "DELETE FROM agent_env WHERE agent_id = ?");
+  del.Bind(1, agent.id);
+  PADDOCK_RETURN_IF_ERROR(del.Run());
+  for (const auto& [name, value] : agent.env) {
+    Statement ins(db_, "INSERT INTO agent_env (agent_id, name, value) VALUES (?, ?, ?)");
+    ins.Bind(1, agent.id).Bind(2, name).Bind(3, value);
+    PADDOCK_RETURN_IF_ERROR(ins.Run());
+  }
+  return Status::Ok();
+}
+
+Status SqliteSessionStore::CreateAgent(const Agent& agent) noexcept {
+  return Guard([&]() -> Status {
+    std::lock_guard lock(mu_);
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    Statement st(db_, std::string("INSERT INTO agents (") + kAgentColumns +
+                          ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    st.Bind(1, agent.id).Bind(2, agent.name).Bind(3, agent.harness).Bind(4, agent.model);
+    st.Bind(5, agent.prompt).Bind(6, agent.run_timeout_seconds);
+    st.Bind(7, agent.created_at).Bind(8, agent.updated_at);
+    Status s = st.Run();
+    if (s.code() == StatusCode::kAlreadyExists) {
+      return Status::AlreadyExists("agent '" + agent.id + "' already exists");
+    }
+    PADDOCK_RETURN_IF_ERROR(s);
+    PADDOCK_RETURN_IF_ERROR(WriteAgentEnv(agent));
+    return tx.Commit();
+  });
+}
+
+Result<Agent> SqliteSessionStore::GetAgentLocked(std::string_view id) {
+  Statement st(db_, std::string("SELECT ") + kAgentColumns + " FROM agents WHERE id = ?");
+  st.Bind(1, id);
+  Status s;
+  if (!st.Step(s)) {
+    PADDOCK_RETURN_IF_ERROR(s);
+    return Status::NotFound("agent '" + std::string(id) + "' does not exist");
+  }
+  Agent a = ReadAgent(st);
+  Statement env(db_, "SELECT name, value FROM agent_env WHERE agent_id = ? ORDER BY name");
+  env.Bind(1, id);
+  while (env.Step(s)) a.env[env.Text(0)] = env.Text(1);
+  PADDOCK_RETURN_IF_ERROR(s);
+  return a;
+}
+
+Result<Agent> SqliteSessionStore::GetAgent(std::string_view id) noexcept {
+  return Guard([&]() -> Result<Agent> {
+    std::lock_guard lock(mu_);
+    return GetAgentLocked(id);
+  });
+}
+
+Result<Page<Agent>> SqliteSessionStore::ListAgents(const PageRequest& page) noexcept {
+  return Guard([&]() -> Result<Page<Agent>> {
+    PADDOCK_RETURN_IF_ERROR(CheckLimit(page.limit));
+    std::lock_guard lock(mu_);
+    Statement st(db_, page.cursor.empty()
+                          ? "SELECT id FROM agents ORDER BY id DESC LIMIT ?"
+                          : "SELECT id FROM agents WHERE id < ? ORDER BY id DESC LIMIT ?");
+    int i = 1;
+    if (!page.cursor.empty()) st.Bind(i++, page.cursor);
+    st.Bind(i, static_cast<std::int64_t>(page.limit) + 1);
+    std::vector<std::string> ids;
+    Status s;
+    while (st.Step(s)) ids.push_back(st.Text(0));
+    PADDOCK_RETURN_IF_ERROR(s);
+    Page<Agent> out;
+    for (size_t k = 0; k < ids.size() && k < static_cast<size_t>(page.limit); ++k) {
+      PADDOCK_ASSIGN_OR_RETURN(Agent a, GetAgentLocked(ids[k]));
+      out.items.push_back(std::move(a));
+    }
+    if (ids.size() > static_cast<size_t>(page.limit)) out.next_cursor = out.items.back().id;
+    return out;
+  });
+}
+
+Status SqliteSessionStore::UpdateAgent(const Agent& agent) noexcept {
+  return Guard([&]() -> Status {
+    std::lock_guard lock(mu_);
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    Statement st(db_,
+                 "UPDATE agents SET name = ?, harness = ?, model = ?, prompt = ?, "
+                 "run_timeout_seconds = ?, updated_at = ? WHERE id = ?");
+    st.Bind(1, agent.name).Bind(2, agent.harness).Bind(3, agent.model).Bind(4, agent.prompt);
+    st.Bind(5, agent.run_timeout_seconds).Bind(6, agent.updated_at).Bind(7, agent.id);
+    PADDOCK_RETURN_IF_ERROR(st.Run());
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound("agent '" + agent.id + "' does not exist");
+    }
+    PADDOCK_RETURN_IF_ERROR(WriteAgentEnv(agent));
+    return tx.Commit();
+  });
+}
+
+Status SqliteSessionStore::DeleteAgent(std::string_view id) noexcept {
+  return Guard([&]() -> Status {
+    std::lock_guard lock(mu_);
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    Statement count(db_, "SELECT COUNT(*) FROM sessions WHERE agent_id = ?");
+    count.Bind(1, id);
+    Status s;
+    if (count.Step(s) && count.Int(0) > 0) {
+      return Status::FailedPrecondition("agent '" + std::string(id) + "' still has " +
+                                        std::to_string(count.Int(0)) +
+                                        " session(s); an agent with sessions cannot be deleted");
+    }
+    PADDOCK_RETURN_IF_ERROR(s);
+    Statement st(db_, "DELETE FROM agents WHERE id = ?");
+    st.Bind(1, id);
+    PADDOCK_RETURN_IF_ERROR(st.Run());
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound("agent '" + std::string(id) + "' does not exist");
+    }
+    return tx.Commit();
+  });
+}
+
+// ---- sessions ---------------------------------------------------------------------------
+
+Status SqliteSessionStore::CreateSession(const Session& session) noexcept {
+  return Guard([&]() -> Status {
+    std::lock_guard lock(mu_);
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    Statement agent(db_, "SELECT 1 FROM agents WHERE id = ?");
+    agent.Bind(1, session.agent_id);
+    Status s;
+    if (!agent.Step(s)) {
+      PADDOCK_RETURN_IF_ERROR(s);
+      return Status::NotFound("agent '" + session.agent_id + "' does not exist");
+    }
+    Statement st(db_, std::string("INSERT INTO sessions (") + kSessionColumns +
+                          ") VALUES (?, ?, ?, ?, ?, 0, ?, ?)");
+    st.Bind(1, session.id).Bind(2, session.agent_id).Bind(3, ToString(session.status));
+    st.Bind(4, session.status_reason).Bind(5, session.sandbox_id);
+    st.Bind(6, session.created_at).Bind(7, session.updated_at);
+    s = st.Run();
+    if (s.code() == StatusCode::kAlreadyExists) {
+      return Status::AlreadyExists("session '" + session.id + "' already exists");
+    }
+    PADDOCK_RETURN_IF_ERROR(s);
+    return tx.Commit();
+  });
+}
+
+Result<Session> SqliteSessionStore::GetSession(std::string_view id) noexcept {
+  return Guard([&]() -> Result<Session> {
+    std::lock_guard lock(mu_);
+    Statement st(db_, std::string("SELECT ") + kSessionColumns + " FROM sessions WHERE id = ?");
+    st.Bind(1, id);
+    Status s;
+    if (!st.Step(s)) {
+      PADDOCK_RETURN_IF_ERROR(s);
+      return Status::NotFound("session '" + std::string(id) + "' does not exist");
+    }
+    return ReadSession(st);
+  });
+}
+
+Result<Page<Session>> SqliteSessionStore::ListSessions(const SessionFilter& filter) noexcept {
+  return Guard([&]() -> Result<Page<Session>> {
+    PADDOCK_RETURN_IF_ERROR(CheckLimit(filter.page.limit));
+    std::lock_guard lock(mu_);
+    std::string sql = std::string("SELECT ") + kSessionColumns + " FROM sessions WHERE 1=1";
+    if (!filter.agent_id.empty()) sql += " AND agent_id = ?";
+    if (filter.status) sql += " AND status = ?";
+    if (!filter.page.cursor.empty()) sql += " AND id < ?";
+    sql += " ORDER BY id DESC LIMIT ?";
+    Statement st(db_, sql);
+    int i = 1;
+    if (!filter.agent_id.empty()) st.Bind(i++, filter.agent_id);
+    if (filter.status) st.Bind(i++, ToString(*filter.status));
+    if (!filter.page.cursor.empty()) st.Bind(i++, filter.page.cursor);
+    st.Bind(i, static_cast<std::int64_t>(filter.page.limit) + 1);
+    Page<Session> out;
+    Status s;
+    while (st.Step(s)) out.items.push_back(ReadSession(st));
+    PADDOCK_RETURN_IF_ERROR(s);
+    if (out.items.size() > static_cast<size_t>(filter.page.limit)) {
+      out.items.pop_back();
+      out.next_cursor = out.items.back().id;
+    }
+    return out;
+  });
+}
+
+Status SqliteSessionStore::SetSessionStatus(std::string_view id, SessionStatus status,
+                                            std::string_view reason) noexcept {
+  return Guard([&]() -> Status {
+    std::lock_guard lock(mu_);
+    Statement st(db_,
+                 "UPDATE sessions SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?");
+    st.Bind(1, ToString(status)).Bind(2, reason).Bind(3, NowMs()).Bind(4, id);
+    PADDOCK_RETURN_IF_ERROR(st.Run());
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound("session '" + std::string(id) + "' does not exist");
+    }
+    return Status::Ok();
+  });
+}
+
+Status SqliteSessionStore::SetSessionSandbox(std::string_view id,
+                                             std::string_view sandbox_id) noexcept {
+  return Guard([&]() -> Status {
+    std::lock_guard lock(mu_);
+    Statement st(db_, "UPDATE sessions SET sandbox_id = ?, updated_at = ? WHERE id = ?");
+    st.Bind(1, sandbox_id).Bind(2, NowMs()).Bind(3, id);
+    PADDOCK_RETURN_IF_ERROR(st.Run());
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound("session '" + std::string(id) + "' does not exist");
+    }
+    return Status::Ok();
+  });
+}
+
+Result<SessionCounts> SqliteSessionStore::CountSessions() noexcept {
+  return Guard([&]() -> Result<SessionCounts> {
+    std::lock_guard lock(mu_);
+    Statement st(db_, "SELECT status, COUNT(*) FROM sessions GROUP BY status");
+    SessionCounts counts;
+    Status s;
+    while (st.Step(s)) {
+      if (auto status = ParseSessionStatus(st.Text(0))) {
+        counts.by_status[static_cast<int>(*status)] = st.Int(1);
+      }
+    }
+    PADDOCK_RETURN_IF_ERROR(s);
+    return counts;
+  });
+}
+
+// ---- runs -------------------------------------------------------------------------------
+
+Result<Event> SqliteSessionStore::EnqueueRun(const Run& run, const NewEvent& event) noexcept {
+  return Guard([&]() -> Result<Event> {
+    std::lock_guard lock(mu_);
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    Statement session(db_, "SELECT 1 FROM sessions WHERE id = ?");
+    session.Bind(1, run.session_id);
+    Status s;
+    if (!session.Step(s)) {
+      PADDOCK_RETURN_IF_ERROR(s);
+      return Status::NotFound("session '" + run.session_id + "' does not exist");
+    }
+    Statement st(db_,
+                 "INSERT INTO runs (id, session_id, status, content, attempt, created_at) "
+                 "VALUES (?, ?, 'queued', ?, 0, ?)");
+    st.Bind(1, run.id).Bind(2, run.session_id).Bind(3, run.content).Bind(4, run.created_at);
+    s = st.Run();
+    if (s.code() == StatusCode::kAlreadyExists) {
+      return Status::AlreadyExists("run '" + run.id + "' already exists");
+    }
+    PADDOCK_RETURN_IF_ERROR(s);
+    PADDOCK_ASSIGN_OR_RETURN(Event e, AppendEventLocked(run.session_id, event));
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    return e;
+  });
+}
+
+Result<Run> SqliteSessionStore::GetRunLocked(std::string_view id) {
+  Statement st(db_, std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?");
+  st.Bind(1, id);
+  Status s;
+  if (!st.Step(s)) {
+    PADDOCK_RETURN_IF_ERROR(s);
+    return Status::NotFound("run '" + std::string(id) + "' does not exist");
+  }
+  return ReadRun(st);
+}
+
+Result<Run> SqliteSessionStore::GetRun(std::string_view id) noexcept {
+  return Guard([&]() -> Result<Run> {
+    std::lock_guard lock(mu_);
+    return GetRunLocked(id);
+  });
+}
+
+Result<std::vector<Run>> SqliteSessionStore::ListRuns(std::string_view session_id,
+                                                      int limit) noexcept {
+  return Guard([&]() -> Result<std::vector<Run>> {
+    PADDOCK_RETURN_IF_ERROR(CheckLimit(limit));
+    std::lock_guard lock(mu_);
+    Statement st(db_, std::string("SELECT ") + kRunColumns +
+                          " FROM runs WHERE session_id = ? ORDER BY position LIMIT ?");
+    st.Bind(1, session_id).Bind(2, static_cast<std::int64_t>(limit));
+    std::vector<Run> out;
+    Status s;
+    while (st.Step(s)) out.push_back(ReadRun(st));
+    PADDOCK_RETURN_IF_ERROR(s);
+    return out;
+  });
+}
+
+Result<std::optional<Run>> SqliteSessionStore::ClaimNextRun() noexcept {
+  return Guard([&]() -> Result<std::optional<Run>> {
+    std::lock_guard lock(mu_);
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    // The oldest queued run of a session that has no running run and no older queued run.
+    Statement pick(db_,
+                   "SELECT r.id FROM runs r WHERE r.status = 'queued' "
+                   "AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.session_id = r.session_id "
+                   "  AND (x.status = 'running' OR (x.status = 'queued' AND x.position < "
+                   "r.position))) "
+                   "ORDER BY r.position LIMIT 1");
+    Status s;
+    if (!pick.Step(s)) {
+      PADDOCK_RETURN_IF_ERROR(s);
+      return std::optional<Run>();
+    }
+    std::string id = pick.Text(0);
+    Statement claim(db_,
+                    "UPDATE runs SET status = 'running', started_at = ?, attempt = attempt + 1 "
+                    "WHERE id = ? AND status = 'queued'");
+    claim.Bind(1, NowMs()).Bind(2, id);
+    PADDOCK_RETURN_IF_ERROR(claim.Run());
+    PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(id));
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    return std::optional<Run>(std::move(run));
+  });
+}
+
+Status SqliteSessionStore::FinishRun(std::string_view id, RunStatus status,
+                                     std::optional<int> exit_code,
+                                     std::string_view error) noexcept {
+  return Guard([&]() -> Status {
+    if (!IsTerminal(status)) {
+      return Status::InvalidArgument("FinishRun needs a terminal status, not " +
+                                     std::string(ToString(status)));
+    }
+    std::lock_guard lock(mu_);
+    Statement st(db_,
+                 "UPDATE runs SET status = ?, exit_code = ?, error = ?, finished_at = ? "
+                 "WHERE id = ? AND status IN ('queued', 'running', 'interrupted')");
+    st.Bind(1, ToString(status));
+    if (exit_code) {
+      st.Bind(2, static_cast<std::int64_t>(*exit_code));
+    } else {
+      st.BindNull(2);
+    }
+    st.Bind(3, error).Bind(4, NowMs()).Bind(5, id);
+    PADDOCK_RETURN_IF_ERROR(st.Run());
+    if (sqlite3_changes(db_) == 0) {
+      PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(id));
+      return Status::FailedPrecondition("run '" + run.id + "' is already " +
+                                        std::string(ToString(run.status)));
+    }
+    return Status::Ok();
+  });
+}
+
+Result<std::int64_t> SqliteSessionStore::CountActiveRuns(std::string_view session_id) noexcept {
+  return Guard([&]() -> Result<std::int64_t> {
+    std::lock_guard lock(mu_);
+    Statement st(db_,
+                 "SELECT COUNT(*) FROM runs WHERE session_id = ? "
+                 "AND status IN ('queued', 'running')");
+    st.Bind(1, session_id);
+    Status s;
+    std::int64_t n = st.Step(s) ? st.Int(0) : 0;
+    PADDOCK_RETURN_IF_ERROR(s);
+    return n;
+  });
+}
+
+Result<std::vector<Run>> SqliteSessionStore::FailRunningRuns(std::string_view reason) noexcept {
+  return Guard([&]() -> Result<std::vector<Run>> {
+    std::lock_guard lock(mu_);
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    Statement st(db_, std::string("SELECT ") + kRunColumns +
+                          " FROM runs WHERE status = 'running' ORDER BY position");
+    std::vector<Run> runs;
+    Status s;
+    while (st.Step(s)) runs.push_back(ReadRun(st));
+    PADDOCK_RETURN_IF_ERROR(s);
+    Statement upd(db_,
+                  "UPDATE runs SET status = 'failed', error = ?, finished_at = ? "
+                  "WHERE status = 'running'");
+    upd.Bind(1, reason).Bind(2, NowMs());
+    PADDOCK_RETURN_IF_ERROR(upd.Run());
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    for (Run& r : runs) {
+      r.status = RunStatus::kFailed;
+      r.error = std::string(reason);
+    }
+    return runs;
+  });
+}
+
+// ---- events -----------------------------------------------------------------------------
+
+Result<Event> SqliteSessionStore::AppendEventLocked(std::string_view session_id,
+                                                    const NewEvent& event) {
+  Statement bump(db_, "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq");
+  bump.Bind(1, session_id);
+  Status s;
+  if (!bump.Step(s)) {
+    PADDOCK_RETURN_IF_ERROR(s);
+    return Status::NotFound("session '" + std::string(session_id) + "' does not exist");
+  }
+  Event e;
+  e.session_id = std::string(session_id);
+  e.seq = bump.Int(0);
+  PADDOCK_RETURN_IF_ERROR(bump.Run());
+  e.run_id = event.run_id;
+  e.type = event.type;
+  e.data = event.data;
+  e.created_at = NowMs();
+  Statement ins(db_,
+                "INSERT INTO events (session_id, seq, run_id, type, data, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)");
+  ins.Bind(1, e.session_id).Bind(2, e.seq).Bind(3, e.run_id).Bind(4, e.type);
+  ins.Bind(5, e.data).Bind(6, e.created_at);
+  PADDOCK_RETURN_IF_ERROR(ins.Run());
+  return e;
+}
+
+Result<Event> SqliteSessionStore::AppendEvent(std::string_view session_id,
+                                              const NewEvent& event) noexcept {
+  return Guard([&]() -> Result<Event> {
+    std::lock_guard lock(mu_);
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    PADDOCK_ASSIGN_OR_RETURN(Event e, AppendEventLocked(session_id, event));
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    return e;
+  });
+}
+
+Result<std::vector<Event>> SqliteSessionStore::ListEvents(std::string_view session_id,
+                                                          std::int64_t after_seq,
+                                                          int limit) noexcept {
+  return Guard([&]() -> Result<std::vector<Event>> {
+    PADDOCK_RETURN_IF_ERROR(CheckLimit(limit));
+    std::lock_guard lock(mu_);
+    Statement st(db_,
+                 "SELECT session_id, seq, run_id, type, data, created_at FROM events "
+                 "WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?");
+    st.Bind(1, session_id).Bind(2, after_seq).Bind(3, static_cast<std::int64_t>(limit));
+    std::vector<Event> out;
+    Status s;
+    while (st.Step(s)) out.push_back(ReadEvent(st));
+    PADDOCK_RETURN_IF_ERROR(s);
+    return out;
+  });
+}
+
+}  // namespace paddock::plugins::store_sqlite

@@ -1,0 +1,70 @@
+// SqliteSessionStore: the embedded SessionStore. One database file in WAL mode, one
+// connection serialised by a mutex; meant for a single paddock process.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <mutex>
+#include <string>
+
+#include "paddock/plugin/sdk.h"
+
+namespace paddock::plugins::store_sqlite {
+
+struct SqliteConfig {
+  std::string path;          // database file
+  std::int64_t busy_timeout_ms = 5000;
+};
+
+class SqliteSessionStore final : public SessionStore {
+ public:
+  SqliteSessionStore(SqliteConfig config, Logger& logger);
+  ~SqliteSessionStore() override;
+
+  Status Start() noexcept override;
+  void Stop() noexcept override;
+  Health GetHealth() const noexcept override;
+
+  Status CreateAgent(const Agent& agent) noexcept override;
+  Result<Agent> GetAgent(std::string_view id) noexcept override;
+  Result<Page<Agent>> ListAgents(const PageRequest& page) noexcept override;
+  Status UpdateAgent(const Agent& agent) noexcept override;
+  Status DeleteAgent(std::string_view id) noexcept override;
+
+  Status CreateSession(const Session& session) noexcept override;
+  Result<Session> GetSession(std::string_view id) noexcept override;
+  Result<Page<Session>> ListSessions(const SessionFilter& filter) noexcept override;
+  Status SetSessionStatus(std::string_view id, SessionStatus status,
+                          std::string_view reason) noexcept override;
+  Status SetSessionSandbox(std::string_view id, std::string_view sandbox_id) noexcept override;
+  Result<SessionCounts> CountSessions() noexcept override;
+
+  Result<Event> EnqueueRun(const Run& run, const NewEvent& event) noexcept override;
+  Result<Run> GetRun(std::string_view id) noexcept override;
+  Result<std::vector<Run>> ListRuns(std::string_view session_id, int limit) noexcept override;
+  Result<std::optional<Run>> ClaimNextRun() noexcept override;
+  Status FinishRun(std::string_view id, RunStatus status, std::optional<int> exit_code,
+                   std::string_view error) noexcept override;
+  Result<std::int64_t> CountActiveRuns(std::string_view session_id) noexcept override;
+  Result<std::vector<Run>> FailRunningRuns(std::string_view reason) noexcept override;
+
+  Result<Event> AppendEvent(std::string_view session_id, const NewEvent& event) noexcept override;
+  Result<std::vector<Event>> ListEvents(std::string_view session_id, std::int64_t after_seq,
+                                        int limit) noexcept override;
+
+  Result<std::vector<std::string>> AppliedMigrations() noexcept override;
+
+ private:
+  Status Migrate();
+  Result<Agent> GetAgentLocked(std::string_view id);
+  Status WriteAgentEnv(const Agent& agent);
+  Result<Run> GetRunLocked(std::string_view id);
+  Result<Event> AppendEventLocked(std::string_view session_id, const NewEvent& event);
+
+  SqliteConfig config_;
+  Logger& logger_;
+  mutable std::mutex mu_;
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace paddock::plugins::store_sqlite
