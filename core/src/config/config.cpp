@@ -231,6 +231,16 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
   return config;
 }
 
+Result<RawSection> ParseSectionText(std::string_view text, std::string name) {
+  try {
+    toml::table t = toml::parse(text, name);
+    return ToSection(t, name, name);
+  } catch (const toml::parse_error& e) {
+    return Status::InvalidArgument(name + ":" + std::to_string(e.source().begin.line) + ": TOML syntax error: " +
+                                   std::string(e.description()));
+  }
+}
+
 Result<Config> LoadConfigFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Status::InvalidArgument(path + ": cannot read config file");

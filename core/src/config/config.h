@@ -50,6 +50,10 @@ inline constexpr char kEmbeddedConfigName[] = "<embedded config/paddock.toml>";
 
 // Parses and validates TOML text. Errors are kInvalidArgument with "<source>:<line>:<col>: ...".
 Result<Config> ParseConfig(std::string_view text, std::string source);
+// Parses TOML text holding one table's keys (e.g. a plugin's config section) into a section
+// named `name`; used by tests and tools that load a single plugin.
+Result<RawSection> ParseSectionText(std::string_view text, std::string name);
+
 // Reads and parses a file.
 Result<Config> LoadConfigFile(const std::string& path);
 

@@ -111,7 +111,14 @@ Poco::JSON::Object::Ptr Exchange::JsonBody(bool required) {
     return nullptr;
   }
   auto too_large = [&] {
-    response.setKeepAlive(false);  // the rest of the body is not read
+    // Read (and drop) a moderately oversized body so the client gets to read the 413 instead
+    // of a reset connection; past 64 MiB, stop reading and close.
+    constexpr std::streamsize kDrainLimit = 64 << 20;
+    char sink[65536];
+    std::streamsize drained = 0;
+    std::istream& rest = request.stream();
+    while (drained < kDrainLimit && rest.read(sink, sizeof sink).gcount() > 0) drained += rest.gcount();
+    response.setKeepAlive(false);
     SendError(413, "payload_too_large",
               "request body is larger than the limit of " + std::to_string(max_body_bytes_) +
                   " bytes (server.max_body_size)");

@@ -16,9 +16,19 @@ template <class T>
   return IsOk(r.status());
 }
 
+inline Status StatusOf(const Status& s) { return s; }
+template <class T>
+Status StatusOf(const Result<T>& r) {
+  return r.status();
+}
+
 }  // namespace paddock::testing
 
 #define ASSERT_OK(expr) ASSERT_TRUE(::paddock::testing::IsOk(expr))
 #define EXPECT_OK(expr) EXPECT_TRUE(::paddock::testing::IsOk(expr))
-#define EXPECT_CODE(expr, code_) EXPECT_EQ((expr).status().code(), ::paddock::StatusCode::code_) \
-    << (expr).status().ToString()
+// EXPECT_CODE(store->GetAgent("x"), kNotFound): the Status or Result has that code.
+#define EXPECT_CODE(expr, code_)                                                        \
+  do {                                                                                  \
+    ::paddock::Status paddock_s_ = ::paddock::testing::StatusOf(expr);                  \
+    EXPECT_EQ(paddock_s_.code(), ::paddock::StatusCode::code_) << paddock_s_.ToString(); \
+  } while (false)

@@ -1,0 +1,86 @@
+// The shell harness against a scripted TurnContext: output becomes one event per line, and the
+// exit code decides the outcome.
+#include <gtest/gtest.h>
+
+#include "paddock/testing/assert.h"
+#include "testing.h"
+
+namespace paddock::testing {
+namespace {
+
+class ScriptedTurn final : public TurnContext {
+ public:
+  // `chunks` are fed to the observer as stdout, in order; the exec then exits with `exit_code`.
+  ScriptedTurn(std::vector<std::string> chunks, int exit_code) : chunks_(std::move(chunks)), exit_code_(exit_code) {
+    run_.content = "the command";
+  }
+  const Agent& agent() const noexcept override { return agent_; }
+  const Session& session() const noexcept override { return session_; }
+  const Run& run() const noexcept override { return run_; }
+  Result<ExecResult> Exec(const ExecRequest& request, ExecObserver& observer) noexcept override {
+    argv = request.argv;
+    for (const auto& c : chunks_) observer.OnOutput(ExecStream::kStdout, c);
+    observer.OnOutput(ExecStream::kStderr, "warning: partial");
+    ExecResult r;
+    r.exit_code = exit_code_;
+    return r;
+  }
+  Status Emit(std::string_view type, std::string_view data) noexcept override {
+    events.emplace_back(std::string(type) + " " + std::string(data));
+    return Status::Ok();
+  }
+  bool Cancelled() const noexcept override { return false; }
+
+  std::vector<std::string> argv;
+  std::vector<std::string> events;
+
+ private:
+  Agent agent_;
+  Session session_;
+  Run run_;
+  std::vector<std::string> chunks_;
+  int exit_code_;
+};
+
+TEST(ShellHarness, EachOutputLineIsOneEventAndExitZeroSucceeds) {
+  TempDir dir;
+  auto harness = LoadHarness("shell", "", dir.path());
+  ASSERT_OK(harness);
+  ScriptedTurn turn({"hel", "lo\nwor", "ld\n\"quoted\"\n"}, 0);
+  auto outcome = (*harness)->RunTurn(turn);
+  ASSERT_OK(outcome);
+  EXPECT_EQ(outcome->status, RunStatus::kSucceeded);
+  EXPECT_EQ(outcome->exit_code, 0);
+  EXPECT_EQ(turn.argv, (std::vector<std::string>{"/bin/sh", "-c", "the command"}));
+  ASSERT_EQ(turn.events.size(), 4u);
+  EXPECT_EQ(turn.events[0], R"(output {"stream":"stdout","text":"hello"})");
+  EXPECT_EQ(turn.events[1], R"(output {"stream":"stdout","text":"world"})");
+  EXPECT_EQ(turn.events[2], R"(output {"stream":"stdout","text":"\"quoted\""})");
+  EXPECT_EQ(turn.events[3], R"(output {"stream":"stderr","text":"warning: partial"})");
+}
+
+TEST(ShellHarness, NonZeroExitFailsTheRunWithTheCode) {
+  TempDir dir;
+  auto harness = LoadHarness("shell", "shell = \"/bin/bash\"", dir.path());
+  ASSERT_OK(harness);
+  ScriptedTurn turn({}, 7);
+  auto outcome = (*harness)->RunTurn(turn);
+  ASSERT_OK(outcome);
+  EXPECT_EQ(outcome->status, RunStatus::kFailed);
+  EXPECT_EQ(outcome->exit_code, 7);
+  EXPECT_EQ(outcome->error, "command exited with code 7");
+  EXPECT_EQ(turn.argv[0], "/bin/bash");
+}
+
+TEST(ShellHarness, LongLinesAreSplit) {
+  TempDir dir;
+  auto harness = LoadHarness("shell", "max_line_bytes = 4", dir.path());
+  ASSERT_OK(harness);
+  ScriptedTurn turn({"abcdefghij\n"}, 0);
+  ASSERT_OK((*harness)->RunTurn(turn));
+  ASSERT_GE(turn.events.size(), 3u);
+  EXPECT_EQ(turn.events[0], R"(output {"stream":"stdout","text":"abcd"})");
+}
+
+}  // namespace
+}  // namespace paddock::testing

@@ -1,0 +1,412 @@
+// End to end: a real `paddock serve` process with the embedded plugins (sqlite, bubblewrap,
+// shell, env secrets), driven over HTTP.
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "http/router.h"
+#include "paddock/testing/assert.h"
+#include "testing.h"
+
+namespace paddock::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct SseEvent {
+  std::int64_t id = 0;
+  std::string type;
+  std::string data;
+};
+
+// Reads the event stream until `done` says so or `timeout` passes.
+std::vector<SseEvent> ReadStream(int port, const std::string& path, const std::map<std::string, std::string>& headers,
+                                 const std::function<bool(const std::vector<SseEvent>&)>& done,
+                                 std::chrono::seconds timeout = std::chrono::seconds(30)) {
+  std::vector<SseEvent> events;
+  Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
+  session.setTimeout(Poco::Timespan(20, 0));
+  Poco::Net::HTTPRequest req("GET", path, Poco::Net::HTTPMessage::HTTP_1_1);
+  for (const auto& [k, v] : headers) req.set(k, v);
+  session.sendRequest(req);
+  Poco::Net::HTTPResponse resp;
+  std::istream& in = session.receiveResponse(resp);
+  EXPECT_EQ(resp.getStatus(), 200);
+  EXPECT_EQ(resp.getContentType(), "text/event-stream");
+  auto deadline = Clock::now() + timeout;
+  SseEvent current;
+  std::string line;
+  while (Clock::now() < deadline && std::getline(in, line)) {
+    if (line.empty()) {
+      if (!current.type.empty()) events.push_back(current);
+      current = SseEvent();
+      if (done(events)) break;
+      continue;
+    }
+    if (line.rfind("id: ", 0) == 0) current.id = std::stoll(line.substr(4));
+    if (line.rfind("event: ", 0) == 0) current.type = line.substr(7);
+    if (line.rfind("data: ", 0) == 0) current.data = line.substr(6);
+  }
+  session.abort();
+  return events;
+}
+
+bool HasOutput(const std::vector<SseEvent>& events, const std::string& text) {
+  for (const auto& e : events) {
+    if (e.type == "output" && JsonField(e.data, "data.text") == text) return true;
+  }
+  return false;
+}
+
+size_t Finished(const std::vector<SseEvent>& events) {
+  size_t n = 0;
+  for (const auto& e : events) n += e.type == "run.finished";
+  return n;
+}
+
+class Api : public ::testing::Test {
+ protected:
+  void StartServer(const std::string& extra = "", std::vector<std::string> env = {}) {
+    server_ = std::make_unique<ServerProcess>(extra, std::move(env));
+    ASSERT_OK(server_->Start());
+  }
+  void SetUp() override { StartServer("", {"CONTAINER_ENV_FOO=bar"}); }
+  void TearDown() override {
+    if (!server_) return;
+    int code = server_->Stop();  // -1: a test stopped it already
+    if (code != -1) {
+      EXPECT_EQ(code, 0) << server_->log();
+    }
+  }
+
+  std::string CreateAgent() {
+    auto r = server_->Request("POST", "/api/agents", R"({"name":"shell agent","harness":"shell"})");
+    EXPECT_EQ(r.status, 201) << r.body;
+    return JsonField(r.body, "id");
+  }
+  std::string CreateSession(const std::string& agent) {
+    auto r = server_->Request("POST", "/api/sessions", "{\"agent_id\":\"" + agent + "\"}");
+    EXPECT_EQ(r.status, 201) << r.body;
+    return JsonField(r.body, "id");
+  }
+  std::string Send(const std::string& session, const std::string& content, int expect = 202,
+                   const std::string& on_busy = "queue") {
+    Poco::JSON::Object body;
+    body.set("content", content);
+    body.set("on_busy", on_busy);
+    std::ostringstream ss;
+    body.stringify(ss);
+    auto r = server_->Request("POST", "/api/sessions/" + session + "/messages", ss.str());
+    EXPECT_EQ(r.status, expect) << r.body;
+    return JsonField(r.body, "run_id");
+  }
+  // Streams the session's events from the start until `runs` runs have finished.
+  std::vector<SseEvent> UntilFinished(const std::string& session, size_t runs) {
+    return ReadStream(server_->port(), "/api/sessions/" + session + "/events/stream", {},
+                      [&](const std::vector<SseEvent>& ev) { return Finished(ev) >= runs; });
+  }
+  void ExpectError(const HttpResponse& r, int status, const std::string& code, const std::string& message_part) {
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_EQ(JsonField(r.body, "error.code"), code) << r.body;
+    EXPECT_NE(JsonField(r.body, "error.message").find(message_part), std::string::npos) << r.body;
+  }
+
+  std::unique_ptr<ServerProcess> server_;
+};
+
+TEST_F(Api, TheDocumentedCurlCallCreatesASession) {
+  std::string agent = CreateAgent();
+  auto [code, out] = RunCommand({"curl", "-s", "-w", "\n%{http_code}", "-X", "POST",
+                                 "http://localhost:" + std::to_string(server_->port()) + "/api/sessions", "-H",
+                                 "Content-Type: application/json", "-d", "{\"agent_id\": \"" + agent + "\"}"});
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(out.substr(out.rfind('\n') + 1), "201");
+  std::string body = out.substr(0, out.rfind('\n'));
+  EXPECT_EQ(JsonField(body, "agent_id"), agent);
+  EXPECT_EQ(JsonField(body, "id").rfind("ses_", 0), 0u);
+  // The sandbox becomes ready.
+  std::string id = JsonField(body, "id");
+  auto events = ReadStream(server_->port(), "/api/sessions/" + id + "/events/stream", {},
+                           [](const std::vector<SseEvent>& ev) { return !ev.empty() && ev.back().type == "sandbox.ready"; });
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().type, "sandbox.ready");
+  EXPECT_EQ(JsonField(server_->Request("GET", "/api/sessions/" + id).body, "status"), "ready");
+}
+
+TEST_F(Api, EchoHelloArrivesOnTheEventStream) {
+  std::string session = CreateSession(CreateAgent());
+  std::string run = Send(session, "echo hello");
+  EXPECT_EQ(run.rfind("run_", 0), 0u);
+  auto events = ReadStream(server_->port(), "/api/sessions/" + session + "/events/stream", {},
+                           [](const std::vector<SseEvent>& ev) { return HasOutput(ev, "hello"); });
+  EXPECT_TRUE(HasOutput(events, "hello"));
+  // Every event got a gap-free seq, and the stream's ids are those seqs.
+  for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].id, static_cast<std::int64_t>(i + 1));
+}
+
+TEST_F(Api, RunsIsolatedWithSecretsRedactedAndAWorkspaceThatPersists) {
+  std::string session = CreateSession(CreateAgent());
+  Send(session, "echo $FOO; cat /proc/1/status | head -1; ls /; echo kept > /workspace/first.txt");
+  Send(session, "cat /workspace/first.txt");
+  auto events = UntilFinished(session, 2);
+  ASSERT_EQ(Finished(events), 2u);
+  EXPECT_TRUE(HasOutput(events, "[redacted]"));
+  EXPECT_TRUE(HasOutput(events, "Name:\tbwrap"));  // PID 1 is the sandbox's init: own pid namespace
+  EXPECT_TRUE(HasOutput(events, "workspace"));
+  EXPECT_FALSE(HasOutput(events, "home"));
+  EXPECT_FALSE(HasOutput(events, "root"));
+  EXPECT_TRUE(HasOutput(events, "kept"));  // the second run sees the first run's file
+  for (const auto& e : events) EXPECT_EQ(e.data.find("bar"), std::string::npos) << e.data;
+
+  auto transcript = server_->Request("GET", "/api/sessions/" + session + "/messages");
+  ASSERT_EQ(transcript.status, 200);
+  EXPECT_EQ(transcript.body.find("bar"), std::string::npos);
+  EXPECT_NE(transcript.body.find("[redacted]\\nName:\\tbwrap"), std::string::npos) << transcript.body;
+  auto runs = server_->Request("GET", "/api/sessions/" + session + "/runs");
+  EXPECT_NE(runs.body.find("\"status\":\"succeeded\""), std::string::npos) << runs.body;
+}
+
+TEST_F(Api, SecretValuesNeverReachResponsesOrLogs) {
+  server_->Stop();
+  StartServer("", {"CONTAINER_ENV_API_TOKEN=zq-secret-7781"});
+  // Even a value a client stores elsewhere comes back redacted.
+  auto agent = server_->Request("POST", "/api/agents",
+                                R"({"name":"zq-secret-7781","harness":"shell","env":{"X":"zq-secret-7781"}})");
+  ASSERT_EQ(agent.status, 201) << agent.body;
+  EXPECT_EQ(agent.body.find("zq-secret-7781"), std::string::npos) << agent.body;
+  std::string session = CreateSession(JsonField(agent.body, "id"));
+  Send(session, "echo $API_TOKEN; echo $API_TOKEN >&2; exit 3");
+  auto events = UntilFinished(session, 1);
+  for (const auto& e : events) EXPECT_EQ(e.data.find("zq-secret-7781"), std::string::npos) << e.data;
+  for (const std::string& path : {"/api/sessions/" + session + "/messages", "/api/sessions/" + session + "/runs",
+                                  "/api/sessions/" + session + "/events"}) {
+    auto r = server_->Request("GET", path);
+    EXPECT_EQ(r.body.find("zq-secret-7781"), std::string::npos) << path << ": " << r.body;
+  }
+  EXPECT_EQ(server_->Stop(), 0);
+  EXPECT_EQ(server_->log().find("zq-secret-7781"), std::string::npos);
+}
+
+TEST_F(Api, StreamResumesAfterLastEventId) {
+  std::string session = CreateSession(CreateAgent());
+  Send(session, "echo one; echo two; echo three");
+  auto all = UntilFinished(session, 1);
+  ASSERT_GE(all.size(), 6u);
+  auto resumed = ReadStream(server_->port(), "/api/sessions/" + session + "/events/stream", {{"Last-Event-ID", "3"}},
+                            [&](const std::vector<SseEvent>& ev) { return ev.size() >= all.size() - 3; });
+  ASSERT_EQ(resumed.size(), all.size() - 3);
+  for (size_t i = 0; i < resumed.size(); ++i) {
+    EXPECT_EQ(resumed[i].id, all[i + 3].id);
+    EXPECT_EQ(resumed[i].data, all[i + 3].data);
+  }
+  auto by_query = ReadStream(server_->port(), "/api/sessions/" + session + "/events/stream?after=5", {},
+                             [](const std::vector<SseEvent>& ev) { return !ev.empty(); });
+  ASSERT_FALSE(by_query.empty());
+  EXPECT_EQ(by_query[0].id, 6);
+  // The JSON page agrees.
+  auto page = server_->Request("GET", "/api/sessions/" + session + "/events?after=3&limit=2");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_EQ(JsonField(page.body, "next_after"), "5");
+  EXPECT_EQ(JsonField(page.body, "has_more"), "true");
+}
+
+TEST_F(Api, BadInputGetsAClearErrorAndChangesNothing) {
+  std::string agent = CreateAgent();
+  std::string session = CreateSession(agent);
+  const std::string msgs = "/api/sessions/" + session + "/messages";
+
+  ExpectError(server_->Request("POST", "/api/agents", "{\"name\": "), 400, "invalid_argument", "not valid JSON");
+  ExpectError(server_->Request("POST", "/api/agents", "[1,2]"), 400, "invalid_argument", "must be a JSON object");
+  ExpectError(server_->Request("POST", "/api/agents", R"({"name":123,"harness":"shell"})"), 400, "invalid_argument",
+              "field 'name' must be a string, not a number");
+  ExpectError(server_->Request("POST", "/api/agents", R"({"name":"x","harness":"shell","colour":"red"})"), 400,
+              "invalid_argument", "unknown field 'colour'");
+  ExpectError(server_->Request("POST", "/api/agents", R"({"name":"x","harness":"nope"})"), 400, "invalid_argument",
+              "'nope' is not a loaded harness; loaded: shell");
+  ExpectError(server_->Request("POST", "/api/agents", R"({"name":"x","harness":"shell","env":{"1BAD":"v"}})"), 400,
+              "invalid_argument", "not a valid variable name");
+  ExpectError(server_->Request("POST", "/api/agents", R"({"name":"x","harness":"shell","run_timeout_seconds":0})"),
+              400, "invalid_argument", "between 1 and 86400");
+  ExpectError(server_->Request("POST", "/api/agents", "name=x", "text/plain"), 415, "unsupported_media_type",
+              "must be application/json");
+  ExpectError(server_->Request("POST", "/api/sessions", "{}"), 400, "invalid_argument", "'agent_id' is required");
+  ExpectError(server_->Request("POST", "/api/sessions", R"({"agent_id":"agt_missing"})"), 404, "not_found",
+              "agent 'agt_missing' does not exist");
+  ExpectError(server_->Request("GET", "/api/sessions/ses_missing"), 404, "not_found", "does not exist");
+  ExpectError(server_->Request("POST", "/api/sessions/ses_missing/messages", R"({"content":"ls"})"), 404,
+              "not_found", "does not exist");
+  ExpectError(server_->Request("POST", msgs, R"({"content":""})"), 400, "invalid_argument", "must not be empty");
+  ExpectError(server_->Request("POST", msgs, R"({"content":["ls"]})"), 400, "invalid_argument", "must be a string");
+  ExpectError(server_->Request("POST", msgs, R"({"content":"ls","on_busy":"later"})"), 400, "invalid_argument",
+              "queue, reject or interrupt");
+  ExpectError(server_->Request("GET", "/api/nothing"), 404, "not_found", "no route");
+  auto wrong_method = server_->Request("PUT", "/api/sessions", "{}");
+  ExpectError(wrong_method, 405, "method_not_allowed", "allowed: POST, GET");
+  EXPECT_EQ(wrong_method.headers["Allow"], "POST, GET");
+  ExpectError(server_->Request("GET", "/api/sessions?limit=0"), 400, "invalid_argument", "between 1 and 1000");
+  ExpectError(server_->Request("GET", "/api/sessions?limit=ten"), 400, "invalid_argument", "'limit'");
+  ExpectError(server_->Request("GET", "/api/sessions?status=sleeping"), 400, "invalid_argument", "'status'");
+  ExpectError(server_->Request("GET", "/api/sessions?colour=red"), 400, "invalid_argument", "unknown query parameter");
+  ExpectError(server_->Request("GET", "/api/sessions/" + session + "/events/stream", "", "", {{"Last-Event-ID", "x"}}),
+              400, "invalid_argument", "Last-Event-ID");
+  ExpectError(server_->Request("POST", "/api/agents", std::string(2000, '[') + std::string(2000, ']')), 400,
+              "invalid_argument", "not valid JSON");
+  std::string huge = R"({"name":")" + std::string(2 << 20, 'x') + R"(","harness":"shell"})";
+  ExpectError(server_->Request("POST", "/api/agents", huge), 413, "payload_too_large", "server.max_body_size");
+
+  // Nothing was created or broken by any of it.
+  EXPECT_EQ(server_->Request("GET", "/healthz").status, 200);
+  auto agents = server_->Request("GET", "/api/agents");
+  Poco::JSON::Parser parser;
+  auto list = parser.parse(agents.body).extract<Poco::JSON::Object::Ptr>()->getArray("agents");
+  EXPECT_EQ(list->size(), 1u);
+  auto sessions = server_->Request("GET", "/api/sessions");
+  EXPECT_EQ(parser.parse(sessions.body).extract<Poco::JSON::Object::Ptr>()->getArray("sessions")->size(), 1u);
+  auto events = server_->Request("GET", "/api/sessions/" + session + "/events");
+  EXPECT_EQ(events.body.find("message.user"), std::string::npos) << events.body;
+}
+
+TEST_F(Api, BusySessionsQueueRejectOrCancel) {
+  std::string session = CreateSession(CreateAgent());
+  std::string slow = Send(session, "sleep 30; echo late");
+  std::string queued = Send(session, "echo queued");
+  auto rejected = server_->Request("POST", "/api/sessions/" + session + "/messages",
+                                   R"({"content":"echo no","on_busy":"reject"})");
+  ExpectError(rejected, 409, "failed_precondition", "on_busy=queue");
+  auto cancel = server_->Request("POST", "/api/sessions/" + session + "/runs/" + slow + "/cancel", "");
+  EXPECT_EQ(cancel.status, 202) << cancel.body;
+  auto events = UntilFinished(session, 2);
+  ASSERT_EQ(Finished(events), 2u);
+  EXPECT_TRUE(HasOutput(events, "queued"));
+  EXPECT_FALSE(HasOutput(events, "late"));
+  auto run = server_->Request("GET", "/api/sessions/" + session + "/runs");
+  EXPECT_NE(run.body.find("\"status\":\"cancelled\""), std::string::npos) << run.body;
+  ExpectError(server_->Request("POST", "/api/sessions/" + session + "/runs/" + slow + "/cancel", ""), 409,
+              "failed_precondition", "already cancelled");
+}
+
+TEST_F(Api, ClosingASessionIsIdempotentAndKeepsItsHistory) {
+  std::string session = CreateSession(CreateAgent());
+  Send(session, "echo before close");
+  UntilFinished(session, 1);
+  auto closed = server_->Request("DELETE", "/api/sessions/" + session);
+  ASSERT_EQ(closed.status, 200) << closed.body;
+  EXPECT_EQ(JsonField(closed.body, "status"), "closed");
+  EXPECT_EQ(JsonField(closed.body, "sandbox_id"), "null");
+  auto again = server_->Request("DELETE", "/api/sessions/" + session);
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(JsonField(again.body, "status"), "closed");
+  ExpectError(server_->Request("POST", "/api/sessions/" + session + "/messages", R"({"content":"ls"})"), 409,
+              "failed_precondition", "is closed");
+  auto transcript = server_->Request("GET", "/api/sessions/" + session + "/messages");
+  EXPECT_NE(transcript.body.find("before close"), std::string::npos);
+  ExpectError(server_->Request("DELETE", "/api/agents/" + JsonField(closed.body, "agent_id")), 409,
+              "failed_precondition", "still has 1 session");
+}
+
+TEST_F(Api, HealthReadinessMetricsAndPlugins) {
+  EXPECT_EQ(server_->Request("GET", "/healthz").status, 200);
+  auto ready = server_->Request("GET", "/readyz");
+  EXPECT_EQ(ready.status, 200) << ready.body;
+  EXPECT_NE(ready.body.find("\"store.sqlite\":{\"status\":\"ok\"}"), std::string::npos) << ready.body;
+
+  std::string session = CreateSession(CreateAgent());
+  Send(session, "echo metrics");
+  UntilFinished(session, 1);
+  auto metrics = server_->Request("GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  for (const char* name : {"paddock_http_requests_total", "paddock_http_request_duration_seconds_bucket",
+                           "paddock_sessions{status=\"ready\"}", "paddock_runs_total{outcome=\"succeeded\"} 1",
+                           "paddock_sandbox_provision_duration_seconds_count", "paddock_events_appended_total"}) {
+    EXPECT_NE(metrics.body.find(name), std::string::npos) << name;
+  }
+  TempDir dir;
+  std::ofstream(dir / "metrics.txt") << metrics.body;
+  auto [code, out] = RunCommand({"sh", "-c", "promtool check metrics < " + (dir / "metrics.txt")});
+  EXPECT_EQ(code, 0) << out;
+
+  auto plugins = server_->Request("GET", "/api/plugins");
+  ASSERT_EQ(plugins.status, 200);
+  for (const char* id : {"store.sqlite", "sandbox.process", "harness.shell", "secrets.env"}) {
+    EXPECT_NE(plugins.body.find(std::string("\"id\":\"") + id + "\""), std::string::npos) << id;
+  }
+}
+
+TEST_F(Api, OpenApiDocumentsEveryRoute) {
+  auto doc = server_->Request("GET", "/api/openapi.json");
+  ASSERT_EQ(doc.status, 200);
+  Poco::JSON::Parser parser;
+  auto paths = parser.parse(doc.body).extract<Poco::JSON::Object::Ptr>()->getObject("paths");
+  ASSERT_TRUE(paths);
+  size_t documented = 0;
+  for (const Route& r : ApiRouter().routes()) {
+    auto path = paths->getObject(r.pattern);
+    ASSERT_TRUE(path) << r.pattern << " is not in docs/openapi.json";
+    std::string method = r.method;
+    for (char& c : method) c = static_cast<char>(std::tolower(c));
+    EXPECT_TRUE(path->has(method)) << r.method << " " << r.pattern << " is not in docs/openapi.json";
+    ++documented;
+  }
+  size_t operations = 0;
+  for (const auto& p : paths->getNames()) {
+    for (const char* m : {"get", "put", "post", "patch", "delete"}) operations += paths->getObject(p)->has(m);
+  }
+  EXPECT_EQ(operations, documented) << "docs/openapi.json documents operations the server does not have";
+}
+
+// ---- the command line ----------------------------------------------------------------------
+
+TEST(Cli, ConfigErrorsExitNonZeroNamingFileAndLine) {
+  TempDir dir;
+  std::ofstream(dir / "bad.toml") << "[server]\nport = 3000\nlisten = \"unterminated\n";
+  auto [code, out] = RunCommand({PaddockBinary(), "serve", "--config", dir / "bad.toml"});
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find(dir / "bad.toml:3:"), std::string::npos) << out;
+
+  std::ofstream(dir / "unknown.toml") << "[secrets]\ntype=\"env\"\n[store]\ntype=\"sqlite\"\n[store.config]\n"
+                                         "paht=\"x.db\"\n[sandbox]\ntype=\"process\"\n[[harness]]\ntype=\"shell\"\n";
+  std::tie(code, out) = RunCommand({PaddockBinary(), "check-config", "--config", dir / "unknown.toml",
+                                    "--plugin-dir", PluginDir()});
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("unknown.toml:6: [store.config] unknown key 'paht'; allowed: path, busy_timeout"),
+            std::string::npos)
+      << out;
+
+  std::ofstream(dir / "missing.toml") << "[secrets]\ntype=\"env\"\n[store]\ntype=\"mongo\"\n"
+                                         "[sandbox]\ntype=\"process\"\n[[harness]]\ntype=\"shell\"\n";
+  std::tie(code, out) = RunCommand({PaddockBinary(), "check-config", "--config", dir / "missing.toml",
+                                    "--plugin-dir", PluginDir()});
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("paddock-store-mongo.so: file not found"), std::string::npos) << out;
+}
+
+TEST(Cli, PluginsListsEveryLoadablePluginWithItsSchema) {
+  auto [code, out] = RunCommand({PaddockBinary(), "plugins", "--plugin-dir", PluginDir()});
+  ASSERT_EQ(code, 0) << out;
+  Poco::JSON::Parser parser;
+  auto doc = parser.parse(out).extract<Poco::JSON::Object::Ptr>();
+  auto plugins = doc->getArray("plugins");
+  ASSERT_EQ(plugins->size(), 4u);
+  EXPECT_EQ(doc->getArray("refused")->size(), 0u);
+  bool saw_sqlite_path = false;
+  for (unsigned i = 0; i < plugins->size(); ++i) {
+    auto p = plugins->getObject(i);
+    if (p->getValue<std::string>("id") != "store.sqlite") continue;
+    auto keys = p->getArray("config_schema");
+    for (unsigned k = 0; k < keys->size(); ++k) {
+      saw_sqlite_path = saw_sqlite_path || keys->getObject(k)->getValue<std::string>("name") == "path";
+    }
+  }
+  EXPECT_TRUE(saw_sqlite_path);
+}
+
+}  // namespace
+}  // namespace paddock::testing

@@ -1,0 +1,244 @@
+#include "testing.h"
+
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/StreamCopier.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "config/config.h"
+#include "plugins/plugin_host.h"
+
+namespace paddock::testing {
+
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/paddock-test-XXXXXX";
+  if (!mkdtemp(tmpl.data())) std::abort();
+  path_ = tmpl;
+  fs::permissions(path_, fs::perms(0755));
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+std::string PluginDir() { return PADDOCK_TEST_PLUGIN_DIR; }
+std::string FixtureDir() { return PADDOCK_TEST_FIXTURE_DIR; }
+std::string PaddockBinary() { return PADDOCK_TEST_BINARY; }
+std::string SourceDir() { return PADDOCK_TEST_SOURCE_DIR; }
+
+namespace {
+
+Result<PluginObjects> LoadStarted(const std::string& kind, const std::string& name, const std::string& config_toml,
+                                  const std::string& data_dir) {
+  PluginChoice choice;
+  choice.kind = kind;
+  choice.name = name;
+  PADDOCK_ASSIGN_OR_RETURN(choice.config, ParseSectionText(config_toml, kind + ".config"));
+  PADDOCK_ASSIGN_OR_RETURN(PluginObjects p, CreatePlugin(PluginDir(), choice, data_dir));
+  PADDOCK_RETURN_IF_ERROR(p.lifecycle->Start());
+  return p;
+}
+
+// Wraps `inner` so that dropping the last copy calls Stop() first.
+template <class T>
+std::shared_ptr<T> StopOnRelease(std::shared_ptr<T> inner) {
+  T* raw = inner.get();
+  return std::shared_ptr<T>(raw, [inner](T* p) mutable {
+    p->Stop();
+    inner.reset();
+  });
+}
+
+}  // namespace
+
+Result<std::shared_ptr<SessionStore>> LoadStore(const std::string& name, const std::string& config_toml,
+                                                const std::string& data_dir) {
+  PADDOCK_ASSIGN_OR_RETURN(PluginObjects p, LoadStarted("store", name, config_toml, data_dir));
+  return StopOnRelease(p.store);
+}
+
+Result<std::shared_ptr<SandboxProvider>> LoadSandbox(const std::string& name, const std::string& config_toml,
+                                                     const std::string& data_dir) {
+  PADDOCK_ASSIGN_OR_RETURN(PluginObjects p, LoadStarted("sandbox", name, config_toml, data_dir));
+  return StopOnRelease(p.sandbox);
+}
+
+Result<std::shared_ptr<Harness>> LoadHarness(const std::string& name, const std::string& config_toml,
+                                             const std::string& data_dir) {
+  PADDOCK_ASSIGN_OR_RETURN(PluginObjects p, LoadStarted("harness", name, config_toml, data_dir));
+  return StopOnRelease(p.harness);
+}
+
+Result<std::shared_ptr<SecretInjector>> LoadSecrets(const std::string& name, const std::string& config_toml,
+                                                    const std::string& data_dir) {
+  PADDOCK_ASSIGN_OR_RETURN(PluginObjects p, LoadStarted("secrets", name, config_toml, data_dir));
+  return StopOnRelease(p.secrets);
+}
+
+Result<ExecResult> Sh(SandboxProvider& p, const std::string& sandbox, const std::string& script,
+                      CapturingObserver& out, std::chrono::milliseconds timeout) {
+  ExecRequest r;
+  r.argv = {"/bin/sh", "-c", script};
+  r.timeout = timeout;
+  return p.Exec(sandbox, r, out);
+}
+
+// ---- ServerProcess ------------------------------------------------------------------------
+
+ServerProcess::ServerProcess(const std::string& extra_toml, std::vector<std::string> env)
+    : env_(std::move(env)) {
+  data_dir_ = dir_ / "data";
+  config_path_ = dir_ / "paddock.toml";
+  std::ofstream cfg(config_path_);
+  cfg << "[server]\nlisten = \"127.0.0.1\"\nport = 0\ndata_dir = \"" << data_dir_ << "\"\nplugin_dir = \""
+      << PluginDir() << "\"\nlog_level = \"debug\"\n"
+      << "[secrets]\ntype = \"env\"\n[store]\ntype = \"sqlite\"\n"
+      << "[sandbox]\ntype = \"process\"\n[sandbox.config]\ndestroy_on_stop = true\n"
+      << "[[harness]]\ntype = \"shell\"\n"
+      << extra_toml;
+}
+
+ServerProcess::~ServerProcess() { Stop(); }
+
+std::string ServerProcess::log() const {
+  std::ifstream in(dir_ / "server.log");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Status ServerProcess::Start() {
+  const std::string port_file = dir_ / "port";
+  const std::string log_file = dir_ / "server.log";
+  std::vector<std::string> args = {PaddockBinary(), "serve", "--config", config_path_, "--port-file", port_file};
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  for (const auto& e : env_) env.push_back(e);
+  std::vector<char*> argv, envp;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  pid_ = fork();
+  if (pid_ == 0) {
+    int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execve(argv[0], argv.data(), envp.data());
+    _exit(127);
+  }
+  for (int i = 0; i < 400; ++i) {
+    std::ifstream in(port_file);
+    if (in >> port_) return Status::Ok();
+    int wstatus;
+    if (waitpid(pid_, &wstatus, WNOHANG) == pid_) {
+      pid_ = -1;
+      return Status::Internal("server exited during start-up:\n" + log());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return Status::DeadlineExceeded("server did not start in 20s:\n" + log());
+}
+
+int ServerProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int wstatus = 0;
+  waitpid(pid_, &wstatus, 0);
+  pid_ = -1;
+  return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+}
+
+HttpResponse ServerProcess::Request(const std::string& method, const std::string& path, const std::string& body,
+                                    const std::string& content_type,
+                                    const std::map<std::string, std::string>& headers) const {
+  HttpResponse out;
+  try {
+    Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port_));
+    session.setTimeout(Poco::Timespan(30, 0));
+    Poco::Net::HTTPRequest req(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+    for (const auto& [k, v] : headers) req.set(k, v);
+    if (!body.empty() || method == "POST" || method == "PATCH") {
+      if (!content_type.empty()) req.setContentType(content_type);
+      req.setContentLength(static_cast<std::streamsize>(body.size()));
+    }
+    session.sendRequest(req) << body;
+    Poco::Net::HTTPResponse resp;
+    std::istream& in = session.receiveResponse(resp);
+    out.status = resp.getStatus();
+    for (const auto& [k, v] : resp) out.headers[k] = v;
+    Poco::StreamCopier::copyToString(in, out.body);
+  } catch (const Poco::Exception& e) {
+    out.status = -1;
+    out.body = e.displayText();
+  }
+  return out;
+}
+
+std::pair<int, std::string> RunCommand(const std::vector<std::string>& argv_in, const std::vector<std::string>& env_in) {
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return {-1, "pipe failed"};
+  std::vector<std::string> args = argv_in;
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  for (const auto& e : env_in) env.push_back(e);
+  std::vector<char*> argv, envp;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipefd[1], 1);
+    dup2(pipefd[1], 2);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    execvpe(argv[0], argv.data(), envp.data());
+    _exit(127);
+  }
+  close(pipefd[1]);
+  std::string output;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(pipefd[0], buf, sizeof buf)) > 0) output.append(buf, static_cast<size_t>(n));
+  close(pipefd[0]);
+  int wstatus = 0;
+  waitpid(pid, &wstatus, 0);
+  return {WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus), output};
+}
+
+std::string JsonField(const std::string& json, const std::string& field) {
+  try {
+    Poco::JSON::Parser parser;
+    Poco::Dynamic::Var v = parser.parse(json);
+    std::stringstream path(field);
+    std::string part;
+    while (std::getline(path, part, '.')) {
+      auto obj = v.extract<Poco::JSON::Object::Ptr>();
+      if (!obj->has(part)) return "";
+      v = obj->get(part);
+    }
+    return v.isEmpty() ? "null" : v.toString();
+  } catch (const Poco::Exception&) {
+    return "";
+  }
+}
+
+}  // namespace paddock::testing

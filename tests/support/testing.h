@@ -1,0 +1,111 @@
+// Helpers shared by the tests and benchmarks: temp dirs, loading one plugin through the real
+// loader, and a `paddock serve` child process with an HTTP client for it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "paddock/harness.h"
+#include "paddock/sandbox_provider.h"
+#include "paddock/secret_injector.h"
+#include "paddock/session_store.h"
+
+namespace paddock::testing {
+
+// A fresh directory under $TMPDIR (world-searchable, so sandboxes can mount below it);
+// removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+std::string PluginDir();    // the built plugins
+std::string FixtureDir();   // the broken fixture plugins
+std::string PaddockBinary();
+std::string SourceDir();
+
+// Loads <kind>.<name> from `plugin_dir` through the real loader with `config_toml` as its
+// config section, starts it, and returns it; the pointer stops the plugin and then unloads
+// it when the last copy goes.
+Result<std::shared_ptr<SessionStore>> LoadStore(const std::string& name, const std::string& config_toml,
+                                                const std::string& data_dir);
+Result<std::shared_ptr<SandboxProvider>> LoadSandbox(const std::string& name, const std::string& config_toml,
+                                                     const std::string& data_dir);
+Result<std::shared_ptr<Harness>> LoadHarness(const std::string& name, const std::string& config_toml,
+                                             const std::string& data_dir);
+Result<std::shared_ptr<SecretInjector>> LoadSecrets(const std::string& name, const std::string& config_toml,
+                                                    const std::string& data_dir);
+
+// Collects an exec's output.
+class CapturingObserver : public ExecObserver {
+ public:
+  void OnOutput(ExecStream stream, std::string_view chunk) noexcept override {
+    (stream == ExecStream::kStdout ? out : err).append(chunk);
+  }
+  std::string out;
+  std::string err;
+};
+
+// Runs `sh -c script` in the sandbox and returns stdout (stderr appended after "\n--stderr--\n"
+// when non-empty), failing the calling test on an exec error.
+Result<ExecResult> Sh(SandboxProvider& p, const std::string& sandbox, const std::string& script,
+                      CapturingObserver& out, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// A `paddock serve` child process on a free port with its own data directory.
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;
+};
+
+class ServerProcess {
+ public:
+  // `extra_toml` is appended to a config naming the built plugins, port 0 and a temp data dir;
+  // `env` entries ("NAME=value") are added to the child's environment.
+  explicit ServerProcess(const std::string& extra_toml = "", std::vector<std::string> env = {});
+  ~ServerProcess();
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  // Starts the server and waits until it listens. Returns the failure with the server's log.
+  Status Start();
+  // SIGTERM, then waits for the exit status.
+  int Stop();
+
+  int port() const { return port_; }
+  const std::string& data_dir() const { return data_dir_; }
+  std::string log() const;
+
+  HttpResponse Request(const std::string& method, const std::string& path, const std::string& body = "",
+                       const std::string& content_type = "application/json",
+                       const std::map<std::string, std::string>& headers = {}) const;
+
+ private:
+  TempDir dir_;
+  std::string data_dir_;
+  std::string config_path_;
+  std::vector<std::string> env_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+// Runs a command, returns (exit code, combined stdout+stderr).
+std::pair<int, std::string> RunCommand(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
+
+// The string value of `field` in a flat JSON object text (test convenience; "" when absent).
+std::string JsonField(const std::string& json, const std::string& field);
+
+}  // namespace paddock::testing

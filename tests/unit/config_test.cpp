@@ -1,0 +1,116 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include "config/schema.h"
+#include "paddock/testing/assert.h"
+
+namespace paddock {
+namespace {
+
+constexpr char kMinimal[] = R"(
+[secrets]
+type = "env"
+[store]
+type = "sqlite"
+[sandbox]
+type = "process"
+[[harness]]
+type = "shell"
+)";
+
+TEST(Config, EmbeddedDefaultIsTheOneProcessSetup) {
+  auto c = ParseConfig(EmbeddedConfigText(), kEmbeddedConfigName);
+  ASSERT_OK(c);
+  EXPECT_EQ(c->server.port, 3000);
+  EXPECT_TRUE(c->worker.enabled);
+  std::vector<std::string> plugins;
+  for (const auto& p : c->plugins) plugins.push_back(p.kind + "." + p.name);
+  EXPECT_EQ(plugins, (std::vector<std::string>{"secrets.env", "store.sqlite", "sandbox.process", "harness.shell"}));
+  EXPECT_FALSE(c->server.data_dir.empty());
+}
+
+TEST(Config, SyntaxErrorNamesFileLineAndColumn) {
+  auto c = ParseConfig("[server]\nport = 3000\nlisten = \"x\n", "my.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.status().message().rfind("my.toml:3:", 0), 0u) << c.status().message();
+  EXPECT_NE(c.status().message().find("TOML syntax error"), std::string::npos);
+}
+
+TEST(Config, UnknownServerKeyListsTheAllowedOnes) {
+  auto c = ParseConfig(std::string("[server]\nprot = 1\n") + kMinimal, "f.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("f.toml:2: [server] unknown key 'prot'; allowed: listen, port"),
+            std::string::npos)
+      << c.status().message();
+}
+
+TEST(Config, WrongTypeAndRangeAreRefused) {
+  auto c = ParseConfig(std::string("[server]\nport = \"3000\"\n") + kMinimal, "f.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("key 'port' must be an integer, not the string \"3000\""), std::string::npos)
+      << c.status().message();
+  c = ParseConfig(std::string("[server]\nport = 70000\n") + kMinimal, "f.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("port must be 0..65535"), std::string::npos);
+  c = ParseConfig(std::string("[worker]\npoll_interval = \"soon\"\n") + kMinimal, "f.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("must be a duration"), std::string::npos) << c.status().message();
+}
+
+TEST(Config, MissingSectionsAndDuplicatesAreRefused) {
+  auto c = ParseConfig("[store]\ntype = \"sqlite\"\n", "f.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("missing section [secrets]"), std::string::npos) << c.status().message();
+  c = ParseConfig(std::string(kMinimal) + "[[harness]]\ntype = \"shell\"\n", "f.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("configured twice"), std::string::npos);
+  c = ParseConfig(std::string(kMinimal) + "[extra]\nx = 1\n", "f.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("unknown section [extra]"), std::string::npos);
+}
+
+TEST(Config, PluginSectionsAreCarriedForTheirPlugin) {
+  auto c = ParseConfig(std::string(kMinimal) + "", "f.toml");
+  ASSERT_OK(c);
+  auto with = ParseConfig(R"(
+[secrets]
+type = "env"
+[store]
+type = "sqlite"
+[store.config]
+path = "x.db"
+busy_timeout = "2s"
+[sandbox]
+type = "process"
+[[harness]]
+type = "shell"
+[harness.config]
+shell = "/bin/bash"
+)", "f.toml");
+  ASSERT_OK(with);
+  const PluginChoice& store = with->plugins[1];
+  EXPECT_EQ(store.config.name, "store.config");
+  EXPECT_EQ(store.config.values.at("path").str, "x.db");
+  EXPECT_EQ(store.config.values.at("busy_timeout").line, 8);
+  EXPECT_EQ(with->plugins[3].config.values.at("shell").str, "/bin/bash");
+}
+
+TEST(Schema, DurationsAndSizes) {
+  EXPECT_EQ(ParseDurationMs("250ms"), 250);
+  EXPECT_EQ(ParseDurationMs("5s"), 5000);
+  EXPECT_EQ(ParseDurationMs("2m"), 120000);
+  EXPECT_EQ(ParseDurationMs("1h"), 3600000);
+  EXPECT_FALSE(ParseDurationMs("5"));
+  EXPECT_FALSE(ParseDurationMs("s"));
+  EXPECT_FALSE(ParseDurationMs("-1s"));
+  EXPECT_EQ(ParseSizeBytes("1024"), 1024);
+  EXPECT_EQ(ParseSizeBytes("1MiB"), 1 << 20);
+  EXPECT_EQ(ParseSizeBytes("2KB"), 2000);
+  EXPECT_FALSE(ParseSizeBytes("1 MiB"));
+  EXPECT_FALSE(ParseSizeBytes("99999999999999999999"));
+}
+
+}  // namespace
+}  // namespace paddock

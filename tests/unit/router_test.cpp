@@ -1,0 +1,85 @@
+#include "http/router.h"
+
+#include <gtest/gtest.h>
+
+#include "http/exchange.h"
+#include "util/ids.h"
+#include "util/redactor.h"
+#include "paddock/json.h"
+#include "services/event_service.h"
+#include "paddock/testing/assert.h"
+
+namespace paddock {
+namespace {
+
+TEST(Router, MatchesPatternsAndCapturesParameters) {
+  RouteMatch m = ApiRouter().Match("POST", "/api/sessions/ses_1/runs/run_2/cancel");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_STREQ(m.route->pattern, "/api/sessions/{id}/runs/{run_id}/cancel");
+  EXPECT_EQ(m.params["id"], "ses_1");
+  EXPECT_EQ(m.params["run_id"], "run_2");
+  m = ApiRouter().Match("GET", "/api/sessions/ses%201/");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.params["id"], "ses 1");
+}
+
+TEST(Router, TellsUnknownPathFromWrongMethod) {
+  RouteMatch m = ApiRouter().Match("GET", "/api/nothing");
+  EXPECT_EQ(m.route, nullptr);
+  EXPECT_TRUE(m.allowed_methods.empty());
+  m = ApiRouter().Match("PUT", "/api/sessions");
+  EXPECT_EQ(m.route, nullptr);
+  EXPECT_EQ(m.allowed_methods, (std::vector<std::string>{"POST", "GET"}));
+  m = ApiRouter().Match("GET", "/api/sessions//messages");
+  EXPECT_EQ(m.route, nullptr);
+  m = ApiRouter().Match("HEAD", "/healthz");
+  EXPECT_NE(m.route, nullptr);
+}
+
+TEST(Errors, OneTableMapsStatusToHttp) {
+  EXPECT_EQ(HttpStatusFor(StatusCode::kInvalidArgument), 400);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kNotFound), 404);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kAlreadyExists), 409);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kFailedPrecondition), 409);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kPermissionDenied), 403);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kResourceExhausted), 429);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kUnavailable), 503);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kInternal), 500);
+}
+
+TEST(Redactor, ReplacesEveryOccurrenceLongestFirst) {
+  Redactor r;
+  r.Add("bar");
+  r.Add("foobar");
+  r.Add("");
+  EXPECT_EQ(r.Redact("x foobar y bar bar"), "x [redacted] y [redacted] [redacted]");
+  EXPECT_EQ(r.Redact("nothing"), "nothing");
+}
+
+TEST(Redactor, JsonValuesAreRedactedKeysAreNot) {
+  Redactor r;
+  r.Add("text");
+  r.Add("s3cr3t");
+  auto out = RedactJsonObject(R"({"text":"my s3cr3t","n":1,"list":["s3cr3t"]})", r);
+  ASSERT_OK(out);
+  EXPECT_NE(out->find("\"text\""), std::string::npos);
+  EXPECT_EQ(out->find("s3cr3t"), std::string::npos) << *out;
+  EXPECT_CODE(RedactJsonObject("[1,2]", r), kInvalidArgument);
+  EXPECT_CODE(RedactJsonObject("{not json", r), kInvalidArgument);
+}
+
+TEST(Json, QuoteEscapesAndRepairsInvalidUtf8) {
+  EXPECT_EQ(JsonQuote("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
+  EXPECT_EQ(JsonQuote("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
+  EXPECT_EQ(JsonQuote("bad\xff"), "\"bad\xEF\xBF\xBD\"");
+}
+
+TEST(Ids, SortByCreationAndHaveAFixedShape) {
+  std::string a = NewId("ses");
+  EXPECT_TRUE(LooksLikeId(a, "ses"));
+  EXPECT_FALSE(LooksLikeId(a, "agt"));
+  EXPECT_FALSE(LooksLikeId("ses_xyz", "ses"));
+}
+
+}  // namespace
+}  // namespace paddock
