@@ -2,6 +2,8 @@
 // names the file, the check, and expected vs actual.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "config/config.h"
 #include "plugins/plugin_host.h"
 #include "paddock/testing/assert.h"
@@ -31,6 +33,24 @@ TEST(Loader, RefusesAnotherAbiMajor) {
 TEST(Loader, RefusesAnotherSdkHash) {
   std::string m = Refusal("store", "wrong_sdk");
   EXPECT_NE(m.find("SDK hash 0123456789abcdef, expected " PADDOCK_SDK_HASH), std::string::npos) << m;
+}
+
+TEST(Loader, RefusesAnotherToolchain) {
+  std::string m = Refusal("store", "wrong_toolchain");
+  EXPECT_NE(m.find("toolchain 'clang-3.4|libc++|cxx11abi=0', expected '" PADDOCK_TOOLCHAIN "'"), std::string::npos)
+      << m;
+}
+
+TEST(Loader, RefusesAWorldWritableFile) {
+  TempDir dir;
+  const std::string copy = dir / "paddock-secrets-schema.so";
+  std::filesystem::copy_file(FixtureDir() + "/paddock-secrets-schema.so", copy);
+  std::filesystem::permissions(copy, std::filesystem::perms(0666));
+  auto p = OpenPlugin(copy, "secrets", "schema");
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("world-writable"), std::string::npos) << p.status().message();
+  std::filesystem::permissions(copy, std::filesystem::perms(0644));
+  EXPECT_OK(OpenPlugin(copy, "secrets", "schema"));
 }
 
 TEST(Loader, RefusesAKindOrNameOtherThanTheFileSays) {
@@ -127,7 +147,7 @@ TEST(Loader, DiscoveryListsLoadableAndRefusedFiles) {
   std::set<std::string> loadable;
   for (const auto& p : d.loadable) loadable.insert(p.kind + "." + p.name);
   EXPECT_EQ(loadable, (std::set<std::string>{"secrets.schema", "secrets.throws"}));
-  EXPECT_EQ(d.refused.size(), 6u);
+  EXPECT_EQ(d.refused.size(), 7u);
 }
 
 TEST(Loader, EveryBuiltPluginLoadsAndExportsOnlyTheTwoSymbols) {

@@ -79,6 +79,13 @@ TEST(Ids, SortByCreationAndHaveAFixedShape) {
   EXPECT_TRUE(LooksLikeId(a, "ses"));
   EXPECT_FALSE(LooksLikeId(a, "agt"));
   EXPECT_FALSE(LooksLikeId("ses_xyz", "ses"));
+  // Many ids in the same millisecond still sort in the order they were made.
+  std::string prev = a;
+  for (int i = 0; i < 5000; ++i) {
+    std::string next = NewId("ses");
+    ASSERT_LT(prev, next);
+    prev = next;
+  }
 }
 
 }  // namespace

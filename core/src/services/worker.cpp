@@ -88,6 +88,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
                                       " is not loaded in this process");
   }
   PADDOCK_ASSIGN_OR_RETURN(std::string sandbox_id, sandboxes_.Ensure(session.id));
+  PADDOCK_ASSIGN_OR_RETURN(session, store_.GetSession(session.id));  // Ensure may have changed it
   SecretScope scope{"", agent.id, session.id};
   PADDOCK_ASSIGN_OR_RETURN(std::vector<Secret> secrets, secrets_.Resolve(scope));
   EnvMap env = agent.env;

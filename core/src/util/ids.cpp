@@ -1,6 +1,7 @@
 #include "util/ids.h"
 
 #include <cstdio>
+#include <mutex>
 #include <random>
 
 #include "paddock/types.h"
@@ -8,11 +9,31 @@
 namespace paddock {
 
 std::string NewId(std::string_view prefix) {
+  // 12 hex digits of milliseconds, 4 of a counter that orders ids made in the same
+  // millisecond by this process, 8 random ones that keep processes apart.
+  static std::mutex mu;
+  static std::uint64_t last_ms = 0;
+  static std::uint64_t counter = 0;
   static thread_local std::mt19937_64 rng(std::random_device{}());
+  std::uint64_t ms = static_cast<std::uint64_t>(NowMs());
+  std::uint64_t seq;
+  {
+    std::lock_guard lock(mu);
+    if (ms <= last_ms) {
+      ms = last_ms;
+      if (++counter > 0xffff) {  // more than 65536 ids in one millisecond: borrow the next one
+        ++ms;
+        counter = 0;
+      }
+    } else {
+      counter = 0;
+    }
+    last_ms = ms;
+    seq = counter;
+  }
   char buf[32];
-  std::snprintf(buf, sizeof buf, "_%012llx%012llx",
-                static_cast<unsigned long long>(NowMs()) & 0xffffffffffffULL,
-                static_cast<unsigned long long>(rng()) & 0xffffffffffffULL);
+  std::snprintf(buf, sizeof buf, "_%012llx%04llx%08llx", static_cast<unsigned long long>(ms) & 0xffffffffffffULL,
+                static_cast<unsigned long long>(seq), static_cast<unsigned long long>(rng()) & 0xffffffffULL);
   return std::string(prefix) + buf;
 }
 

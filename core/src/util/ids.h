@@ -1,5 +1,6 @@
-// Resource ids: "<prefix>_<12 hex: ms timestamp><12 hex: random>", so ids sort by creation
-// time and can serve as pagination cursors.
+// Resource ids: "<prefix>_<12 hex: ms timestamp><4 hex: counter><8 hex: random>", so ids made
+// by one process sort by creation
+// order and can serve as pagination cursors.
 #pragma once
 
 #include <string>
