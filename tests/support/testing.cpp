@@ -66,30 +66,47 @@ std::shared_ptr<T> StopOnRelease(std::shared_ptr<T> inner) {
   });
 }
 
+// argv and envp for execve: `args`, and this process's environment plus `extra_env`.
+struct ExecVectors {
+  ExecVectors(std::vector<std::string> a, const std::vector<std::string>& extra_env) : args(std::move(a)) {
+    for (char** e = environ; *e; ++e) env.emplace_back(*e);
+    env.insert(env.end(), extra_env.begin(), extra_env.end());
+    for (auto& x : args) argv.push_back(x.data());
+    argv.push_back(nullptr);
+    for (auto& x : env) envp.push_back(x.data());
+    envp.push_back(nullptr);
+  }
+  std::vector<std::string> args, env;
+  std::vector<char*> argv, envp;
+};
+
 }  // namespace
+
+template <class T>
+Result<std::shared_ptr<T>> Load(const std::string& kind, const std::string& name, const std::string& config_toml,
+                                const std::string& data_dir, std::shared_ptr<T> PluginObjects::*member) {
+  PADDOCK_ASSIGN_OR_RETURN(PluginObjects p, LoadStarted(kind, name, config_toml, data_dir));
+  return StopOnRelease(p.*member);
+}
 
 Result<std::shared_ptr<SessionStore>> LoadStore(const std::string& name, const std::string& config_toml,
                                                 const std::string& data_dir) {
-  PADDOCK_ASSIGN_OR_RETURN(PluginObjects p, LoadStarted("store", name, config_toml, data_dir));
-  return StopOnRelease(p.store);
+  return Load("store", name, config_toml, data_dir, &PluginObjects::store);
 }
 
 Result<std::shared_ptr<SandboxProvider>> LoadSandbox(const std::string& name, const std::string& config_toml,
                                                      const std::string& data_dir) {
-  PADDOCK_ASSIGN_OR_RETURN(PluginObjects p, LoadStarted("sandbox", name, config_toml, data_dir));
-  return StopOnRelease(p.sandbox);
+  return Load("sandbox", name, config_toml, data_dir, &PluginObjects::sandbox);
 }
 
 Result<std::shared_ptr<Harness>> LoadHarness(const std::string& name, const std::string& config_toml,
                                              const std::string& data_dir) {
-  PADDOCK_ASSIGN_OR_RETURN(PluginObjects p, LoadStarted("harness", name, config_toml, data_dir));
-  return StopOnRelease(p.harness);
+  return Load("harness", name, config_toml, data_dir, &PluginObjects::harness);
 }
 
 Result<std::shared_ptr<SecretInjector>> LoadSecrets(const std::string& name, const std::string& config_toml,
                                                     const std::string& data_dir) {
-  PADDOCK_ASSIGN_OR_RETURN(PluginObjects p, LoadStarted("secrets", name, config_toml, data_dir));
-  return StopOnRelease(p.secrets);
+  return Load("secrets", name, config_toml, data_dir, &PluginObjects::secrets);
 }
 
 Result<ExecResult> Sh(SandboxProvider& p, const std::string& sandbox, const std::string& script,
@@ -127,21 +144,13 @@ std::string ServerProcess::log() const {
 Status ServerProcess::Start() {
   const std::string port_file = dir_ / "port";
   const std::string log_file = dir_ / "server.log";
-  std::vector<std::string> args = {PaddockBinary(), "serve", "--config", config_path_, "--port-file", port_file};
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
-  for (const auto& e : env_) env.push_back(e);
-  std::vector<char*> argv, envp;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  ExecVectors exec({PaddockBinary(), "serve", "--config", config_path_, "--port-file", port_file}, env_);
   pid_ = fork();
   if (pid_ == 0) {
     int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
-    execve(argv[0], argv.data(), envp.data());
+    execve(exec.argv[0], exec.argv.data(), exec.envp.data());
     _exit(127);
   }
   for (int i = 0; i < 400; ++i) {
@@ -195,22 +204,14 @@ HttpResponse ServerProcess::Request(const std::string& method, const std::string
 std::pair<int, std::string> RunCommand(const std::vector<std::string>& argv_in, const std::vector<std::string>& env_in) {
   int pipefd[2];
   if (pipe(pipefd) != 0) return {-1, "pipe failed"};
-  std::vector<std::string> args = argv_in;
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
-  for (const auto& e : env_in) env.push_back(e);
-  std::vector<char*> argv, envp;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  ExecVectors exec(argv_in, env_in);
   pid_t pid = fork();
   if (pid == 0) {
     dup2(pipefd[1], 1);
     dup2(pipefd[1], 2);
     close(pipefd[0]);
     close(pipefd[1]);
-    execvpe(argv[0], argv.data(), envp.data());
+    execvpe(exec.argv[0], exec.argv.data(), exec.envp.data());
     _exit(127);
   }
   close(pipefd[1]);
