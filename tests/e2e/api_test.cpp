@@ -8,6 +8,8 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -360,6 +362,99 @@ TEST_F(Api, OpenApiDocumentsEveryRoute) {
     for (const char* m : {"get", "put", "post", "patch", "delete"}) operations += paths->getObject(p)->has(m);
   }
   EXPECT_EQ(operations, documented) << "docs/openapi.json documents operations the server does not have";
+}
+
+// ---- restarts, crashes and lost sandboxes ---------------------------------------------------
+
+class Recovery : public Api {
+ protected:
+  // Streams until `text` was printed by a run.
+  void WaitForOutput(const std::string& session, const std::string& text) {
+    auto events = ReadStream(server_->port(), "/api/sessions/" + session + "/events/stream", {},
+                             [&](const std::vector<SseEvent>& ev) { return HasOutput(ev, text); });
+    ASSERT_TRUE(HasOutput(events, text));
+  }
+  std::string RunField(const std::string& session, const std::string& field) {
+    auto runs = server_->Request("GET", "/api/sessions/" + session + "/runs");
+    Poco::JSON::Parser parser;
+    auto first = parser.parse(runs.body).extract<Poco::JSON::Object::Ptr>()->getArray("runs")->getObject(0);
+    return first->get(field).toString();
+  }
+};
+
+TEST_F(Recovery, SessionsHistoryAndWorkspaceSurviveARestart) {
+  std::string session = CreateSession(CreateAgent());
+  Send(session, "echo one > /workspace/keep.txt; echo written");
+  auto before = UntilFinished(session, 1);
+  ASSERT_EQ(server_->Stop(), 0);
+  ASSERT_OK(server_->Start());
+
+  auto got = server_->Request("GET", "/api/sessions/" + session);
+  ASSERT_EQ(got.status, 200) << got.body;
+  Send(session, "cat /workspace/keep.txt");
+  auto after = UntilFinished(session, 2);
+  EXPECT_TRUE(HasOutput(after, "one"));
+  // The old sandbox went with the old process; the session noticed and got a new one.
+  bool lost = false;
+  for (const auto& e : after) lost = lost || e.type == "sandbox.lost";
+  EXPECT_TRUE(lost);
+  // History is intact and seq stayed gap-free across the restart.
+  for (size_t i = 0; i < after.size(); ++i) EXPECT_EQ(after[i].id, static_cast<std::int64_t>(i + 1));
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(after[i].data, before[i].data);
+}
+
+TEST_F(Recovery, ASandboxKilledBetweenRunsIsReplacedAndKeepsTheWorkspace) {
+  std::string session = CreateSession(CreateAgent());
+  Send(session, "echo data > /workspace/f.txt");
+  UntilFinished(session, 1);
+  std::string sandbox = JsonField(server_->Request("GET", "/api/sessions/" + session).body, "sandbox_id");
+  std::ifstream state(server_->data_dir() + "/sandbox-process/sandboxes/" + sandbox + "/state");
+  pid_t pid = 0;
+  ASSERT_TRUE(state >> pid) << "no state for sandbox " << sandbox;
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+
+  Send(session, "cat /workspace/f.txt");
+  auto events = UntilFinished(session, 2);
+  EXPECT_TRUE(HasOutput(events, "data"));
+  bool lost = false;
+  for (const auto& e : events) lost = lost || (e.type == "sandbox.lost" && e.data.find(sandbox) != std::string::npos);
+  EXPECT_TRUE(lost);
+  EXPECT_NE(JsonField(server_->Request("GET", "/api/sessions/" + session).body, "sandbox_id"), sandbox);
+}
+
+TEST_F(Recovery, ARunCutOffByACrashFailsWithTheReasonAfterRestart) {
+  std::string session = CreateSession(CreateAgent());
+  Send(session, "echo started; sleep 60");
+  WaitForOutput(session, "started");
+  server_->Kill();
+  ASSERT_OK(server_->Start());
+  EXPECT_EQ(RunField(session, "status"), "failed");
+  EXPECT_EQ(RunField(session, "error"), "the server stopped during the run");
+  Send(session, "echo after");
+  auto events = UntilFinished(session, 2);
+  EXPECT_TRUE(HasOutput(events, "after"));
+  EXPECT_EQ(JsonField(server_->Request("GET", "/api/sessions/" + session).body, "status"), "ready");
+}
+
+TEST_F(Recovery, AShutdownDuringARunFailsItWithTheReason) {
+  std::string session = CreateSession(CreateAgent());
+  Send(session, "echo started; sleep 60");
+  WaitForOutput(session, "started");
+  ASSERT_EQ(server_->Stop(), 0);
+  ASSERT_OK(server_->Start());
+  EXPECT_EQ(RunField(session, "status"), "failed");
+  EXPECT_EQ(RunField(session, "error"), "the server shut down during the run");
+}
+
+TEST_F(Recovery, InterruptCancelsTheRunningRunAndRunsTheNewMessage) {
+  std::string session = CreateSession(CreateAgent());
+  std::string first = Send(session, "echo first; sleep 60; echo never");
+  WaitForOutput(session, "first");
+  std::string second = Send(session, "echo second", 202, "interrupt");
+  auto events = UntilFinished(session, 2);
+  EXPECT_TRUE(HasOutput(events, "second"));
+  EXPECT_FALSE(HasOutput(events, "never"));
+  EXPECT_EQ(RunField(session, "status"), "cancelled");
 }
 
 // ---- the command line ----------------------------------------------------------------------

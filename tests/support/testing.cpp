@@ -143,11 +143,12 @@ std::string ServerProcess::log() const {
 
 Status ServerProcess::Start() {
   const std::string port_file = dir_ / "port";
+  unlink(port_file.c_str());
   const std::string log_file = dir_ / "server.log";
   ExecVectors exec({PaddockBinary(), "serve", "--config", config_path_, "--port-file", port_file}, env_);
   pid_ = fork();
   if (pid_ == 0) {
-    int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
     execve(exec.argv[0], exec.argv.data(), exec.envp.data());
@@ -173,6 +174,13 @@ int ServerProcess::Stop() {
   waitpid(pid_, &wstatus, 0);
   pid_ = -1;
   return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+}
+
+void ServerProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
 }
 
 HttpResponse ServerProcess::Request(const std::string& method, const std::string& path, const std::string& body,

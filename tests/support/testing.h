@@ -84,6 +84,8 @@ class ServerProcess {
   Status Start();
   // SIGTERM, then waits for the exit status.
   int Stop();
+  // SIGKILL: the process dies mid-whatever, as in a crash.
+  void Kill();
 
   int port() const { return port_; }
   const std::string& data_dir() const { return data_dir_; }

@@ -75,7 +75,10 @@ bool RunExecutor::Cancel(const std::string& run_id) {
 void RunExecutor::CancelAll() {
   std::lock_guard lock(mu_);
   stopping_ = true;
-  for (auto& [id, a] : active_) a->cancelled = true;
+  for (auto& [id, a] : active_) {
+    a->shutdown = true;
+    a->cancelled = true;
+  }
 }
 
 Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::optional<int>& exit_code,
@@ -120,7 +123,10 @@ void RunExecutor::Execute(const Run& run) {
   {
     std::lock_guard lock(mu_);
     active_[run.id] = active;
-    if (stopping_) active->cancelled = true;
+    if (stopping_) {
+      active->shutdown = true;
+      active->cancelled = true;
+    }
   }
   std::optional<int> exit_code;
   std::string error;
@@ -135,6 +141,11 @@ void RunExecutor::Execute(const Run& run) {
   {
     std::lock_guard lock(mu_);
     active_.erase(run.id);
+  }
+  if (active->shutdown && status != RunStatus::kSucceeded) {
+    // Not the user's doing: say so. Resuming such runs is for a later version.
+    status = RunStatus::kFailed;
+    error = "the server shut down during the run";
   }
   error = redactor_.Redact(error);
   Status finished = store_.FinishRun(run.id, status, exit_code, error);

@@ -41,12 +41,14 @@ class RunExecutor {
 
   // Asks a running run to stop; true when it was running in this process.
   bool Cancel(const std::string& run_id);
-  // Cancels every run in progress (server shutdown).
+  // Stops every run in progress because the process is shutting down: they end failed, with
+  // that reason, and runs claimed from now on stop at once.
   void CancelAll();
 
  private:
   struct Active {
     std::atomic<bool> cancelled{false};
+    std::atomic<bool> shutdown{false};  // cancelled because this process is stopping
   };
   Result<RunStatus> Drive(const Run& run, Active& active, std::optional<int>& exit_code,
                           std::string& error);
