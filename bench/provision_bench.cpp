@@ -2,9 +2,9 @@
 // the same run on the same machine.
 //
 //   build/bin/provision_bench [N]      (default N = 100)
+#include <grp.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <grp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,12 +31,41 @@ double Percentile(std::vector<double> v, double p) {
 // One bare bubblewrap start with the namespaces the process provider uses, running `true`,
 // as the unprivileged uid the provider drops to when run as root.
 double BareBwrap(const std::string& workspace) {
-  std::vector<std::string> args = {"/usr/bin/bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc",
-                                   "--unshare-uts", "--unshare-net", "--unshare-cgroup-try", "--uid", "1000",
-                                   "--gid", "1000", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",
-                                   "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--proc",
-                                   "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", workspace, "/workspace",
-                                   "--clearenv", "--", "/bin/true"};
+  std::vector<std::string> args = {"/usr/bin/bwrap",
+                                   "--unshare-user",
+                                   "--unshare-pid",
+                                   "--unshare-ipc",
+                                   "--unshare-uts",
+                                   "--unshare-net",
+                                   "--unshare-cgroup-try",
+                                   "--uid",
+                                   "1000",
+                                   "--gid",
+                                   "1000",
+                                   "--ro-bind",
+                                   "/usr",
+                                   "/usr",
+                                   "--symlink",
+                                   "usr/bin",
+                                   "/bin",
+                                   "--symlink",
+                                   "usr/lib",
+                                   "/lib",
+                                   "--symlink",
+                                   "usr/lib64",
+                                   "/lib64",
+                                   "--proc",
+                                   "/proc",
+                                   "--dev",
+                                   "/dev",
+                                   "--tmpfs",
+                                   "/tmp",
+                                   "--bind",
+                                   workspace,
+                                   "/workspace",
+                                   "--clearenv",
+                                   "--",
+                                   "/bin/true"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -44,7 +73,8 @@ double BareBwrap(const std::string& workspace) {
   auto start = Clock::now();
   pid_t pid = fork();
   if (pid == 0) {
-    if (geteuid() == 0 && (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0)) _exit(126);
+    if (geteuid() == 0 && (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0))
+      _exit(126);
     execve(argv[0], argv.data(), envp);
     _exit(127);
   }

@@ -66,7 +66,8 @@ Result<Args> ParseArgs(int argc, char** argv) {
       a.no_worker = true;
       continue;
     }
-    static const char* kWithValue[] = {"--config", "--listen", "--port", "--data-dir", "--plugin-dir", "--port-file"};
+    static const char* kWithValue[] = {"--config",   "--listen",     "--port",
+                                       "--data-dir", "--plugin-dir", "--port-file"};
     bool known = false;
     for (const char* k : kWithValue) known = known || arg == k;
     if (!known) return Status::InvalidArgument("unknown option '" + arg + "'\n\n" + kUsage);
@@ -162,7 +163,8 @@ int Plugins(const Args& args) {
            ", \"file\": " + JsonQuote(p.path) + ",\n     \"config_schema\": " + p.keys_json + "}";
   }
   out += "\n  ],\n  \"refused\": [";
-  for (size_t i = 0; i < d.refused.size(); ++i) out += std::string(i ? ", " : "") + "\n    " + JsonQuote(d.refused[i]);
+  for (size_t i = 0; i < d.refused.size(); ++i)
+    out += std::string(i ? ", " : "") + "\n    " + JsonQuote(d.refused[i]);
   out += "\n  ]\n}\n";
   std::fputs(out.c_str(), stdout);
   return 0;
@@ -173,7 +175,8 @@ int CheckConfig(const Args& args) {
   if (!config.ok()) return Fail(config.status().message());
   auto redactor = std::make_shared<Redactor>();
   InitLogging(redactor, "warn");
-  Result<std::unique_ptr<App>> app = App::Create(*config, ResolvePluginDir(config->server.plugin_dir), redactor);
+  Result<std::unique_ptr<App>> app =
+      App::Create(*config, ResolvePluginDir(config->server.plugin_dir), redactor);
   if (!app.ok()) return Fail(app.status().message());
   std::printf("%s: ok\n", config->source.c_str());
   return 0;
@@ -191,8 +194,8 @@ int main(int argc, char** argv) {
     if (args->command == "plugins") return Plugins(*args);
     if (args->command == "check-config") return CheckConfig(*args);
     if (args->command == "version") {
-      std::printf("paddock 0.1.0 (plugin ABI %u.%u, SDK %s)\n", PADDOCK_PLUGIN_ABI_MAJOR, PADDOCK_PLUGIN_ABI_MINOR,
-                  PADDOCK_SDK_HASH);
+      std::printf("paddock 0.1.0 (plugin ABI %u.%u, SDK %s)\n", PADDOCK_PLUGIN_ABI_MAJOR,
+                  PADDOCK_PLUGIN_ABI_MINOR, PADDOCK_SDK_HASH);
       return 0;
     }
     if (args->command == "help" || args->command == "--help" || args->command == "-h") {

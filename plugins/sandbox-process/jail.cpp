@@ -51,10 +51,14 @@ std::vector<std::string> BwrapArgv(const JailOptions& o, const std::string& work
       a.insert(a.end(), {"--ro-bind", dir, dir});
     }
   }
-  a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", workspace,
-                     "/workspace", "--chdir", "/workspace", "--clearenv", "--setenv", "PATH",
-                     "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/workspace",
-                     "--cap-drop", "ALL", "--", "/bin/sh", "-c", "echo ready; exec sleep infinity"});
+  a.insert(a.end(), {"--proc",     "/proc",      "--dev",
+                     "/dev",       "--tmpfs",    "/tmp",
+                     "--bind",     workspace,    "/workspace",
+                     "--chdir",    "/workspace", "--clearenv",
+                     "--setenv",   "PATH",       "/usr/local/bin:/usr/bin:/bin",
+                     "--setenv",   "HOME",       "/workspace",
+                     "--cap-drop", "ALL",        "--",
+                     "/bin/sh",    "-c",         "echo ready; exec sleep infinity"});
   return a;
 }
 
@@ -149,14 +153,12 @@ Result<JailProcess> StartJail(const JailOptions& options, const std::string& wor
     return spawned.status();
   }
   const auto deadline = Clock::now() + std::chrono::milliseconds(options.start_timeout_ms);
-  std::string info_text = ReadUntil(info[0], deadline, [](const std::string& t) {
-    return t.find('}') != std::string::npos;
-  });
+  std::string info_text =
+      ReadUntil(info[0], deadline, [](const std::string& t) { return t.find('}') != std::string::npos; });
   std::optional<pid_t> pid = ParseChildPid(info_text);
   // The command writes "ready" once bwrap has finished building the mount namespace.
-  std::string ready_text = ReadUntil(ready[0], deadline, [](const std::string& t) {
-    return t.find("ready\n") != std::string::npos;
-  });
+  std::string ready_text = ReadUntil(
+      ready[0], deadline, [](const std::string& t) { return t.find("ready\n") != std::string::npos; });
   cleanup();
   if (!pid || ready_text.find("ready\n") == std::string::npos) {
     if (pid) kill(*pid, SIGKILL);
@@ -183,7 +185,8 @@ Status KillJail(const JailProcess& jail) {
   while (JailAlive(jail) && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  if (JailAlive(jail)) return Status::Internal("sandbox init " + std::to_string(jail.pid) + " survived SIGKILL");
+  if (JailAlive(jail))
+    return Status::Internal("sandbox init " + std::to_string(jail.pid) + " survived SIGKILL");
   return Status::Ok();
 }
 
@@ -199,8 +202,7 @@ std::vector<std::string> JailExecArgv(const JailOptions& options, const JailProc
                                 "--uts",
                                 "--net",
                                 "--root",
-                                "--wdns=" + (request.cwd.empty() ? std::string("/workspace")
-                                                                 : request.cwd),
+                                "--wdns=" + (request.cwd.empty() ? std::string("/workspace") : request.cwd),
                                 "--setuid",
                                 std::to_string(options.sandbox_uid),
                                 "--setgid",

@@ -16,13 +16,13 @@
 namespace paddock::plugins::sandbox_process {
 
 struct JailOptions {
-  std::string bwrap;                       // absolute path
-  std::string nsenter;                     // absolute path
-  std::vector<std::string> ro_binds;       // host paths mounted read-only at the same place
+  std::string bwrap;                  // absolute path
+  std::string nsenter;                // absolute path
+  std::vector<std::string> ro_binds;  // host paths mounted read-only at the same place
   std::string hostname = "sandbox";
-  uid_t sandbox_uid = 1000;                // uid/gid seen inside
+  uid_t sandbox_uid = 1000;  // uid/gid seen inside
   gid_t sandbox_gid = 1000;
-  std::optional<Credentials> host_creds;   // host uid/gid the jail runs as (when we are root)
+  std::optional<Credentials> host_creds;  // host uid/gid the jail runs as (when we are root)
   std::int64_t start_timeout_ms = 10000;
 };
 

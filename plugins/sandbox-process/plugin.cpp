@@ -12,8 +12,7 @@ constexpr paddock_config_key kConfigKeys[] = {
      "Directory for sandbox state and workspaces; empty: the plugin's data directory."},
     {"bwrap", PADDOCK_CONFIG_STRING, 0, "bwrap", "The bubblewrap executable."},
     {"nsenter", PADDOCK_CONFIG_STRING, 0, "nsenter", "The nsenter executable (util-linux)."},
-    {"ro_binds", PADDOCK_CONFIG_STRING_LIST, 0,
-     "/usr,/etc/alternatives,/etc/ssl/certs,/etc/ca-certificates",
+    {"ro_binds", PADDOCK_CONFIG_STRING_LIST, 0, "/usr,/etc/alternatives,/etc/ssl/certs,/etc/ca-certificates",
      "Host paths mounted read-only into every sandbox (missing ones are skipped)."},
     {"hostname", PADDOCK_CONFIG_STRING, 0, "sandbox", "Host name inside the sandbox."},
     {"sandbox_uid", PADDOCK_CONFIG_INT, 0, "1000", "uid and gid that commands run as inside."},
@@ -43,7 +42,8 @@ Result<SandboxProviderPtr> Create(const PluginContext& ctx, const ConfigView& co
   j.nsenter = *nsenter;
   j.ro_binds = config.GetStringList("ro_binds");
   for (const auto& p : j.ro_binds) {
-    if (p.empty() || p[0] != '/') return Status::InvalidArgument("ro_binds entries must be absolute paths: '" + p + "'");
+    if (p.empty() || p[0] != '/')
+      return Status::InvalidArgument("ro_binds entries must be absolute paths: '" + p + "'");
   }
   j.hostname = config.GetString("hostname", "sandbox");
   std::int64_t uid = config.GetInt("sandbox_uid", 1000);
@@ -53,7 +53,8 @@ Result<SandboxProviderPtr> Create(const PluginContext& ctx, const ConfigView& co
   if (geteuid() == 0) {
     std::int64_t host_uid = config.GetInt("run_as_uid", 65534);
     std::int64_t host_gid = config.GetInt("run_as_gid", 65534);
-    if (host_uid < 1 || host_gid < 1) return Status::InvalidArgument("run_as_uid/run_as_gid must not be root");
+    if (host_uid < 1 || host_gid < 1)
+      return Status::InvalidArgument("run_as_uid/run_as_gid must not be root");
     j.host_creds = Credentials{static_cast<uid_t>(host_uid), static_cast<gid_t>(host_gid)};
   }
   j.start_timeout_ms = config.GetDurationMs("start_timeout", 10000);

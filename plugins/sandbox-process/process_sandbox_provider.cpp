@@ -44,14 +44,15 @@ bool ValidEnvName(const std::string& s) {
 // Every ancestor of `path` must let `uid` through, or bubblewrap (running as `uid`) cannot
 // mount the workspace.
 Status CheckTraversable(const fs::path& path, uid_t uid) {
-  for (fs::path p = fs::absolute(path); ; p = p.parent_path()) {
+  for (fs::path p = fs::absolute(path);; p = p.parent_path()) {
     struct stat st {};
     if (stat(p.c_str(), &st) == 0) {
       bool ok = st.st_uid == uid ? (st.st_mode & S_IXUSR) : (st.st_mode & S_IXOTH);
       if (!ok) {
         return Status::FailedPrecondition(
-            "sandbox root '" + path.string() + "' is not reachable by uid " + std::to_string(uid) +
-            " (" + p.string() + " has no search permission for it); choose a root under a "
+            "sandbox root '" + path.string() + "' is not reachable by uid " + std::to_string(uid) + " (" +
+            p.string() +
+            " has no search permission for it); choose a root under a "
             "world-searchable directory such as /var/lib/paddock, or set run_as_uid");
       }
     }
@@ -154,8 +155,7 @@ Result<SandboxInfo> ProcessSandboxProvider::Create(const SandboxSpec& spec) noex
     info.created_at = NowMs();
     info.detail = "pid " + std::to_string(jail->pid);
     std::ofstream state(dir + "/state.tmp");
-    state << jail->pid << ' ' << jail->start_time << ' ' << spec.session_id << ' '
-          << info.created_at << '\n';
+    state << jail->pid << ' ' << jail->start_time << ' ' << spec.session_id << ' ' << info.created_at << '\n';
     state.close();
     fs::rename(dir + "/state.tmp", dir + "/state", ec);
     if (!state || ec) {
@@ -207,9 +207,14 @@ Result<ExecResult> ProcessSandboxProvider::Exec(std::string_view id, const ExecR
     RunLimits limits;
     limits.timeout = request.timeout;
     limits.cancelled = [&observer] { return observer.Cancelled(); };
-    return RunAndStream(std::move(spec), limits, [&observer](ExecStream s, std::string_view c) {
-      observer.OnOutput(s, c);
-    });
+    auto forward = [&observer](ExecStream s, std::string_view c) { observer.OnOutput(s, c); };
+    PADDOCK_ASSIGN_OR_RETURN(ExecResult result, RunAndStream(std::move(spec), limits, forward));
+    // A command that failed because its sandbox died under it is the sandbox's failure, not the
+    // command's: say so, so that the caller can replace the sandbox.
+    if (result.exit_code != 0 && !result.timed_out && !result.cancelled && !JailAlive(r.jail)) {
+      return Status::Unavailable("sandbox '" + std::string(id) + "' went away during the command");
+    }
+    return result;
   });
 }
 

@@ -25,8 +25,7 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
 }
 
 // In the forked child: only async-signal-safe calls from here on.
-[[noreturn]] void ExecChild(const SpawnSpec& spec, char* const* argv, char* const* envp,
-                            int devnull) {
+[[noreturn]] void ExecChild(const SpawnSpec& spec, char* const* argv, char* const* envp, int devnull) {
   if (spec.new_process_group) setpgid(0, 0);
   dup2(devnull, 0);
   dup2(spec.stdout_fd >= 0 ? spec.stdout_fd : devnull, 1);
@@ -40,8 +39,7 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
     }
   }
   if (spec.drop_to) {
-    if (setgroups(0, nullptr) != 0 || setgid(spec.drop_to->gid) != 0 ||
-        setuid(spec.drop_to->uid) != 0) {
+    if (setgroups(0, nullptr) != 0 || setgid(spec.drop_to->gid) != 0 || setuid(spec.drop_to->uid) != 0) {
       _exit(126);
     }
   }
@@ -124,8 +122,7 @@ Result<ExecResult> RunAndStream(SpawnSpec spec, const RunLimits& limits,
   }
   const pid_t pid = *spawned;
   using Clock = std::chrono::steady_clock;
-  const auto deadline = limits.timeout.count() > 0 ? Clock::now() + limits.timeout
-                                                    : Clock::time_point::max();
+  const auto deadline = limits.timeout.count() > 0 ? Clock::now() + limits.timeout : Clock::time_point::max();
   ExecResult result;
   bool exited = false;
   int wstatus = 0;

@@ -15,8 +15,7 @@ bool ValidEnvName(std::string_view s) {
 
 }  // namespace
 
-EnvSecretInjector::EnvSecretInjector(std::string prefix,
-                                     const std::vector<std::string>& environ_entries) {
+EnvSecretInjector::EnvSecretInjector(std::string prefix, const std::vector<std::string>& environ_entries) {
   for (const std::string& entry : environ_entries) {
     if (entry.compare(0, prefix.size(), prefix) != 0) continue;
     auto eq = entry.find('=');

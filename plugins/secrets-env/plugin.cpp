@@ -28,7 +28,6 @@ Result<SecretInjectorPtr> Create(const PluginContext& ctx, const ConfigView& con
 }  // namespace
 }  // namespace paddock::plugins::secrets_env
 
-PADDOCK_DEFINE_PLUGIN(secrets, env, "0.1.0",
-                      "Secrets from the server's environment (CONTAINER_ENV_<NAME>).",
+PADDOCK_DEFINE_PLUGIN(secrets, env, "0.1.0", "Secrets from the server's environment (CONTAINER_ENV_<NAME>).",
                       paddock::ConfigKeys(paddock::plugins::secrets_env::kConfigKeys),
                       paddock::plugins::secrets_env::Create)

@@ -52,8 +52,7 @@ bool Statement::Step(Status& status) {
   }
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
-  status = rc == SQLITE_DONE ? Status::Ok()
-                             : SqliteStatus(sqlite3_extended_errcode(db_), db_, "step");
+  status = rc == SQLITE_DONE ? Status::Ok() : SqliteStatus(sqlite3_extended_errcode(db_), db_, "step");
   return false;
 }
 
@@ -67,8 +66,7 @@ Status Statement::Run() {
 std::string Statement::Text(int col) const {
   const unsigned char* p = sqlite3_column_text(stmt_, col);
   if (!p) return {};
-  return std::string(reinterpret_cast<const char*>(p),
-                     static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+  return std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
 }
 
 std::int64_t Statement::Int(int col) const { return sqlite3_column_int64(stmt_, col); }

@@ -89,8 +89,7 @@ Status SqliteSessionStore::Start() noexcept {
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(config_.path).parent_path(), ec);
     int rc = sqlite3_open_v2(config_.path.c_str(), &db_,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
       Status s = SqliteStatus(rc, db_, "open " + config_.path);
       sqlite3_close(db_);
@@ -174,8 +173,8 @@ Status SqliteSessionStore::CreateAgent(const Agent& agent) noexcept {
     std::lock_guard lock(mu_);
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
-    Statement st(db_, std::string("INSERT INTO agents (") + kAgentColumns +
-                          ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    Statement st(db_,
+                 std::string("INSERT INTO agents (") + kAgentColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     st.Bind(1, agent.id).Bind(2, agent.name).Bind(3, agent.harness).Bind(4, agent.model);
     st.Bind(5, agent.prompt).Bind(6, agent.run_timeout_seconds);
     st.Bind(7, agent.created_at).Bind(8, agent.updated_at);
@@ -216,9 +215,8 @@ Result<Page<Agent>> SqliteSessionStore::ListAgents(const PageRequest& page) noex
   return Guard([&]() -> Result<Page<Agent>> {
     PADDOCK_RETURN_IF_ERROR(CheckLimit(page.limit));
     std::lock_guard lock(mu_);
-    Statement st(db_, page.cursor.empty()
-                          ? "SELECT id FROM agents ORDER BY id DESC LIMIT ?"
-                          : "SELECT id FROM agents WHERE id < ? ORDER BY id DESC LIMIT ?");
+    Statement st(db_, page.cursor.empty() ? "SELECT id FROM agents ORDER BY id DESC LIMIT ?"
+                                          : "SELECT id FROM agents WHERE id < ? ORDER BY id DESC LIMIT ?");
     int i = 1;
     if (!page.cursor.empty()) st.Bind(i++, page.cursor);
     st.Bind(i, static_cast<std::int64_t>(page.limit) + 1);
@@ -293,8 +291,8 @@ Status SqliteSessionStore::CreateSession(const Session& session) noexcept {
       PADDOCK_RETURN_IF_ERROR(s);
       return Status::NotFound("agent '" + session.agent_id + "' does not exist");
     }
-    Statement st(db_, std::string("INSERT INTO sessions (") + kSessionColumns +
-                          ") VALUES (?, ?, ?, ?, ?, 0, ?, ?)");
+    Statement st(
+        db_, std::string("INSERT INTO sessions (") + kSessionColumns + ") VALUES (?, ?, ?, ?, ?, 0, ?, ?)");
     st.Bind(1, session.id).Bind(2, session.agent_id).Bind(3, ToString(session.status));
     st.Bind(4, session.status_reason).Bind(5, session.sandbox_id);
     st.Bind(6, session.created_at).Bind(7, session.updated_at);
@@ -352,8 +350,7 @@ Status SqliteSessionStore::SetSessionStatus(std::string_view id, SessionStatus s
                                             std::string_view reason) noexcept {
   return Guard([&]() -> Status {
     std::lock_guard lock(mu_);
-    Statement st(db_,
-                 "UPDATE sessions SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?");
+    Statement st(db_, "UPDATE sessions SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?");
     st.Bind(1, ToString(status)).Bind(2, reason).Bind(3, NowMs()).Bind(4, id);
     PADDOCK_RETURN_IF_ERROR(st.Run());
     if (sqlite3_changes(db_) == 0) {
@@ -363,8 +360,7 @@ Status SqliteSessionStore::SetSessionStatus(std::string_view id, SessionStatus s
   });
 }
 
-Status SqliteSessionStore::SetSessionSandbox(std::string_view id,
-                                             std::string_view sandbox_id) noexcept {
+Status SqliteSessionStore::SetSessionSandbox(std::string_view id, std::string_view sandbox_id) noexcept {
   return Guard([&]() -> Status {
     std::lock_guard lock(mu_);
     Statement st(db_, "UPDATE sessions SET sandbox_id = ?, updated_at = ? WHERE id = ?");
@@ -440,8 +436,7 @@ Result<Run> SqliteSessionStore::GetRun(std::string_view id) noexcept {
   });
 }
 
-Result<std::vector<Run>> SqliteSessionStore::ListRuns(std::string_view session_id,
-                                                      int limit) noexcept {
+Result<std::vector<Run>> SqliteSessionStore::ListRuns(std::string_view session_id, int limit) noexcept {
   return Guard([&]() -> Result<std::vector<Run>> {
     PADDOCK_RETURN_IF_ERROR(CheckLimit(limit));
     std::lock_guard lock(mu_);
@@ -485,8 +480,7 @@ Result<std::optional<Run>> SqliteSessionStore::ClaimNextRun() noexcept {
   });
 }
 
-Status SqliteSessionStore::FinishRun(std::string_view id, RunStatus status,
-                                     std::optional<int> exit_code,
+Status SqliteSessionStore::FinishRun(std::string_view id, RunStatus status, std::optional<int> exit_code,
                                      std::string_view error) noexcept {
   return Guard([&]() -> Status {
     if (!IsTerminal(status)) {
@@ -533,8 +527,8 @@ Result<std::vector<Run>> SqliteSessionStore::FailRunningRuns(std::string_view re
     std::lock_guard lock(mu_);
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
-    Statement st(db_, std::string("SELECT ") + kRunColumns +
-                          " FROM runs WHERE status = 'running' ORDER BY position");
+    Statement st(
+        db_, std::string("SELECT ") + kRunColumns + " FROM runs WHERE status = 'running' ORDER BY position");
     std::vector<Run> runs;
     Status s;
     while (st.Step(s)) runs.push_back(ReadRun(st));
@@ -555,8 +549,7 @@ Result<std::vector<Run>> SqliteSessionStore::FailRunningRuns(std::string_view re
 
 // ---- events -----------------------------------------------------------------------------
 
-Result<Event> SqliteSessionStore::AppendEventLocked(std::string_view session_id,
-                                                    const NewEvent& event) {
+Result<Event> SqliteSessionStore::AppendEventLocked(std::string_view session_id, const NewEvent& event) {
   Statement bump(db_, "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq");
   bump.Bind(1, session_id);
   Status s;
@@ -581,8 +574,7 @@ Result<Event> SqliteSessionStore::AppendEventLocked(std::string_view session_id,
   return e;
 }
 
-Result<Event> SqliteSessionStore::AppendEvent(std::string_view session_id,
-                                              const NewEvent& event) noexcept {
+Result<Event> SqliteSessionStore::AppendEvent(std::string_view session_id, const NewEvent& event) noexcept {
   return Guard([&]() -> Result<Event> {
     std::lock_guard lock(mu_);
     Transaction tx(db_);
@@ -593,8 +585,7 @@ Result<Event> SqliteSessionStore::AppendEvent(std::string_view session_id,
   });
 }
 
-Result<std::vector<Event>> SqliteSessionStore::ListEvents(std::string_view session_id,
-                                                          std::int64_t after_seq,
+Result<std::vector<Event>> SqliteSessionStore::ListEvents(std::string_view session_id, std::int64_t after_seq,
                                                           int limit) noexcept {
   return Guard([&]() -> Result<std::vector<Event>> {
     PADDOCK_RETURN_IF_ERROR(CheckLimit(limit));

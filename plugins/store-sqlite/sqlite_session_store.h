@@ -12,7 +12,7 @@
 namespace paddock::plugins::store_sqlite {
 
 struct SqliteConfig {
-  std::string path;          // database file
+  std::string path;  // database file
   std::int64_t busy_timeout_ms = 5000;
 };
 

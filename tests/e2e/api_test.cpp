@@ -30,7 +30,8 @@ struct SseEvent {
 };
 
 // Reads the event stream until `done` says so or `timeout` passes.
-std::vector<SseEvent> ReadStream(int port, const std::string& path, const std::map<std::string, std::string>& headers,
+std::vector<SseEvent> ReadStream(int port, const std::string& path,
+                                 const std::map<std::string, std::string>& headers,
                                  const std::function<bool(const std::vector<SseEvent>&)>& done,
                                  std::chrono::seconds timeout = std::chrono::seconds(30)) {
   std::vector<SseEvent> events;
@@ -115,7 +116,8 @@ class Api : public ::testing::Test {
     return ReadStream(server_->port(), "/api/sessions/" + session + "/events/stream", {},
                       [&](const std::vector<SseEvent>& ev) { return Finished(ev) >= runs; });
   }
-  void ExpectError(const HttpResponse& r, int status, const std::string& code, const std::string& message_part) {
+  void ExpectError(const HttpResponse& r, int status, const std::string& code,
+                   const std::string& message_part) {
     EXPECT_EQ(r.status, status) << r.body;
     EXPECT_EQ(JsonField(r.body, "error.code"), code) << r.body;
     EXPECT_NE(JsonField(r.body, "error.message").find(message_part), std::string::npos) << r.body;
@@ -126,9 +128,10 @@ class Api : public ::testing::Test {
 
 TEST_F(Api, TheDocumentedCurlCallCreatesASession) {
   std::string agent = CreateAgent();
-  auto [code, out] = RunCommand({"curl", "-s", "-w", "\n%{http_code}", "-X", "POST",
-                                 "http://localhost:" + std::to_string(server_->port()) + "/api/sessions", "-H",
-                                 "Content-Type: application/json", "-d", "{\"agent_id\": \"" + agent + "\"}"});
+  auto [code, out] =
+      RunCommand({"curl", "-s", "-w", "\n%{http_code}", "-X", "POST",
+                  "http://localhost:" + std::to_string(server_->port()) + "/api/sessions", "-H",
+                  "Content-Type: application/json", "-d", "{\"agent_id\": \"" + agent + "\"}"});
   ASSERT_EQ(code, 0) << out;
   EXPECT_EQ(out.substr(out.rfind('\n') + 1), "201");
   std::string body = out.substr(0, out.rfind('\n'));
@@ -136,8 +139,9 @@ TEST_F(Api, TheDocumentedCurlCallCreatesASession) {
   EXPECT_EQ(JsonField(body, "id").rfind("ses_", 0), 0u);
   // The sandbox becomes ready.
   std::string id = JsonField(body, "id");
-  auto events = ReadStream(server_->port(), "/api/sessions/" + id + "/events/stream", {},
-                           [](const std::vector<SseEvent>& ev) { return !ev.empty() && ev.back().type == "sandbox.ready"; });
+  auto events = ReadStream(
+      server_->port(), "/api/sessions/" + id + "/events/stream", {},
+      [](const std::vector<SseEvent>& ev) { return !ev.empty() && ev.back().type == "sandbox.ready"; });
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events.back().type, "sandbox.ready");
   EXPECT_EQ(JsonField(server_->Request("GET", "/api/sessions/" + id).body, "status"), "ready");
@@ -180,16 +184,17 @@ TEST_F(Api, SecretValuesNeverReachResponsesOrLogs) {
   server_->Stop();
   StartServer("", {"CONTAINER_ENV_API_TOKEN=zq-secret-7781"});
   // Even a value a client stores elsewhere comes back redacted.
-  auto agent = server_->Request("POST", "/api/agents",
-                                R"({"name":"zq-secret-7781","harness":"shell","env":{"X":"zq-secret-7781"}})");
+  auto agent = server_->Request(
+      "POST", "/api/agents", R"({"name":"zq-secret-7781","harness":"shell","env":{"X":"zq-secret-7781"}})");
   ASSERT_EQ(agent.status, 201) << agent.body;
   EXPECT_EQ(agent.body.find("zq-secret-7781"), std::string::npos) << agent.body;
   std::string session = CreateSession(JsonField(agent.body, "id"));
   Send(session, "echo $API_TOKEN; echo $API_TOKEN >&2; exit 3");
   auto events = UntilFinished(session, 1);
   for (const auto& e : events) EXPECT_EQ(e.data.find("zq-secret-7781"), std::string::npos) << e.data;
-  for (const std::string& path : {"/api/sessions/" + session + "/messages", "/api/sessions/" + session + "/runs",
-                                  "/api/sessions/" + session + "/events"}) {
+  for (const std::string& path :
+       {"/api/sessions/" + session + "/messages", "/api/sessions/" + session + "/runs",
+        "/api/sessions/" + session + "/events"}) {
     auto r = server_->Request("GET", path);
     EXPECT_EQ(r.body.find("zq-secret-7781"), std::string::npos) << path << ": " << r.body;
   }
@@ -202,8 +207,9 @@ TEST_F(Api, StreamResumesAfterLastEventId) {
   Send(session, "echo one; echo two; echo three");
   auto all = UntilFinished(session, 1);
   ASSERT_GE(all.size(), 6u);
-  auto resumed = ReadStream(server_->port(), "/api/sessions/" + session + "/events/stream", {{"Last-Event-ID", "3"}},
-                            [&](const std::vector<SseEvent>& ev) { return ev.size() >= all.size() - 3; });
+  auto resumed =
+      ReadStream(server_->port(), "/api/sessions/" + session + "/events/stream", {{"Last-Event-ID", "3"}},
+                 [&](const std::vector<SseEvent>& ev) { return ev.size() >= all.size() - 3; });
   ASSERT_EQ(resumed.size(), all.size() - 3);
   for (size_t i = 0; i < resumed.size(); ++i) {
     EXPECT_EQ(resumed[i].id, all[i + 3].id);
@@ -225,44 +231,54 @@ TEST_F(Api, BadInputGetsAClearErrorAndChangesNothing) {
   std::string session = CreateSession(agent);
   const std::string msgs = "/api/sessions/" + session + "/messages";
 
-  ExpectError(server_->Request("POST", "/api/agents", "{\"name\": "), 400, "invalid_argument", "not valid JSON");
-  ExpectError(server_->Request("POST", "/api/agents", "[1,2]"), 400, "invalid_argument", "must be a JSON object");
-  ExpectError(server_->Request("POST", "/api/agents", R"({"name":123,"harness":"shell"})"), 400, "invalid_argument",
-              "field 'name' must be a string, not a number");
-  ExpectError(server_->Request("POST", "/api/agents", R"({"name":"x","harness":"shell","colour":"red"})"), 400,
-              "invalid_argument", "unknown field 'colour'");
-  ExpectError(server_->Request("POST", "/api/agents", R"({"name":"x","harness":"nope"})"), 400, "invalid_argument",
-              "'nope' is not a loaded harness; loaded: shell");
-  ExpectError(server_->Request("POST", "/api/agents", R"({"name":"x","harness":"shell","env":{"1BAD":"v"}})"), 400,
-              "invalid_argument", "not a valid variable name");
-  ExpectError(server_->Request("POST", "/api/agents", R"({"name":"x","harness":"shell","run_timeout_seconds":0})"),
-              400, "invalid_argument", "between 1 and 86400");
+  ExpectError(server_->Request("POST", "/api/agents", "{\"name\": "), 400, "invalid_argument",
+              "not valid JSON");
+  ExpectError(server_->Request("POST", "/api/agents", "[1,2]"), 400, "invalid_argument",
+              "must be a JSON object");
+  ExpectError(server_->Request("POST", "/api/agents", R"({"name":123,"harness":"shell"})"), 400,
+              "invalid_argument", "field 'name' must be a string, not a number");
+  ExpectError(server_->Request("POST", "/api/agents", R"({"name":"x","harness":"shell","colour":"red"})"),
+              400, "invalid_argument", "unknown field 'colour'");
+  ExpectError(server_->Request("POST", "/api/agents", R"({"name":"x","harness":"nope"})"), 400,
+              "invalid_argument", "'nope' is not a loaded harness; loaded: shell");
+  ExpectError(server_->Request("POST", "/api/agents", R"({"name":"x","harness":"shell","env":{"1BAD":"v"}})"),
+              400, "invalid_argument", "not a valid variable name");
+  ExpectError(
+      server_->Request("POST", "/api/agents", R"({"name":"x","harness":"shell","run_timeout_seconds":0})"),
+      400, "invalid_argument", "between 1 and 86400");
   ExpectError(server_->Request("POST", "/api/agents", "name=x", "text/plain"), 415, "unsupported_media_type",
               "must be application/json");
-  ExpectError(server_->Request("POST", "/api/sessions", "{}"), 400, "invalid_argument", "'agent_id' is required");
+  ExpectError(server_->Request("POST", "/api/sessions", "{}"), 400, "invalid_argument",
+              "'agent_id' is required");
   ExpectError(server_->Request("POST", "/api/sessions", R"({"agent_id":"agt_missing"})"), 404, "not_found",
               "agent 'agt_missing' does not exist");
   ExpectError(server_->Request("GET", "/api/sessions/ses_missing"), 404, "not_found", "does not exist");
   ExpectError(server_->Request("POST", "/api/sessions/ses_missing/messages", R"({"content":"ls"})"), 404,
               "not_found", "does not exist");
-  ExpectError(server_->Request("POST", msgs, R"({"content":""})"), 400, "invalid_argument", "must not be empty");
-  ExpectError(server_->Request("POST", msgs, R"({"content":["ls"]})"), 400, "invalid_argument", "must be a string");
-  ExpectError(server_->Request("POST", msgs, R"({"content":"ls","on_busy":"later"})"), 400, "invalid_argument",
-              "queue, reject or interrupt");
+  ExpectError(server_->Request("POST", msgs, R"({"content":""})"), 400, "invalid_argument",
+              "must not be empty");
+  ExpectError(server_->Request("POST", msgs, R"({"content":["ls"]})"), 400, "invalid_argument",
+              "must be a string");
+  ExpectError(server_->Request("POST", msgs, R"({"content":"ls","on_busy":"later"})"), 400,
+              "invalid_argument", "queue, reject or interrupt");
   ExpectError(server_->Request("GET", "/api/nothing"), 404, "not_found", "no route");
   auto wrong_method = server_->Request("PUT", "/api/sessions", "{}");
   ExpectError(wrong_method, 405, "method_not_allowed", "allowed: POST, GET");
   EXPECT_EQ(wrong_method.headers["Allow"], "POST, GET");
-  ExpectError(server_->Request("GET", "/api/sessions?limit=0"), 400, "invalid_argument", "between 1 and 1000");
+  ExpectError(server_->Request("GET", "/api/sessions?limit=0"), 400, "invalid_argument",
+              "between 1 and 1000");
   ExpectError(server_->Request("GET", "/api/sessions?limit=ten"), 400, "invalid_argument", "'limit'");
   ExpectError(server_->Request("GET", "/api/sessions?status=sleeping"), 400, "invalid_argument", "'status'");
-  ExpectError(server_->Request("GET", "/api/sessions?colour=red"), 400, "invalid_argument", "unknown query parameter");
-  ExpectError(server_->Request("GET", "/api/sessions/" + session + "/events/stream", "", "", {{"Last-Event-ID", "x"}}),
+  ExpectError(server_->Request("GET", "/api/sessions?colour=red"), 400, "invalid_argument",
+              "unknown query parameter");
+  ExpectError(server_->Request("GET", "/api/sessions/" + session + "/events/stream", "", "",
+                               {{"Last-Event-ID", "x"}}),
               400, "invalid_argument", "Last-Event-ID");
   ExpectError(server_->Request("POST", "/api/agents", std::string(2000, '[') + std::string(2000, ']')), 400,
               "invalid_argument", "not valid JSON");
   std::string huge = R"({"name":")" + std::string(2 << 20, 'x') + R"(","harness":"shell"})";
-  ExpectError(server_->Request("POST", "/api/agents", huge), 413, "payload_too_large", "server.max_body_size");
+  ExpectError(server_->Request("POST", "/api/agents", huge), 413, "payload_too_large",
+              "server.max_body_size");
 
   // Nothing was created or broken by any of it.
   EXPECT_EQ(server_->Request("GET", "/healthz").status, 200);
@@ -325,9 +341,10 @@ TEST_F(Api, HealthReadinessMetricsAndPlugins) {
   UntilFinished(session, 1);
   auto metrics = server_->Request("GET", "/metrics");
   ASSERT_EQ(metrics.status, 200);
-  for (const char* name : {"paddock_http_requests_total", "paddock_http_request_duration_seconds_bucket",
-                           "paddock_sessions{status=\"ready\"}", "paddock_runs_total{outcome=\"succeeded\"} 1",
-                           "paddock_sandbox_provision_duration_seconds_count", "paddock_events_appended_total"}) {
+  for (const char* name :
+       {"paddock_http_requests_total", "paddock_http_request_duration_seconds_bucket",
+        "paddock_sessions{status=\"ready\"}", "paddock_runs_total{outcome=\"succeeded\"} 1",
+        "paddock_sandbox_provision_duration_seconds_count", "paddock_events_appended_total"}) {
     EXPECT_NE(metrics.body.find(name), std::string::npos) << name;
   }
   TempDir dir;
@@ -412,12 +429,17 @@ TEST_F(Recovery, ASandboxKilledBetweenRunsIsReplacedAndKeepsTheWorkspace) {
   pid_t pid = 0;
   ASSERT_TRUE(state >> pid) << "no state for sandbox " << sandbox;
   ASSERT_EQ(kill(pid, SIGKILL), 0);
+  // Between runs: wait until it is really gone (the kill is asynchronous).
+  for (int i = 0; i < 500 && std::ifstream("/proc/" + std::to_string(pid) + "/stat").good(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 
   Send(session, "cat /workspace/f.txt");
   auto events = UntilFinished(session, 2);
   EXPECT_TRUE(HasOutput(events, "data"));
   bool lost = false;
-  for (const auto& e : events) lost = lost || (e.type == "sandbox.lost" && e.data.find(sandbox) != std::string::npos);
+  for (const auto& e : events)
+    lost = lost || (e.type == "sandbox.lost" && e.data.find(sandbox) != std::string::npos);
   EXPECT_TRUE(lost);
   EXPECT_NE(JsonField(server_->Request("GET", "/api/sessions/" + session).body, "sandbox_id"), sandbox);
 }
@@ -466,10 +488,11 @@ TEST(Cli, ConfigErrorsExitNonZeroNamingFileAndLine) {
   EXPECT_EQ(code, 2);
   EXPECT_NE(out.find(dir / "bad.toml:3:"), std::string::npos) << out;
 
-  std::ofstream(dir / "unknown.toml") << "[secrets]\ntype=\"env\"\n[store]\ntype=\"sqlite\"\n[store.config]\n"
-                                         "paht=\"x.db\"\n[sandbox]\ntype=\"process\"\n[[harness]]\ntype=\"shell\"\n";
-  std::tie(code, out) = RunCommand({PaddockBinary(), "check-config", "--config", dir / "unknown.toml",
-                                    "--plugin-dir", PluginDir()});
+  std::ofstream(dir / "unknown.toml")
+      << "[secrets]\ntype=\"env\"\n[store]\ntype=\"sqlite\"\n[store.config]\n"
+         "paht=\"x.db\"\n[sandbox]\ntype=\"process\"\n[[harness]]\ntype=\"shell\"\n";
+  std::tie(code, out) = RunCommand(
+      {PaddockBinary(), "check-config", "--config", dir / "unknown.toml", "--plugin-dir", PluginDir()});
   EXPECT_EQ(code, 2);
   EXPECT_NE(out.find("unknown.toml:6: [store.config] unknown key 'paht'; allowed: path, busy_timeout"),
             std::string::npos)
@@ -477,8 +500,8 @@ TEST(Cli, ConfigErrorsExitNonZeroNamingFileAndLine) {
 
   std::ofstream(dir / "missing.toml") << "[secrets]\ntype=\"env\"\n[store]\ntype=\"mongo\"\n"
                                          "[sandbox]\ntype=\"process\"\n[[harness]]\ntype=\"shell\"\n";
-  std::tie(code, out) = RunCommand({PaddockBinary(), "check-config", "--config", dir / "missing.toml",
-                                    "--plugin-dir", PluginDir()});
+  std::tie(code, out) = RunCommand(
+      {PaddockBinary(), "check-config", "--config", dir / "missing.toml", "--plugin-dir", PluginDir()});
   EXPECT_EQ(code, 2);
   EXPECT_NE(out.find("paddock-store-mongo.so: file not found"), std::string::npos) << out;
 }

@@ -45,8 +45,8 @@ std::string SourceDir() { return PADDOCK_TEST_SOURCE_DIR; }
 
 namespace {
 
-Result<PluginObjects> LoadStarted(const std::string& kind, const std::string& name, const std::string& config_toml,
-                                  const std::string& data_dir) {
+Result<PluginObjects> LoadStarted(const std::string& kind, const std::string& name,
+                                  const std::string& config_toml, const std::string& data_dir) {
   PluginChoice choice;
   choice.kind = kind;
   choice.name = name;
@@ -83,8 +83,9 @@ struct ExecVectors {
 }  // namespace
 
 template <class T>
-Result<std::shared_ptr<T>> Load(const std::string& kind, const std::string& name, const std::string& config_toml,
-                                const std::string& data_dir, std::shared_ptr<T> PluginObjects::*member) {
+Result<std::shared_ptr<T>> Load(const std::string& kind, const std::string& name,
+                                const std::string& config_toml, const std::string& data_dir,
+                                std::shared_ptr<T> PluginObjects::*member) {
   PADDOCK_ASSIGN_OR_RETURN(PluginObjects p, LoadStarted(kind, name, config_toml, data_dir));
   return StopOnRelease(p.*member);
 }
@@ -183,8 +184,8 @@ void ServerProcess::Kill() {
   pid_ = -1;
 }
 
-HttpResponse ServerProcess::Request(const std::string& method, const std::string& path, const std::string& body,
-                                    const std::string& content_type,
+HttpResponse ServerProcess::Request(const std::string& method, const std::string& path,
+                                    const std::string& body, const std::string& content_type,
                                     const std::map<std::string, std::string>& headers) const {
   HttpResponse out;
   try {
@@ -209,7 +210,8 @@ HttpResponse ServerProcess::Request(const std::string& method, const std::string
   return out;
 }
 
-std::pair<int, std::string> RunCommand(const std::vector<std::string>& argv_in, const std::vector<std::string>& env_in) {
+std::pair<int, std::string> RunCommand(const std::vector<std::string>& argv_in,
+                                       const std::vector<std::string>& env_in) {
   int pipefd[2];
   if (pipe(pipefd) != 0) return {-1, "pipe failed"};
   ExecVectors exec(argv_in, env_in);

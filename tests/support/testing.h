@@ -32,8 +32,8 @@ class TempDir {
   std::string path_;
 };
 
-std::string PluginDir();    // the built plugins
-std::string FixtureDir();   // the broken fixture plugins
+std::string PluginDir();   // the built plugins
+std::string FixtureDir();  // the broken fixture plugins
 std::string PaddockBinary();
 std::string SourceDir();
 
@@ -105,7 +105,8 @@ class ServerProcess {
 };
 
 // Runs a command, returns (exit code, combined stdout+stderr).
-std::pair<int, std::string> RunCommand(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
+std::pair<int, std::string> RunCommand(const std::vector<std::string>& argv,
+                                       const std::vector<std::string>& env = {});
 
 // The string value of `field` in a flat JSON object text (test convenience; "" when absent).
 std::string JsonField(const std::string& json, const std::string& field);

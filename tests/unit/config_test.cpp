@@ -26,7 +26,8 @@ TEST(Config, EmbeddedDefaultIsTheOneProcessSetup) {
   EXPECT_TRUE(c->worker.enabled);
   std::vector<std::string> plugins;
   for (const auto& p : c->plugins) plugins.push_back(p.kind + "." + p.name);
-  EXPECT_EQ(plugins, (std::vector<std::string>{"secrets.env", "store.sqlite", "sandbox.process", "harness.shell"}));
+  EXPECT_EQ(plugins,
+            (std::vector<std::string>{"secrets.env", "store.sqlite", "sandbox.process", "harness.shell"}));
   EXPECT_FALSE(c->server.data_dir.empty());
 }
 
@@ -49,7 +50,8 @@ TEST(Config, UnknownServerKeyListsTheAllowedOnes) {
 TEST(Config, WrongTypeAndRangeAreRefused) {
   auto c = ParseConfig(std::string("[server]\nport = \"3000\"\n") + kMinimal, "f.toml");
   ASSERT_FALSE(c.ok());
-  EXPECT_NE(c.status().message().find("key 'port' must be an integer, not the string \"3000\""), std::string::npos)
+  EXPECT_NE(c.status().message().find("key 'port' must be an integer, not the string \"3000\""),
+            std::string::npos)
       << c.status().message();
   c = ParseConfig(std::string("[server]\nport = 70000\n") + kMinimal, "f.toml");
   ASSERT_FALSE(c.ok());
@@ -62,7 +64,8 @@ TEST(Config, WrongTypeAndRangeAreRefused) {
 TEST(Config, MissingSectionsAndDuplicatesAreRefused) {
   auto c = ParseConfig("[store]\ntype = \"sqlite\"\n", "f.toml");
   ASSERT_FALSE(c.ok());
-  EXPECT_NE(c.status().message().find("missing section [secrets]"), std::string::npos) << c.status().message();
+  EXPECT_NE(c.status().message().find("missing section [secrets]"), std::string::npos)
+      << c.status().message();
   c = ParseConfig(std::string(kMinimal) + "[[harness]]\ntype = \"shell\"\n", "f.toml");
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("configured twice"), std::string::npos);
@@ -88,7 +91,8 @@ type = "process"
 type = "shell"
 [harness.config]
 shell = "/bin/bash"
-)", "f.toml");
+)",
+                          "f.toml");
   ASSERT_OK(with);
   const PluginChoice& store = with->plugins[1];
   EXPECT_EQ(store.config.name, "store.config");

@@ -5,8 +5,8 @@
 #include <filesystem>
 
 #include "config/config.h"
-#include "plugins/plugin_host.h"
 #include "paddock/testing/assert.h"
+#include "plugins/plugin_host.h"
 #include "testing.h"
 
 namespace paddock {
@@ -37,7 +37,8 @@ TEST(Loader, RefusesAnotherSdkHash) {
 
 TEST(Loader, RefusesAnotherToolchain) {
   std::string m = Refusal("store", "wrong_toolchain");
-  EXPECT_NE(m.find("toolchain 'clang-3.4|libc++|cxx11abi=0', expected '" PADDOCK_TOOLCHAIN "'"), std::string::npos)
+  EXPECT_NE(m.find("toolchain 'clang-3.4|libc++|cxx11abi=0', expected '" PADDOCK_TOOLCHAIN "'"),
+            std::string::npos)
       << m;
 }
 
@@ -92,10 +93,11 @@ TEST_F(FixtureConfig, UnknownKeyIsRefusedWithTheAllowedKeys) {
   auto p = Create("token = \"t\"\ntokne = \"x\"\n");
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(p.status().message().find(
-                "paddock.toml:2: [secrets.config] unknown key 'tokne'; allowed: token, count, enabled, timeout, "
-                "limit, hosts"),
-            std::string::npos)
+  EXPECT_NE(
+      p.status().message().find(
+          "paddock.toml:2: [secrets.config] unknown key 'tokne'; allowed: token, count, enabled, timeout, "
+          "limit, hosts"),
+      std::string::npos)
       << p.status().message();
   EXPECT_NE(p.status().message().find("paddock-secrets-schema.so"), std::string::npos);
 }
@@ -103,7 +105,8 @@ TEST_F(FixtureConfig, UnknownKeyIsRefusedWithTheAllowedKeys) {
 TEST_F(FixtureConfig, WrongTypeIsRefused) {
   auto p = Create("token = \"t\"\ncount = \"three\"\n");
   ASSERT_FALSE(p.ok());
-  EXPECT_NE(p.status().message().find("key 'count' must be an integer, not the string \"three\""), std::string::npos)
+  EXPECT_NE(p.status().message().find("key 'count' must be an integer, not the string \"three\""),
+            std::string::npos)
       << p.status().message();
   p = Create("token = \"t\"\nhosts = [\"a\", 2]\n");
   ASSERT_FALSE(p.ok());
@@ -113,7 +116,8 @@ TEST_F(FixtureConfig, WrongTypeIsRefused) {
 TEST_F(FixtureConfig, MissingRequiredKeyIsRefused) {
   auto p = Create("count = 1\n");
   ASSERT_FALSE(p.ok());
-  EXPECT_NE(p.status().message().find("missing required key 'token'"), std::string::npos) << p.status().message();
+  EXPECT_NE(p.status().message().find("missing required key 'token'"), std::string::npos)
+      << p.status().message();
 }
 
 TEST_F(FixtureConfig, ValidSectionReachesThePluginTypedWithDefaults) {
@@ -163,7 +167,8 @@ TEST(Loader, EveryBuiltPluginLoadsAndExportsOnlyTheTwoSymbols) {
     for (std::string line; std::getline(lines, line);) {
       if (line.find(" T ") != std::string::npos) symbols.insert(line.substr(line.rfind(' ') + 1));
     }
-    EXPECT_EQ(symbols, (std::set<std::string>{"paddock_plugin_create_v1", "paddock_plugin_manifest_v1"})) << p.path;
+    EXPECT_EQ(symbols, (std::set<std::string>{"paddock_plugin_create_v1", "paddock_plugin_manifest_v1"}))
+        << p.path;
   }
   EXPECT_EQ(ids, (std::set<std::string>{"harness.shell", "sandbox.process", "secrets.env", "store.sqlite"}));
 }

@@ -3,11 +3,11 @@
 #include <gtest/gtest.h>
 
 #include "http/exchange.h"
+#include "paddock/json.h"
+#include "paddock/testing/assert.h"
+#include "services/event_service.h"
 #include "util/ids.h"
 #include "util/redactor.h"
-#include "paddock/json.h"
-#include "services/event_service.h"
-#include "paddock/testing/assert.h"
 
 namespace paddock {
 namespace {

@@ -20,8 +20,7 @@ using ConfigValue = std::variant<std::int64_t, bool, std::string, std::vector<st
 class ConfigView {
  public:
   ConfigView() = default;
-  explicit ConfigView(std::map<std::string, ConfigValue, std::less<>> values)
-      : values_(std::move(values)) {}
+  explicit ConfigView(std::map<std::string, ConfigValue, std::less<>> values) : values_(std::move(values)) {}
 
   bool Has(std::string_view key) const { return values_.find(key) != values_.end(); }
 
@@ -33,9 +32,7 @@ class ConfigView {
   std::int64_t GetInt(std::string_view key, std::int64_t fallback = 0) const {
     return Get<std::int64_t>(key, fallback);
   }
-  bool GetBool(std::string_view key, bool fallback = false) const {
-    return Get<bool>(key, fallback);
-  }
+  bool GetBool(std::string_view key, bool fallback = false) const { return Get<bool>(key, fallback); }
   std::int64_t GetDurationMs(std::string_view key, std::int64_t fallback = 0) const {
     return Get<std::int64_t>(key, fallback);
   }

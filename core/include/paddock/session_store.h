@@ -72,8 +72,7 @@ class SessionStore : public Lifecycle {
   // Moves a run to a terminal status. kNotFound when absent; kFailedPrecondition when the run
   // is already terminal (the first outcome wins).
   // REQUIRES: IsTerminal(status)
-  [[nodiscard]] virtual Status FinishRun(std::string_view id, RunStatus status,
-                                         std::optional<int> exit_code,
+  [[nodiscard]] virtual Status FinishRun(std::string_view id, RunStatus status, std::optional<int> exit_code,
                                          std::string_view error) noexcept = 0;
   // Number of runs of the session that are queued or running.
   [[nodiscard]] virtual Result<std::int64_t> CountActiveRuns(std::string_view session_id) noexcept = 0;
@@ -88,8 +87,7 @@ class SessionStore : public Lifecycle {
                                                   const NewEvent& event) noexcept = 0;
   // Events with seq > after_seq, in seq order, at most `limit` (1..1000).
   [[nodiscard]] virtual Result<std::vector<Event>> ListEvents(std::string_view session_id,
-                                                              std::int64_t after_seq,
-                                                              int limit) noexcept = 0;
+                                                              std::int64_t after_seq, int limit) noexcept = 0;
 
   // ---- maintenance ----
   // Names of the applied migrations, in the order they were applied.

@@ -27,10 +27,10 @@ using EnvMap = std::map<std::string, std::string>;
 struct Agent {
   std::string id;
   std::string name;
-  std::string harness;   // harness plugin name, e.g. "shell"
-  std::string model;     // may be empty for harnesses without a model
-  std::string prompt;    // system prompt; may be empty
-  EnvMap env;            // extra environment for the sandbox (not secret)
+  std::string harness;  // harness plugin name, e.g. "shell"
+  std::string model;    // may be empty for harnesses without a model
+  std::string prompt;   // system prompt; may be empty
+  EnvMap env;           // extra environment for the sandbox (not secret)
   std::int64_t run_timeout_seconds = 600;
   TimestampMs created_at = 0;
   TimestampMs updated_at = 0;
@@ -40,12 +40,18 @@ enum class SessionStatus { kProvisioning, kReady, kRunning, kSuspended, kClosed,
 
 constexpr std::string_view ToString(SessionStatus s) noexcept {
   switch (s) {
-    case SessionStatus::kProvisioning: return "provisioning";
-    case SessionStatus::kReady: return "ready";
-    case SessionStatus::kRunning: return "running";
-    case SessionStatus::kSuspended: return "suspended";
-    case SessionStatus::kClosed: return "closed";
-    case SessionStatus::kFailed: return "failed";
+    case SessionStatus::kProvisioning:
+      return "provisioning";
+    case SessionStatus::kReady:
+      return "ready";
+    case SessionStatus::kRunning:
+      return "running";
+    case SessionStatus::kSuspended:
+      return "suspended";
+    case SessionStatus::kClosed:
+      return "closed";
+    case SessionStatus::kFailed:
+      return "failed";
   }
   return "failed";
 }
@@ -77,19 +83,25 @@ enum class RunStatus { kQueued, kRunning, kSucceeded, kFailed, kCancelled, kInte
 
 constexpr std::string_view ToString(RunStatus s) noexcept {
   switch (s) {
-    case RunStatus::kQueued: return "queued";
-    case RunStatus::kRunning: return "running";
-    case RunStatus::kSucceeded: return "succeeded";
-    case RunStatus::kFailed: return "failed";
-    case RunStatus::kCancelled: return "cancelled";
-    case RunStatus::kInterrupted: return "interrupted";
+    case RunStatus::kQueued:
+      return "queued";
+    case RunStatus::kRunning:
+      return "running";
+    case RunStatus::kSucceeded:
+      return "succeeded";
+    case RunStatus::kFailed:
+      return "failed";
+    case RunStatus::kCancelled:
+      return "cancelled";
+    case RunStatus::kInterrupted:
+      return "interrupted";
   }
   return "failed";
 }
 
 inline std::optional<RunStatus> ParseRunStatus(std::string_view s) noexcept {
-  for (RunStatus v : {RunStatus::kQueued, RunStatus::kRunning, RunStatus::kSucceeded,
-                      RunStatus::kFailed, RunStatus::kCancelled, RunStatus::kInterrupted}) {
+  for (RunStatus v : {RunStatus::kQueued, RunStatus::kRunning, RunStatus::kSucceeded, RunStatus::kFailed,
+                      RunStatus::kCancelled, RunStatus::kInterrupted}) {
     if (ToString(v) == s) return v;
   }
   return std::nullopt;
@@ -104,13 +116,13 @@ struct Run {
   std::string id;
   std::string session_id;
   RunStatus status = RunStatus::kQueued;
-  std::string content;                 // the user message
-  std::optional<int> exit_code;        // set when the harness reported one
-  std::string error;                   // why it failed; empty otherwise
-  int attempt = 0;                     // how many times a worker has claimed it
+  std::string content;           // the user message
+  std::optional<int> exit_code;  // set when the harness reported one
+  std::string error;             // why it failed; empty otherwise
+  int attempt = 0;               // how many times a worker has claimed it
   TimestampMs created_at = 0;
-  TimestampMs started_at = 0;          // 0 until claimed
-  TimestampMs finished_at = 0;         // 0 until terminal
+  TimestampMs started_at = 0;   // 0 until claimed
+  TimestampMs finished_at = 0;  // 0 until terminal
 };
 
 // An append-only, per-session record. `seq` starts at 1 and has no gaps.
@@ -137,8 +149,8 @@ struct Page {
 };
 
 struct PageRequest {
-  int limit = 50;       // 1..1000
-  std::string cursor;   // from a previous Page::next_cursor; empty for the first page
+  int limit = 50;      // 1..1000
+  std::string cursor;  // from a previous Page::next_cursor; empty for the first page
 };
 
 struct SessionFilter {
@@ -161,9 +173,12 @@ enum class SandboxState { kStarting, kRunning, kGone };
 
 constexpr std::string_view ToString(SandboxState s) noexcept {
   switch (s) {
-    case SandboxState::kStarting: return "starting";
-    case SandboxState::kRunning: return "running";
-    case SandboxState::kGone: return "gone";
+    case SandboxState::kStarting:
+      return "starting";
+    case SandboxState::kRunning:
+      return "running";
+    case SandboxState::kGone:
+      return "gone";
   }
   return "gone";
 }
@@ -172,7 +187,7 @@ struct SandboxInfo {
   std::string id;
   std::string session_id;
   SandboxState state = SandboxState::kGone;
-  std::string detail;          // provider-specific, one line (e.g. "pid 4242")
+  std::string detail;  // provider-specific, one line (e.g. "pid 4242")
   TimestampMs created_at = 0;
 };
 

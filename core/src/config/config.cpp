@@ -2,11 +2,11 @@
 
 #include <unistd.h>
 
+#include <toml++/toml.h>
 #include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "config/schema.h"
 #include "config_embedded.h"
@@ -22,8 +22,7 @@ constexpr paddock_config_key kServerKeys[] = {
     {"plugin_dir", PADDOCK_CONFIG_STRING, 0, "",
      "Where paddock-<kind>-<name>.so files are; empty: $PADDOCK_PLUGIN_DIR or next to the binary."},
     {"max_body_size", PADDOCK_CONFIG_SIZE, 0, "1MiB", "Largest request body accepted (413 above)."},
-    {"max_connections", PADDOCK_CONFIG_INT, 0, "64",
-     "Requests served at once, open event streams included."},
+    {"max_connections", PADDOCK_CONFIG_INT, 0, "64", "Requests served at once, open event streams included."},
     {"log_level", PADDOCK_CONFIG_STRING, 0, "info", "debug, info, warn or error."},
 };
 
@@ -176,7 +175,8 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
       return Invalid(source, s.line, "[server] max_body_size must be between 1KiB and 1GiB");
     }
     std::int64_t conns = v.GetInt("max_connections");
-    if (conns < 2 || conns > 10000) return Invalid(source, s.line, "[server] max_connections must be 2..10000");
+    if (conns < 2 || conns > 10000)
+      return Invalid(source, s.line, "[server] max_connections must be 2..10000");
     out.max_connections = static_cast<int>(conns);
     out.log_level = v.GetString("log_level");
     if (out.log_level != "debug" && out.log_level != "info" && out.log_level != "warn" &&
@@ -236,8 +236,8 @@ Result<RawSection> ParseSectionText(std::string_view text, std::string name) {
     toml::table t = toml::parse(text, name);
     return ToSection(t, name, name);
   } catch (const toml::parse_error& e) {
-    return Status::InvalidArgument(name + ":" + std::to_string(e.source().begin.line) + ": TOML syntax error: " +
-                                   std::string(e.description()));
+    return Status::InvalidArgument(name + ":" + std::to_string(e.source().begin.line) +
+                                   ": TOML syntax error: " + std::string(e.description()));
   }
 }
 

@@ -32,9 +32,9 @@ struct WorkerSettings {
 };
 
 struct PluginChoice {
-  std::string kind;  // "store", "sandbox", "secrets", "harness"
-  std::string name;  // "sqlite"
-  RawSection config; // the [<kind>.config] table, possibly empty
+  std::string kind;   // "store", "sandbox", "secrets", "harness"
+  std::string name;   // "sqlite"
+  RawSection config;  // the [<kind>.config] table, possibly empty
 };
 
 struct Config {

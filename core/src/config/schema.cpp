@@ -10,34 +10,47 @@ namespace paddock {
 
 const char* TypeName(RawValue::Type t) {
   switch (t) {
-    case RawValue::Type::kString: return "string";
-    case RawValue::Type::kInt: return "integer";
-    case RawValue::Type::kFloat: return "float";
-    case RawValue::Type::kBool: return "boolean";
-    case RawValue::Type::kArray: return "array";
-    case RawValue::Type::kTable: return "table";
-    case RawValue::Type::kOther: return "date/time";
+    case RawValue::Type::kString:
+      return "string";
+    case RawValue::Type::kInt:
+      return "integer";
+    case RawValue::Type::kFloat:
+      return "float";
+    case RawValue::Type::kBool:
+      return "boolean";
+    case RawValue::Type::kArray:
+      return "array";
+    case RawValue::Type::kTable:
+      return "table";
+    case RawValue::Type::kOther:
+      return "date/time";
   }
   return "value";
 }
 
 const char* ConfigTypeName(std::uint32_t type) {
   switch (type) {
-    case PADDOCK_CONFIG_STRING: return "string";
-    case PADDOCK_CONFIG_INT: return "int";
-    case PADDOCK_CONFIG_BOOL: return "bool";
-    case PADDOCK_CONFIG_DURATION: return "duration";
-    case PADDOCK_CONFIG_SIZE: return "size";
-    case PADDOCK_CONFIG_STRING_LIST: return "string_list";
+    case PADDOCK_CONFIG_STRING:
+      return "string";
+    case PADDOCK_CONFIG_INT:
+      return "int";
+    case PADDOCK_CONFIG_BOOL:
+      return "bool";
+    case PADDOCK_CONFIG_DURATION:
+      return "duration";
+    case PADDOCK_CONFIG_SIZE:
+      return "size";
+    case PADDOCK_CONFIG_STRING_LIST:
+      return "string_list";
   }
   return "unknown";
 }
 
 namespace {
 
-std::optional<std::int64_t> ParseNumberWithUnit(std::string_view s,
-                                                std::initializer_list<std::pair<std::string_view, std::int64_t>> units,
-                                                bool unit_required) {
+std::optional<std::int64_t> ParseNumberWithUnit(
+    std::string_view s, std::initializer_list<std::pair<std::string_view, std::int64_t>> units,
+    bool unit_required) {
   size_t i = 0;
   while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
   if (i == 0) return std::nullopt;
@@ -59,16 +72,16 @@ std::optional<std::int64_t> ParseNumberWithUnit(std::string_view s,
 }
 
 std::string Where(const RawSection& section, int line) {
-  return section.source + ":" + std::to_string(line > 0 ? line : section.line) + ": [" +
-         section.name + "]";
+  return section.source + ":" + std::to_string(line > 0 ? line : section.line) + ": [" + section.name + "]";
 }
 
 // Converts one raw value to the declared type, or explains why it cannot be.
 Result<ConfigValue> Convert(const paddock_config_key& key, const RawValue& v) {
   auto mismatch = [&](const char* want) -> Status {
     return Status::InvalidArgument("key '" + std::string(key.name) + "' must be " + want + ", not " +
-                                   (v.type == RawValue::Type::kString ? "the string \"" + v.str + "\""
-                                                                      : std::string("a ") + TypeName(v.type)));
+                                   (v.type == RawValue::Type::kString
+                                        ? "the string \"" + v.str + "\""
+                                        : std::string("a ") + TypeName(v.type)));
   };
   switch (key.type) {
     case PADDOCK_CONFIG_STRING:
@@ -132,7 +145,8 @@ Result<ConfigValue> ConvertDefault(const paddock_config_key& key) {
         size_t comma = text.find(',', start);
         RawValue item;
         item.type = RawValue::Type::kString;
-        item.str = std::string(text.substr(start, comma == std::string_view::npos ? text.npos : comma - start));
+        item.str =
+            std::string(text.substr(start, comma == std::string_view::npos ? text.npos : comma - start));
         v.items.push_back(item);
         if (comma == std::string_view::npos) break;
         start = comma + 1;
@@ -189,8 +203,8 @@ Result<ConfigView> ValidateSection(KeySpan keys, const RawSection& section) {
       }
       values.emplace(k.name, std::move(v).value());
     } else if (k.flags & PADDOCK_CONFIG_REQUIRED) {
-      return Status::InvalidArgument(Where(section, 0) + " missing required key '" + k.name +
-                                     "' (" + ConfigTypeName(k.type) + ": " + k.description + ")");
+      return Status::InvalidArgument(Where(section, 0) + " missing required key '" + k.name + "' (" +
+                                     ConfigTypeName(k.type) + ": " + k.description + ")");
     } else if (k.default_value) {
       Result<ConfigValue> v = ConvertDefault(k);
       if (!v.ok()) return Status::Internal(Where(section, 0) + " " + v.status().message());
@@ -206,10 +220,9 @@ std::string KeysJson(KeySpan keys) {
     if (out.size() > 1) out += ",";
     out += "{\"name\":" + JsonQuote(k.name) + ",\"type\":" + JsonQuote(ConfigTypeName(k.type)) +
            ",\"required\":" + ((k.flags & PADDOCK_CONFIG_REQUIRED) ? "true" : "false") +
-           ",\"secret\":" + ((k.flags & PADDOCK_CONFIG_SECRET) ? "true" : "false") +
-           ",\"default\":" + (k.default_value && !(k.flags & PADDOCK_CONFIG_REQUIRED)
-                                  ? JsonQuote(k.default_value)
-                                  : std::string("null")) +
+           ",\"secret\":" + ((k.flags & PADDOCK_CONFIG_SECRET) ? "true" : "false") + ",\"default\":" +
+           (k.default_value && !(k.flags & PADDOCK_CONFIG_REQUIRED) ? JsonQuote(k.default_value)
+                                                                    : std::string("null")) +
            ",\"description\":" + JsonQuote(k.description ? k.description : "") + "}";
   }
   return out + "]";

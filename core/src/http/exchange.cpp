@@ -19,17 +19,28 @@ namespace paddock {
 
 int HttpStatusFor(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return 200;
-    case StatusCode::kInvalidArgument: return 400;
-    case StatusCode::kNotFound: return 404;
-    case StatusCode::kAlreadyExists: return 409;
-    case StatusCode::kFailedPrecondition: return 409;
-    case StatusCode::kPermissionDenied: return 403;
-    case StatusCode::kResourceExhausted: return 429;
-    case StatusCode::kUnavailable: return 503;
-    case StatusCode::kDeadlineExceeded: return 504;
-    case StatusCode::kUnimplemented: return 501;
-    case StatusCode::kInternal: return 500;
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kAlreadyExists:
+      return 409;
+    case StatusCode::kFailedPrecondition:
+      return 409;
+    case StatusCode::kPermissionDenied:
+      return 403;
+    case StatusCode::kResourceExhausted:
+      return 429;
+    case StatusCode::kUnavailable:
+      return 503;
+    case StatusCode::kDeadlineExceeded:
+      return 504;
+    case StatusCode::kUnimplemented:
+      return 501;
+    case StatusCode::kInternal:
+      return 500;
   }
   return 500;
 }
@@ -62,8 +73,8 @@ Status Exchange::CheckQuery(std::initializer_list<std::string_view> allowed) {
     if (!ok) {
       std::string list;
       for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      return Status::InvalidArgument("unknown query parameter '" + k + "'; allowed: " +
-                                     (list.empty() ? "(none)" : list));
+      return Status::InvalidArgument("unknown query parameter '" + k +
+                                     "'; allowed: " + (list.empty() ? "(none)" : list));
     }
   }
   return Status::Ok();
@@ -89,7 +100,8 @@ Result<std::int64_t> Exchange::QueryInt(std::string_view name, std::int64_t fall
   }
   if (used == 0 || used != v->size() || n < min || n > max) {
     return Status::InvalidArgument("query parameter '" + std::string(name) + "' must be an integer between " +
-                                   std::to_string(min) + " and " + std::to_string(max) + ", not '" + *v + "'");
+                                   std::to_string(min) + " and " + std::to_string(max) + ", not '" + *v +
+                                   "'");
   }
   return n;
 }
@@ -213,10 +225,12 @@ Result<std::optional<std::string>> StringField(const Poco::JSON::Object& obj, co
                                                size_t max_bytes) {
   if (!obj.has(name)) return std::optional<std::string>();
   Poco::Dynamic::Var v = obj.get(name);
-  if (!v.isString()) return Status::InvalidArgument("field '" + name + "' must be a string, not " + JsonTypeName(v));
+  if (!v.isString())
+    return Status::InvalidArgument("field '" + name + "' must be a string, not " + JsonTypeName(v));
   std::string s = v.extract<std::string>();
   if (s.size() > max_bytes) {
-    return Status::InvalidArgument("field '" + name + "' is longer than " + std::to_string(max_bytes) + " bytes");
+    return Status::InvalidArgument("field '" + name + "' is longer than " + std::to_string(max_bytes) +
+                                   " bytes");
   }
   return std::optional<std::string>(std::move(s));
 }
@@ -238,14 +252,16 @@ Result<std::optional<EnvMap>> StringMapField(const Poco::JSON::Object& obj, cons
   if (!obj.has(name)) return std::optional<EnvMap>();
   Poco::Dynamic::Var v = obj.get(name);
   if (v.type() != typeid(Poco::JSON::Object::Ptr)) {
-    return Status::InvalidArgument("field '" + name + "' must be an object of strings, not " + JsonTypeName(v));
+    return Status::InvalidArgument("field '" + name + "' must be an object of strings, not " +
+                                   JsonTypeName(v));
   }
   auto o = v.extract<Poco::JSON::Object::Ptr>();
   EnvMap out;
   for (const auto& key : o->getNames()) {
     Poco::Dynamic::Var item = o->get(key);
     if (!item.isString()) {
-      return Status::InvalidArgument("field '" + name + "." + key + "' must be a string, not " + JsonTypeName(item));
+      return Status::InvalidArgument("field '" + name + "." + key + "' must be a string, not " +
+                                     JsonTypeName(item));
     }
     out[key] = item.extract<std::string>();
   }

@@ -40,7 +40,7 @@ class Exchange {
   std::optional<std::string> Query(std::string_view name) const;
   // An integer query parameter in [min, max], or `fallback` when absent.
   Result<std::int64_t> QueryInt(std::string_view name, std::int64_t fallback, std::int64_t min,
-                                 std::int64_t max) const;
+                                std::int64_t max) const;
 
   // The body as a JSON object: 415 without a JSON content type, 413 over the size limit, 400
   // when it is not a JSON object. With required=false an empty body yields an empty object.

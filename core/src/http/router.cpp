@@ -20,7 +20,8 @@ std::vector<std::string_view> Split(std::string_view path) {
   return out;
 }
 
-bool MatchPattern(std::string_view pattern, std::string_view path, std::map<std::string, std::string>& params) {
+bool MatchPattern(std::string_view pattern, std::string_view path,
+                  std::map<std::string, std::string>& params) {
   auto ps = Split(pattern);
   auto xs = Split(path);
   if (ps.size() != xs.size()) return false;

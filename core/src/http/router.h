@@ -20,9 +20,9 @@ struct Route {
 };
 
 struct RouteMatch {
-  const Route* route = nullptr;                 // set on a full match
+  const Route* route = nullptr;  // set on a full match
   std::map<std::string, std::string> params;
-  std::vector<std::string> allowed_methods;     // non-empty when only the path matched
+  std::vector<std::string> allowed_methods;  // non-empty when only the path matched
 };
 
 class Router {

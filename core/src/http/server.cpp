@@ -25,7 +25,8 @@ class Dispatcher final : public Poco::Net::HTTPRequestHandler {
  public:
   Dispatcher(App& app, std::int64_t max_body_bytes) : app_(app), max_body_bytes_(max_body_bytes) {}
 
-  void handleRequest(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) override {
+  void handleRequest(Poco::Net::HTTPServerRequest& request,
+                     Poco::Net::HTTPServerResponse& response) override {
     auto started = std::chrono::steady_clock::now();
     std::string path;
     try {
@@ -50,9 +51,11 @@ class Dispatcher final : public Poco::Net::HTTPRequestHandler {
         details->set("allowed", list);
         response.set("Allow", allow);
         x.SendError(405, "method_not_allowed",
-                    "method " + request.getMethod() + " is not allowed on " + path + "; allowed: " + allow, details);
+                    "method " + request.getMethod() + " is not allowed on " + path + "; allowed: " + allow,
+                    details);
       } else {
-        x.SendError(404, "not_found", "no route for " + request.getMethod() + " " + (path.empty() ? request.getURI() : path));
+        x.SendError(404, "not_found",
+                    "no route for " + request.getMethod() + " " + (path.empty() ? request.getURI() : path));
       }
     } catch (const std::exception& e) {
       LogError("unhandled error in " + request.getMethod() + " " + route + ": " + e.what());
@@ -105,15 +108,18 @@ struct HttpServer::Impl {
   std::unique_ptr<Poco::Net::HTTPServer> server;
 };
 
-HttpServer::HttpServer(App& app, std::string listen, int port, int max_connections, std::int64_t max_body_bytes)
-    : impl_(new Impl{app, std::move(listen), port, max_connections, max_body_bytes, nullptr, nullptr, nullptr}) {}
+HttpServer::HttpServer(App& app, std::string listen, int port, int max_connections,
+                       std::int64_t max_body_bytes)
+    : impl_(new Impl{app, std::move(listen), port, max_connections, max_body_bytes, nullptr, nullptr,
+                     nullptr}) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
 Status HttpServer::Start() {
   try {
     impl_->socket = std::make_unique<Poco::Net::ServerSocket>();
-    impl_->socket->bind(Poco::Net::SocketAddress(impl_->listen, static_cast<Poco::UInt16>(impl_->port)), true);
+    impl_->socket->bind(Poco::Net::SocketAddress(impl_->listen, static_cast<Poco::UInt16>(impl_->port)),
+                        true);
     impl_->socket->listen(256);
     auto params = new Poco::Net::HTTPServerParams();
     params->setMaxThreads(impl_->max_connections);
@@ -126,8 +132,8 @@ Status HttpServer::Start() {
                                                             *impl_->pool, *impl_->socket, params);
     impl_->server->start();
   } catch (const Poco::Exception& e) {
-    return Status::Unavailable("cannot listen on " + impl_->listen + ":" + std::to_string(impl_->port) + ": " +
-                               e.displayText());
+    return Status::Unavailable("cannot listen on " + impl_->listen + ":" + std::to_string(impl_->port) +
+                               ": " + e.displayText());
   }
   return Status::Ok();
 }

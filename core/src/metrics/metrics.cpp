@@ -15,11 +15,13 @@ using prometheus::BuildHistogram;
 struct Metrics::Impl {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   prometheus::Family<prometheus::Counter>& http_requests =
-      BuildCounter().Name("paddock_http_requests_total")
+      BuildCounter()
+          .Name("paddock_http_requests_total")
           .Help("HTTP requests by route pattern, method and status code.")
           .Register(*registry);
   prometheus::Family<prometheus::Histogram>& http_duration =
-      BuildHistogram().Name("paddock_http_request_duration_seconds")
+      BuildHistogram()
+          .Name("paddock_http_request_duration_seconds")
           .Help("Time to answer an HTTP request (event streams: until the stream ends).")
           .Register(*registry);
   prometheus::Family<prometheus::Gauge>& sessions =
@@ -27,23 +29,26 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Counter>& runs =
       BuildCounter().Name("paddock_runs_total").Help("Finished runs, by outcome.").Register(*registry);
   prometheus::Family<prometheus::Histogram>& provision =
-      BuildHistogram().Name("paddock_sandbox_provision_duration_seconds")
+      BuildHistogram()
+          .Name("paddock_sandbox_provision_duration_seconds")
           .Help("Time to create a sandbox, by result.")
           .Register(*registry);
   prometheus::Family<prometheus::Counter>& events =
-      BuildCounter().Name("paddock_events_appended_total")
+      BuildCounter()
+          .Name("paddock_events_appended_total")
           .Help("Events appended to session logs by this process.")
           .Register(*registry);
   prometheus::Family<prometheus::Gauge>& plugins =
-      BuildGauge().Name("paddock_plugin_loaded_info")
+      BuildGauge()
+          .Name("paddock_plugin_loaded_info")
           .Help("Loaded plugins (value 1), by kind, name and version.")
           .Register(*registry);
   prometheus::Counter& events_counter = events.Add({});
 };
 
 namespace {
-const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                                 0.25,  0.5,    1,     2.5,  5,     10,   30};
 }
 
 Metrics::Metrics() : impl_(std::make_unique<Impl>()) {}
@@ -51,7 +56,9 @@ Metrics::~Metrics() = default;
 
 void Metrics::ObserveHttp(std::string_view route, std::string_view method, int status, double seconds) {
   impl_->http_requests
-      .Add({{"route", std::string(route)}, {"method", std::string(method)}, {"status", std::to_string(status)}})
+      .Add({{"route", std::string(route)},
+            {"method", std::string(method)},
+            {"status", std::to_string(status)}})
       .Increment();
   impl_->http_duration.Add({{"route", std::string(route)}}, kLatencyBuckets).Observe(seconds);
 }

@@ -1,7 +1,7 @@
 #include "plugins/plugin_host.h"
 
-#include <sys/stat.h>
 #include <dlfcn.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -58,7 +58,8 @@ std::string ResolvePluginDir(const std::string& configured) {
   if (const char* env = std::getenv("PADDOCK_PLUGIN_DIR"); env && *env) return env;
   std::error_code ec;
   fs::path exe_dir = boost::dll::program_location().parent_path().string();
-  for (const fs::path& candidate : {exe_dir / ".." / "plugins", exe_dir / ".." / "lib" / "paddock" / "plugins"}) {
+  for (const fs::path& candidate :
+       {exe_dir / ".." / "plugins", exe_dir / ".." / "lib" / "paddock" / "plugins"}) {
     if (fs::is_directory(candidate, ec)) return fs::weakly_canonical(candidate, ec).string();
   }
   return (exe_dir / ".." / "plugins").lexically_normal().string();
@@ -68,8 +69,8 @@ Result<std::shared_ptr<LoadedPlugin>> OpenPlugin(const std::string& path, std::s
                                                  std::string_view name) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) {
-    return Refuse(path, "file not found (expected " + PluginFileName(kind, name) +
-                            " in the plugin directory)");
+    return Refuse(path,
+                  "file not found (expected " + PluginFileName(kind, name) + " in the plugin directory)");
   }
   if (st.st_mode & S_IWOTH) return Refuse(path, "file is world-writable; refusing to load it");
   auto plugin = std::make_shared<LoadedPlugin>();
@@ -89,9 +90,8 @@ Result<std::shared_ptr<LoadedPlugin>> OpenPlugin(const std::string& path, std::s
                             std::to_string(sizeof(paddock_plugin_manifest)));
   }
   if (m->abi_major != PADDOCK_PLUGIN_ABI_MAJOR) {
-    return Refuse(path, "ABI version " + std::to_string(m->abi_major) + "." +
-                            std::to_string(m->abi_minor) + ", expected " +
-                            std::to_string(PADDOCK_PLUGIN_ABI_MAJOR) + ".x");
+    return Refuse(path, "ABI version " + std::to_string(m->abi_major) + "." + std::to_string(m->abi_minor) +
+                            ", expected " + std::to_string(PADDOCK_PLUGIN_ABI_MAJOR) + ".x");
   }
   if (Str(m->sdk_hash) != PADDOCK_SDK_HASH) {
     return Refuse(path, "SDK hash " + Str(m->sdk_hash) + ", expected " + PADDOCK_SDK_HASH +
@@ -100,9 +100,9 @@ Result<std::shared_ptr<LoadedPlugin>> OpenPlugin(const std::string& path, std::s
   if (Str(m->toolchain) != PADDOCK_TOOLCHAIN) {
     return Refuse(path, "toolchain '" + Str(m->toolchain) + "', expected '" + PADDOCK_TOOLCHAIN + "'");
   }
-  if (std::find(std::begin(kPluginKinds), std::end(kPluginKinds), Str(m->kind)) ==
-      std::end(kPluginKinds)) {
-    return Refuse(path, "unknown kind '" + Str(m->kind) + "', expected one of store, sandbox, harness, secrets");
+  if (std::find(std::begin(kPluginKinds), std::end(kPluginKinds), Str(m->kind)) == std::end(kPluginKinds)) {
+    return Refuse(path,
+                  "unknown kind '" + Str(m->kind) + "', expected one of store, sandbox, harness, secrets");
   }
   if (Str(m->kind) != kind || Str(m->name) != name) {
     return Refuse(path, "manifest names " + Str(m->kind) + "." + Str(m->name) + ", expected " +
@@ -128,20 +128,23 @@ Result<std::shared_ptr<LoadedPlugin>> OpenPlugin(const std::string& path, std::s
 
 PluginSummary Summarize(const LoadedPlugin& plugin) {
   const paddock_plugin_manifest* m = plugin.manifest;
-  return PluginSummary{plugin.path, m->kind, m->name, Str(m->version), Str(m->description),
+  return PluginSummary{plugin.path,
+                       m->kind,
+                       m->name,
+                       Str(m->version),
+                       Str(m->description),
                        KeysJson(KeySpan(m->config_keys, m->config_key_count))};
 }
 
 Result<PluginObjects> CreatePlugin(const std::string& plugin_dir, const PluginChoice& choice,
                                    const std::string& data_dir) {
   const std::string path = (fs::path(plugin_dir) / PluginFileName(choice.kind, choice.name)).string();
-  PADDOCK_ASSIGN_OR_RETURN(std::shared_ptr<LoadedPlugin> plugin,
-                           OpenPlugin(path, choice.kind, choice.name));
+  PADDOCK_ASSIGN_OR_RETURN(std::shared_ptr<LoadedPlugin> plugin, OpenPlugin(path, choice.kind, choice.name));
   const paddock_plugin_manifest* m = plugin->manifest;
   Result<ConfigView> config = ValidateSection(KeySpan(m->config_keys, m->config_key_count), choice.config);
   if (!config.ok()) {
-    return Status::InvalidArgument(config.status().message() + " (plugin " + choice.kind + "." +
-                                   choice.name + ", " + path + ")");
+    return Status::InvalidArgument(config.status().message() + " (plugin " + choice.kind + "." + choice.name +
+                                   ", " + path + ")");
   }
   auto home = std::make_shared<InstanceHome>();
   home->plugin = plugin;
@@ -157,8 +160,7 @@ Result<PluginObjects> CreatePlugin(const std::string& plugin_dir, const PluginCh
   PluginInstance instance;
   plugin->create(&ctx, &config.value(), &instance);
   if (!instance.status.ok()) {
-    return Status(instance.status.code(),
-                  "plugin " + path + ": create failed: " + instance.status.message());
+    return Status(instance.status.code(), "plugin " + path + ": create failed: " + instance.status.message());
   }
   PluginObjects out;
   out.summary = Summarize(*plugin);
@@ -183,8 +185,9 @@ Result<PluginObjects> CreatePlugin(const std::string& plugin_dir, const PluginCh
     out.lifecycle = out.secrets.get();
     ++set;
   }
-  const bool right_kind = (choice.kind == "store" && out.store) || (choice.kind == "sandbox" && out.sandbox) ||
-                          (choice.kind == "harness" && out.harness) || (choice.kind == "secrets" && out.secrets);
+  const bool right_kind =
+      (choice.kind == "store" && out.store) || (choice.kind == "sandbox" && out.sandbox) ||
+      (choice.kind == "harness" && out.harness) || (choice.kind == "secrets" && out.secrets);
   if (set != 1 || !right_kind) {
     return Status::FailedPrecondition("plugin " + path + ": factory did not return exactly one " +
                                       choice.kind + " instance");

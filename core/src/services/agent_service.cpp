@@ -24,14 +24,16 @@ Status AgentService::Validate(const Agent& a) const {
   if (!harnesses_.count(a.harness)) {
     std::string loaded;
     for (const auto& h : harnesses_) loaded += (loaded.empty() ? "" : ", ") + h;
-    return Status::InvalidArgument("field 'harness': '" + a.harness + "' is not a loaded harness; loaded: " + loaded);
+    return Status::InvalidArgument("field 'harness': '" + a.harness +
+                                   "' is not a loaded harness; loaded: " + loaded);
   }
   if (a.model.size() > 200) return Status::InvalidArgument("field 'model' must be at most 200 characters");
   if (a.prompt.size() > 65536) return Status::InvalidArgument("field 'prompt' must be at most 64KiB");
   if (a.env.size() > 100) return Status::InvalidArgument("field 'env' may hold at most 100 variables");
   for (const auto& [k, v] : a.env) {
     if (!IsEnvName(k)) {
-      return Status::InvalidArgument("field 'env': '" + k + "' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)");
+      return Status::InvalidArgument("field 'env': '" + k +
+                                     "' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)");
     }
     if (v.size() > 32768) return Status::InvalidArgument("field 'env': value of '" + k + "' is over 32KiB");
     if (v.find('\0') != std::string::npos) {

@@ -24,8 +24,8 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
     if (p.secrets) app->secrets_ = p.secrets;
     if (p.harness) app->harnesses_.by_name.emplace(choice.name, p.harness);
     app->metrics_->PluginLoaded(p.summary.kind, p.summary.name, p.summary.version);
-    LogInfo("loaded plugin " + p.summary.kind + "." + p.summary.name + " " + p.summary.version +
-            " from " + p.summary.path);
+    LogInfo("loaded plugin " + p.summary.kind + "." + p.summary.name + " " + p.summary.version + " from " +
+            p.summary.path);
     app->plugins_.push_back(std::move(p));
   }
   App& a = *app;
@@ -67,8 +67,9 @@ Status App::Start() {
     PADDOCK_ASSIGN_OR_RETURN(std::vector<Run> cut,
                              store_->FailRunningRuns("the server stopped during the run"));
     for (const Run& r : cut) {
-      (void)events_->Append(r.session_id, r.id, "run.finished",
-                            "{\"status\":\"failed\",\"exit_code\":null,\"error\":" + JsonQuote(r.error) + "}");
+      (void)events_->Append(
+          r.session_id, r.id, "run.finished",
+          "{\"status\":\"failed\",\"exit_code\":null,\"error\":" + JsonQuote(r.error) + "}");
       Result<Session> s = store_->GetSession(r.session_id);
       if (s.ok() && s->status == SessionStatus::kRunning) {
         (void)store_->SetSessionStatus(r.session_id, SessionStatus::kReady, "");

@@ -20,8 +20,7 @@ Result<std::string> RedactJsonObject(std::string_view json, const Redactor& reda
     }
     if (redactor.empty()) return std::string(json);
     std::ostringstream out;
-    Poco::JSON::Stringifier::stringify(RedactJson(parsed, redactor), out, 0, -1,
-                                       Poco::JSON_WRAP_STRINGS);
+    Poco::JSON::Stringifier::stringify(RedactJson(parsed, redactor), out, 0, -1, Poco::JSON_WRAP_STRINGS);
     return out.str();
   } catch (const Poco::Exception& e) {
     return Status::InvalidArgument("event data is not valid JSON: " + e.displayText());
@@ -35,7 +34,8 @@ Result<Event> EventService::Append(std::string_view session_id, std::string_view
                                    std::string_view type, std::string_view data) {
   bool type_ok = !type.empty() && type.size() <= 64;
   for (char c : type) {
-    type_ok = type_ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-');
+    type_ok =
+        type_ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-');
   }
   if (!type_ok) {
     return Status::InvalidArgument("event type must be 1-64 characters of a-z, 0-9, '.', '_' or '-'");

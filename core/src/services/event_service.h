@@ -35,8 +35,7 @@ class EventService {
 
   // Blocks until an event with seq > after_seq was appended to the session by this process,
   // `timeout` passes, or Shutdown() is called. Returns true when woken by a new event.
-  bool WaitForNewer(const std::string& session_id, std::int64_t after_seq,
-                    std::chrono::milliseconds timeout);
+  bool WaitForNewer(const std::string& session_id, std::int64_t after_seq, std::chrono::milliseconds timeout);
 
   const Redactor& redactor() const { return redactor_; }
 

@@ -24,8 +24,8 @@ class Metrics;
 // serialised.
 class SandboxManager {
  public:
-  SandboxManager(SessionStore& store, SandboxProvider& provider, EventService& events,
-                 Metrics& metrics, int provision_threads);
+  SandboxManager(SessionStore& store, SandboxProvider& provider, EventService& events, Metrics& metrics,
+                 int provision_threads);
   ~SandboxManager();
 
   // Returns the id of a running sandbox bound to the session, creating one when none is bound

@@ -31,7 +31,9 @@ Result<Session> SessionService::Create(const std::string& agent_id) {
 
 Result<Session> SessionService::Get(const std::string& id) { return store_.GetSession(id); }
 
-Result<Page<Session>> SessionService::List(const SessionFilter& filter) { return store_.ListSessions(filter); }
+Result<Page<Session>> SessionService::List(const SessionFilter& filter) {
+  return store_.ListSessions(filter);
+}
 
 Status SessionService::CancelActiveRuns(const std::string& session_id, const std::string& reason) {
   PADDOCK_ASSIGN_OR_RETURN(std::vector<Run> runs, store_.ListRuns(session_id, 1000));
@@ -39,8 +41,9 @@ Status SessionService::CancelActiveRuns(const std::string& session_id, const std
     if (r.status == RunStatus::kQueued) {
       Status s = store_.FinishRun(r.id, RunStatus::kCancelled, std::nullopt, reason);
       if (s.ok()) {
-        (void)events_.Append(session_id, r.id, "run.finished",
-                             "{\"status\":\"cancelled\",\"exit_code\":null,\"error\":" + JsonQuote(reason) + "}");
+        (void)events_.Append(
+            session_id, r.id, "run.finished",
+            "{\"status\":\"cancelled\",\"exit_code\":null,\"error\":" + JsonQuote(reason) + "}");
       }
     } else if (r.status == RunStatus::kRunning && executor_) {
       executor_->Cancel(r.id);
@@ -59,8 +62,7 @@ Result<Session> SessionService::Close(const std::string& id) {
   return store_.GetSession(id);
 }
 
-Result<Run> SessionService::Send(const std::string& session_id, const std::string& content,
-                                 OnBusy on_busy) {
+Result<Run> SessionService::Send(const std::string& session_id, const std::string& content, OnBusy on_busy) {
   PADDOCK_ASSIGN_OR_RETURN(Session s, store_.GetSession(session_id));
   if (s.status == SessionStatus::kClosed || s.status == SessionStatus::kFailed) {
     return Status::FailedPrecondition("session '" + session_id + "' is " + std::string(ToString(s.status)) +
@@ -84,8 +86,8 @@ Result<Run> SessionService::Send(const std::string& session_id, const std::strin
   NewEvent message;
   message.run_id = run.id;
   message.type = "message.user";
-  PADDOCK_ASSIGN_OR_RETURN(message.data, RedactJsonObject("{\"content\":" + JsonQuote(content) + "}",
-                                                          events_.redactor()));
+  PADDOCK_ASSIGN_OR_RETURN(message.data,
+                           RedactJsonObject("{\"content\":" + JsonQuote(content) + "}", events_.redactor()));
   PADDOCK_ASSIGN_OR_RETURN(Event stored, store_.EnqueueRun(run, message));
   events_.Published(stored);
   if (workers_) workers_->Wake();
@@ -108,8 +110,9 @@ Result<Run> SessionService::CancelRun(const std::string& session_id, const std::
   if (run.status == RunStatus::kQueued) {
     Status s = store_.FinishRun(run_id, RunStatus::kCancelled, std::nullopt, "cancelled by request");
     if (s.ok()) {
-      (void)events_.Append(session_id, run_id, "run.finished",
-                           "{\"status\":\"cancelled\",\"exit_code\":null,\"error\":\"cancelled by request\"}");
+      (void)events_.Append(
+          session_id, run_id, "run.finished",
+          "{\"status\":\"cancelled\",\"exit_code\":null,\"error\":\"cancelled by request\"}");
     } else if (s.code() != StatusCode::kFailedPrecondition) {
       return s;
     }
@@ -149,7 +152,8 @@ Result<std::vector<TranscriptEntry>> SessionService::Transcript(const std::strin
         entry.content += "\n";
       } else {
         entry.status = ParseRunStatus(data->optValue<std::string>("status", ""));
-        if (data->has("exit_code") && !data->isNull("exit_code")) entry.exit_code = data->getValue<int>("exit_code");
+        if (data->has("exit_code") && !data->isNull("exit_code"))
+          entry.exit_code = data->getValue<int>("exit_code");
       }
     }
     if (page.size() < 1000) break;

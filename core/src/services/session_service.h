@@ -18,9 +18,9 @@ class WorkerPool;
 enum class OnBusy { kQueue, kReject, kInterrupt };
 
 struct TranscriptEntry {
-  std::string role;     // "user" or "assistant"
+  std::string role;  // "user" or "assistant"
   std::string run_id;
-  std::string content;  // the message, or the run's output (stdout and stderr, in order)
+  std::string content;              // the message, or the run's output (stdout and stderr, in order)
   std::optional<RunStatus> status;  // assistant entries: the run's status
   std::optional<int> exit_code;
   TimestampMs created_at = 0;
@@ -29,8 +29,8 @@ struct TranscriptEntry {
 class SessionService {
  public:
   // `executor`/`workers` may be null in a process that runs no worker.
-  SessionService(SessionStore& store, EventService& events, SandboxManager& sandboxes,
-                 RunExecutor* executor, WorkerPool* workers);
+  SessionService(SessionStore& store, EventService& events, SandboxManager& sandboxes, RunExecutor* executor,
+                 WorkerPool* workers);
 
   // Creates a session (status provisioning) and starts provisioning its sandbox.
   // kNotFound when the agent does not exist.

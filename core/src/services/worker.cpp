@@ -16,8 +16,14 @@ class HostTurnContext final : public TurnContext {
   HostTurnContext(const Agent& agent, const Session& session, const Run& run, std::string sandbox_id,
                   EnvMap env, SandboxProvider& provider, EventService& events,
                   const std::atomic<bool>& cancelled)
-      : agent_(agent), session_(session), run_(run), sandbox_id_(std::move(sandbox_id)),
-        env_(std::move(env)), provider_(provider), events_(events), cancelled_(cancelled) {}
+      : agent_(agent),
+        session_(session),
+        run_(run),
+        sandbox_id_(std::move(sandbox_id)),
+        env_(std::move(env)),
+        provider_(provider),
+        events_(events),
+        cancelled_(cancelled) {}
 
   const Agent& agent() const noexcept override { return agent_; }
   const Session& session() const noexcept override { return session_; }
@@ -36,7 +42,8 @@ class HostTurnContext final : public TurnContext {
 
   Status Emit(std::string_view type, std::string_view data) noexcept override {
     try {
-      if (type.empty() || type.size() > 64) return Status::InvalidArgument("event type must be 1-64 characters");
+      if (type.empty() || type.size() > 64)
+        return Status::InvalidArgument("event type must be 1-64 characters");
       return events_.Append(session_.id, run_.id, type, data).status();
     } catch (const std::exception& e) {
       return Status::Internal(std::string("emit: ") + e.what());
@@ -61,8 +68,14 @@ class HostTurnContext final : public TurnContext {
 RunExecutor::RunExecutor(SessionStore& store, EventService& events, SandboxManager& sandboxes,
                          SandboxProvider& provider, SecretInjector& secrets, const Harnesses& harnesses,
                          Redactor& redactor, Metrics& metrics)
-    : store_(store), events_(events), sandboxes_(sandboxes), provider_(provider), secrets_(secrets),
-      harnesses_(harnesses), redactor_(redactor), metrics_(metrics) {}
+    : store_(store),
+      events_(events),
+      sandboxes_(sandboxes),
+      provider_(provider),
+      secrets_(secrets),
+      harnesses_(harnesses),
+      redactor_(redactor),
+      metrics_(metrics) {}
 
 bool RunExecutor::Cancel(const std::string& run_id) {
   std::lock_guard lock(mu_);
@@ -102,9 +115,10 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
   if (session.status == SessionStatus::kReady) {
     (void)store_.SetSessionStatus(session.id, SessionStatus::kRunning, "");
   }
-  PADDOCK_RETURN_IF_ERROR(events_.Append(session.id, run.id, "run.started",
-                                         "{\"attempt\":" + std::to_string(run.attempt) +
-                                             ",\"sandbox_id\":" + JsonQuote(sandbox_id) + "}")
+  PADDOCK_RETURN_IF_ERROR(events_
+                              .Append(session.id, run.id, "run.started",
+                                      "{\"attempt\":" + std::to_string(run.attempt) +
+                                          ",\"sandbox_id\":" + JsonQuote(sandbox_id) + "}")
                               .status());
   HostTurnContext ctx(agent, session, run, sandbox_id, std::move(env), provider_, events_, active.cancelled);
   PADDOCK_ASSIGN_OR_RETURN(TurnOutcome outcome, harness->second->RunTurn(ctx));
@@ -155,8 +169,8 @@ void RunExecutor::Execute(const Run& run) {
     Result<Run> current = store_.GetRun(run.id);
     if (current.ok()) status = current->status;
   } else {
-    std::string data = "{\"status\":" + JsonQuote(ToString(status)) + ",\"exit_code\":" +
-                       (exit_code ? std::to_string(*exit_code) : std::string("null")) +
+    std::string data = "{\"status\":" + JsonQuote(ToString(status)) +
+                       ",\"exit_code\":" + (exit_code ? std::to_string(*exit_code) : std::string("null")) +
                        ",\"error\":" + JsonQuote(error) + "}";
     (void)events_.Append(run.session_id, run.id, "run.finished", data);
     metrics_.RunFinished(ToString(status));

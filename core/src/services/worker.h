@@ -31,9 +31,8 @@ struct Harnesses {
 // Thread safety: Execute is called concurrently for runs of different sessions.
 class RunExecutor {
  public:
-  RunExecutor(SessionStore& store, EventService& events, SandboxManager& sandboxes,
-              SandboxProvider& provider, SecretInjector& secrets, const Harnesses& harnesses,
-              Redactor& redactor, Metrics& metrics);
+  RunExecutor(SessionStore& store, EventService& events, SandboxManager& sandboxes, SandboxProvider& provider,
+              SecretInjector& secrets, const Harnesses& harnesses, Redactor& redactor, Metrics& metrics);
 
   // Runs `run` (already claimed: status running) to a terminal status, recording it in the
   // store and as a "run.finished" event.
@@ -50,8 +49,7 @@ class RunExecutor {
     std::atomic<bool> cancelled{false};
     std::atomic<bool> shutdown{false};  // cancelled because this process is stopping
   };
-  Result<RunStatus> Drive(const Run& run, Active& active, std::optional<int>& exit_code,
-                          std::string& error);
+  Result<RunStatus> Drive(const Run& run, Active& active, std::optional<int>& exit_code, std::string& error);
 
   SessionStore& store_;
   EventService& events_;

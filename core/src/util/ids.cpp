@@ -32,14 +32,14 @@ std::string NewId(std::string_view prefix) {
     seq = counter;
   }
   char buf[32];
-  std::snprintf(buf, sizeof buf, "_%012llx%04llx%08llx", static_cast<unsigned long long>(ms) & 0xffffffffffffULL,
-                static_cast<unsigned long long>(seq), static_cast<unsigned long long>(rng()) & 0xffffffffULL);
+  std::snprintf(buf, sizeof buf, "_%012llx%04llx%08llx",
+                static_cast<unsigned long long>(ms) & 0xffffffffffffULL, static_cast<unsigned long long>(seq),
+                static_cast<unsigned long long>(rng()) & 0xffffffffULL);
   return std::string(prefix) + buf;
 }
 
 bool LooksLikeId(std::string_view id, std::string_view prefix) {
-  if (id.size() != prefix.size() + 25 || id.substr(0, prefix.size()) != prefix ||
-      id[prefix.size()] != '_') {
+  if (id.size() != prefix.size() + 25 || id.substr(0, prefix.size()) != prefix || id[prefix.size()] != '_') {
     return false;
   }
   for (char c : id.substr(prefix.size() + 1)) {

@@ -14,8 +14,7 @@ namespace {
 // Formats, redacts, and writes to stderr.
 class RedactingSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  explicit RedactingSink(std::shared_ptr<const Redactor> redactor)
-      : redactor_(std::move(redactor)) {}
+  explicit RedactingSink(std::shared_ptr<const Redactor> redactor) : redactor_(std::move(redactor)) {}
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
@@ -41,10 +40,18 @@ class SpdLogger final : public Logger {
   void Log(LogLevel level, std::string_view message) noexcept override {
     try {
       switch (level) {
-        case LogLevel::kDebug: logger_->debug("{}", message); break;
-        case LogLevel::kInfo: logger_->info("{}", message); break;
-        case LogLevel::kWarn: logger_->warn("{}", message); break;
-        case LogLevel::kError: logger_->error("{}", message); break;
+        case LogLevel::kDebug:
+          logger_->debug("{}", message);
+          break;
+        case LogLevel::kInfo:
+          logger_->info("{}", message);
+          break;
+        case LogLevel::kWarn:
+          logger_->warn("{}", message);
+          break;
+        case LogLevel::kError:
+          logger_->error("{}", message);
+          break;
       }
     } catch (...) {
     }

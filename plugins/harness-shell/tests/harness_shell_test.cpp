@@ -11,7 +11,8 @@ namespace {
 class ScriptedTurn final : public TurnContext {
  public:
   // `chunks` are fed to the observer as stdout, in order; the exec then exits with `exit_code`.
-  ScriptedTurn(std::vector<std::string> chunks, int exit_code) : chunks_(std::move(chunks)), exit_code_(exit_code) {
+  ScriptedTurn(std::vector<std::string> chunks, int exit_code)
+      : chunks_(std::move(chunks)), exit_code_(exit_code) {
     run_.content = "the command";
   }
   const Agent& agent() const noexcept override { return agent_; }

@@ -1,10 +1,12 @@
 // sandbox.process: the conformance suite, and the isolation every sandbox must have.
 #include <dirent.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "paddock/testing/sandbox_provider_conformance.h"
 #include "testing.h"
@@ -66,15 +68,16 @@ TEST_F(ProcessSandbox, HasItsOwnPidNamespace) {
   // Only the sandbox's own few processes are visible, never the host's.
   std::string pids = Run(sb->id, "ls /proc | grep -c '^[0-9]'");
   EXPECT_LT(std::stoi(pids), 10) << pids;
-  EXPECT_EQ(Run(sb->id, "test -e /proc/" + std::to_string(getpid()) + "/status && echo visible || echo hidden"),
-            "hidden\n");
+  EXPECT_EQ(
+      Run(sb->id, "test -e /proc/" + std::to_string(getpid()) + "/status && echo visible || echo hidden"),
+      "hidden\n");
 }
 
 TEST_F(ProcessSandbox, SeesNoHostFilesOutsideItsMounts) {
   auto sb = provider_->Create(SandboxSpec{"ses_files", "", {}});
   ASSERT_OK(sb);
-  for (const std::string& path : {std::string("/root"), std::string("/home"), std::string("/work"), dir_.path(),
-                                  SourceDir(), std::string("/var/lib")}) {
+  for (const std::string& path : {std::string("/root"), std::string("/home"), std::string("/work"),
+                                  dir_.path(), SourceDir(), std::string("/var/lib")}) {
     EXPECT_EQ(Run(sb->id, "test -e '" + path + "' && echo present || echo absent"), "absent\n") << path;
   }
   // System directories are there, read-only.
@@ -126,6 +129,23 @@ TEST_F(ProcessSandbox, DestroyKillsEveryProcessOfTheSandbox) {
   ASSERT_OK(provider_->Destroy(sb->id));
   for (int i = 0; i < 100 && !HostProcessesWith("sleep 777.25").empty(); ++i) usleep(20000);
   EXPECT_TRUE(HostProcessesWith("sleep 777.25").empty());
+}
+
+TEST_F(ProcessSandbox, ACommandWhoseSandboxDiesUnderItReportsTheSandboxGone) {
+  auto sb = provider_->Create(SandboxSpec{"ses_dies", "", {}});
+  ASSERT_OK(sb);
+  pid_t init = static_cast<pid_t>(std::stoi(sb->detail.substr(sb->detail.find(' ') + 1)));
+  std::thread killer([&] {
+    while (HostProcessesWith("sleep 999.75").empty()) usleep(5000);
+    kill(init, SIGKILL);
+  });
+  CapturingObserver out;
+  auto r = Sh(*provider_, sb->id, "sleep 999.75", out);
+  killer.join();
+  EXPECT_CODE(r, kUnavailable);
+  auto info = provider_->Inspect(sb->id);
+  ASSERT_OK(info);
+  EXPECT_EQ(info->state, SandboxState::kGone);
 }
 
 TEST_F(ProcessSandbox, ARestartedProviderDestroysSandboxesItFindsLeftOver) {

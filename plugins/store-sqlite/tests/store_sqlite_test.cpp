@@ -67,7 +67,8 @@ TEST(SqliteStore, UnwritableLocationFailsToStartWithTheReason) {
   TempDir dir;
   auto store = LoadStore("sqlite", "path = \"/proc/paddock/nope.db\"", dir.path());
   ASSERT_FALSE(store.ok());
-  EXPECT_NE(store.status().message().find("/proc/paddock/nope.db"), std::string::npos) << store.status().ToString();
+  EXPECT_NE(store.status().message().find("/proc/paddock/nope.db"), std::string::npos)
+      << store.status().ToString();
 }
 
 }  // namespace

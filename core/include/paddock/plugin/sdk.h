@@ -23,8 +23,7 @@
 #define PADDOCK_STRINGIFY_(x) PADDOCK_STRINGIFY_INNER_(x)
 
 // Compiler and C++ library ABI; the host refuses a plugin built with another.
-#define PADDOCK_TOOLCHAIN \
-  "gcc-" __VERSION__ "|libstdc++|cxx11abi=" PADDOCK_STRINGIFY_(_GLIBCXX_USE_CXX11_ABI)
+#define PADDOCK_TOOLCHAIN "gcc-" __VERSION__ "|libstdc++|cxx11abi=" PADDOCK_STRINGIFY_(_GLIBCXX_USE_CXX11_ABI)
 
 namespace paddock {
 
@@ -50,13 +49,9 @@ using ConfigKeys = std::span<const paddock_config_key>;
 namespace plugin {
 
 inline void Place(PluginInstance& out, std::unique_ptr<SessionStore> p) { out.store = std::move(p); }
-inline void Place(PluginInstance& out, std::unique_ptr<SandboxProvider> p) {
-  out.sandbox = std::move(p);
-}
+inline void Place(PluginInstance& out, std::unique_ptr<SandboxProvider> p) { out.sandbox = std::move(p); }
 inline void Place(PluginInstance& out, std::unique_ptr<Harness> p) { out.harness = std::move(p); }
-inline void Place(PluginInstance& out, std::unique_ptr<SecretInjector> p) {
-  out.secrets = std::move(p);
-}
+inline void Place(PluginInstance& out, std::unique_ptr<SecretInjector> p) { out.secrets = std::move(p); }
 
 // Calls `factory` (returning Result<std::unique_ptr<Interface>>) and stores what it made;
 // no exception leaves.
@@ -99,25 +94,23 @@ auto Guard(F&& f) noexcept -> decltype(f()) {
 // Exports the manifest and the factory of a plugin. KIND and NAME are bare words (store,
 // sqlite); KEYS is a paddock::ConfigKeys; FACTORY is callable as
 //   Result<std::unique_ptr<Interface>> FACTORY(const PluginContext&, const ConfigView&)
-#define PADDOCK_DEFINE_PLUGIN(KIND, NAME, VERSION, DESCRIPTION, KEYS, FACTORY)                  \
-  extern "C" PADDOCK_PLUGIN_EXPORT const paddock_plugin_manifest* paddock_plugin_manifest_v1(   \
-      void) {                                                                                    \
-    static const paddock_plugin_manifest manifest = {                                           \
-        sizeof(paddock_plugin_manifest),                                                         \
-        PADDOCK_PLUGIN_ABI_MAJOR,                                                                \
-        PADDOCK_PLUGIN_ABI_MINOR,                                                                \
-        PADDOCK_SDK_HASH,                                                                        \
-        PADDOCK_TOOLCHAIN,                                                                       \
-        #KIND,                                                                                   \
-        #NAME,                                                                                   \
-        VERSION,                                                                                 \
-        DESCRIPTION,                                                                             \
-        (KEYS).data(),                                                                           \
-        static_cast<uint32_t>((KEYS).size())};                                                   \
-    return &manifest;                                                                            \
-  }                                                                                              \
-  extern "C" PADDOCK_PLUGIN_EXPORT void paddock_plugin_create_v1(                               \
-      const paddock::PluginContext* ctx, const paddock::ConfigView* config,                     \
-      paddock::PluginInstance* out) noexcept {                                                   \
-    paddock::plugin::CreateInto(*out, [&] { return FACTORY(*ctx, *config); });                   \
+#define PADDOCK_DEFINE_PLUGIN(KIND, NAME, VERSION, DESCRIPTION, KEYS, FACTORY)                            \
+  extern "C" PADDOCK_PLUGIN_EXPORT const paddock_plugin_manifest* paddock_plugin_manifest_v1(void) {      \
+    static const paddock_plugin_manifest manifest = {sizeof(paddock_plugin_manifest),                     \
+                                                     PADDOCK_PLUGIN_ABI_MAJOR,                            \
+                                                     PADDOCK_PLUGIN_ABI_MINOR,                            \
+                                                     PADDOCK_SDK_HASH,                                    \
+                                                     PADDOCK_TOOLCHAIN,                                   \
+                                                     #KIND,                                               \
+                                                     #NAME,                                               \
+                                                     VERSION,                                             \
+                                                     DESCRIPTION,                                         \
+                                                     (KEYS).data(),                                       \
+                                                     static_cast<uint32_t>((KEYS).size())};               \
+    return &manifest;                                                                                     \
+  }                                                                                                       \
+  extern "C" PADDOCK_PLUGIN_EXPORT void paddock_plugin_create_v1(const paddock::PluginContext* ctx,       \
+                                                                 const paddock::ConfigView* config,       \
+                                                                 paddock::PluginInstance* out) noexcept { \
+    paddock::plugin::CreateInto(*out, [&] { return FACTORY(*ctx, *config); });                            \
   }

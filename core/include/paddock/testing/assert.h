@@ -27,8 +27,8 @@ Status StatusOf(const Result<T>& r) {
 #define ASSERT_OK(expr) ASSERT_TRUE(::paddock::testing::IsOk(expr))
 #define EXPECT_OK(expr) EXPECT_TRUE(::paddock::testing::IsOk(expr))
 // EXPECT_CODE(store->GetAgent("x"), kNotFound): the Status or Result has that code.
-#define EXPECT_CODE(expr, code_)                                                        \
-  do {                                                                                  \
-    ::paddock::Status paddock_s_ = ::paddock::testing::StatusOf(expr);                  \
+#define EXPECT_CODE(expr, code_)                                                         \
+  do {                                                                                   \
+    ::paddock::Status paddock_s_ = ::paddock::testing::StatusOf(expr);                   \
     EXPECT_EQ(paddock_s_.code(), ::paddock::StatusCode::code_) << paddock_s_.ToString(); \
   } while (false)

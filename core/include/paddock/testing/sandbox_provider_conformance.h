@@ -20,9 +20,7 @@ struct SandboxProviderUnderTest {
   std::function<Result<std::shared_ptr<SandboxProvider>>()> make;
 };
 
-inline std::ostream& operator<<(std::ostream& os, const SandboxProviderUnderTest& p) {
-  return os << p.name;
-}
+inline std::ostream& operator<<(std::ostream& os, const SandboxProviderUnderTest& p) { return os << p.name; }
 
 class SandboxProviderConformance : public ::testing::TestWithParam<SandboxProviderUnderTest> {
  protected:

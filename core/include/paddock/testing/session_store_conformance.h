@@ -24,9 +24,7 @@ struct SessionStoreUnderTest {
   std::function<Result<std::shared_ptr<SessionStore>>()> make;
 };
 
-inline std::ostream& operator<<(std::ostream& os, const SessionStoreUnderTest& p) {
-  return os << p.name;
-}
+inline std::ostream& operator<<(std::ostream& os, const SessionStoreUnderTest& p) { return os << p.name; }
 
 class SessionStoreConformance : public ::testing::TestWithParam<SessionStoreUnderTest> {
  protected:

@@ -12,7 +12,8 @@ namespace {
 
 // Reads the agent fields of a create or patch body.
 Result<AgentFields> ParseAgentFields(const Poco::JSON::Object& body) {
-  PADDOCK_RETURN_IF_ERROR(CheckFields(body, {"name", "harness", "model", "prompt", "env", "run_timeout_seconds"}));
+  PADDOCK_RETURN_IF_ERROR(
+      CheckFields(body, {"name", "harness", "model", "prompt", "env", "run_timeout_seconds"}));
   AgentFields f;
   PADDOCK_ASSIGN_OR_RETURN(f.name, StringField(body, "name", 200));
   PADDOCK_ASSIGN_OR_RETURN(f.harness, StringField(body, "harness", 100));
@@ -47,7 +48,8 @@ void ListAgents(Exchange& x) {
   for (const Agent& a : agents->items) items->add(RenderAgent(a));
   Poco::JSON::Object::Ptr o = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
   o->set("agents", items);
-  o->set("next_cursor", agents->next_cursor.empty() ? Poco::Dynamic::Var() : Poco::Dynamic::Var(agents->next_cursor));
+  o->set("next_cursor",
+         agents->next_cursor.empty() ? Poco::Dynamic::Var() : Poco::Dynamic::Var(agents->next_cursor));
   x.SendJson(200, o);
 }
 

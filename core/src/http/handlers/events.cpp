@@ -25,7 +25,8 @@ Result<std::int64_t> ResumePoint(Exchange& x) {
       used = 0;
     }
     if (used == 0 || used != v.size() || n < 0) {
-      return Status::InvalidArgument("Last-Event-ID must be a non-negative integer (an event seq), not '" + v + "'");
+      return Status::InvalidArgument("Last-Event-ID must be a non-negative integer (an event seq), not '" +
+                                     v + "'");
     }
     return n;
   }

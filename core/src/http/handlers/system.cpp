@@ -21,7 +21,9 @@ void Readyz(Exchange& x) {
   Poco::JSON::Object::Ptr checks = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
   for (const ReadinessCheck& c : x.app.Readiness()) {
     Poco::JSON::Object::Ptr one = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
-    const char* state = c.health.state == HealthState::kOk ? "ok" : c.health.state == HealthState::kDegraded ? "degraded" : "down";
+    const char* state = c.health.state == HealthState::kOk         ? "ok"
+                        : c.health.state == HealthState::kDegraded ? "degraded"
+                                                                   : "down";
     one->set("status", state);
     if (!c.health.detail.empty()) one->set("detail", c.health.detail);
     checks->set(c.component, one);
@@ -43,9 +45,7 @@ void MetricsText(Exchange& x) {
   x.MarkSent(200);
 }
 
-void OpenApi(Exchange& x) {
-  x.SendRawJson(200, std::string(paddock::openapi::kFiles[0].content));
-}
+void OpenApi(Exchange& x) { x.SendRawJson(200, std::string(paddock::openapi::kFiles[0].content)); }
 
 void ListPlugins(Exchange& x) {
   std::string out = "{\"plugins\":[";
