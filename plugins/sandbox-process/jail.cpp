@@ -173,7 +173,12 @@ Result<JailProcess> StartJail(const JailOptions& options, const std::string& wor
 
 bool JailAlive(const JailProcess& jail) {
   std::optional<std::uint64_t> start = ProcessStartTime(jail.pid);
-  return start && *start == jail.start_time;
+  if (!start || *start != jail.start_time) return false;
+  // A dying init releases its namespaces before it shows as a zombie; without them nothing can
+  // enter the sandbox any more, so it counts as gone.
+  char link[64];
+  std::string ns = "/proc/" + std::to_string(jail.pid) + "/ns/mnt";
+  return readlink(ns.c_str(), link, sizeof link) > 0;
 }
 
 Status KillJail(const JailProcess& jail) {
