@@ -307,6 +307,9 @@ TEST_F(Api, BusySessionsQueueRejectOrCancel) {
   EXPECT_FALSE(HasOutput(events, "late"));
   auto run = server_->Request("GET", "/api/sessions/" + session + "/runs");
   EXPECT_NE(run.body.find("\"status\":\"cancelled\""), std::string::npos) << run.body;
+  auto metrics = server_->Request("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("paddock_runs_total{outcome=\"cancelled\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("paddock_runs_total{outcome=\"succeeded\"} 1"), std::string::npos) << metrics;
   ExpectError(server_->Request("POST", "/api/sessions/" + session + "/runs/" + slow + "/cancel", ""), 409,
               "failed_precondition", "already cancelled");
 }

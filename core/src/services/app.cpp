@@ -40,8 +40,8 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
   std::set<std::string, std::less<>> harness_names;
   for (const auto& [name, h] : a.harnesses_.by_name) harness_names.insert(name);
   a.agents_ = std::make_unique<AgentService>(*a.store_, std::move(harness_names));
-  a.sessions_ = std::make_unique<SessionService>(*a.store_, *a.events_, *a.sandboxes_, a.executor_.get(),
-                                                 a.workers_.get());
+  a.sessions_ = std::make_unique<SessionService>(*a.store_, *a.events_, *a.sandboxes_, *a.metrics_,
+                                                 a.executor_.get(), a.workers_.get());
   return app;
 }
 
@@ -67,6 +67,7 @@ Status App::Start() {
     PADDOCK_ASSIGN_OR_RETURN(std::vector<Run> cut,
                              store_->FailRunningRuns("the server stopped during the run"));
     for (const Run& r : cut) {
+      metrics_->RunFinished(ToString(RunStatus::kFailed));
       (void)events_->Append(
           r.session_id, r.id, "run.finished",
           "{\"status\":\"failed\",\"exit_code\":null,\"error\":" + JsonQuote(r.error) + "}");

@@ -5,6 +5,7 @@
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 
+#include "metrics/metrics.h"
 #include "paddock/json.h"
 #include "services/event_service.h"
 #include "services/sandbox_manager.h"
@@ -14,8 +15,22 @@
 namespace paddock {
 
 SessionService::SessionService(SessionStore& store, EventService& events, SandboxManager& sandboxes,
-                               RunExecutor* executor, WorkerPool* workers)
-    : store_(store), events_(events), sandboxes_(sandboxes), executor_(executor), workers_(workers) {}
+                               Metrics& metrics, RunExecutor* executor, WorkerPool* workers)
+    : store_(store),
+      events_(events),
+      sandboxes_(sandboxes),
+      metrics_(metrics),
+      executor_(executor),
+      workers_(workers) {}
+
+Status SessionService::CancelQueued(const std::string& session_id, const std::string& run_id,
+                                    const std::string& reason) {
+  PADDOCK_RETURN_IF_ERROR(store_.FinishRun(run_id, RunStatus::kCancelled, std::nullopt, reason));
+  metrics_.RunFinished(ToString(RunStatus::kCancelled));
+  (void)events_.Append(session_id, run_id, "run.finished",
+                       "{\"status\":\"cancelled\",\"exit_code\":null,\"error\":" + JsonQuote(reason) + "}");
+  return Status::Ok();
+}
 
 Result<Session> SessionService::Create(const std::string& agent_id) {
   Session s;
@@ -39,12 +54,7 @@ Status SessionService::CancelActiveRuns(const std::string& session_id, const std
   PADDOCK_ASSIGN_OR_RETURN(std::vector<Run> runs, store_.ListRuns(session_id, 1000));
   for (const Run& r : runs) {
     if (r.status == RunStatus::kQueued) {
-      Status s = store_.FinishRun(r.id, RunStatus::kCancelled, std::nullopt, reason);
-      if (s.ok()) {
-        (void)events_.Append(
-            session_id, r.id, "run.finished",
-            "{\"status\":\"cancelled\",\"exit_code\":null,\"error\":" + JsonQuote(reason) + "}");
-      }
+      (void)CancelQueued(session_id, r.id, reason);  // one that started meanwhile is cancelled below
     } else if (r.status == RunStatus::kRunning && executor_) {
       executor_->Cancel(r.id);
     }
@@ -108,14 +118,8 @@ Result<Run> SessionService::CancelRun(const std::string& session_id, const std::
     return Status::FailedPrecondition("run '" + run_id + "' is already " + std::string(ToString(run.status)));
   }
   if (run.status == RunStatus::kQueued) {
-    Status s = store_.FinishRun(run_id, RunStatus::kCancelled, std::nullopt, "cancelled by request");
-    if (s.ok()) {
-      (void)events_.Append(
-          session_id, run_id, "run.finished",
-          "{\"status\":\"cancelled\",\"exit_code\":null,\"error\":\"cancelled by request\"}");
-    } else if (s.code() != StatusCode::kFailedPrecondition) {
-      return s;
-    }
+    Status s = CancelQueued(session_id, run_id, "cancelled by request");
+    if (!s.ok() && s.code() != StatusCode::kFailedPrecondition) return s;
   } else if (!executor_ || !executor_->Cancel(run_id)) {
     return Status::FailedPrecondition("run '" + run_id + "' is running in another process");
   }

@@ -10,6 +10,7 @@
 namespace paddock {
 
 class EventService;
+class Metrics;
 class Redactor;
 class RunExecutor;
 class SandboxManager;
@@ -29,8 +30,8 @@ struct TranscriptEntry {
 class SessionService {
  public:
   // `executor`/`workers` may be null in a process that runs no worker.
-  SessionService(SessionStore& store, EventService& events, SandboxManager& sandboxes, RunExecutor* executor,
-                 WorkerPool* workers);
+  SessionService(SessionStore& store, EventService& events, SandboxManager& sandboxes, Metrics& metrics,
+                 RunExecutor* executor, WorkerPool* workers);
 
   // Creates a session (status provisioning) and starts provisioning its sandbox.
   // kNotFound when the agent does not exist.
@@ -55,10 +56,14 @@ class SessionService {
 
  private:
   Status CancelActiveRuns(const std::string& session_id, const std::string& reason);
+  // Cancels a queued run: its terminal status, the metric, then the event. kFailedPrecondition
+  // when it left the queue meanwhile.
+  Status CancelQueued(const std::string& session_id, const std::string& run_id, const std::string& reason);
 
   SessionStore& store_;
   EventService& events_;
   SandboxManager& sandboxes_;
+  Metrics& metrics_;
   RunExecutor* executor_;
   WorkerPool* workers_;
 };

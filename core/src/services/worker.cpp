@@ -164,20 +164,21 @@ void RunExecutor::Execute(const Run& run) {
   error = redactor_.Redact(error);
   Status finished = store_.FinishRun(run.id, status, exit_code, error);
   if (!finished.ok()) {
-    // Another path (cancel, close) finished it first; its outcome stands.
+    // Another path (cancel, close) finished it first; its outcome and its event stand.
     LogWarn("run " + run.id + ": " + finished.ToString());
-    Result<Run> current = store_.GetRun(run.id);
-    if (current.ok()) status = current->status;
   } else {
-    std::string data = "{\"status\":" + JsonQuote(ToString(status)) +
-                       ",\"exit_code\":" + (exit_code ? std::to_string(*exit_code) : std::string("null")) +
-                       ",\"error\":" + JsonQuote(error) + "}";
-    (void)events_.Append(run.session_id, run.id, "run.finished", data);
     metrics_.RunFinished(ToString(status));
   }
   Result<Session> session = store_.GetSession(run.session_id);
   if (session.ok() && session->status == SessionStatus::kRunning) {
     (void)store_.SetSessionStatus(run.session_id, SessionStatus::kReady, "");
+  }
+  // Last, so that whoever reacts to the event finds the run, the session and the metrics final.
+  if (finished.ok()) {
+    std::string data = "{\"status\":" + JsonQuote(ToString(status)) +
+                       ",\"exit_code\":" + (exit_code ? std::to_string(*exit_code) : std::string("null")) +
+                       ",\"error\":" + JsonQuote(error) + "}";
+    (void)events_.Append(run.session_id, run.id, "run.finished", data);
   }
 }
 
