@@ -23,6 +23,7 @@ TEST(Config, EmbeddedDefaultIsTheOneProcessSetup) {
   auto c = ParseConfig(EmbeddedConfigText(), kEmbeddedConfigName);
   ASSERT_OK(c);
   EXPECT_EQ(c->server.port, 3000);
+  EXPECT_EQ(c->server.listen, "127.0.0.1");  // no authentication yet: loopback only
   EXPECT_TRUE(c->worker.enabled);
   std::vector<std::string> plugins;
   for (const auto& p : c->plugins) plugins.push_back(p.kind + "." + p.name);

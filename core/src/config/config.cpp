@@ -15,7 +15,8 @@ namespace paddock {
 namespace {
 
 constexpr paddock_config_key kServerKeys[] = {
-    {"listen", PADDOCK_CONFIG_STRING, 0, "0.0.0.0", "Address the REST API binds to."},
+    {"listen", PADDOCK_CONFIG_STRING, 0, "127.0.0.1",
+     "Address the REST API binds to (0.0.0.0: every interface; the API has no authentication yet)."},
     {"port", PADDOCK_CONFIG_INT, 0, "3000", "Port of the REST API, dashboard and /metrics."},
     {"data_dir", PADDOCK_CONFIG_STRING, 0, "",
      "State directory; empty: $PADDOCK_DATA_DIR, /var/lib/paddock (root) or ~/.local/share/paddock."},

@@ -16,7 +16,7 @@
 namespace paddock {
 
 struct ServerSettings {
-  std::string listen = "0.0.0.0";
+  std::string listen = "127.0.0.1";
   int port = 3000;
   std::string data_dir;    // resolved: never empty after LoadConfig
   std::string plugin_dir;  // empty: found next to the executable

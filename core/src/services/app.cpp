@@ -59,7 +59,13 @@ Status App::Start() {
   }
   // Secrets known at start are redacted from everything, even before any sandbox uses them.
   if (auto known = secrets_->Resolve(SecretScope{}); known.ok()) {
-    for (const Secret& s : *known) redactor_->Add(s.value);
+    for (const Secret& s : *known) {
+      redactor_->Add(s.value);
+      if (s.value.size() < 4) {
+        LogWarn("secret " + s.name + " is only " + std::to_string(s.value.size()) +
+                " character(s) long; every occurrence of it in output, logs and responses will be redacted");
+      }
+    }
   }
   if (workers_) {
     // This process owns every run of its store (the sqlite store is single-process), so a run
