@@ -65,4 +65,10 @@ class Transaction {
 
 Status Exec(sqlite3* db, const std::string& sql);
 
+// kInvalidArgument unless 1 <= limit <= 1000.
+inline Status CheckLimit(int limit) {
+  if (limit < 1 || limit > 1000) return Status::InvalidArgument("limit must be between 1 and 1000");
+  return Status::Ok();
+}
+
 }  // namespace paddock::plugins::store_sqlite

@@ -1,0 +1,256 @@
+// Runs and events of SqliteSessionStore (agents, sessions and migrations are in
+// sqlite_session_store.cpp).
+#include "sqlite_db.h"
+#include "sqlite_session_store.h"
+
+namespace paddock::plugins::store_sqlite {
+namespace {
+
+using plugin::Guard;
+
+constexpr char kRunColumns[] =
+    "id, session_id, status, content, exit_code, error, attempt, created_at, started_at, "
+    "finished_at";
+
+Run ReadRun(const Statement& st) {
+  Run r;
+  r.id = st.Text(0);
+  r.session_id = st.Text(1);
+  r.status = ParseRunStatus(st.Text(2)).value_or(RunStatus::kFailed);
+  r.content = st.Text(3);
+  if (!st.IsNull(4)) r.exit_code = static_cast<int>(st.Int(4));
+  r.error = st.Text(5);
+  r.attempt = static_cast<int>(st.Int(6));
+  r.created_at = st.Int(7);
+  r.started_at = st.Int(8);
+  r.finished_at = st.Int(9);
+  return r;
+}
+
+Event ReadEvent(const Statement& st) {
+  Event e;
+  e.session_id = st.Text(0);
+  e.seq = st.Int(1);
+  e.run_id = st.Text(2);
+  e.type = st.Text(3);
+  e.data = st.Text(4);
+  e.created_at = st.Int(5);
+  return e;
+}
+
+}  // namespace
+
+// ---- runs -------------------------------------------------------------------------------
+
+Result<Event> SqliteSessionStore::EnqueueRun(const Run& run, const NewEvent& event) noexcept {
+  return Guard([&]() -> Result<Event> {
+    std::lock_guard lock(mu_);
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    Statement session(db_, "SELECT 1 FROM sessions WHERE id = ?");
+    session.Bind(1, run.session_id);
+    Status s;
+    if (!session.Step(s)) {
+      PADDOCK_RETURN_IF_ERROR(s);
+      return Status::NotFound("session '" + run.session_id + "' does not exist");
+    }
+    Statement st(db_,
+                 "INSERT INTO runs (id, session_id, status, content, attempt, created_at) "
+                 "VALUES (?, ?, 'queued', ?, 0, ?)");
+    st.Bind(1, run.id).Bind(2, run.session_id).Bind(3, run.content).Bind(4, run.created_at);
+    s = st.Run();
+    if (s.code() == StatusCode::kAlreadyExists) {
+      return Status::AlreadyExists("run '" + run.id + "' already exists");
+    }
+    PADDOCK_RETURN_IF_ERROR(s);
+    PADDOCK_ASSIGN_OR_RETURN(Event e, AppendEventLocked(run.session_id, event));
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    return e;
+  });
+}
+
+Result<Run> SqliteSessionStore::GetRunLocked(std::string_view id) {
+  Statement st(db_, std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?");
+  st.Bind(1, id);
+  Status s;
+  if (!st.Step(s)) {
+    PADDOCK_RETURN_IF_ERROR(s);
+    return Status::NotFound("run '" + std::string(id) + "' does not exist");
+  }
+  return ReadRun(st);
+}
+
+Result<Run> SqliteSessionStore::GetRun(std::string_view id) noexcept {
+  return Guard([&]() -> Result<Run> {
+    std::lock_guard lock(mu_);
+    return GetRunLocked(id);
+  });
+}
+
+Result<std::vector<Run>> SqliteSessionStore::ListRuns(std::string_view session_id, int limit) noexcept {
+  return Guard([&]() -> Result<std::vector<Run>> {
+    PADDOCK_RETURN_IF_ERROR(CheckLimit(limit));
+    std::lock_guard lock(mu_);
+    Statement st(db_, std::string("SELECT ") + kRunColumns +
+                          " FROM runs WHERE session_id = ? ORDER BY position LIMIT ?");
+    st.Bind(1, session_id).Bind(2, static_cast<std::int64_t>(limit));
+    std::vector<Run> out;
+    Status s;
+    while (st.Step(s)) out.push_back(ReadRun(st));
+    PADDOCK_RETURN_IF_ERROR(s);
+    return out;
+  });
+}
+
+Result<std::optional<Run>> SqliteSessionStore::ClaimNextRun() noexcept {
+  return Guard([&]() -> Result<std::optional<Run>> {
+    std::lock_guard lock(mu_);
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    // The oldest queued run of a session that has no running run and no older queued run.
+    Statement pick(db_,
+                   "SELECT r.id FROM runs r WHERE r.status = 'queued' "
+                   "AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.session_id = r.session_id "
+                   "  AND (x.status = 'running' OR (x.status = 'queued' AND x.position < "
+                   "r.position))) "
+                   "ORDER BY r.position LIMIT 1");
+    Status s;
+    if (!pick.Step(s)) {
+      PADDOCK_RETURN_IF_ERROR(s);
+      return std::optional<Run>();
+    }
+    std::string id = pick.Text(0);
+    Statement claim(db_,
+                    "UPDATE runs SET status = 'running', started_at = ?, attempt = attempt + 1 "
+                    "WHERE id = ? AND status = 'queued'");
+    claim.Bind(1, NowMs()).Bind(2, id);
+    PADDOCK_RETURN_IF_ERROR(claim.Run());
+    PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(id));
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    return std::optional<Run>(std::move(run));
+  });
+}
+
+Status SqliteSessionStore::FinishRun(std::string_view id, RunStatus status, std::optional<int> exit_code,
+                                     std::string_view error) noexcept {
+  return Guard([&]() -> Status {
+    if (!IsTerminal(status)) {
+      return Status::InvalidArgument("FinishRun needs a terminal status, not " +
+                                     std::string(ToString(status)));
+    }
+    std::lock_guard lock(mu_);
+    Statement st(db_,
+                 "UPDATE runs SET status = ?, exit_code = ?, error = ?, finished_at = ? "
+                 "WHERE id = ? AND status IN ('queued', 'running', 'interrupted')");
+    st.Bind(1, ToString(status));
+    if (exit_code) {
+      st.Bind(2, static_cast<std::int64_t>(*exit_code));
+    } else {
+      st.BindNull(2);
+    }
+    st.Bind(3, error).Bind(4, NowMs()).Bind(5, id);
+    PADDOCK_RETURN_IF_ERROR(st.Run());
+    if (sqlite3_changes(db_) == 0) {
+      PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(id));
+      return Status::FailedPrecondition("run '" + run.id + "' is already " +
+                                        std::string(ToString(run.status)));
+    }
+    return Status::Ok();
+  });
+}
+
+Result<std::int64_t> SqliteSessionStore::CountActiveRuns(std::string_view session_id) noexcept {
+  return Guard([&]() -> Result<std::int64_t> {
+    std::lock_guard lock(mu_);
+    Statement st(db_,
+                 "SELECT COUNT(*) FROM runs WHERE session_id = ? "
+                 "AND status IN ('queued', 'running')");
+    st.Bind(1, session_id);
+    Status s;
+    std::int64_t n = st.Step(s) ? st.Int(0) : 0;
+    PADDOCK_RETURN_IF_ERROR(s);
+    return n;
+  });
+}
+
+Result<std::vector<Run>> SqliteSessionStore::FailRunningRuns(std::string_view reason) noexcept {
+  return Guard([&]() -> Result<std::vector<Run>> {
+    std::lock_guard lock(mu_);
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    Statement st(
+        db_, std::string("SELECT ") + kRunColumns + " FROM runs WHERE status = 'running' ORDER BY position");
+    std::vector<Run> runs;
+    Status s;
+    while (st.Step(s)) runs.push_back(ReadRun(st));
+    PADDOCK_RETURN_IF_ERROR(s);
+    Statement upd(db_,
+                  "UPDATE runs SET status = 'failed', error = ?, finished_at = ? "
+                  "WHERE status = 'running'");
+    upd.Bind(1, reason).Bind(2, NowMs());
+    PADDOCK_RETURN_IF_ERROR(upd.Run());
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    for (Run& r : runs) {
+      r.status = RunStatus::kFailed;
+      r.error = std::string(reason);
+    }
+    return runs;
+  });
+}
+
+// ---- events -----------------------------------------------------------------------------
+
+Result<Event> SqliteSessionStore::AppendEventLocked(std::string_view session_id, const NewEvent& event) {
+  Statement bump(db_, "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq");
+  bump.Bind(1, session_id);
+  Status s;
+  if (!bump.Step(s)) {
+    PADDOCK_RETURN_IF_ERROR(s);
+    return Status::NotFound("session '" + std::string(session_id) + "' does not exist");
+  }
+  Event e;
+  e.session_id = std::string(session_id);
+  e.seq = bump.Int(0);
+  PADDOCK_RETURN_IF_ERROR(bump.Run());
+  e.run_id = event.run_id;
+  e.type = event.type;
+  e.data = event.data;
+  e.created_at = NowMs();
+  Statement ins(db_,
+                "INSERT INTO events (session_id, seq, run_id, type, data, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)");
+  ins.Bind(1, e.session_id).Bind(2, e.seq).Bind(3, e.run_id).Bind(4, e.type);
+  ins.Bind(5, e.data).Bind(6, e.created_at);
+  PADDOCK_RETURN_IF_ERROR(ins.Run());
+  return e;
+}
+
+Result<Event> SqliteSessionStore::AppendEvent(std::string_view session_id, const NewEvent& event) noexcept {
+  return Guard([&]() -> Result<Event> {
+    std::lock_guard lock(mu_);
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    PADDOCK_ASSIGN_OR_RETURN(Event e, AppendEventLocked(session_id, event));
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    return e;
+  });
+}
+
+Result<std::vector<Event>> SqliteSessionStore::ListEvents(std::string_view session_id, std::int64_t after_seq,
+                                                          int limit) noexcept {
+  return Guard([&]() -> Result<std::vector<Event>> {
+    PADDOCK_RETURN_IF_ERROR(CheckLimit(limit));
+    std::lock_guard lock(mu_);
+    Statement st(db_,
+                 "SELECT session_id, seq, run_id, type, data, created_at FROM events "
+                 "WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?");
+    st.Bind(1, session_id).Bind(2, after_seq).Bind(3, static_cast<std::int64_t>(limit));
+    std::vector<Event> out;
+    Status s;
+    while (st.Step(s)) out.push_back(ReadEvent(st));
+    PADDOCK_RETURN_IF_ERROR(s);
+    return out;
+  });
+}
+
+}  // namespace paddock::plugins::store_sqlite
