@@ -384,6 +384,55 @@ TEST_F(Api, OpenApiDocumentsEveryRoute) {
   EXPECT_EQ(operations, documented) << "docs/openapi.json documents operations the server does not have";
 }
 
+TEST_F(Api, TheSandboxCanBeInspectedExecutedInAndRestarted) {
+  std::string session = CreateSession(CreateAgent());
+  Send(session, "echo x > /workspace/k.txt");
+  UntilFinished(session, 1);
+  const std::string base = "/api/sessions/" + session;
+  std::string first = JsonField(server_->Request("GET", base).body, "sandbox_id");
+
+  auto sandbox = server_->Request("GET", base + "/sandbox");
+  ASSERT_EQ(sandbox.status, 200) << sandbox.body;
+  EXPECT_EQ(JsonField(sandbox.body, "id"), first);
+  EXPECT_EQ(JsonField(sandbox.body, "state"), "running");
+
+  auto exec = server_->Request("POST", base + "/sandbox/exec",
+                               R"({"command":"cat /workspace/k.txt; echo $FOO; echo err >&2; exit 4"})");
+  ASSERT_EQ(exec.status, 200) << exec.body;
+  EXPECT_EQ(JsonField(exec.body, "exit_code"), "4");
+  EXPECT_EQ(JsonField(exec.body, "stdout"), "x\n[redacted]\n");  // the session's secrets, redacted
+  EXPECT_EQ(JsonField(exec.body, "stderr"), "err\n");
+  exec = server_->Request("POST", base + "/sandbox/exec", R"({"argv":["pwd"],"cwd":"/tmp"})");
+  EXPECT_EQ(JsonField(exec.body, "stdout"), "/tmp\n");
+  exec = server_->Request("POST", base + "/sandbox/exec", R"({"command":"sleep 5","timeout_seconds":1})");
+  EXPECT_EQ(JsonField(exec.body, "timed_out"), "true") << exec.body;
+  ExpectError(server_->Request("POST", base + "/sandbox/exec", "{}"), 400, "invalid_argument", "is required");
+  ExpectError(server_->Request("POST", base + "/sandbox/exec", R"({"command":"ls","argv":["ls"]})"), 400,
+              "invalid_argument", "not both");
+  ExpectError(server_->Request("POST", base + "/sandbox/exec", R"({"argv":[1]})"), 400, "invalid_argument",
+              "only strings");
+  ExpectError(server_->Request("POST", base + "/sandbox/exec", R"({"command":"ls","timeout_seconds":0})"),
+              400, "invalid_argument", "1..3600");
+  auto events = server_->Request("GET", base + "/events?limit=1000");
+  EXPECT_NE(events.body.find("\"type\":\"sandbox.exec\""), std::string::npos);
+
+  auto restarted = server_->Request("POST", base + "/restart", "");
+  ASSERT_EQ(restarted.status, 200) << restarted.body;
+  std::string second = JsonField(restarted.body, "sandbox_id");
+  EXPECT_NE(second, first);
+  EXPECT_EQ(JsonField(server_->Request("GET", base + "/sandbox").body, "state"), "running");
+  exec = server_->Request("POST", base + "/sandbox/exec", R"({"command":"cat /workspace/k.txt"})");
+  EXPECT_EQ(JsonField(exec.body, "stdout"), "x\n");  // the workspace stayed
+
+  std::string slow = Send(session, "sleep 30");
+  ExpectError(server_->Request("POST", base + "/restart", ""), 409, "failed_precondition", "cancel them");
+  EXPECT_EQ(server_->Request("POST", base + "/runs/" + slow + "/cancel", "").status, 202);
+  ASSERT_EQ(server_->Request("DELETE", base).status, 200);
+  ExpectError(server_->Request("GET", base + "/sandbox"), 404, "not_found", "has no sandbox");
+  ExpectError(server_->Request("POST", base + "/sandbox/exec", R"({"command":"ls"})"), 409,
+              "failed_precondition", "is closed");
+}
+
 // ---- restarts, crashes and lost sandboxes ---------------------------------------------------
 
 class Recovery : public Api {

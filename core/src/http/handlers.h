@@ -29,6 +29,10 @@ void Transcript(Exchange& x);
 void ListRuns(Exchange& x);
 void CancelRun(Exchange& x);
 
+void GetSandbox(Exchange& x);
+void ExecInSandbox(Exchange& x);
+void RestartSession(Exchange& x);
+
 void ListEvents(Exchange& x);
 void StreamEvents(Exchange& x);
 

@@ -85,6 +85,9 @@ const Router& ApiRouter() {
       {"GET", "/api/sessions/{id}/events/stream", &handlers::StreamEvents, true},
       {"GET", "/api/sessions/{id}/runs", &handlers::ListRuns},
       {"POST", "/api/sessions/{id}/runs/{run_id}/cancel", &handlers::CancelRun},
+      {"GET", "/api/sessions/{id}/sandbox", &handlers::GetSandbox},
+      {"POST", "/api/sessions/{id}/sandbox/exec", &handlers::ExecInSandbox},
+      {"POST", "/api/sessions/{id}/restart", &handlers::RestartSession},
   });
   return router;
 }

@@ -30,10 +30,11 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
   }
   App& a = *app;
   a.events_ = std::make_unique<EventService>(*a.store_, *a.redactor_, *a.metrics_);
-  a.sandboxes_ = std::make_unique<SandboxManager>(*a.store_, *a.sandbox_, *a.events_, *a.metrics_, 2);
+  a.sandboxes_ = std::make_unique<SandboxManager>(*a.store_, *a.sandbox_, *a.secrets_, *a.redactor_,
+                                                  *a.events_, *a.metrics_, 2);
   if (config.worker.enabled) {
     a.executor_ = std::make_unique<RunExecutor>(*a.store_, *a.events_, *a.sandboxes_, *a.sandbox_,
-                                                *a.secrets_, a.harnesses_, *a.redactor_, *a.metrics_);
+                                                a.harnesses_, *a.redactor_, *a.metrics_);
     a.workers_ = std::make_unique<WorkerPool>(*a.store_, *a.executor_, config.worker.threads,
                                               std::chrono::milliseconds(config.worker.poll_interval_ms));
   }

@@ -6,12 +6,19 @@
 #include "paddock/json.h"
 #include "services/event_service.h"
 #include "util/log.h"
+#include "util/redactor.h"
 
 namespace paddock {
 
-SandboxManager::SandboxManager(SessionStore& store, SandboxProvider& provider, EventService& events,
-                               Metrics& metrics, int provision_threads)
-    : store_(store), provider_(provider), events_(events), metrics_(metrics) {
+SandboxManager::SandboxManager(SessionStore& store, SandboxProvider& provider, SecretInjector& secrets,
+                               Redactor& redactor, EventService& events, Metrics& metrics,
+                               int provision_threads)
+    : store_(store),
+      provider_(provider),
+      secrets_(secrets),
+      redactor_(redactor),
+      events_(events),
+      metrics_(metrics) {
   for (int i = 0; i < provision_threads; ++i) threads_.emplace_back([this] { ProvisionLoop(); });
 }
 
@@ -85,6 +92,27 @@ Result<std::string> SandboxManager::Ensure(const std::string& session_id) {
   (void)events_.Append(session_id, "", "sandbox.ready",
                        "{\"sandbox_id\":" + JsonQuote(created->id) + ",\"provision_ms\":" + ms + "}");
   return created->id;
+}
+
+Result<EnvMap> SandboxManager::Environment(const Agent& agent, const Session& session) {
+  PADDOCK_ASSIGN_OR_RETURN(std::vector<Secret> secrets,
+                           secrets_.Resolve(SecretScope{"", agent.id, session.id}));
+  EnvMap env = agent.env;
+  for (const Secret& s : secrets) {
+    redactor_.Add(s.value);
+    env[s.name] = s.value;
+  }
+  return env;
+}
+
+Result<ExecResult> SandboxManager::Exec(const std::string& session_id, ExecRequest request,
+                                        ExecObserver& observer) {
+  PADDOCK_ASSIGN_OR_RETURN(std::string sandbox_id, Ensure(session_id));
+  PADDOCK_ASSIGN_OR_RETURN(Session session, store_.GetSession(session_id));
+  PADDOCK_ASSIGN_OR_RETURN(Agent agent, store_.GetAgent(session.agent_id));
+  PADDOCK_ASSIGN_OR_RETURN(EnvMap env, Environment(agent, session));
+  for (const auto& [k, v] : env) request.env.emplace(k, v);
+  return provider_.Exec(sandbox_id, request, observer);
 }
 
 void SandboxManager::ProvisionInBackground(const std::string& session_id) {

@@ -13,24 +13,37 @@
 #include <vector>
 
 #include "paddock/sandbox_provider.h"
+#include "paddock/secret_injector.h"
 #include "paddock/session_store.h"
 
 namespace paddock {
 
 class EventService;
 class Metrics;
+class Redactor;
 
 // Thread safety: every method may be called concurrently; calls for one session are
 // serialised.
 class SandboxManager {
  public:
-  SandboxManager(SessionStore& store, SandboxProvider& provider, EventService& events, Metrics& metrics,
-                 int provision_threads);
+  SandboxManager(SessionStore& store, SandboxProvider& provider, SecretInjector& secrets, Redactor& redactor,
+                 EventService& events, Metrics& metrics, int provision_threads);
   ~SandboxManager();
 
   // Returns the id of a running sandbox bound to the session, creating one when none is bound
   // or the bound one is gone (event "sandbox.lost", then "sandbox.ready").
   Result<std::string> Ensure(const std::string& session_id);
+
+  // The provider's view of a sandbox.
+  Result<SandboxInfo> Inspect(const std::string& sandbox_id) { return provider_.Inspect(sandbox_id); }
+
+  // The environment commands of `session` get: the agent's env and the resolved secrets (whose
+  // values are registered for redaction here).
+  Result<EnvMap> Environment(const Agent& agent, const Session& session);
+
+  // Runs a command in the session's sandbox outside any run (creating the sandbox if needed),
+  // with Environment() added to the request's own env.
+  Result<ExecResult> Exec(const std::string& session_id, ExecRequest request, ExecObserver& observer);
 
   // Ensure() on a background thread; a failure marks a still-provisioning session failed.
   void ProvisionInBackground(const std::string& session_id);
@@ -48,6 +61,8 @@ class SandboxManager {
 
   SessionStore& store_;
   SandboxProvider& provider_;
+  SecretInjector& secrets_;
+  Redactor& redactor_;
   EventService& events_;
   Metrics& metrics_;
 

@@ -72,13 +72,18 @@ Result<Session> SessionService::Close(const std::string& id) {
   return store_.GetSession(id);
 }
 
-Result<Run> SessionService::Send(const std::string& session_id, const std::string& content, OnBusy on_busy) {
+Result<Session> SessionService::Usable(const std::string& session_id) {
   PADDOCK_ASSIGN_OR_RETURN(Session s, store_.GetSession(session_id));
   if (s.status == SessionStatus::kClosed || s.status == SessionStatus::kFailed) {
     return Status::FailedPrecondition("session '" + session_id + "' is " + std::string(ToString(s.status)) +
                                       (s.status_reason.empty() ? "" : " (" + s.status_reason + ")") +
                                       "; create a new session");
   }
+  return s;
+}
+
+Result<Run> SessionService::Send(const std::string& session_id, const std::string& content, OnBusy on_busy) {
+  PADDOCK_RETURN_IF_ERROR(Usable(session_id).status());
   if (on_busy != OnBusy::kQueue) {
     PADDOCK_ASSIGN_OR_RETURN(std::int64_t active, store_.CountActiveRuns(session_id));
     if (active > 0 && on_busy == OnBusy::kReject) {
@@ -124,6 +129,61 @@ Result<Run> SessionService::CancelRun(const std::string& session_id, const std::
     return Status::FailedPrecondition("run '" + run_id + "' is running in another process");
   }
   return store_.GetRun(run_id);
+}
+
+Result<SandboxInfo> SessionService::Sandbox(const std::string& session_id) {
+  PADDOCK_ASSIGN_OR_RETURN(Session s, store_.GetSession(session_id));
+  if (s.sandbox_id.empty()) {
+    return Status::NotFound("session '" + session_id + "' has no sandbox (status " +
+                            std::string(ToString(s.status)) + ")");
+  }
+  return sandboxes_.Inspect(s.sandbox_id);
+}
+
+namespace {
+
+// Keeps the first `max` bytes of each stream.
+class BoundedCapture final : public ExecObserver {
+ public:
+  explicit BoundedCapture(size_t max) : max_(max) {}
+  void OnOutput(ExecStream stream, std::string_view chunk) noexcept override {
+    std::string& buf = stream == ExecStream::kStdout ? out : err;
+    size_t room = max_ > buf.size() ? max_ - buf.size() : 0;
+    if (chunk.size() > room) truncated = true;
+    buf.append(chunk.substr(0, room));
+  }
+  std::string out, err;
+  bool truncated = false;
+
+ private:
+  size_t max_;
+};
+
+}  // namespace
+
+Result<SessionService::ExecOutput> SessionService::Exec(const std::string& session_id,
+                                                        const ExecRequest& request, size_t max_output) {
+  PADDOCK_RETURN_IF_ERROR(Usable(session_id).status());
+  BoundedCapture capture(max_output);
+  PADDOCK_ASSIGN_OR_RETURN(ExecResult result, sandboxes_.Exec(session_id, request, capture));
+  std::string argv = "[";
+  for (size_t i = 0; i < request.argv.size(); ++i) argv += (i ? "," : "") + JsonQuote(request.argv[i]);
+  (void)events_.Append(session_id, "", "sandbox.exec",
+                       "{\"argv\":" + argv + "],\"exit_code\":" + std::to_string(result.exit_code) +
+                           ",\"timed_out\":" + (result.timed_out ? "true" : "false") + "}");
+  return ExecOutput{result, std::move(capture.out), std::move(capture.err), capture.truncated};
+}
+
+Result<Session> SessionService::Restart(const std::string& session_id) {
+  PADDOCK_RETURN_IF_ERROR(Usable(session_id).status());
+  PADDOCK_ASSIGN_OR_RETURN(std::int64_t active, store_.CountActiveRuns(session_id));
+  if (active > 0) {
+    return Status::FailedPrecondition("session '" + session_id + "' has " + std::to_string(active) +
+                                      " run(s) queued or running; cancel them before restarting its sandbox");
+  }
+  PADDOCK_RETURN_IF_ERROR(sandboxes_.Release(session_id, /*delete_data=*/false));
+  PADDOCK_RETURN_IF_ERROR(sandboxes_.Ensure(session_id).status());
+  return store_.GetSession(session_id);
 }
 
 Result<std::vector<TranscriptEntry>> SessionService::Transcript(const std::string& session_id) {

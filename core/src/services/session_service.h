@@ -51,11 +51,32 @@ class SessionService {
   // Cancels a queued or running run; kFailedPrecondition when it already finished.
   Result<Run> CancelRun(const std::string& session_id, const std::string& run_id);
 
+  // The sandbox bound to the session, as its provider sees it. kNotFound when none is bound.
+  Result<SandboxInfo> Sandbox(const std::string& session_id);
+
+  // Runs a command in the session's sandbox outside any run (an operator's look inside), with
+  // the session's environment; output is kept up to `max_output` bytes per stream. Recorded as a
+  // "sandbox.exec" event (command and exit code, not the output). kFailedPrecondition when the
+  // session is closed or failed.
+  struct ExecOutput {
+    ExecResult result;
+    std::string stdout_text;
+    std::string stderr_text;
+    bool truncated = false;
+  };
+  Result<ExecOutput> Exec(const std::string& session_id, const ExecRequest& request, size_t max_output);
+
+  // Replaces the session's sandbox with a new one; the workspace stays. kFailedPrecondition
+  // while a run is queued or running, or when the session is closed or failed.
+  Result<Session> Restart(const std::string& session_id);
+
   // The conversation: user messages and each run's output, rebuilt from the event log.
   Result<std::vector<TranscriptEntry>> Transcript(const std::string& session_id);
 
  private:
   Status CancelActiveRuns(const std::string& session_id, const std::string& reason);
+  // kFailedPrecondition naming the status when the session is closed or failed.
+  Result<Session> Usable(const std::string& session_id);
   // Cancels a queued run: its terminal status, the metric, then the event. kFailedPrecondition
   // when it left the queue meanwhile.
   Status CancelQueued(const std::string& session_id, const std::string& run_id, const std::string& reason);

@@ -66,13 +66,12 @@ class HostTurnContext final : public TurnContext {
 }  // namespace
 
 RunExecutor::RunExecutor(SessionStore& store, EventService& events, SandboxManager& sandboxes,
-                         SandboxProvider& provider, SecretInjector& secrets, const Harnesses& harnesses,
-                         Redactor& redactor, Metrics& metrics)
+                         SandboxProvider& provider, const Harnesses& harnesses, Redactor& redactor,
+                         Metrics& metrics)
     : store_(store),
       events_(events),
       sandboxes_(sandboxes),
       provider_(provider),
-      secrets_(secrets),
       harnesses_(harnesses),
       redactor_(redactor),
       metrics_(metrics) {}
@@ -105,13 +104,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
   }
   PADDOCK_ASSIGN_OR_RETURN(std::string sandbox_id, sandboxes_.Ensure(session.id));
   PADDOCK_ASSIGN_OR_RETURN(session, store_.GetSession(session.id));  // Ensure may have changed it
-  SecretScope scope{"", agent.id, session.id};
-  PADDOCK_ASSIGN_OR_RETURN(std::vector<Secret> secrets, secrets_.Resolve(scope));
-  EnvMap env = agent.env;
-  for (const Secret& s : secrets) {
-    redactor_.Add(s.value);
-    env[s.name] = s.value;
-  }
+  PADDOCK_ASSIGN_OR_RETURN(EnvMap env, sandboxes_.Environment(agent, session));
   if (session.status == SessionStatus::kReady) {
     (void)store_.SetSessionStatus(session.id, SessionStatus::kRunning, "");
   }

@@ -13,7 +13,6 @@
 
 #include "paddock/harness.h"
 #include "paddock/sandbox_provider.h"
-#include "paddock/secret_injector.h"
 #include "paddock/session_store.h"
 
 namespace paddock {
@@ -32,7 +31,7 @@ struct Harnesses {
 class RunExecutor {
  public:
   RunExecutor(SessionStore& store, EventService& events, SandboxManager& sandboxes, SandboxProvider& provider,
-              SecretInjector& secrets, const Harnesses& harnesses, Redactor& redactor, Metrics& metrics);
+              const Harnesses& harnesses, Redactor& redactor, Metrics& metrics);
 
   // Runs `run` (already claimed: status running) to a terminal status, recording it in the
   // store and as a "run.finished" event.
@@ -55,7 +54,6 @@ class RunExecutor {
   EventService& events_;
   SandboxManager& sandboxes_;
   SandboxProvider& provider_;
-  SecretInjector& secrets_;
   const Harnesses& harnesses_;
   Redactor& redactor_;
   Metrics& metrics_;
