@@ -131,14 +131,17 @@ Result<std::optional<Run>> SqliteSessionStore::ClaimNextRun() noexcept {
   });
 }
 
-Status SqliteSessionStore::FinishRun(std::string_view id, RunStatus status, std::optional<int> exit_code,
-                                     std::string_view error) noexcept {
-  return Guard([&]() -> Status {
+Result<Event> SqliteSessionStore::FinishRun(std::string_view id, RunStatus status,
+                                            std::optional<int> exit_code, std::string_view error,
+                                            const NewEvent& event) noexcept {
+  return Guard([&]() -> Result<Event> {
     if (!IsTerminal(status)) {
       return Status::InvalidArgument("FinishRun needs a terminal status, not " +
                                      std::string(ToString(status)));
     }
     std::lock_guard lock(mu_);
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
     Statement st(db_,
                  "UPDATE runs SET status = ?, exit_code = ?, error = ?, finished_at = ? "
                  "WHERE id = ? AND status IN ('queued', 'running', 'interrupted')");
@@ -155,7 +158,12 @@ Status SqliteSessionStore::FinishRun(std::string_view id, RunStatus status, std:
       return Status::FailedPrecondition("run '" + run.id + "' is already " +
                                         std::string(ToString(run.status)));
     }
-    return Status::Ok();
+    PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(id));
+    NewEvent e = event;
+    e.run_id = run.id;
+    PADDOCK_ASSIGN_OR_RETURN(Event stored, AppendEventLocked(run.session_id, e));
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    return stored;
   });
 }
 
@@ -173,7 +181,8 @@ Result<std::int64_t> SqliteSessionStore::CountActiveRuns(std::string_view sessio
   });
 }
 
-Result<std::vector<Run>> SqliteSessionStore::FailRunningRuns(std::string_view reason) noexcept {
+Result<std::vector<Run>> SqliteSessionStore::FailRunningRuns(std::string_view reason,
+                                                             const NewEvent& event) noexcept {
   return Guard([&]() -> Result<std::vector<Run>> {
     std::lock_guard lock(mu_);
     Transaction tx(db_);
@@ -189,11 +198,14 @@ Result<std::vector<Run>> SqliteSessionStore::FailRunningRuns(std::string_view re
                   "WHERE status = 'running'");
     upd.Bind(1, reason).Bind(2, NowMs());
     PADDOCK_RETURN_IF_ERROR(upd.Run());
-    PADDOCK_RETURN_IF_ERROR(tx.Commit());
     for (Run& r : runs) {
       r.status = RunStatus::kFailed;
       r.error = std::string(reason);
+      NewEvent e = event;
+      e.run_id = r.id;
+      PADDOCK_RETURN_IF_ERROR(AppendEventLocked(r.session_id, e).status());
     }
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
     return runs;
   });
 }

@@ -43,10 +43,10 @@ class SqliteSessionStore final : public SessionStore {
   Result<Run> GetRun(std::string_view id) noexcept override;
   Result<std::vector<Run>> ListRuns(std::string_view session_id, int limit) noexcept override;
   Result<std::optional<Run>> ClaimNextRun() noexcept override;
-  Status FinishRun(std::string_view id, RunStatus status, std::optional<int> exit_code,
-                   std::string_view error) noexcept override;
+  Result<Event> FinishRun(std::string_view id, RunStatus status, std::optional<int> exit_code,
+                          std::string_view error, const NewEvent& event) noexcept override;
   Result<std::int64_t> CountActiveRuns(std::string_view session_id) noexcept override;
-  Result<std::vector<Run>> FailRunningRuns(std::string_view reason) noexcept override;
+  Result<std::vector<Run>> FailRunningRuns(std::string_view reason, const NewEvent& event) noexcept override;
 
   Result<Event> AppendEvent(std::string_view session_id, const NewEvent& event) noexcept override;
   Result<std::vector<Event>> ListEvents(std::string_view session_id, std::int64_t after_seq,

@@ -39,6 +39,7 @@ Run MakeRun(const std::string& session_id, const std::string& content = "echo hi
 }
 
 NewEvent Message(const Run& r) { return NewEvent{r.id, "message.user", "{\"content\":\"x\"}"}; }
+NewEvent Finished() { return NewEvent{"", "run.finished", "{\"status\":\"done\"}"}; }
 
 }  // namespace
 
@@ -213,7 +214,7 @@ TEST_P(SessionStoreConformance, RunsAreClaimedInArrivalOrderOnePerSession) {
   ASSERT_OK(active);
   EXPECT_EQ(*active, 2);
 
-  ASSERT_OK(store_->FinishRun(r1.id, RunStatus::kSucceeded, 0, ""));
+  ASSERT_OK(store_->FinishRun(r1.id, RunStatus::kSucceeded, 0, "", Finished()));
   c = store_->ClaimNextRun();
   ASSERT_OK(c);
   ASSERT_TRUE(c->has_value());
@@ -227,22 +228,30 @@ TEST_P(SessionStoreConformance, RunsAreClaimedInArrivalOrderOnePerSession) {
   EXPECT_EQ((*runs)[0].exit_code, 0);
 }
 
-TEST_P(SessionStoreConformance, FinishingIsFinalAndTerminalOnly) {
+TEST_P(SessionStoreConformance, FinishingIsFinalTerminalOnlyAndWritesItsEvent) {
   Agent a = MakeAgent();
   ASSERT_OK(store_->CreateAgent(a));
   Session s = MakeSession(a.id);
   ASSERT_OK(store_->CreateSession(s));
   paddock::Run r = MakeRun(s.id);
   ASSERT_OK(store_->EnqueueRun(r, Message(r)));
-  EXPECT_CODE(store_->FinishRun(r.id, RunStatus::kRunning, std::nullopt, ""), kInvalidArgument);
-  ASSERT_OK(store_->FinishRun(r.id, RunStatus::kCancelled, std::nullopt, "by request"));
-  EXPECT_CODE(store_->FinishRun(r.id, RunStatus::kSucceeded, 0, ""), kFailedPrecondition);
+  EXPECT_CODE(store_->FinishRun(r.id, RunStatus::kRunning, std::nullopt, "", Finished()), kInvalidArgument);
+  auto e = store_->FinishRun(r.id, RunStatus::kCancelled, std::nullopt, "by request", Finished());
+  ASSERT_OK(e);
+  EXPECT_EQ(e->seq, 2);
+  EXPECT_EQ(e->run_id, r.id);  // filled in by the store
+  EXPECT_EQ(e->type, "run.finished");
+  EXPECT_CODE(store_->FinishRun(r.id, RunStatus::kSucceeded, 0, "", Finished()), kFailedPrecondition);
   auto got = store_->GetRun(r.id);
   ASSERT_OK(got);
   EXPECT_EQ(got->status, RunStatus::kCancelled);
   EXPECT_EQ(got->error, "by request");
   EXPECT_FALSE(got->exit_code.has_value());
-  EXPECT_CODE(store_->FinishRun("run_missing", RunStatus::kFailed, std::nullopt, ""), kNotFound);
+  EXPECT_GT(got->finished_at, 0);
+  auto events = store_->ListEvents(s.id, 0, 100);
+  ASSERT_OK(events);
+  EXPECT_EQ(events->size(), 2u);  // the refused second finish wrote nothing
+  EXPECT_CODE(store_->FinishRun("run_missing", RunStatus::kFailed, std::nullopt, "", Finished()), kNotFound);
 }
 
 TEST_P(SessionStoreConformance, EnqueueWritesRunAndMessageTogether) {
@@ -266,7 +275,7 @@ TEST_P(SessionStoreConformance, EnqueueWritesRunAndMessageTogether) {
   EXPECT_CODE(store_->GetRun(orphan.id), kNotFound);
 }
 
-TEST_P(SessionStoreConformance, FailRunningRunsMarksOnlyRunningOnes) {
+TEST_P(SessionStoreConformance, FailRunningRunsMarksOnlyRunningOnesAndLogsEach) {
   Agent a = MakeAgent();
   ASSERT_OK(store_->CreateAgent(a));
   Session s = MakeSession(a.id);
@@ -275,13 +284,18 @@ TEST_P(SessionStoreConformance, FailRunningRunsMarksOnlyRunningOnes) {
   ASSERT_OK(store_->EnqueueRun(r1, Message(r1)));
   ASSERT_OK(store_->EnqueueRun(r2, Message(r2)));
   ASSERT_OK(store_->ClaimNextRun());
-  auto failed = store_->FailRunningRuns("cut off");
+  auto failed = store_->FailRunningRuns("cut off", Finished());
   ASSERT_OK(failed);
   ASSERT_EQ(failed->size(), 1u);
   EXPECT_EQ((*failed)[0].id, r1.id);
   EXPECT_EQ(store_->GetRun(r1.id)->status, RunStatus::kFailed);
   EXPECT_EQ(store_->GetRun(r1.id)->error, "cut off");
   EXPECT_EQ(store_->GetRun(r2.id)->status, RunStatus::kQueued);
+  auto events = store_->ListEvents(s.id, 2, 100);
+  ASSERT_OK(events);
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].type, "run.finished");
+  EXPECT_EQ((*events)[0].run_id, r1.id);
 }
 
 TEST_P(SessionStoreConformance, EventSeqIsGapFreeUnderConcurrentAppends) {

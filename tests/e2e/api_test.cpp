@@ -116,6 +116,17 @@ class Api : public ::testing::Test {
     return ReadStream(server_->port(), "/api/sessions/" + session + "/events/stream", {},
                       [&](const std::vector<SseEvent>& ev) { return Finished(ev) >= runs; });
   }
+  // /metrics once it contains `needle` (counters move just after the event that reports the
+  // change is stored), or after 5 s as it is then.
+  std::string MetricsWith(const std::string& needle) {
+    std::string body;
+    for (int i = 0; i < 100; ++i) {
+      body = server_->Request("GET", "/metrics").body;
+      if (body.find(needle) != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return body;
+  }
   void ExpectError(const HttpResponse& r, int status, const std::string& code,
                    const std::string& message_part) {
     EXPECT_EQ(r.status, status) << r.body;
@@ -307,7 +318,7 @@ TEST_F(Api, BusySessionsQueueRejectOrCancel) {
   EXPECT_FALSE(HasOutput(events, "late"));
   auto run = server_->Request("GET", "/api/sessions/" + session + "/runs");
   EXPECT_NE(run.body.find("\"status\":\"cancelled\""), std::string::npos) << run.body;
-  auto metrics = server_->Request("GET", "/metrics").body;
+  auto metrics = MetricsWith("paddock_runs_total{outcome=\"succeeded\"} 1");
   EXPECT_NE(metrics.find("paddock_runs_total{outcome=\"cancelled\"} 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("paddock_runs_total{outcome=\"succeeded\"} 1"), std::string::npos) << metrics;
   ExpectError(server_->Request("POST", "/api/sessions/" + session + "/runs/" + slow + "/cancel", ""), 409,
@@ -342,7 +353,9 @@ TEST_F(Api, HealthReadinessMetricsAndPlugins) {
   std::string session = CreateSession(CreateAgent());
   Send(session, "echo metrics");
   UntilFinished(session, 1);
-  auto metrics = server_->Request("GET", "/metrics");
+  HttpResponse metrics;
+  metrics.body = MetricsWith("paddock_runs_total{outcome=\"succeeded\"} 1");
+  metrics.status = server_->Request("GET", "/metrics").status;
   ASSERT_EQ(metrics.status, 200);
   for (const char* name :
        {"paddock_http_requests_total", "paddock_http_request_duration_seconds_bucket",
@@ -431,6 +444,49 @@ TEST_F(Api, TheSandboxCanBeInspectedExecutedInAndRestarted) {
   ExpectError(server_->Request("GET", base + "/sandbox"), 404, "not_found", "has no sandbox");
   ExpectError(server_->Request("POST", base + "/sandbox/exec", R"({"command":"ls"})"), 409,
               "failed_precondition", "is closed");
+}
+
+TEST_F(Api, ConcurrentClientsGetEveryRunInOrderPerSession) {
+  constexpr int kSessions = 8, kMessages = 4;
+  std::string agent = CreateAgent();
+  std::vector<std::string> sessions(kSessions);
+  std::vector<std::thread> clients;
+  std::atomic<int> accepted{0};
+  for (int i = 0; i < kSessions; ++i) {
+    clients.emplace_back([&, i] {
+      auto r = server_->Request("POST", "/api/sessions", "{\"agent_id\":\"" + agent + "\"}");
+      if (r.status != 201) return;
+      sessions[i] = JsonField(r.body, "id");
+      for (int m = 0; m < kMessages; ++m) {
+        auto sent =
+            server_->Request("POST", "/api/sessions/" + sessions[i] + "/messages",
+                             "{\"content\":\"echo s" + std::to_string(i) + "m" + std::to_string(m) + "\"}");
+        if (sent.status == 202) ++accepted;
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  ASSERT_EQ(accepted, kSessions * kMessages);
+  for (int i = 0; i < kSessions; ++i) {
+    auto events = UntilFinished(sessions[i], kMessages);
+    ASSERT_EQ(Finished(events), static_cast<size_t>(kMessages)) << sessions[i];
+    // Gap-free seq, and the runs ran one at a time in the order they were sent.
+    std::vector<std::string> outputs;
+    std::string running;
+    for (size_t k = 0; k < events.size(); ++k) {
+      EXPECT_EQ(events[k].id, static_cast<std::int64_t>(k + 1));
+      std::string run = JsonField(events[k].data, "run_id");
+      if (events[k].type == "run.started") {
+        EXPECT_EQ(running, "") << "two runs of one session at once";
+        running = run;
+      }
+      if (events[k].type == "run.finished") running.clear();
+      if (events[k].type == "output") outputs.push_back(JsonField(events[k].data, "data.text"));
+    }
+    std::vector<std::string> expected;
+    for (int m = 0; m < kMessages; ++m) expected.push_back("s" + std::to_string(i) + "m" + std::to_string(m));
+    EXPECT_EQ(outputs, expected);
+  }
 }
 
 // ---- restarts, crashes and lost sandboxes ---------------------------------------------------

@@ -69,16 +69,21 @@ class SessionStore : public Lifecycle {
   // running (started_at, attempt+1) and returns it; nullopt when there is none. Runs of one
   // session are handed out one at a time, in arrival order.
   [[nodiscard]] virtual Result<std::optional<Run>> ClaimNextRun() noexcept = 0;
-  // Moves a run to a terminal status. kNotFound when absent; kFailedPrecondition when the run
-  // is already terminal (the first outcome wins).
+  // Moves a run to a terminal status and, in the same transaction, appends `event` (its
+  // "run.finished") to the session's log; returns the stored event. So the next run of the session
+  // can never be claimed before this one's end is in the log. kNotFound when the run is absent;
+  // kFailedPrecondition, writing nothing, when it is already terminal (the first outcome wins).
   // REQUIRES: IsTerminal(status)
-  [[nodiscard]] virtual Status FinishRun(std::string_view id, RunStatus status, std::optional<int> exit_code,
-                                         std::string_view error) noexcept = 0;
+  [[nodiscard]] virtual Result<Event> FinishRun(std::string_view id, RunStatus status,
+                                                std::optional<int> exit_code, std::string_view error,
+                                                const NewEvent& event) noexcept = 0;
   // Number of runs of the session that are queued or running.
   [[nodiscard]] virtual Result<std::int64_t> CountActiveRuns(std::string_view session_id) noexcept = 0;
-  // Every run left `running` (by a process that died) becomes `failed` with `reason`; returns
-  // them. Used at start-up by a process that owns every run of this store.
-  [[nodiscard]] virtual Result<std::vector<Run>> FailRunningRuns(std::string_view reason) noexcept = 0;
+  // Every run left `running` (by a process that died) becomes `failed` with `reason`, and for each
+  // a copy of `event` (with run_id set to the run's) is appended to its session's log, all in one
+  // transaction; returns the runs. Used at start-up by a process that owns every run of its store.
+  [[nodiscard]] virtual Result<std::vector<Run>> FailRunningRuns(std::string_view reason,
+                                                                 const NewEvent& event) noexcept = 0;
 
   // ---- events ----
   // Appends an event with the next seq of the session (1, 2, 3, ... with no gap, even under

@@ -75,7 +75,10 @@ class Dispatcher final : public Poco::Net::HTTPRequestHandler {
       }
     }
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    app_.metrics().ObserveHttp(route, request.getMethod(), x.status() ? x.status() : 500, seconds);
+    const int status = x.status() ? x.status() : 500;
+    app_.metrics().ObserveHttp(route, request.getMethod(), status, seconds);
+    LogDebug(request.getMethod() + " " + path + " " + std::to_string(status) + " " +
+             std::to_string(static_cast<int>(seconds * 1000)) + "ms " + request.clientAddress().toString());
   }
 
  private:

@@ -71,13 +71,13 @@ Status App::Start() {
   if (workers_) {
     // This process owns every run of its store (the sqlite store is single-process), so a run
     // still marked running was cut off by an earlier process's exit.
-    PADDOCK_ASSIGN_OR_RETURN(std::vector<Run> cut,
-                             store_->FailRunningRuns("the server stopped during the run"));
+    const std::string reason = "the server stopped during the run";
+    PADDOCK_ASSIGN_OR_RETURN(
+        NewEvent event,
+        events_->Prepare("", "run.finished", RunFinishedData(RunStatus::kFailed, std::nullopt, reason)));
+    PADDOCK_ASSIGN_OR_RETURN(std::vector<Run> cut, store_->FailRunningRuns(reason, event));
     for (const Run& r : cut) {
       metrics_->RunFinished(ToString(RunStatus::kFailed));
-      (void)events_->Append(
-          r.session_id, r.id, "run.finished",
-          "{\"status\":\"failed\",\"exit_code\":null,\"error\":" + JsonQuote(r.error) + "}");
       Result<Session> s = store_->GetSession(r.session_id);
       if (s.ok() && s->status == SessionStatus::kRunning) {
         (void)store_->SetSessionStatus(r.session_id, SessionStatus::kReady, "");

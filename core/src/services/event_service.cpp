@@ -6,10 +6,17 @@
 #include <sstream>
 
 #include "metrics/metrics.h"
+#include "paddock/json.h"
 #include "util/json_redact.h"
 #include "util/redactor.h"
 
 namespace paddock {
+std::string RunFinishedData(RunStatus status, std::optional<int> exit_code, std::string_view error) {
+  return "{\"status\":" + JsonQuote(ToString(status)) +
+         ",\"exit_code\":" + (exit_code ? std::to_string(*exit_code) : std::string("null")) +
+         ",\"error\":" + JsonQuote(error) + "}";
+}
+
 Result<std::string> RedactJsonObject(std::string_view json, const Redactor& redactor) {
   try {
     Poco::JSON::Parser parser;
@@ -30,21 +37,25 @@ Result<std::string> RedactJsonObject(std::string_view json, const Redactor& reda
 EventService::EventService(SessionStore& store, const Redactor& redactor, Metrics& metrics)
     : store_(store), redactor_(redactor), metrics_(metrics) {}
 
-Result<Event> EventService::Append(std::string_view session_id, std::string_view run_id,
-                                   std::string_view type, std::string_view data) {
+Result<NewEvent> EventService::Prepare(std::string_view run_id, std::string_view type,
+                                       std::string_view data) const {
   bool type_ok = !type.empty() && type.size() <= 64;
   for (char c : type) {
     type_ok =
         type_ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-');
   }
-  if (!type_ok) {
+  if (!type_ok)
     return Status::InvalidArgument("event type must be 1-64 characters of a-z, 0-9, '.', '_' or '-'");
-  }
-  PADDOCK_ASSIGN_OR_RETURN(std::string clean, RedactJsonObject(data, redactor_));
   NewEvent e;
   e.run_id = std::string(run_id);
   e.type = std::string(type);
-  e.data = std::move(clean);
+  PADDOCK_ASSIGN_OR_RETURN(e.data, RedactJsonObject(data, redactor_));
+  return e;
+}
+
+Result<Event> EventService::Append(std::string_view session_id, std::string_view run_id,
+                                   std::string_view type, std::string_view data) {
+  PADDOCK_ASSIGN_OR_RETURN(NewEvent e, Prepare(run_id, type, data));
   PADDOCK_ASSIGN_OR_RETURN(Event stored, store_.AppendEvent(session_id, e));
   Published(stored);
   return stored;
@@ -58,6 +69,11 @@ void EventService::Published(const Event& event) {
     if (event.seq > latest) latest = event.seq;
   }
   cv_.notify_all();
+}
+
+void EventService::Forget(std::string_view session_id) {
+  std::lock_guard lock(mu_);
+  if (auto it = latest_.find(session_id); it != latest_.end()) latest_.erase(it);
 }
 
 Result<std::vector<Event>> EventService::List(std::string_view session_id, std::int64_t after_seq,

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,8 +29,16 @@ class EventService {
   Result<Event> Append(std::string_view session_id, std::string_view run_id, std::string_view type,
                        std::string_view data);
 
+  // Checks and redacts an event for a store write that appends it together with other changes
+  // (EnqueueRun, FinishRun); pass the stored result to Published() afterwards.
+  Result<NewEvent> Prepare(std::string_view run_id, std::string_view type, std::string_view data) const;
+
   // Tells waiters about an event the store appended as part of another write.
   void Published(const Event& event);
+
+  // Drops what this process remembers of the session (its newest seq), e.g. once it is closed;
+  // waiters then fall back to their periodic re-read.
+  void Forget(std::string_view session_id);
 
   Result<std::vector<Event>> List(std::string_view session_id, std::int64_t after_seq, int limit);
 
@@ -52,6 +61,9 @@ class EventService {
   std::map<std::string, std::int64_t, std::less<>> latest_;  // session -> newest seq seen
   bool shutdown_ = false;
 };
+
+// The data of a "run.finished" event.
+std::string RunFinishedData(RunStatus status, std::optional<int> exit_code, std::string_view error);
 
 // `json` (an object) with every string value redacted, re-serialised. kInvalidArgument when it
 // is not a JSON object.

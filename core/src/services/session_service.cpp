@@ -23,12 +23,14 @@ SessionService::SessionService(SessionStore& store, EventService& events, Sandbo
       executor_(executor),
       workers_(workers) {}
 
-Status SessionService::CancelQueued(const std::string& session_id, const std::string& run_id,
-                                    const std::string& reason) {
-  PADDOCK_RETURN_IF_ERROR(store_.FinishRun(run_id, RunStatus::kCancelled, std::nullopt, reason));
+Status SessionService::CancelQueued(const std::string& run_id, const std::string& reason) {
+  PADDOCK_ASSIGN_OR_RETURN(
+      NewEvent event,
+      events_.Prepare(run_id, "run.finished", RunFinishedData(RunStatus::kCancelled, std::nullopt, reason)));
+  PADDOCK_ASSIGN_OR_RETURN(Event stored,
+                           store_.FinishRun(run_id, RunStatus::kCancelled, std::nullopt, reason, event));
   metrics_.RunFinished(ToString(RunStatus::kCancelled));
-  (void)events_.Append(session_id, run_id, "run.finished",
-                       "{\"status\":\"cancelled\",\"exit_code\":null,\"error\":" + JsonQuote(reason) + "}");
+  events_.Published(stored);
   return Status::Ok();
 }
 
@@ -54,7 +56,7 @@ Status SessionService::CancelActiveRuns(const std::string& session_id, const std
   PADDOCK_ASSIGN_OR_RETURN(std::vector<Run> runs, store_.ListRuns(session_id, 1000));
   for (const Run& r : runs) {
     if (r.status == RunStatus::kQueued) {
-      (void)CancelQueued(session_id, r.id, reason);  // one that started meanwhile is cancelled below
+      (void)CancelQueued(r.id, reason);  // one that started meanwhile is cancelled below
     } else if (r.status == RunStatus::kRunning && executor_) {
       executor_->Cancel(r.id);
     }
@@ -69,6 +71,7 @@ Result<Session> SessionService::Close(const std::string& id) {
   PADDOCK_RETURN_IF_ERROR(CancelActiveRuns(id, "session closed"));
   PADDOCK_RETURN_IF_ERROR(sandboxes_.Release(id, /*delete_data=*/true));
   (void)events_.Append(id, "", "session.closed", "{}");
+  events_.Forget(id);
   return store_.GetSession(id);
 }
 
@@ -123,7 +126,7 @@ Result<Run> SessionService::CancelRun(const std::string& session_id, const std::
     return Status::FailedPrecondition("run '" + run_id + "' is already " + std::string(ToString(run.status)));
   }
   if (run.status == RunStatus::kQueued) {
-    Status s = CancelQueued(session_id, run_id, "cancelled by request");
+    Status s = CancelQueued(run_id, "cancelled by request");
     if (!s.ok() && s.code() != StatusCode::kFailedPrecondition) return s;
   } else if (!executor_ || !executor_->Cancel(run_id)) {
     return Status::FailedPrecondition("run '" + run_id + "' is running in another process");

@@ -79,7 +79,7 @@ class SessionService {
   Result<Session> Usable(const std::string& session_id);
   // Cancels a queued run: its terminal status, the metric, then the event. kFailedPrecondition
   // when it left the queue meanwhile.
-  Status CancelQueued(const std::string& session_id, const std::string& run_id, const std::string& reason);
+  Status CancelQueued(const std::string& run_id, const std::string& reason);
 
   SessionStore& store_;
   EventService& events_;

@@ -155,24 +155,22 @@ void RunExecutor::Execute(const Run& run) {
     error = "the server shut down during the run";
   }
   error = redactor_.Redact(error);
-  Status finished = store_.FinishRun(run.id, status, exit_code, error);
-  if (!finished.ok()) {
-    // Another path (cancel, close) finished it first; its outcome and its event stand.
-    LogWarn("run " + run.id + ": " + finished.ToString());
-  } else {
-    metrics_.RunFinished(ToString(status));
-  }
+  // The session is ready again before its run's end is in the log, so that whoever reacts to
+  // "run.finished" finds it so (or already running the next run).
   Result<Session> session = store_.GetSession(run.session_id);
   if (session.ok() && session->status == SessionStatus::kRunning) {
     (void)store_.SetSessionStatus(run.session_id, SessionStatus::kReady, "");
   }
-  // Last, so that whoever reacts to the event finds the run, the session and the metrics final.
-  if (finished.ok()) {
-    std::string data = "{\"status\":" + JsonQuote(ToString(status)) +
-                       ",\"exit_code\":" + (exit_code ? std::to_string(*exit_code) : std::string("null")) +
-                       ",\"error\":" + JsonQuote(error) + "}";
-    (void)events_.Append(run.session_id, run.id, "run.finished", data);
+  Result<NewEvent> event = events_.Prepare(run.id, "run.finished", RunFinishedData(status, exit_code, error));
+  Result<Event> finished =
+      event.ok() ? store_.FinishRun(run.id, status, exit_code, error, *event) : Result<Event>(event.status());
+  if (!finished.ok()) {
+    // Another path (cancel, close) finished it first; its outcome and its event stand.
+    LogWarn("run " + run.id + ": " + finished.status().ToString());
+    return;
   }
+  metrics_.RunFinished(ToString(status));
+  events_.Published(*finished);
 }
 
 WorkerPool::WorkerPool(SessionStore& store, RunExecutor& executor, int threads,

@@ -93,6 +93,7 @@ std::unique_ptr<Logger> MakeLogger(std::string name) {
   return std::make_unique<SpdLogger>(std::move(l));
 }
 
+void LogDebug(std::string_view m) { spdlog::debug("{}", m); }
 void LogInfo(std::string_view m) { spdlog::info("{}", m); }
 void LogWarn(std::string_view m) { spdlog::warn("{}", m); }
 void LogError(std::string_view m) { spdlog::error("{}", m); }

@@ -19,6 +19,7 @@ bool InitLogging(std::shared_ptr<const Redactor> redactor, std::string_view leve
 std::unique_ptr<Logger> MakeLogger(std::string name);
 
 // Logs through the core logger.
+void LogDebug(std::string_view message);
 void LogInfo(std::string_view message);
 void LogWarn(std::string_view message);
 void LogError(std::string_view message);
