@@ -326,6 +326,27 @@ Status SqliteSessionStore::SetSessionStatus(std::string_view id, SessionStatus s
   });
 }
 
+Status SqliteSessionStore::TransitionSession(std::string_view id, SessionStatus from, SessionStatus to,
+                                             std::string_view reason) noexcept {
+  return Guard([&]() -> Status {
+    std::lock_guard lock(mu_);
+    Statement st(
+        db_, "UPDATE sessions SET status = ?, status_reason = ?, updated_at = ? WHERE id = ? AND status = ?");
+    st.Bind(1, ToString(to)).Bind(2, reason).Bind(3, NowMs()).Bind(4, id).Bind(5, ToString(from));
+    PADDOCK_RETURN_IF_ERROR(st.Run());
+    if (sqlite3_changes(db_) > 0) return Status::Ok();
+    Statement now(db_, "SELECT status FROM sessions WHERE id = ?");
+    now.Bind(1, id);
+    Status s;
+    if (!now.Step(s)) {
+      PADDOCK_RETURN_IF_ERROR(s);
+      return Status::NotFound("session '" + std::string(id) + "' does not exist");
+    }
+    return Status::FailedPrecondition("session '" + std::string(id) + "' is " + now.Text(0) + ", not " +
+                                      std::string(ToString(from)));
+  });
+}
+
 Status SqliteSessionStore::SetSessionSandbox(std::string_view id, std::string_view sandbox_id) noexcept {
   return Guard([&]() -> Status {
     std::lock_guard lock(mu_);

@@ -36,6 +36,8 @@ class SqliteSessionStore final : public SessionStore {
   Result<Page<Session>> ListSessions(const SessionFilter& filter) noexcept override;
   Status SetSessionStatus(std::string_view id, SessionStatus status,
                           std::string_view reason) noexcept override;
+  Status TransitionSession(std::string_view id, SessionStatus from, SessionStatus to,
+                           std::string_view reason) noexcept override;
   Status SetSessionSandbox(std::string_view id, std::string_view sandbox_id) noexcept override;
   Result<SessionCounts> CountSessions() noexcept override;
 

@@ -141,6 +141,24 @@ TEST_P(SessionStoreConformance, SessionStatusSandboxAndCounts) {
   EXPECT_EQ(counts->by_status[static_cast<int>(SessionStatus::kReady)], 1);
 }
 
+TEST_P(SessionStoreConformance, TransitionSessionIsACompareAndSet) {
+  Agent a = MakeAgent();
+  ASSERT_OK(store_->CreateAgent(a));
+  Session s = MakeSession(a.id);
+  ASSERT_OK(store_->CreateSession(s));  // ready
+  ASSERT_OK(store_->TransitionSession(s.id, SessionStatus::kReady, SessionStatus::kRunning, ""));
+  ASSERT_OK(store_->SetSessionStatus(s.id, SessionStatus::kClosed, "closed"));
+  // A late "the run is done" must not reopen the closed session.
+  EXPECT_CODE(store_->TransitionSession(s.id, SessionStatus::kRunning, SessionStatus::kReady, ""),
+              kFailedPrecondition);
+  auto got = store_->GetSession(s.id);
+  ASSERT_OK(got);
+  EXPECT_EQ(got->status, SessionStatus::kClosed);
+  EXPECT_EQ(got->status_reason, "closed");
+  EXPECT_CODE(store_->TransitionSession("ses_missing", SessionStatus::kReady, SessionStatus::kRunning, ""),
+              kNotFound);
+}
+
 TEST_P(SessionStoreConformance, ListSessionsFiltersAndPages) {
   Agent a = MakeAgent("a");
   Agent b = MakeAgent("b");

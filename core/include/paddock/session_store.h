@@ -50,6 +50,11 @@ class SessionStore : public Lifecycle {
   // Sets status and reason (and updated_at). kNotFound when absent.
   [[nodiscard]] virtual Status SetSessionStatus(std::string_view id, SessionStatus status,
                                                 std::string_view reason) noexcept = 0;
+  // Sets status and reason only if the status is `from` now (compare and set), so that two
+  // writers cannot undo each other's transition (say, a finished run reopening a closed
+  // session). kFailedPrecondition, changing nothing, when the status is another; kNotFound.
+  [[nodiscard]] virtual Status TransitionSession(std::string_view id, SessionStatus from, SessionStatus to,
+                                                 std::string_view reason) noexcept = 0;
   // Binds a sandbox id to the session; empty unbinds. kNotFound when absent.
   [[nodiscard]] virtual Status SetSessionSandbox(std::string_view id,
                                                  std::string_view sandbox_id) noexcept = 0;

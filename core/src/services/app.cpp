@@ -78,10 +78,7 @@ Status App::Start() {
     PADDOCK_ASSIGN_OR_RETURN(std::vector<Run> cut, store_->FailRunningRuns(reason, event));
     for (const Run& r : cut) {
       metrics_->RunFinished(ToString(RunStatus::kFailed));
-      Result<Session> s = store_->GetSession(r.session_id);
-      if (s.ok() && s->status == SessionStatus::kRunning) {
-        (void)store_->SetSessionStatus(r.session_id, SessionStatus::kReady, "");
-      }
+      (void)store_->TransitionSession(r.session_id, SessionStatus::kRunning, SessionStatus::kReady, "");
       LogWarn("run " + r.id + " was cut off by an earlier stop; marked failed");
     }
     workers_->Start();

@@ -85,7 +85,9 @@ Result<std::string> SandboxManager::Ensure(const std::string& session_id) {
     return bound;
   }
   if (session.status == SessionStatus::kProvisioning) {
-    PADDOCK_RETURN_IF_ERROR(store_.SetSessionStatus(session_id, SessionStatus::kReady, ""));
+    Status ready =
+        store_.TransitionSession(session_id, SessionStatus::kProvisioning, SessionStatus::kReady, "");
+    if (!ready.ok() && ready.code() != StatusCode::kFailedPrecondition) return ready;
   }
   char ms[32];
   std::snprintf(ms, sizeof ms, "%.3f", seconds * 1000);
@@ -139,7 +141,8 @@ void SandboxManager::ProvisionLoop() {
       LogError("session " + session_id + ": " + sandbox.status().ToString());
       Result<Session> s = store_.GetSession(session_id);
       if (s.ok() && s->status == SessionStatus::kProvisioning) {
-        (void)store_.SetSessionStatus(session_id, SessionStatus::kFailed, sandbox.status().message());
+        (void)store_.TransitionSession(session_id, SessionStatus::kProvisioning, SessionStatus::kFailed,
+                                       sandbox.status().message());
       }
     }
   }

@@ -105,9 +105,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
   PADDOCK_ASSIGN_OR_RETURN(std::string sandbox_id, sandboxes_.Ensure(session.id));
   PADDOCK_ASSIGN_OR_RETURN(session, store_.GetSession(session.id));  // Ensure may have changed it
   PADDOCK_ASSIGN_OR_RETURN(EnvMap env, sandboxes_.Environment(agent, session));
-  if (session.status == SessionStatus::kReady) {
-    (void)store_.SetSessionStatus(session.id, SessionStatus::kRunning, "");
-  }
+  (void)store_.TransitionSession(session.id, SessionStatus::kReady, SessionStatus::kRunning, "");
   PADDOCK_RETURN_IF_ERROR(events_
                               .Append(session.id, run.id, "run.started",
                                       "{\"attempt\":" + std::to_string(run.attempt) +
@@ -157,10 +155,7 @@ void RunExecutor::Execute(const Run& run) {
   error = redactor_.Redact(error);
   // The session is ready again before its run's end is in the log, so that whoever reacts to
   // "run.finished" finds it so (or already running the next run).
-  Result<Session> session = store_.GetSession(run.session_id);
-  if (session.ok() && session->status == SessionStatus::kRunning) {
-    (void)store_.SetSessionStatus(run.session_id, SessionStatus::kReady, "");
-  }
+  (void)store_.TransitionSession(run.session_id, SessionStatus::kRunning, SessionStatus::kReady, "");
   Result<NewEvent> event = events_.Prepare(run.id, "run.finished", RunFinishedData(status, exit_code, error));
   Result<Event> finished =
       event.ok() ? store_.FinishRun(run.id, status, exit_code, error, *event) : Result<Event>(event.status());
