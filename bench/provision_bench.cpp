@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,16 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+// Resident memory of a process, from /proc.
+double RssMiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0;
+}
 
 double Percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
@@ -122,6 +133,8 @@ int main(int argc, char** argv) {
     sessions.push_back(id);
   }
 
+  const double rss_mib = RssMiB(srv.pid());
+
   TempDir ws;
   if (geteuid() == 0 && chown(ws.path().c_str(), 65534, 65534) != 0) return 1;
   std::vector<double> bare;
@@ -136,5 +149,6 @@ int main(int argc, char** argv) {
   std::printf("  bare bwrap   p50 %7.2f ms   p90 %7.2f ms   (bwrap ... true, same namespaces)\n", bare_p50,
               Percentile(bare, 0.9));
   std::printf("  ratio p50    %.2fx\n", api_p50 / bare_p50);
+  std::printf("  server RSS with %d sessions and their sandboxes: %.1f MiB\n", n, rss_mib);
   return 0;
 }

@@ -79,9 +79,17 @@ void SqliteSessionStore::Stop() noexcept {
 }
 
 Health SqliteSessionStore::GetHealth() const noexcept {
-  std::lock_guard lock(mu_);
-  if (!db_) return {HealthState::kDown, "database is not open"};
-  return {};
+  try {
+    std::lock_guard lock(mu_);
+    if (!db_) return {HealthState::kDown, "database is not open"};
+    // A read that touches the file: catches a database that was deleted, corrupted or unmounted.
+    Statement probe(db_, "SELECT COUNT(*) FROM schema_migrations");
+    Status s;
+    if (!probe.Step(s)) return {HealthState::kDown, s.ok() ? "database probe returned nothing" : s.message()};
+    return {};
+  } catch (...) {
+    return {HealthState::kDown, "database probe failed"};
+  }
 }
 
 Status SqliteSessionStore::Migrate() {
