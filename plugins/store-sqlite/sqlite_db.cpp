@@ -56,6 +56,13 @@ bool Statement::Step(Status& status) {
   return false;
 }
 
+Status Statement::StepRow(std::string_view not_found) {
+  Status status;
+  if (Step(status)) return Status::Ok();
+  if (!status.ok()) return status;
+  return Status::NotFound(std::string(not_found));
+}
+
 Status Statement::Run() {
   Status status;
   while (Step(status)) {

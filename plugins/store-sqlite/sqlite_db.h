@@ -33,6 +33,9 @@ class Statement {
 
   // Steps once: true when a row is available, false when done; error in `status`.
   bool Step(Status& status);
+  // Steps once, expecting a row: Ok when one is available, the error when stepping failed,
+  // otherwise kNotFound with `not_found` as the message.
+  Status StepRow(std::string_view not_found);
   // Steps to completion, expecting no rows.
   Status Run();
 

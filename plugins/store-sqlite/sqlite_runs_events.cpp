@@ -50,10 +50,7 @@ Result<Event> SqliteSessionStore::EnqueueRun(const Run& run, const NewEvent& eve
     Statement session(db_, "SELECT 1 FROM sessions WHERE id = ?");
     session.Bind(1, run.session_id);
     Status s;
-    if (!session.Step(s)) {
-      PADDOCK_RETURN_IF_ERROR(s);
-      return Status::NotFound("session '" + run.session_id + "' does not exist");
-    }
+    PADDOCK_RETURN_IF_ERROR(session.StepRow("session '" + run.session_id + "' does not exist"));
     Statement st(db_,
                  "INSERT INTO runs (id, session_id, status, content, attempt, created_at) "
                  "VALUES (?, ?, 'queued', ?, 0, ?)");
@@ -72,11 +69,7 @@ Result<Event> SqliteSessionStore::EnqueueRun(const Run& run, const NewEvent& eve
 Result<Run> SqliteSessionStore::GetRunLocked(std::string_view id) {
   Statement st(db_, std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?");
   st.Bind(1, id);
-  Status s;
-  if (!st.Step(s)) {
-    PADDOCK_RETURN_IF_ERROR(s);
-    return Status::NotFound("run '" + std::string(id) + "' does not exist");
-  }
+  PADDOCK_RETURN_IF_ERROR(st.StepRow("run '" + std::string(id) + "' does not exist"));
   return ReadRun(st);
 }
 
@@ -215,11 +208,7 @@ Result<std::vector<Run>> SqliteSessionStore::FailRunningRuns(std::string_view re
 Result<Event> SqliteSessionStore::AppendEventLocked(std::string_view session_id, const NewEvent& event) {
   Statement bump(db_, "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq");
   bump.Bind(1, session_id);
-  Status s;
-  if (!bump.Step(s)) {
-    PADDOCK_RETURN_IF_ERROR(s);
-    return Status::NotFound("session '" + std::string(session_id) + "' does not exist");
-  }
+  PADDOCK_RETURN_IF_ERROR(bump.StepRow("session '" + std::string(session_id) + "' does not exist"));
   Event e;
   e.session_id = std::string(session_id);
   e.seq = bump.Int(0);

@@ -166,10 +166,7 @@ Result<Agent> SqliteSessionStore::GetAgentLocked(std::string_view id) {
   Statement st(db_, std::string("SELECT ") + kAgentColumns + " FROM agents WHERE id = ?");
   st.Bind(1, id);
   Status s;
-  if (!st.Step(s)) {
-    PADDOCK_RETURN_IF_ERROR(s);
-    return Status::NotFound("agent '" + std::string(id) + "' does not exist");
-  }
+  PADDOCK_RETURN_IF_ERROR(st.StepRow("agent '" + std::string(id) + "' does not exist"));
   Agent a = ReadAgent(st);
   Statement env(db_, "SELECT name, value FROM agent_env WHERE agent_id = ? ORDER BY name");
   env.Bind(1, id);
@@ -261,10 +258,7 @@ Status SqliteSessionStore::CreateSession(const Session& session) noexcept {
     Statement agent(db_, "SELECT 1 FROM agents WHERE id = ?");
     agent.Bind(1, session.agent_id);
     Status s;
-    if (!agent.Step(s)) {
-      PADDOCK_RETURN_IF_ERROR(s);
-      return Status::NotFound("agent '" + session.agent_id + "' does not exist");
-    }
+    PADDOCK_RETURN_IF_ERROR(agent.StepRow("agent '" + session.agent_id + "' does not exist"));
     Statement st(
         db_, std::string("INSERT INTO sessions (") + kSessionColumns + ") VALUES (?, ?, ?, ?, ?, 0, ?, ?)");
     st.Bind(1, session.id).Bind(2, session.agent_id).Bind(3, ToString(session.status));
@@ -284,11 +278,7 @@ Result<Session> SqliteSessionStore::GetSession(std::string_view id) noexcept {
     std::lock_guard lock(mu_);
     Statement st(db_, std::string("SELECT ") + kSessionColumns + " FROM sessions WHERE id = ?");
     st.Bind(1, id);
-    Status s;
-    if (!st.Step(s)) {
-      PADDOCK_RETURN_IF_ERROR(s);
-      return Status::NotFound("session '" + std::string(id) + "' does not exist");
-    }
+    PADDOCK_RETURN_IF_ERROR(st.StepRow("session '" + std::string(id) + "' does not exist"));
     return ReadSession(st);
   });
 }
@@ -345,11 +335,7 @@ Status SqliteSessionStore::TransitionSession(std::string_view id, SessionStatus 
     if (sqlite3_changes(db_) > 0) return Status::Ok();
     Statement now(db_, "SELECT status FROM sessions WHERE id = ?");
     now.Bind(1, id);
-    Status s;
-    if (!now.Step(s)) {
-      PADDOCK_RETURN_IF_ERROR(s);
-      return Status::NotFound("session '" + std::string(id) + "' does not exist");
-    }
+    PADDOCK_RETURN_IF_ERROR(now.StepRow("session '" + std::string(id) + "' does not exist"));
     return Status::FailedPrecondition("session '" + std::string(id) + "' is " + now.Text(0) + ", not " +
                                       std::string(ToString(from)));
   });
