@@ -6,8 +6,8 @@
 #include <Poco/JSON/Stringifier.h>
 #include <Poco/String.h>
 #include <Poco/Timestamp.h>
-#include <Poco/URI.h>
 
+#include <charconv>
 #include <istream>
 #include <sstream>
 
@@ -46,16 +46,14 @@ int HttpStatusFor(StatusCode code) {
 }
 
 Exchange::Exchange(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp, App& a,
-                   std::map<std::string, std::string> params, std::int64_t max_body_bytes)
+                   std::map<std::string, std::string> params,
+                   Result<std::vector<std::pair<std::string, std::string>>> query,
+                   std::int64_t max_body_bytes)
     : request(req), response(resp), app(a), params_(std::move(params)), max_body_bytes_(max_body_bytes) {
-  ParseQuery();
-}
-
-void Exchange::ParseQuery() {
-  try {
-    query_ = Poco::URI(request.getURI()).getQueryParameters();
-  } catch (const Poco::Exception& e) {
-    query_status_ = Status::InvalidArgument("malformed query string: " + e.message());
+  if (query.ok()) {
+    query_ = std::move(query).value();
+  } else {
+    query_status_ = query.status();
   }
 }
 
@@ -91,19 +89,13 @@ Result<std::int64_t> Exchange::QueryInt(std::string_view name, std::int64_t fall
                                         std::int64_t max) const {
   std::optional<std::string> v = Query(name);
   if (!v) return fallback;
-  std::int64_t n = 0;
-  size_t used = 0;
-  try {
-    n = std::stoll(*v, &used);
-  } catch (...) {
-    used = 0;
-  }
-  if (used == 0 || used != v->size() || n < min || n > max) {
+  std::optional<std::int64_t> n = ParseInt64(*v);
+  if (!n || *n < min || *n > max) {
     return Status::InvalidArgument("query parameter '" + std::string(name) + "' must be an integer between " +
                                    std::to_string(min) + " and " + std::to_string(max) + ", not '" + *v +
                                    "'");
   }
-  return n;
+  return *n;
 }
 
 Poco::JSON::Object::Ptr Exchange::JsonBody(bool required) {
@@ -266,6 +258,13 @@ Result<std::optional<EnvMap>> StringMapField(const Poco::JSON::Object& obj, cons
     out[key] = item.extract<std::string>();
   }
   return std::optional<EnvMap>(std::move(out));
+}
+
+std::optional<std::int64_t> ParseInt64(std::string_view text) {
+  std::int64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return n;
 }
 
 std::string FormatTime(TimestampMs ms) {

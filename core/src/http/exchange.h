@@ -25,8 +25,10 @@ int HttpStatusFor(StatusCode code);
 
 class Exchange {
  public:
+  // `query` is the request's parsed query string, or the reason it could not be parsed.
   Exchange(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response, App& app,
-           std::map<std::string, std::string> params, std::int64_t max_body_bytes);
+           std::map<std::string, std::string> params,
+           Result<std::vector<std::pair<std::string, std::string>>> query, std::int64_t max_body_bytes);
 
   Poco::Net::HTTPServerRequest& request;
   Poco::Net::HTTPServerResponse& response;
@@ -61,8 +63,6 @@ class Exchange {
   void MarkSent(int status) { status_ = status; }
 
  private:
-  void ParseQuery();
-
   std::map<std::string, std::string> params_;
   std::int64_t max_body_bytes_;
   std::vector<std::pair<std::string, std::string>> query_;
@@ -80,6 +80,9 @@ Result<std::optional<std::string>> StringField(const Poco::JSON::Object& obj, co
 Result<std::optional<std::int64_t>> IntField(const Poco::JSON::Object& obj, const std::string& name);
 // An object of string values.
 Result<std::optional<EnvMap>> StringMapField(const Poco::JSON::Object& obj, const std::string& name);
+
+// `text` as a whole decimal integer, or nullopt (empty, trailing characters, out of range).
+std::optional<std::int64_t> ParseInt64(std::string_view text);
 
 // RFC 3339 UTC with milliseconds.
 std::string FormatTime(TimestampMs ms);

@@ -28,15 +28,19 @@ class Dispatcher final : public Poco::Net::HTTPRequestHandler {
   void handleRequest(Poco::Net::HTTPServerRequest& request,
                      Poco::Net::HTTPServerResponse& response) override {
     auto started = std::chrono::steady_clock::now();
+    // Parse the URI once: the path picks the route, the query goes to the handler.
     std::string path;
+    Result<std::vector<std::pair<std::string, std::string>>> query = Status::InvalidArgument("malformed URI");
     try {
-      path = Poco::URI(request.getURI()).getPath();
-    } catch (const Poco::Exception&) {
-      path = "";
+      Poco::URI uri(request.getURI());
+      path = uri.getPath();
+      query = uri.getQueryParameters();
+    } catch (const Poco::Exception& e) {
+      query = Status::InvalidArgument("malformed query string: " + e.message());
     }
     RouteMatch match = ApiRouter().Match(request.getMethod(), path);
     std::string route = match.route ? match.route->pattern : "unmatched";
-    Exchange x(request, response, app_, std::move(match.params), max_body_bytes_);
+    Exchange x(request, response, app_, std::move(match.params), std::move(query), max_body_bytes_);
     try {
       if (match.route) {
         match.route->handler(x);

@@ -1,5 +1,6 @@
 #include "services/sandbox_manager.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "metrics/metrics.h"
@@ -38,9 +39,13 @@ void SandboxManager::Stop() {
 
 std::shared_ptr<std::mutex> SandboxManager::SessionLock(const std::string& session_id) {
   std::lock_guard lock(locks_mu_);
-  // Drop entries nobody holds any more, so the map does not grow with every session ever seen.
-  for (auto it = locks_.begin(); it != locks_.end();) {
-    it = it->second.expired() ? locks_.erase(it) : std::next(it);
+  // Drop entries nobody holds any more, so the map does not grow with every session ever seen;
+  // only when it has doubled since the last sweep, so a call costs O(1) amortized.
+  if (locks_.size() >= prune_at_) {
+    for (auto it = locks_.begin(); it != locks_.end();) {
+      it = it->second.expired() ? locks_.erase(it) : std::next(it);
+    }
+    prune_at_ = std::max<size_t>(64, 2 * locks_.size());
   }
   auto& weak = locks_[session_id];
   auto strong = weak.lock();

@@ -68,6 +68,7 @@ class SandboxManager {
 
   std::mutex locks_mu_;
   std::map<std::string, std::weak_ptr<std::mutex>> locks_;
+  size_t prune_at_ = 64;  // sweep expired entries when the map reaches this size
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;

@@ -17,18 +17,12 @@ constexpr auto kHeartbeat = std::chrono::seconds(15);
 Result<std::int64_t> ResumePoint(Exchange& x) {
   if (x.request.has("Last-Event-ID")) {
     const std::string& v = x.request.get("Last-Event-ID");
-    std::int64_t n = 0;
-    size_t used = 0;
-    try {
-      n = std::stoll(v, &used);
-    } catch (...) {
-      used = 0;
-    }
-    if (used == 0 || used != v.size() || n < 0) {
+    std::optional<std::int64_t> n = ParseInt64(v);
+    if (!n || *n < 0) {
       return Status::InvalidArgument("Last-Event-ID must be a non-negative integer (an event seq), not '" +
                                      v + "'");
     }
-    return n;
+    return *n;
   }
   return x.QueryInt("after", 0, 0, INT64_MAX);
 }
