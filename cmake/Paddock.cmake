@@ -31,12 +31,15 @@ target_include_directories(paddock_sdk INTERFACE
 function(paddock_embed target ns header)
   cmake_parse_arguments(E "" "" "FILES" ${ARGN})
   set(out ${CMAKE_CURRENT_BINARY_DIR}/embedded/${header})
+  # "|"-separated: a ";" list would be split into separate shell words by the generator.
+  string(REPLACE ";" "|" files_arg "${E_FILES}")
   add_custom_command(
     OUTPUT ${out}
-    COMMAND ${CMAKE_COMMAND} -DOUT=${out} -DNS=${ns} "-DFILES=${E_FILES}"
+    COMMAND ${CMAKE_COMMAND} -DOUT=${out} -DNS=${ns} "-DFILES=${files_arg}"
             -P ${PROJECT_SOURCE_DIR}/cmake/embed.cmake
     DEPENDS ${E_FILES} ${PROJECT_SOURCE_DIR}/cmake/embed.cmake
-    COMMENT "Embedding ${header}")
+    COMMENT "Embedding ${header}"
+    VERBATIM)
   target_sources(${target} PRIVATE ${out})
   target_include_directories(${target} PRIVATE ${CMAKE_CURRENT_BINARY_DIR}/embedded)
 endfunction()

@@ -1,6 +1,8 @@
 // paddock: the control plane's one binary.
 //   paddock serve [--config FILE] [--listen ADDR] [--port N] [--data-dir DIR] [--plugin-dir DIR]
 //                 [--port-file FILE] [--no-worker]
+//   paddock worker [same options as serve but --no-worker]
+//   paddock migrate [--config FILE] [--data-dir DIR] [--plugin-dir DIR]
 //   paddock plugins [--plugin-dir DIR] [--config FILE]
 //   paddock check-config [--config FILE] [--plugin-dir DIR]
 //   paddock version
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "http/router.h"
 #include "http/server.h"
 #include "paddock/json.h"
 #include "plugins/plugin_host.h"
@@ -32,6 +35,9 @@ constexpr char kUsage[] =
     "\n"
     "commands:\n"
     "  serve          run the REST API on port 3000 (and, unless --no-worker, the worker)\n"
+    "  worker         run only the worker: claim runs from the store and drive them; serves\n"
+    "                 /healthz, /readyz and /metrics on [worker] port (3001)\n"
+    "  migrate        apply the store's pending schema migrations and exit\n"
     "  plugins        list the loadable plugins and their config schemas as JSON\n"
     "  check-config   validate the config and every configured plugin's section, then exit\n"
     "  version        print the version\n"
@@ -39,10 +45,10 @@ constexpr char kUsage[] =
     "options:\n"
     "  --config FILE      TOML config (default: the embedded config/paddock.toml)\n"
     "  --listen ADDR      override [server] listen\n"
-    "  --port N           override [server] port (0: any free port)\n"
+    "  --port N           override [server] port (worker: [worker] port; 0: any free port)\n"
     "  --data-dir DIR     override [server] data_dir\n"
     "  --plugin-dir DIR   override [server] plugin_dir\n"
-    "  --port-file FILE   serve: write the bound port to FILE once listening\n"
+    "  --port-file FILE   serve, worker: write the bound port to FILE once listening\n"
     "  --no-worker        serve: run the API only, no runs in this process\n";
 
 struct Args {
@@ -77,7 +83,7 @@ Result<Args> ParseArgs(int argc, char** argv) {
   return a;
 }
 
-Result<Config> LoadConfig(const Args& args) {
+Result<Config> LoadConfig(const Args& args, bool worker_role = false) {
   Result<Config> config = args.options.count("config")
                               ? LoadConfigFile(args.options.at("config"))
                               : ParseConfig(EmbeddedConfigText(), kEmbeddedConfigName);
@@ -90,16 +96,22 @@ Result<Config> LoadConfig(const Args& args) {
     if (*end != '\0' || end == it->second.c_str() || port < 0 || port > 65535) {
       return Status::InvalidArgument("--port must be 0..65535, not '" + it->second + "'");
     }
-    s.port = static_cast<int>(port);
+    (worker_role ? config->worker.port : s.port) = static_cast<int>(port);
   }
   if (auto it = args.options.find("data-dir"); it != args.options.end()) s.data_dir = it->second;
   if (auto it = args.options.find("plugin-dir"); it != args.options.end()) s.plugin_dir = it->second;
   if (args.no_worker) config->worker.enabled = false;
+  if (worker_role) {
+    if (args.no_worker) return Status::InvalidArgument("--no-worker makes no sense for `paddock worker`");
+    config->worker.enabled = true;
+  }
   return config;
 }
 
-int Serve(const Args& args) {
-  Result<Config> config = LoadConfig(args);
+// `serve` (the API, and the worker unless disabled) and `worker` (the worker, and only health and
+// metrics over HTTP).
+int Serve(const Args& args, bool worker_role) {
+  Result<Config> config = LoadConfig(args, worker_role);
   if (!config.ok()) return Fail(config.status().message());
   auto redactor = std::make_shared<Redactor>();
   InitLogging(redactor, config->server.log_level);
@@ -118,13 +130,15 @@ int Serve(const Args& args) {
   if (!app.ok()) return Fail(app.status().message());
   if (Status s = (*app)->Start(); !s.ok()) return Fail(s.message());
 
-  HttpServer server(**app, config->server.listen, config->server.port, config->server.max_connections,
+  HttpServer server(**app, worker_role ? WorkerRouter() : ApiRouter(), config->server.listen,
+                    worker_role ? config->worker.port : config->server.port, config->server.max_connections,
                     config->server.max_body_bytes);
   if (Status s = server.Start(); !s.ok()) {
     (*app)->Stop();
     return Fail(s.message());
   }
-  LogInfo("listening on " + config->server.listen + ":" + std::to_string(server.port()) +
+  LogInfo(std::string(worker_role ? "worker " : "") + "listening on " + config->server.listen + ":" +
+          std::to_string(server.port()) +
           (config->worker.enabled ? " with " + std::to_string(config->worker.threads) + " worker threads"
                                   : " (no worker)"));
   if (auto it = args.options.find("port-file"); it != args.options.end()) {
@@ -141,6 +155,32 @@ int Serve(const Args& args) {
   (*app)->Stop();
   LogInfo("stopped");
   return 0;
+}
+
+// Loads only the store, applies its migrations, and exits: 0 when the schema is current, 1 with
+// the failed migration's name and the database's error otherwise.
+int Migrate(const Args& args) {
+  Result<Config> config = LoadConfig(args);
+  if (!config.ok()) return Fail(config.status().message());
+  auto redactor = std::make_shared<Redactor>();
+  InitLogging(redactor, config->server.log_level);
+  const std::string plugin_dir = ResolvePluginDir(config->server.plugin_dir);
+  for (const PluginChoice& choice : config->plugins) {
+    if (choice.kind != "store") continue;
+    Result<PluginObjects> p = CreatePlugin(plugin_dir, choice, config->server.data_dir);
+    if (!p.ok()) return Fail(p.status().message());
+    if (Status s = p->lifecycle->Start(); !s.ok())
+      return Fail("starting store." + choice.name + ": " + s.message(), 1);
+    Result<std::vector<std::string>> applied = p->store->Migrate();
+    Result<std::vector<std::string>> all = p->store->AppliedMigrations();
+    p->lifecycle->Stop();
+    if (!applied.ok()) return Fail(applied.status().message(), 1);
+    if (!all.ok()) return Fail(all.status().message(), 1);
+    for (const std::string& m : *applied) std::printf("applied %s\n", m.c_str());
+    std::printf("schema is current: %zu migration(s) applied, %zu just now\n", all->size(), applied->size());
+    return 0;
+  }
+  return Fail("the config names no [store]");
 }
 
 int Plugins(const Args& args) {
@@ -190,7 +230,9 @@ int main(int argc, char** argv) {
   Result<Args> args = ParseArgs(argc, argv);
   if (!args.ok()) return Fail(args.status().message());
   try {
-    if (args->command == "serve") return Serve(*args);
+    if (args->command == "serve") return Serve(*args, false);
+    if (args->command == "worker") return Serve(*args, true);
+    if (args->command == "migrate") return Migrate(*args);
     if (args->command == "plugins") return Plugins(*args);
     if (args->command == "check-config") return CheckConfig(*args);
     if (args->command == "version") {

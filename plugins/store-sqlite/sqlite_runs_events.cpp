@@ -3,6 +3,8 @@
 #include "sqlite_db.h"
 #include "sqlite_session_store.h"
 
+#include "paddock/events.h"
+
 namespace paddock::plugins::store_sqlite {
 namespace {
 
@@ -10,7 +12,7 @@ using plugin::Guard;
 
 constexpr char kRunColumns[] =
     "id, session_id, status, content, exit_code, error, attempt, created_at, started_at, "
-    "finished_at";
+    "finished_at, generation, lease_owner, lease_expires_at, cancel_requested";
 
 Run ReadRun(const Statement& st) {
   Run r;
@@ -24,6 +26,10 @@ Run ReadRun(const Statement& st) {
   r.created_at = st.Int(7);
   r.started_at = st.Int(8);
   r.finished_at = st.Int(9);
+  r.generation = st.Int(10);
+  r.lease_owner = st.Text(11);
+  r.lease_expires_at = st.Int(12);
+  r.cancel_requested = st.Int(13) != 0;
   return r;
 }
 
@@ -42,26 +48,29 @@ Event ReadEvent(const Statement& st) {
 
 // ---- runs -------------------------------------------------------------------------------
 
-Result<Event> SqliteSessionStore::EnqueueRun(const Run& run, const NewEvent& event) noexcept {
+Result<Event> SqliteSessionStore::EnqueueRun(const Run& run, const NewEvent& event,
+                                             const IdempotencyKey& idem) noexcept {
   return Guard([&]() -> Result<Event> {
     std::lock_guard lock(mu_);
+    appended_.clear();
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
     Statement session(db_, "SELECT 1 FROM sessions WHERE id = ?");
     session.Bind(1, run.session_id);
-    Status s;
     PADDOCK_RETURN_IF_ERROR(session.StepRow("session '" + run.session_id + "' does not exist"));
     Statement st(db_,
                  "INSERT INTO runs (id, session_id, status, content, attempt, created_at) "
                  "VALUES (?, ?, 'queued', ?, 0, ?)");
     st.Bind(1, run.id).Bind(2, run.session_id).Bind(3, run.content).Bind(4, run.created_at);
-    s = st.Run();
+    Status s = st.Run();
     if (s.code() == StatusCode::kAlreadyExists) {
       return Status::AlreadyExists("run '" + run.id + "' already exists");
     }
     PADDOCK_RETURN_IF_ERROR(s);
+    PADDOCK_RETURN_IF_ERROR(RecordKeyLocked(idem, run.id));
     PADDOCK_ASSIGN_OR_RETURN(Event e, AppendEventLocked(run.session_id, event));
     PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    Notify();
     return e;
   });
 }
@@ -95,7 +104,8 @@ Result<std::vector<Run>> SqliteSessionStore::ListRuns(std::string_view session_i
   });
 }
 
-Result<std::optional<Run>> SqliteSessionStore::ClaimNextRun() noexcept {
+Result<std::optional<Run>> SqliteSessionStore::ClaimNextRun(std::string_view worker_id,
+                                                            std::chrono::milliseconds lease) noexcept {
   return Guard([&]() -> Result<std::optional<Run>> {
     std::lock_guard lock(mu_);
     Transaction tx(db_);
@@ -113,10 +123,12 @@ Result<std::optional<Run>> SqliteSessionStore::ClaimNextRun() noexcept {
       return std::optional<Run>();
     }
     std::string id = pick.Text(0);
+    const TimestampMs now = NowMs();
     Statement claim(db_,
-                    "UPDATE runs SET status = 'running', started_at = ?, attempt = attempt + 1 "
+                    "UPDATE runs SET status = 'running', started_at = ?, attempt = attempt + 1, "
+                    "generation = generation + 1, lease_owner = ?, lease_expires_at = ? "
                     "WHERE id = ? AND status = 'queued'");
-    claim.Bind(1, NowMs()).Bind(2, id);
+    claim.Bind(1, now).Bind(2, worker_id).Bind(3, now + lease.count()).Bind(4, id);
     PADDOCK_RETURN_IF_ERROR(claim.Run());
     PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(id));
     PADDOCK_RETURN_IF_ERROR(tx.Commit());
@@ -124,7 +136,79 @@ Result<std::optional<Run>> SqliteSessionStore::ClaimNextRun() noexcept {
   });
 }
 
-Result<Event> SqliteSessionStore::FinishRun(std::string_view id, RunStatus status,
+Status SqliteSessionStore::CheckLeaseLocked(const RunLease& lease) {
+  PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(lease.run_id));
+  if (run.status != RunStatus::kRunning || run.generation != lease.generation) {
+    return Status::Aborted("run '" + run.id + "' is no longer held under generation " +
+                           std::to_string(lease.generation) + " (now " + std::string(ToString(run.status)) +
+                           ", generation " + std::to_string(run.generation) + ")");
+  }
+  return Status::Ok();
+}
+
+Result<Run> SqliteSessionStore::HeartbeatRun(const RunLease& lease,
+                                             std::chrono::milliseconds extend) noexcept {
+  return Guard([&]() -> Result<Run> {
+    std::lock_guard lock(mu_);
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    PADDOCK_RETURN_IF_ERROR(CheckLeaseLocked(lease));
+    Statement st(db_, "UPDATE runs SET lease_expires_at = ? WHERE id = ?");
+    st.Bind(1, NowMs() + extend.count()).Bind(2, lease.run_id);
+    PADDOCK_RETURN_IF_ERROR(st.Run());
+    PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(lease.run_id));
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    return run;
+  });
+}
+
+Result<Event> SqliteSessionStore::StartRun(const RunLease& lease, const NewEvent& event) noexcept {
+  return Guard([&]() -> Result<Event> {
+    std::lock_guard lock(mu_);
+    appended_.clear();
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    PADDOCK_RETURN_IF_ERROR(CheckLeaseLocked(lease));
+    PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(lease.run_id));
+    Statement ses(db_,
+                  "UPDATE sessions SET status = 'running', updated_at = ? WHERE id = ? AND status = 'ready'");
+    ses.Bind(1, NowMs()).Bind(2, run.session_id);
+    PADDOCK_RETURN_IF_ERROR(ses.Run());
+    NewEvent e = event;
+    e.run_id = run.id;
+    e.generation = 0;  // checked above
+    PADDOCK_ASSIGN_OR_RETURN(Event stored, AppendEventLocked(run.session_id, e));
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    Notify();
+    return stored;
+  });
+}
+
+namespace {
+
+// Ends a run (any non-terminal status) and moves its session from running back to ready.
+Status EndRunLocked(sqlite3* db, const Run& run, RunStatus status, std::optional<int> exit_code,
+                    std::string_view error) {
+  Statement st(db,
+               "UPDATE runs SET status = ?, exit_code = ?, error = ?, finished_at = ?, "
+               "lease_owner = '', lease_expires_at = 0 WHERE id = ?");
+  st.Bind(1, ToString(status));
+  if (exit_code) {
+    st.Bind(2, static_cast<std::int64_t>(*exit_code));
+  } else {
+    st.BindNull(2);
+  }
+  st.Bind(3, error).Bind(4, NowMs()).Bind(5, run.id);
+  PADDOCK_RETURN_IF_ERROR(st.Run());
+  Statement ses(db,
+                "UPDATE sessions SET status = 'ready', updated_at = ? WHERE id = ? AND status = 'running'");
+  ses.Bind(1, NowMs()).Bind(2, run.session_id);
+  return ses.Run();
+}
+
+}  // namespace
+
+Result<Event> SqliteSessionStore::FinishRun(const RunLease& lease, RunStatus status,
                                             std::optional<int> exit_code, std::string_view error,
                                             const NewEvent& event) noexcept {
   return Guard([&]() -> Result<Event> {
@@ -133,30 +217,49 @@ Result<Event> SqliteSessionStore::FinishRun(std::string_view id, RunStatus statu
                                      std::string(ToString(status)));
     }
     std::lock_guard lock(mu_);
+    appended_.clear();
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
-    Statement st(db_,
-                 "UPDATE runs SET status = ?, exit_code = ?, error = ?, finished_at = ? "
-                 "WHERE id = ? AND status IN ('queued', 'running', 'interrupted')");
-    st.Bind(1, ToString(status));
-    if (exit_code) {
-      st.Bind(2, static_cast<std::int64_t>(*exit_code));
-    } else {
-      st.BindNull(2);
-    }
-    st.Bind(3, error).Bind(4, NowMs()).Bind(5, id);
-    PADDOCK_RETURN_IF_ERROR(st.Run());
-    if (sqlite3_changes(db_) == 0) {
-      PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(id));
+    PADDOCK_RETURN_IF_ERROR(CheckLeaseLocked(lease));
+    PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(lease.run_id));
+    PADDOCK_RETURN_IF_ERROR(EndRunLocked(db_, run, status, exit_code, error));
+    NewEvent e = event;
+    e.run_id = run.id;
+    e.generation = 0;
+    PADDOCK_ASSIGN_OR_RETURN(Event stored, AppendEventLocked(run.session_id, e));
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    Notify();
+    return stored;
+  });
+}
+
+Result<Run> SqliteSessionStore::CancelRun(std::string_view id, std::string_view reason,
+                                          const NewEvent& event) noexcept {
+  return Guard([&]() -> Result<Run> {
+    std::lock_guard lock(mu_);
+    appended_.clear();
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(id));
+    if (IsTerminal(run.status)) {
       return Status::FailedPrecondition("run '" + run.id + "' is already " +
                                         std::string(ToString(run.status)));
     }
-    PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(id));
-    NewEvent e = event;
-    e.run_id = run.id;
-    PADDOCK_ASSIGN_OR_RETURN(Event stored, AppendEventLocked(run.session_id, e));
+    if (run.status == RunStatus::kRunning) {
+      Statement st(db_, "UPDATE runs SET cancel_requested = 1 WHERE id = ?");
+      st.Bind(1, run.id);
+      PADDOCK_RETURN_IF_ERROR(st.Run());
+    } else {
+      PADDOCK_RETURN_IF_ERROR(EndRunLocked(db_, run, RunStatus::kCancelled, std::nullopt, reason));
+      NewEvent e = event;
+      e.run_id = run.id;
+      e.generation = 0;
+      PADDOCK_RETURN_IF_ERROR(AppendEventLocked(run.session_id, e).status());
+    }
+    PADDOCK_ASSIGN_OR_RETURN(run, GetRunLocked(id));
     PADDOCK_RETURN_IF_ERROR(tx.Commit());
-    return stored;
+    Notify();
+    return run;
   });
 }
 
@@ -174,31 +277,52 @@ Result<std::int64_t> SqliteSessionStore::CountActiveRuns(std::string_view sessio
   });
 }
 
-Result<std::vector<Run>> SqliteSessionStore::FailRunningRuns(std::string_view reason,
-                                                             const NewEvent& event) noexcept {
+Result<std::vector<Run>> SqliteSessionStore::SweepExpiredLeases(const SweepOptions& options) noexcept {
   return Guard([&]() -> Result<std::vector<Run>> {
     std::lock_guard lock(mu_);
+    appended_.clear();
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
-    Statement st(
-        db_, std::string("SELECT ") + kRunColumns + " FROM runs WHERE status = 'running' ORDER BY position");
+    Statement pick(db_, std::string("SELECT ") + kRunColumns +
+                            " FROM runs WHERE status = 'running' AND (? OR lease_expires_at < ?) "
+                            "ORDER BY position");
+    pick.Bind(1, static_cast<std::int64_t>(options.all)).Bind(2, NowMs());
     std::vector<Run> runs;
     Status s;
-    while (st.Step(s)) runs.push_back(ReadRun(st));
+    while (pick.Step(s)) runs.push_back(ReadRun(pick));
     PADDOCK_RETURN_IF_ERROR(s);
-    Statement upd(db_,
-                  "UPDATE runs SET status = 'failed', error = ?, finished_at = ? "
-                  "WHERE status = 'running'");
-    upd.Bind(1, reason).Bind(2, NowMs());
-    PADDOCK_RETURN_IF_ERROR(upd.Run());
     for (Run& r : runs) {
-      r.status = RunStatus::kFailed;
-      r.error = std::string(reason);
-      NewEvent e = event;
-      e.run_id = r.id;
-      PADDOCK_RETURN_IF_ERROR(AppendEventLocked(r.session_id, e).status());
+      const char* next = r.cancel_requested                  ? "cancelled"
+                         : r.attempt >= options.max_attempts ? "failed"
+                                                             : "queued";
+      PADDOCK_RETURN_IF_ERROR(
+          AppendEventLocked(r.session_id,
+                            {r.id, "run.interrupted", RunInterruptedData(r.attempt, options.reason, next)})
+              .status());
+      if (std::string_view(next) == "queued") {
+        Statement st(db_,
+                     "UPDATE runs SET status = 'queued', generation = generation + 1, lease_owner = '', "
+                     "lease_expires_at = 0 WHERE id = ?");
+        st.Bind(1, r.id);
+        PADDOCK_RETURN_IF_ERROR(st.Run());
+        Statement ses(
+            db_, "UPDATE sessions SET status = 'ready', updated_at = ? WHERE id = ? AND status = 'running'");
+        ses.Bind(1, NowMs()).Bind(2, r.session_id);
+        PADDOCK_RETURN_IF_ERROR(ses.Run());
+      } else {
+        RunStatus end = r.cancel_requested ? RunStatus::kCancelled : RunStatus::kFailed;
+        std::string error = r.cancel_requested ? "cancelled by request"
+                                               : "interrupted on each of its " + std::to_string(r.attempt) +
+                                                     " attempt(s); the last: " + options.reason;
+        PADDOCK_RETURN_IF_ERROR(EndRunLocked(db_, r, end, std::nullopt, error));
+        PADDOCK_RETURN_IF_ERROR(
+            AppendEventLocked(r.session_id, {r.id, "run.finished", RunFinishedData(end, std::nullopt, error)})
+                .status());
+      }
+      PADDOCK_ASSIGN_OR_RETURN(r, GetRunLocked(r.id));
     }
     PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    Notify();
     return runs;
   });
 }
@@ -206,6 +330,14 @@ Result<std::vector<Run>> SqliteSessionStore::FailRunningRuns(std::string_view re
 // ---- events -----------------------------------------------------------------------------
 
 Result<Event> SqliteSessionStore::AppendEventLocked(std::string_view session_id, const NewEvent& event) {
+  if (event.generation != 0) {
+    PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(event.run_id));
+    if (run.session_id != session_id) {
+      return Status::InvalidArgument("run '" + run.id + "' is not a run of session '" +
+                                     std::string(session_id) + "'");
+    }
+    PADDOCK_RETURN_IF_ERROR(CheckLeaseLocked({event.run_id, event.generation}));
+  }
   Statement bump(db_, "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq");
   bump.Bind(1, session_id);
   PADDOCK_RETURN_IF_ERROR(bump.StepRow("session '" + std::string(session_id) + "' does not exist"));
@@ -223,16 +355,19 @@ Result<Event> SqliteSessionStore::AppendEventLocked(std::string_view session_id,
   ins.Bind(1, e.session_id).Bind(2, e.seq).Bind(3, e.run_id).Bind(4, e.type);
   ins.Bind(5, e.data).Bind(6, e.created_at);
   PADDOCK_RETURN_IF_ERROR(ins.Run());
+  appended_.emplace_back(e.session_id, e.seq);
   return e;
 }
 
 Result<Event> SqliteSessionStore::AppendEvent(std::string_view session_id, const NewEvent& event) noexcept {
   return Guard([&]() -> Result<Event> {
     std::lock_guard lock(mu_);
+    appended_.clear();
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
     PADDOCK_ASSIGN_OR_RETURN(Event e, AppendEventLocked(session_id, event));
     PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    Notify();
     return e;
   });
 }

@@ -1,5 +1,12 @@
 #include "sqlite_session_store.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <utility>
 
@@ -54,6 +61,17 @@ Status SqliteSessionStore::Start() noexcept {
     std::lock_guard lock(mu_);
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(config_.path).parent_path(), ec);
+    // One process per database file: the store hands out leases as if nobody else could.
+    const std::string lock_path = config_.path + ".lock";
+    lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd_ < 0) return Status::FailedPrecondition("open " + lock_path + ": " + strerror(errno));
+    if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      close(lock_fd_);
+      lock_fd_ = -1;
+      return Status::FailedPrecondition("database " + config_.path +
+                                        " is in use by another paddock process; the sqlite store "
+                                        "serves one process (use store-postgres for several)");
+    }
     int rc = sqlite3_open_v2(config_.path.c_str(), &db_,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
@@ -66,7 +84,9 @@ Status SqliteSessionStore::Start() noexcept {
     PADDOCK_RETURN_IF_ERROR(Exec(db_, "PRAGMA journal_mode=WAL"));
     PADDOCK_RETURN_IF_ERROR(Exec(db_, "PRAGMA synchronous=NORMAL"));
     PADDOCK_RETURN_IF_ERROR(Exec(db_, "PRAGMA foreign_keys=ON"));
-    return Migrate();
+    return Exec(db_,
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)");
   });
 }
 
@@ -76,6 +96,23 @@ void SqliteSessionStore::Stop() noexcept {
     sqlite3_close_v2(db_);
     db_ = nullptr;
   }
+  if (lock_fd_ >= 0) {
+    close(lock_fd_);
+    lock_fd_ = -1;
+  }
+}
+
+void SqliteSessionStore::SetEventFeed(EventFeed* feed) noexcept {
+  std::lock_guard lock(mu_);
+  feed_ = feed;
+  if (feed_) feed_->OnFeedState(true);  // every append goes through this process
+}
+
+void SqliteSessionStore::Notify() {
+  if (feed_) {
+    for (const auto& [session, seq] : appended_) feed_->OnAppended(session, seq);
+  }
+  appended_.clear();
 }
 
 Health SqliteSessionStore::GetHealth() const noexcept {
@@ -92,39 +129,100 @@ Health SqliteSessionStore::GetHealth() const noexcept {
   }
 }
 
-Status SqliteSessionStore::Migrate() {
-  PADDOCK_RETURN_IF_ERROR(Exec(db_,
-                               "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                               "version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"));
-  for (const auto& file : migrations::kFiles) {
-    std::string version(file.name);
-    Transaction tx(db_);
-    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
-    Statement check(db_, "SELECT 1 FROM schema_migrations WHERE version = ?");
-    check.Bind(1, version);
-    Status st;
-    if (check.Step(st)) continue;  // applied already; tx rolls back (nothing written)
-    PADDOCK_RETURN_IF_ERROR(st);
-    Status applied = Exec(db_, std::string(file.content));
-    if (!applied.ok()) return applied.Annotate("migration " + version);
-    Statement record(db_, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)");
-    record.Bind(1, version).Bind(2, NowMs());
-    PADDOCK_RETURN_IF_ERROR(record.Run());
-    PADDOCK_RETURN_IF_ERROR(tx.Commit());
-    logger_.Info("applied migration " + version);
-  }
-  return Status::Ok();
+Result<std::vector<std::string>> SqliteSessionStore::Migrate() noexcept {
+  return Guard([&]() -> Result<std::vector<std::string>> {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> applied;
+    for (const auto& file : migrations::kFiles) {
+      std::string version(file.name);
+      Transaction tx(db_);
+      PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+      Statement check(db_, "SELECT 1 FROM schema_migrations WHERE version = ?");
+      check.Bind(1, version);
+      Status st;
+      if (check.Step(st)) continue;  // applied already; tx rolls back (nothing written)
+      PADDOCK_RETURN_IF_ERROR(st);
+      Status done = Exec(db_, std::string(file.content));
+      if (!done.ok()) return done.Annotate("migration " + version + " failed");
+      Statement record(db_, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)");
+      record.Bind(1, version).Bind(2, NowMs());
+      PADDOCK_RETURN_IF_ERROR(record.Run());
+      PADDOCK_RETURN_IF_ERROR(tx.Commit());
+      logger_.Info("applied migration " + version);
+      applied.push_back(version);
+    }
+    return applied;
+  });
+}
+
+Result<std::vector<std::string>> SqliteSessionStore::AppliedLocked() {
+  Statement st(db_, "SELECT version FROM schema_migrations ORDER BY applied_at, version");
+  std::vector<std::string> out;
+  Status s;
+  while (st.Step(s)) out.push_back(st.Text(0));
+  PADDOCK_RETURN_IF_ERROR(s);
+  return out;
 }
 
 Result<std::vector<std::string>> SqliteSessionStore::AppliedMigrations() noexcept {
   return Guard([&]() -> Result<std::vector<std::string>> {
     std::lock_guard lock(mu_);
-    Statement st(db_, "SELECT version FROM schema_migrations ORDER BY applied_at, version");
-    std::vector<std::string> out;
+    return AppliedLocked();
+  });
+}
+
+Result<std::vector<std::string>> SqliteSessionStore::PendingMigrations() noexcept {
+  return Guard([&]() -> Result<std::vector<std::string>> {
+    std::lock_guard lock(mu_);
+    PADDOCK_ASSIGN_OR_RETURN(std::vector<std::string> applied, AppliedLocked());
+    std::vector<std::string> pending;
+    for (const auto& file : migrations::kFiles) {
+      std::string version(file.name);
+      if (std::find(applied.begin(), applied.end(), version) == applied.end()) pending.push_back(version);
+    }
+    return pending;
+  });
+}
+
+// ---- idempotency keys -------------------------------------------------------------------
+
+Status SqliteSessionStore::RecordKeyLocked(const IdempotencyKey& idem, std::string_view resource_id) {
+  if (idem.key.empty()) return Status::Ok();
+  Statement st(db_,
+               "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at) "
+               "VALUES (?, ?, ?, ?, ?)");
+  st.Bind(1, idem.scope).Bind(2, idem.key).Bind(3, idem.request_hash).Bind(4, resource_id).Bind(5, NowMs());
+  Status s = st.Run();
+  if (s.code() == StatusCode::kAlreadyExists) {
+    return Status::AlreadyExists("Idempotency-Key '" + idem.key + "' is already recorded");
+  }
+  return s;
+}
+
+Result<std::optional<IdempotencyRecord>> SqliteSessionStore::FindIdempotencyKey(
+    std::string_view scope, std::string_view key) noexcept {
+  return Guard([&]() -> Result<std::optional<IdempotencyRecord>> {
+    std::lock_guard lock(mu_);
+    Statement st(db_,
+                 "SELECT request_hash, resource_id, created_at FROM idempotency_keys "
+                 "WHERE scope = ? AND key = ?");
+    st.Bind(1, scope).Bind(2, key);
     Status s;
-    while (st.Step(s)) out.push_back(st.Text(0));
-    PADDOCK_RETURN_IF_ERROR(s);
-    return out;
+    if (!st.Step(s)) {
+      PADDOCK_RETURN_IF_ERROR(s);
+      return std::optional<IdempotencyRecord>();
+    }
+    return std::optional<IdempotencyRecord>(IdempotencyRecord{st.Text(0), st.Text(1), st.Int(2)});
+  });
+}
+
+Result<std::int64_t> SqliteSessionStore::PruneIdempotencyKeys(TimestampMs before) noexcept {
+  return Guard([&]() -> Result<std::int64_t> {
+    std::lock_guard lock(mu_);
+    Statement st(db_, "DELETE FROM idempotency_keys WHERE created_at < ?");
+    st.Bind(1, before);
+    PADDOCK_RETURN_IF_ERROR(st.Run());
+    return static_cast<std::int64_t>(sqlite3_changes(db_));
   });
 }
 
@@ -250,7 +348,7 @@ Status SqliteSessionStore::DeleteAgent(std::string_view id) noexcept {
 
 // ---- sessions ---------------------------------------------------------------------------
 
-Status SqliteSessionStore::CreateSession(const Session& session) noexcept {
+Status SqliteSessionStore::CreateSession(const Session& session, const IdempotencyKey& idem) noexcept {
   return Guard([&]() -> Status {
     std::lock_guard lock(mu_);
     Transaction tx(db_);
@@ -269,6 +367,7 @@ Status SqliteSessionStore::CreateSession(const Session& session) noexcept {
       return Status::AlreadyExists("session '" + session.id + "' already exists");
     }
     PADDOCK_RETURN_IF_ERROR(s);
+    PADDOCK_RETURN_IF_ERROR(RecordKeyLocked(idem, session.id));
     return tx.Commit();
   });
 }

@@ -6,6 +6,8 @@
 
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "paddock/plugin/sdk.h"
 
@@ -25,13 +27,18 @@ class SqliteSessionStore final : public SessionStore {
   void Stop() noexcept override;
   Health GetHealth() const noexcept override;
 
+  Result<std::vector<std::string>> Migrate() noexcept override;
+  Result<std::vector<std::string>> AppliedMigrations() noexcept override;
+  Result<std::vector<std::string>> PendingMigrations() noexcept override;
+  bool SingleProcess() const noexcept override { return true; }
+
   Status CreateAgent(const Agent& agent) noexcept override;
   Result<Agent> GetAgent(std::string_view id) noexcept override;
   Result<Page<Agent>> ListAgents(const PageRequest& page) noexcept override;
   Status UpdateAgent(const Agent& agent) noexcept override;
   Status DeleteAgent(std::string_view id) noexcept override;
 
-  Status CreateSession(const Session& session) noexcept override;
+  Status CreateSession(const Session& session, const IdempotencyKey& idem) noexcept override;
   Result<Session> GetSession(std::string_view id) noexcept override;
   Result<Page<Session>> ListSessions(const SessionFilter& filter) noexcept override;
   Status SetSessionStatus(std::string_view id, SessionStatus status,
@@ -41,32 +48,49 @@ class SqliteSessionStore final : public SessionStore {
   Status SetSessionSandbox(std::string_view id, std::string_view sandbox_id) noexcept override;
   Result<SessionCounts> CountSessions() noexcept override;
 
-  Result<Event> EnqueueRun(const Run& run, const NewEvent& event) noexcept override;
+  Result<std::optional<IdempotencyRecord>> FindIdempotencyKey(std::string_view scope,
+                                                              std::string_view key) noexcept override;
+  Result<std::int64_t> PruneIdempotencyKeys(TimestampMs before) noexcept override;
+
+  Result<Event> EnqueueRun(const Run& run, const NewEvent& event,
+                           const IdempotencyKey& idem) noexcept override;
   Result<Run> GetRun(std::string_view id) noexcept override;
   Result<std::vector<Run>> ListRuns(std::string_view session_id, int limit) noexcept override;
-  Result<std::optional<Run>> ClaimNextRun() noexcept override;
-  Result<Event> FinishRun(std::string_view id, RunStatus status, std::optional<int> exit_code,
+  Result<std::optional<Run>> ClaimNextRun(std::string_view worker_id,
+                                          std::chrono::milliseconds lease) noexcept override;
+  Result<Run> HeartbeatRun(const RunLease& lease, std::chrono::milliseconds extend) noexcept override;
+  Result<Event> StartRun(const RunLease& lease, const NewEvent& event) noexcept override;
+  Result<Event> FinishRun(const RunLease& lease, RunStatus status, std::optional<int> exit_code,
                           std::string_view error, const NewEvent& event) noexcept override;
+  Result<Run> CancelRun(std::string_view id, std::string_view reason,
+                        const NewEvent& event) noexcept override;
   Result<std::int64_t> CountActiveRuns(std::string_view session_id) noexcept override;
-  Result<std::vector<Run>> FailRunningRuns(std::string_view reason, const NewEvent& event) noexcept override;
+  Result<std::vector<Run>> SweepExpiredLeases(const SweepOptions& options) noexcept override;
 
   Result<Event> AppendEvent(std::string_view session_id, const NewEvent& event) noexcept override;
   Result<std::vector<Event>> ListEvents(std::string_view session_id, std::int64_t after_seq,
                                         int limit) noexcept override;
-
-  Result<std::vector<std::string>> AppliedMigrations() noexcept override;
+  void SetEventFeed(EventFeed* feed) noexcept override;
 
  private:
-  Status Migrate();
   Result<Agent> GetAgentLocked(std::string_view id);
   Status WriteAgentEnv(const Agent& agent);
   Result<Run> GetRunLocked(std::string_view id);
+  // Appends within the caller's transaction; the event is remembered and told to the feed by
+  // Notify() once the caller has committed.
   Result<Event> AppendEventLocked(std::string_view session_id, const NewEvent& event);
+  void Notify();
+  Status CheckLeaseLocked(const RunLease& lease);
+  Status RecordKeyLocked(const IdempotencyKey& idem, std::string_view resource_id);
+  Result<std::vector<std::string>> AppliedLocked();
 
   SqliteConfig config_;
   Logger& logger_;
   mutable std::mutex mu_;
   sqlite3* db_ = nullptr;
+  int lock_fd_ = -1;  // flock on <path>.lock: one process per database
+  EventFeed* feed_ = nullptr;
+  std::vector<std::pair<std::string, std::int64_t>> appended_;  // since the last Notify()
 };
 
 }  // namespace paddock::plugins::store_sqlite

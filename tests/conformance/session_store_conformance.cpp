@@ -2,8 +2,13 @@
 #include "paddock/testing/session_store_conformance.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
 #include <set>
 #include <thread>
+
+#include "paddock/events.h"
 
 #include "util/ids.h"
 
@@ -40,6 +45,43 @@ Run MakeRun(const std::string& session_id, const std::string& content = "echo hi
 
 NewEvent Message(const Run& r) { return NewEvent{r.id, "message.user", "{\"content\":\"x\"}"}; }
 NewEvent Finished() { return NewEvent{"", "run.finished", "{\"status\":\"done\"}"}; }
+RunLease LeaseOf(const Run& r) { return RunLease{r.id, r.generation}; }
+constexpr std::chrono::milliseconds kLease{60'000};
+
+std::string MakeSessionIn(SessionStore& store, const std::string& agent_id) {
+  Session s = MakeSession(agent_id);
+  EXPECT_OK(store.CreateSession(s, {}));
+  return s.id;
+}
+
+// Remembers the newest seq it heard of per session.
+class RecordingFeed final : public EventFeed {
+ public:
+  void OnAppended(std::string_view session_id, std::int64_t seq) noexcept override {
+    std::lock_guard lock(mu_);
+    auto& latest = latest_[std::string(session_id)];
+    latest = std::max(latest, seq);
+    cv_.notify_all();
+  }
+  void OnFeedState(bool live) noexcept override {
+    std::lock_guard lock(mu_);
+    live_ = live;
+  }
+  bool WaitFor(const std::string& session_id, std::int64_t seq, std::chrono::seconds limit) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, limit, [&] { return latest_[session_id] >= seq; });
+  }
+  bool live() {
+    std::lock_guard lock(mu_);
+    return live_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, std::int64_t> latest_;
+  bool live_ = false;
+};
 
 }  // namespace
 
@@ -106,13 +148,13 @@ TEST_P(SessionStoreConformance, ListAgentsPagesWithoutGapsOrRepeats) {
 TEST_P(SessionStoreConformance, AgentWithSessionsCannotBeDeleted) {
   Agent a = MakeAgent();
   ASSERT_OK(store_->CreateAgent(a));
-  ASSERT_OK(store_->CreateSession(MakeSession(a.id)));
+  ASSERT_OK(store_->CreateSession(MakeSession(a.id), {}));
   EXPECT_CODE(store_->DeleteAgent(a.id), kFailedPrecondition);
   EXPECT_OK(store_->GetAgent(a.id));
 }
 
 TEST_P(SessionStoreConformance, SessionNeedsAnExistingAgent) {
-  EXPECT_CODE(store_->CreateSession(MakeSession("agt_missing")), kNotFound);
+  EXPECT_CODE(store_->CreateSession(MakeSession("agt_missing"), {}), kNotFound);
   EXPECT_CODE(store_->GetSession("ses_missing"), kNotFound);
 }
 
@@ -121,8 +163,8 @@ TEST_P(SessionStoreConformance, SessionStatusSandboxAndCounts) {
   ASSERT_OK(store_->CreateAgent(a));
   Session s = MakeSession(a.id);
   s.status = SessionStatus::kProvisioning;
-  ASSERT_OK(store_->CreateSession(s));
-  EXPECT_CODE(store_->CreateSession(s), kAlreadyExists);
+  ASSERT_OK(store_->CreateSession(s, {}));
+  EXPECT_CODE(store_->CreateSession(s, {}), kAlreadyExists);
   ASSERT_OK(store_->SetSessionSandbox(s.id, "sbx1"));
   ASSERT_OK(store_->SetSessionStatus(s.id, SessionStatus::kFailed, "no room"));
   auto got = store_->GetSession(s.id);
@@ -134,7 +176,7 @@ TEST_P(SessionStoreConformance, SessionStatusSandboxAndCounts) {
   EXPECT_CODE(store_->SetSessionStatus("ses_missing", SessionStatus::kReady, ""), kNotFound);
   EXPECT_CODE(store_->SetSessionSandbox("ses_missing", "x"), kNotFound);
 
-  ASSERT_OK(store_->CreateSession(MakeSession(a.id)));
+  ASSERT_OK(store_->CreateSession(MakeSession(a.id), {}));
   auto counts = store_->CountSessions();
   ASSERT_OK(counts);
   EXPECT_EQ(counts->by_status[static_cast<int>(SessionStatus::kFailed)], 1);
@@ -145,7 +187,7 @@ TEST_P(SessionStoreConformance, TransitionSessionIsACompareAndSet) {
   Agent a = MakeAgent();
   ASSERT_OK(store_->CreateAgent(a));
   Session s = MakeSession(a.id);
-  ASSERT_OK(store_->CreateSession(s));  // ready
+  ASSERT_OK(store_->CreateSession(s, {}));  // ready
   ASSERT_OK(store_->TransitionSession(s.id, SessionStatus::kReady, SessionStatus::kRunning, ""));
   ASSERT_OK(store_->SetSessionStatus(s.id, SessionStatus::kClosed, "closed"));
   // A late "the run is done" must not reopen the closed session.
@@ -167,10 +209,10 @@ TEST_P(SessionStoreConformance, ListSessionsFiltersAndPages) {
   std::vector<std::string> a_ids;
   for (int i = 0; i < 3; ++i) {
     Session s = MakeSession(a.id);
-    ASSERT_OK(store_->CreateSession(s));
+    ASSERT_OK(store_->CreateSession(s, {}));
     a_ids.push_back(s.id);
   }
-  for (int i = 0; i < 2; ++i) ASSERT_OK(store_->CreateSession(MakeSession(b.id)));
+  for (int i = 0; i < 2; ++i) ASSERT_OK(store_->CreateSession(MakeSession(b.id), {}));
   ASSERT_OK(store_->SetSessionStatus(a_ids[1], SessionStatus::kClosed, ""));
 
   SessionFilter f;
@@ -201,30 +243,35 @@ TEST_P(SessionStoreConformance, ListSessionsFiltersAndPages) {
   EXPECT_EQ(seen.size(), 5u);
 }
 
-TEST_P(SessionStoreConformance, RunsAreClaimedInArrivalOrderOnePerSession) {
+TEST_P(SessionStoreConformance, RunsAreClaimedInArrivalOrderOnePerSessionUnderALease) {
   Agent a = MakeAgent();
   ASSERT_OK(store_->CreateAgent(a));
   Session s1 = MakeSession(a.id);
   Session s2 = MakeSession(a.id);
-  ASSERT_OK(store_->CreateSession(s1));
-  ASSERT_OK(store_->CreateSession(s2));
+  ASSERT_OK(store_->CreateSession(s1, {}));
+  ASSERT_OK(store_->CreateSession(s2, {}));
   paddock::Run r1 = MakeRun(s1.id), r2 = MakeRun(s1.id), r3 = MakeRun(s2.id);
-  for (const paddock::Run* r : {&r1, &r2, &r3}) ASSERT_OK(store_->EnqueueRun(*r, Message(*r)));
+  for (const paddock::Run* r : {&r1, &r2, &r3}) ASSERT_OK(store_->EnqueueRun(*r, Message(*r), {}));
 
-  auto c = store_->ClaimNextRun();
+  const TimestampMs before = NowMs();
+  auto c = store_->ClaimNextRun("worker-a", kLease);
   ASSERT_OK(c);
   ASSERT_TRUE(c->has_value());
   EXPECT_EQ((*c)->id, r1.id);
   EXPECT_EQ((*c)->status, RunStatus::kRunning);
   EXPECT_EQ((*c)->attempt, 1);
+  EXPECT_EQ((*c)->generation, 1);
+  EXPECT_EQ((*c)->lease_owner, "worker-a");
+  EXPECT_GE((*c)->lease_expires_at, before + kLease.count() - 1000);  // the store's clock may differ a little
   EXPECT_GT((*c)->started_at, 0);
+  const paddock::Run first = **c;
 
-  c = store_->ClaimNextRun();  // s1 is busy: the next is s2's
+  c = store_->ClaimNextRun("worker-b", kLease);  // s1 is busy: the next is s2's
   ASSERT_OK(c);
   ASSERT_TRUE(c->has_value());
   EXPECT_EQ((*c)->id, r3.id);
 
-  c = store_->ClaimNextRun();  // both sessions busy
+  c = store_->ClaimNextRun("worker-b", kLease);  // both sessions busy
   ASSERT_OK(c);
   EXPECT_FALSE(c->has_value());
 
@@ -232,8 +279,8 @@ TEST_P(SessionStoreConformance, RunsAreClaimedInArrivalOrderOnePerSession) {
   ASSERT_OK(active);
   EXPECT_EQ(*active, 2);
 
-  ASSERT_OK(store_->FinishRun(r1.id, RunStatus::kSucceeded, 0, "", Finished()));
-  c = store_->ClaimNextRun();
+  ASSERT_OK(store_->FinishRun(LeaseOf(first), RunStatus::kSucceeded, 0, "", Finished()));
+  c = store_->ClaimNextRun("worker-a", kLease);
   ASSERT_OK(c);
   ASSERT_TRUE(c->has_value());
   EXPECT_EQ((*c)->id, r2.id);
@@ -244,83 +291,383 @@ TEST_P(SessionStoreConformance, RunsAreClaimedInArrivalOrderOnePerSession) {
   EXPECT_EQ((*runs)[0].id, r1.id);
   EXPECT_EQ((*runs)[0].status, RunStatus::kSucceeded);
   EXPECT_EQ((*runs)[0].exit_code, 0);
+  EXPECT_CODE(store_->ListRuns(s1.id, 0), kInvalidArgument);
 }
 
-TEST_P(SessionStoreConformance, FinishingIsFinalTerminalOnlyAndWritesItsEvent) {
+TEST_P(SessionStoreConformance, ConcurrentWorkersNeverRunTwoRunsOfASessionAndTakeEachOnce) {
+  Agent a = MakeAgent();
+  ASSERT_OK(store_->CreateAgent(a));
+  constexpr int kSessions = 6, kRunsEach = 5, kWorkers = 4;
+  std::vector<Session> sessions;
+  std::map<std::string, std::vector<std::string>> queued;  // session -> run ids in order
+  for (int i = 0; i < kSessions; ++i) {
+    sessions.push_back(MakeSession(a.id));
+    ASSERT_OK(store_->CreateSession(sessions.back(), {}));
+  }
+  for (int j = 0; j < kRunsEach; ++j) {
+    for (const Session& s : sessions) {
+      paddock::Run r = MakeRun(s.id);
+      ASSERT_OK(store_->EnqueueRun(r, Message(r), {}));
+      queued[s.id].push_back(r.id);
+    }
+  }
+  std::mutex mu;
+  std::map<std::string, int> running;                    // session -> runs in progress
+  std::map<std::string, std::vector<std::string>> done;  // session -> run ids in finish order
+  std::atomic<int> overlaps{0}, errors{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.emplace_back([&, w] {
+      int idle = 0;
+      while (idle < 50) {
+        auto c = store_->ClaimNextRun("worker-" + std::to_string(w), kLease);
+        if (!c.ok()) {
+          ++errors;
+          return;
+        }
+        if (!c->has_value()) {
+          ++idle;
+          std::this_thread::sleep_for(std::chrono::milliseconds(2));
+          continue;
+        }
+        idle = 0;
+        const paddock::Run& r = **c;
+        {
+          std::lock_guard lock(mu);
+          if (++running[r.session_id] > 1) ++overlaps;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        {
+          std::lock_guard lock(mu);
+          --running[r.session_id];
+          done[r.session_id].push_back(r.id);
+        }
+        if (!store_->FinishRun(LeaseOf(r), RunStatus::kSucceeded, 0, "", Finished()).ok()) ++errors;
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  EXPECT_EQ(errors, 0);
+  EXPECT_EQ(overlaps, 0);
+  EXPECT_EQ(done, queued);  // every run once, each session's in arrival order
+}
+
+TEST_P(SessionStoreConformance, EveryWriteForARunIsFencedByItsLease) {
   Agent a = MakeAgent();
   ASSERT_OK(store_->CreateAgent(a));
   Session s = MakeSession(a.id);
-  ASSERT_OK(store_->CreateSession(s));
+  ASSERT_OK(store_->CreateSession(s, {}));
   paddock::Run r = MakeRun(s.id);
-  ASSERT_OK(store_->EnqueueRun(r, Message(r)));
-  EXPECT_CODE(store_->FinishRun(r.id, RunStatus::kRunning, std::nullopt, "", Finished()), kInvalidArgument);
-  auto e = store_->FinishRun(r.id, RunStatus::kCancelled, std::nullopt, "by request", Finished());
-  ASSERT_OK(e);
-  EXPECT_EQ(e->seq, 2);
-  EXPECT_EQ(e->run_id, r.id);  // filled in by the store
-  EXPECT_EQ(e->type, "run.finished");
-  EXPECT_CODE(store_->FinishRun(r.id, RunStatus::kSucceeded, 0, "", Finished()), kFailedPrecondition);
+  ASSERT_OK(store_->EnqueueRun(r, Message(r), {}));
+  auto c = store_->ClaimNextRun("w", kLease);
+  ASSERT_OK(c);
+  ASSERT_TRUE(c->has_value());
+  const RunLease lease = LeaseOf(**c);
+  const RunLease stale{r.id, lease.generation - 1}, future{r.id, lease.generation + 1};
+
+  EXPECT_CODE(store_->StartRun(stale, NewEvent{r.id, "run.started", "{}"}), kAborted);
+  EXPECT_CODE(store_->HeartbeatRun(future, kLease), kAborted);
+  EXPECT_CODE(store_->AppendEvent(s.id, NewEvent{r.id, "output", "{}", future.generation}), kAborted);
+  EXPECT_CODE(store_->FinishRun(stale, RunStatus::kSucceeded, 0, "", Finished()), kAborted);
+  EXPECT_CODE(store_->FinishRun(lease, RunStatus::kRunning, std::nullopt, "", Finished()), kInvalidArgument);
+  EXPECT_CODE(store_->FinishRun(RunLease{"run_missing", 1}, RunStatus::kFailed, std::nullopt, "", Finished()),
+              kNotFound);
+  auto events = store_->ListEvents(s.id, 0, 100);
+  ASSERT_OK(events);
+  EXPECT_EQ(events->size(), 1u);  // only the message: every refused write wrote nothing
+  EXPECT_EQ(store_->GetRun(r.id)->status, RunStatus::kRunning);
+
+  auto started = store_->StartRun(lease, NewEvent{"", "run.started", "{}"});
+  ASSERT_OK(started);
+  EXPECT_EQ(started->run_id, r.id);  // filled in by the store
+  EXPECT_EQ(store_->GetSession(s.id)->status, SessionStatus::kRunning);
+  ASSERT_OK(store_->AppendEvent(s.id, NewEvent{r.id, "output", "{\"text\":\"hi\"}", lease.generation}));
+  auto finished = store_->FinishRun(lease, RunStatus::kFailed, 3, "exit 3", Finished());
+  ASSERT_OK(finished);
+  EXPECT_EQ(finished->seq, 4);
+  EXPECT_EQ(finished->run_id, r.id);
+  EXPECT_EQ(finished->type, "run.finished");
+  EXPECT_EQ(store_->GetSession(s.id)->status, SessionStatus::kReady);
   auto got = store_->GetRun(r.id);
   ASSERT_OK(got);
-  EXPECT_EQ(got->status, RunStatus::kCancelled);
-  EXPECT_EQ(got->error, "by request");
-  EXPECT_FALSE(got->exit_code.has_value());
+  EXPECT_EQ(got->status, RunStatus::kFailed);
+  EXPECT_EQ(got->exit_code, 3);
+  EXPECT_EQ(got->error, "exit 3");
   EXPECT_GT(got->finished_at, 0);
-  auto events = store_->ListEvents(s.id, 0, 100);
-  ASSERT_OK(events);
-  EXPECT_EQ(events->size(), 2u);  // the refused second finish wrote nothing
-  EXPECT_CODE(store_->FinishRun("run_missing", RunStatus::kFailed, std::nullopt, "", Finished()), kNotFound);
+  // Terminal: the first outcome stands, and the run takes no more fenced writes.
+  EXPECT_CODE(store_->FinishRun(lease, RunStatus::kSucceeded, 0, "", Finished()), kAborted);
+  EXPECT_CODE(store_->AppendEvent(s.id, NewEvent{r.id, "output", "{}", lease.generation}), kAborted);
+  EXPECT_EQ(store_->GetRun(r.id)->status, RunStatus::kFailed);
+  EXPECT_EQ(store_->ListEvents(s.id, 0, 100)->size(), 4u);
 }
 
-TEST_P(SessionStoreConformance, EnqueueWritesRunAndMessageTogether) {
+TEST_P(SessionStoreConformance, HeartbeatExtendsTheLeaseAndCarriesCancelRequests) {
   Agent a = MakeAgent();
   ASSERT_OK(store_->CreateAgent(a));
   Session s = MakeSession(a.id);
-  ASSERT_OK(store_->CreateSession(s));
-  paddock::Run r = MakeRun(s.id, "ls");
-  auto e = store_->EnqueueRun(r, Message(r));
-  ASSERT_OK(e);
-  EXPECT_EQ(e->seq, 1);
-  EXPECT_EQ(e->run_id, r.id);
-  EXPECT_EQ(e->type, "message.user");
-  // A second enqueue of the same id writes neither the run nor the event.
-  EXPECT_CODE(store_->EnqueueRun(r, Message(r)), kAlreadyExists);
-  auto events = store_->ListEvents(s.id, 0, 100);
-  ASSERT_OK(events);
-  EXPECT_EQ(events->size(), 1u);
-  paddock::Run orphan = MakeRun("ses_missing");
-  EXPECT_CODE(store_->EnqueueRun(orphan, Message(orphan)), kNotFound);
-  EXPECT_CODE(store_->GetRun(orphan.id), kNotFound);
+  ASSERT_OK(store_->CreateSession(s, {}));
+  paddock::Run r = MakeRun(s.id);
+  ASSERT_OK(store_->EnqueueRun(r, Message(r), {}));
+  auto c = store_->ClaimNextRun("w", std::chrono::milliseconds(1000));
+  ASSERT_OK(c);
+  ASSERT_TRUE(c->has_value());
+  auto beat = store_->HeartbeatRun(LeaseOf(**c), std::chrono::minutes(10));
+  ASSERT_OK(beat);
+  EXPECT_GE(beat->lease_expires_at, (*c)->lease_expires_at + 9 * 60 * 1000);
+  EXPECT_FALSE(beat->cancel_requested);
+
+  auto cancelled = store_->CancelRun(r.id, "by request", Finished());
+  ASSERT_OK(cancelled);
+  EXPECT_EQ(cancelled->status, RunStatus::kRunning);  // its worker stops it
+  EXPECT_TRUE(cancelled->cancel_requested);
+  beat = store_->HeartbeatRun(LeaseOf(**c), kLease);
+  ASSERT_OK(beat);
+  EXPECT_TRUE(beat->cancel_requested);
+  ASSERT_OK(store_->FinishRun(LeaseOf(**c), RunStatus::kCancelled, std::nullopt, "by request", Finished()));
 }
 
-TEST_P(SessionStoreConformance, FailRunningRunsMarksOnlyRunningOnesAndLogsEach) {
+TEST_P(SessionStoreConformance, CancellingAQueuedRunEndsItWithItsEvent) {
   Agent a = MakeAgent();
   ASSERT_OK(store_->CreateAgent(a));
   Session s = MakeSession(a.id);
-  ASSERT_OK(store_->CreateSession(s));
-  paddock::Run r1 = MakeRun(s.id), r2 = MakeRun(s.id);
-  ASSERT_OK(store_->EnqueueRun(r1, Message(r1)));
-  ASSERT_OK(store_->EnqueueRun(r2, Message(r2)));
-  ASSERT_OK(store_->ClaimNextRun());
-  auto failed = store_->FailRunningRuns("cut off", Finished());
-  ASSERT_OK(failed);
-  ASSERT_EQ(failed->size(), 1u);
-  EXPECT_EQ((*failed)[0].id, r1.id);
-  EXPECT_EQ(store_->GetRun(r1.id)->status, RunStatus::kFailed);
-  EXPECT_EQ(store_->GetRun(r1.id)->error, "cut off");
-  EXPECT_EQ(store_->GetRun(r2.id)->status, RunStatus::kQueued);
-  auto events = store_->ListEvents(s.id, 2, 100);
+  ASSERT_OK(store_->CreateSession(s, {}));
+  paddock::Run r = MakeRun(s.id);
+  ASSERT_OK(store_->EnqueueRun(r, Message(r), {}));
+  auto cancelled = store_->CancelRun(r.id, "by request", Finished());
+  ASSERT_OK(cancelled);
+  EXPECT_EQ(cancelled->status, RunStatus::kCancelled);
+  EXPECT_EQ(cancelled->error, "by request");
+  EXPECT_GT(cancelled->finished_at, 0);
+  auto events = store_->ListEvents(s.id, 1, 100);
   ASSERT_OK(events);
   ASSERT_EQ(events->size(), 1u);
   EXPECT_EQ((*events)[0].type, "run.finished");
-  EXPECT_EQ((*events)[0].run_id, r1.id);
+  EXPECT_EQ((*events)[0].run_id, r.id);
+  EXPECT_CODE(store_->CancelRun(r.id, "again", Finished()), kFailedPrecondition);
+  EXPECT_CODE(store_->CancelRun("run_missing", "x", Finished()), kNotFound);
+  EXPECT_EQ(store_->ListEvents(s.id, 0, 100)->size(), 2u);
+  auto none = store_->ClaimNextRun("w", kLease);
+  ASSERT_OK(none);
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST_P(SessionStoreConformance, AnExpiredLeaseIsInterruptedRequeuedAndItsOldHolderFenced) {
+  Agent a = MakeAgent();
+  ASSERT_OK(store_->CreateAgent(a));
+  Session s = MakeSession(a.id);
+  ASSERT_OK(store_->CreateSession(s, {}));
+  paddock::Run r = MakeRun(s.id), later = MakeRun(s.id);
+  ASSERT_OK(store_->EnqueueRun(r, Message(r), {}));
+  ASSERT_OK(store_->EnqueueRun(later, Message(later), {}));
+  auto c = store_->ClaimNextRun("dead-worker", std::chrono::milliseconds(0));
+  ASSERT_OK(c);
+  ASSERT_TRUE(c->has_value());
+  const RunLease old = LeaseOf(**c);
+  ASSERT_OK(store_->StartRun(old, NewEvent{"", "run.started", "{}"}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+
+  // A live lease is left alone.
+  paddock::Run other = MakeRun(MakeSessionIn(*store_, a.id));
+  ASSERT_OK(store_->EnqueueRun(other, Message(other), {}));
+  auto live = store_->ClaimNextRun("live-worker", kLease);
+  ASSERT_OK(live);
+  ASSERT_TRUE(live->has_value());
+
+  SweepOptions options;
+  options.max_attempts = 3;
+  options.reason = "worker went quiet";
+  auto swept = store_->SweepExpiredLeases(options);
+  ASSERT_OK(swept);
+  ASSERT_EQ(swept->size(), 1u);
+  EXPECT_EQ((*swept)[0].id, r.id);
+  EXPECT_EQ((*swept)[0].status, RunStatus::kQueued);
+  EXPECT_EQ((*swept)[0].generation, old.generation + 1);
+  EXPECT_EQ(store_->GetRun(other.id)->status, RunStatus::kRunning);
+  EXPECT_EQ(store_->GetSession(s.id)->status, SessionStatus::kReady);
+
+  auto events = store_->ListEvents(s.id, 3, 100);
+  ASSERT_OK(events);
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].type, "run.interrupted");
+  EXPECT_EQ((*events)[0].run_id, r.id);
+  EXPECT_EQ((*events)[0].data, RunInterruptedData(1, "worker went quiet", "queued"));
+
+  // The old holder wakes up: nothing it writes lands.
+  EXPECT_CODE(store_->AppendEvent(s.id, NewEvent{r.id, "output", "{}", old.generation}), kAborted);
+  EXPECT_CODE(store_->FinishRun(old, RunStatus::kSucceeded, 0, "", Finished()), kAborted);
+  EXPECT_CODE(store_->HeartbeatRun(old, kLease), kAborted);
+
+  // It is claimed again before the session's later run, as attempt 2.
+  auto again = store_->ClaimNextRun("new-worker", kLease);
+  ASSERT_OK(again);
+  ASSERT_TRUE(again->has_value());
+  EXPECT_EQ((*again)->id, r.id);
+  EXPECT_EQ((*again)->attempt, 2);
+  EXPECT_EQ((*again)->generation, old.generation + 2);
+  EXPECT_CODE(store_->FinishRun(old, RunStatus::kSucceeded, 0, "", Finished()), kAborted);
+  ASSERT_OK(store_->FinishRun(LeaseOf(**again), RunStatus::kSucceeded, 0, "", Finished()));
+}
+
+TEST_P(SessionStoreConformance, SweepFailsARunOnItsLastAttemptAndHonoursCancelRequests) {
+  Agent a = MakeAgent();
+  ASSERT_OK(store_->CreateAgent(a));
+  Session s = MakeSession(a.id);
+  ASSERT_OK(store_->CreateSession(s, {}));
+  paddock::Run r = MakeRun(s.id);
+  ASSERT_OK(store_->EnqueueRun(r, Message(r), {}));
+  SweepOptions options;
+  options.max_attempts = 2;
+  options.reason = "lost";
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    auto c = store_->ClaimNextRun("w", std::chrono::milliseconds(0));
+    ASSERT_OK(c);
+    ASSERT_TRUE(c->has_value());
+    EXPECT_EQ((*c)->attempt, attempt);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_OK(store_->SweepExpiredLeases(options));
+  }
+  auto got = store_->GetRun(r.id);
+  ASSERT_OK(got);
+  EXPECT_EQ(got->status, RunStatus::kFailed);
+  EXPECT_NE(got->error.find("2 attempt"), std::string::npos) << got->error;
+  auto events = store_->ListEvents(s.id, 0, 100);
+  ASSERT_OK(events);
+  std::vector<std::string> types;
+  for (const Event& e : *events) types.push_back(e.type);
+  EXPECT_EQ(types,
+            (std::vector<std::string>{"message.user", "run.interrupted", "run.interrupted", "run.finished"}));
+  EXPECT_EQ(events->back().data, RunFinishedData(RunStatus::kFailed, std::nullopt, got->error));
+
+  // A run whose cancel was requested and whose worker vanished ends cancelled, not re-queued.
+  paddock::Run c2 = MakeRun(s.id);
+  ASSERT_OK(store_->EnqueueRun(c2, Message(c2), {}));
+  ASSERT_OK(store_->ClaimNextRun("w", std::chrono::milliseconds(0)));
+  ASSERT_OK(store_->CancelRun(c2.id, "by request", Finished()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_OK(store_->SweepExpiredLeases(options));
+  EXPECT_EQ(store_->GetRun(c2.id)->status, RunStatus::kCancelled);
+
+  // options.all: every running run, expired or not (a single-process store at start-up).
+  paddock::Run c3 = MakeRun(s.id);
+  ASSERT_OK(store_->EnqueueRun(c3, Message(c3), {}));
+  ASSERT_OK(store_->ClaimNextRun("w", kLease));
+  options.all = true;
+  auto all = store_->SweepExpiredLeases(options);
+  ASSERT_OK(all);
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ(store_->GetRun(c3.id)->status, RunStatus::kQueued);
+}
+
+TEST_P(SessionStoreConformance, ConcurrentSweepersHandleEachExpiredRunOnce) {
+  Agent a = MakeAgent();
+  ASSERT_OK(store_->CreateAgent(a));
+  constexpr int kRuns = 12;
+  std::vector<std::string> sessions;
+  for (int i = 0; i < kRuns; ++i) {
+    sessions.push_back(MakeSessionIn(*store_, a.id));
+    paddock::Run r = MakeRun(sessions.back());
+    ASSERT_OK(store_->EnqueueRun(r, Message(r), {}));
+    auto c = store_->ClaimNextRun("w", std::chrono::milliseconds(0));
+    ASSERT_OK(c);
+    ASSERT_TRUE(c->has_value());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::atomic<int> handled{0}, errors{0};
+  std::vector<std::thread> sweepers;
+  for (int i = 0; i < 3; ++i) {
+    sweepers.emplace_back([&] {
+      auto swept = store_->SweepExpiredLeases(SweepOptions{});
+      if (swept.ok()) {
+        handled += static_cast<int>(swept->size());
+      } else {
+        ++errors;
+      }
+    });
+  }
+  for (auto& t : sweepers) t.join();
+  auto rest = store_->SweepExpiredLeases(SweepOptions{});  // whatever a busy sweeper skipped
+  ASSERT_OK(rest);
+  EXPECT_EQ(errors, 0);
+  EXPECT_EQ(handled + static_cast<int>(rest->size()), kRuns);
+  for (const std::string& id : sessions) {
+    auto events = store_->ListEvents(id, 0, 100);
+    ASSERT_OK(events);
+    ASSERT_EQ(events->size(), 2u);
+    EXPECT_EQ((*events)[1].type, "run.interrupted");
+  }
+}
+
+TEST_P(SessionStoreConformance, IdempotencyKeysAreRecordedWithTheirResourceAtomically) {
+  Agent a = MakeAgent();
+  ASSERT_OK(store_->CreateAgent(a));
+  Session s = MakeSession(a.id);
+  const IdempotencyKey key{"sessions", "key-1", "hash-1"};
+  auto none = store_->FindIdempotencyKey("sessions", "key-1");
+  ASSERT_OK(none);
+  EXPECT_FALSE(none->has_value());
+  ASSERT_OK(store_->CreateSession(s, key));
+  auto found = store_->FindIdempotencyKey("sessions", "key-1");
+  ASSERT_OK(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->resource_id, s.id);
+  EXPECT_EQ((*found)->request_hash, "hash-1");
+  // The same key again: refused, and the second session is not created.
+  Session twin = MakeSession(a.id);
+  EXPECT_CODE(store_->CreateSession(twin, key), kAlreadyExists);
+  EXPECT_CODE(store_->GetSession(twin.id), kNotFound);
+  // Keys are scoped.
+  ASSERT_OK(store_->CreateSession(twin, IdempotencyKey{"elsewhere", "key-1", "h"}));
+
+  const IdempotencyKey msg{"messages:" + s.id, "m-1", "hash"};
+  paddock::Run r = MakeRun(s.id), r2 = MakeRun(s.id);
+  ASSERT_OK(store_->EnqueueRun(r, Message(r), msg));
+  EXPECT_CODE(store_->EnqueueRun(r2, Message(r2), msg), kAlreadyExists);
+  EXPECT_CODE(store_->GetRun(r2.id), kNotFound);
+  EXPECT_EQ(store_->ListEvents(s.id, 0, 100)->size(), 1u);  // no second message either
+  EXPECT_EQ((*store_->FindIdempotencyKey(msg.scope, msg.key))->resource_id, r.id);
+
+  auto pruned = store_->PruneIdempotencyKeys(NowMs() - 60'000);
+  ASSERT_OK(pruned);
+  EXPECT_EQ(*pruned, 0);
+  pruned = store_->PruneIdempotencyKeys(NowMs() + 60'000);
+  ASSERT_OK(pruned);
+  EXPECT_EQ(*pruned, 3);
+  EXPECT_FALSE(store_->FindIdempotencyKey("sessions", "key-1")->has_value());
+}
+
+TEST_P(SessionStoreConformance, MigratingAgainAppliesNothing) {
+  auto again = store_->Migrate();
+  ASSERT_OK(again);
+  EXPECT_TRUE(again->empty());
+  auto pending = store_->PendingMigrations();
+  ASSERT_OK(pending);
+  EXPECT_TRUE(pending->empty());
+}
+
+TEST_P(SessionStoreConformance, TheEventFeedHearsOfEveryAppend) {
+  RecordingFeed feed;
+  store_->SetEventFeed(&feed);
+  Agent a = MakeAgent();
+  ASSERT_OK(store_->CreateAgent(a));
+  Session s = MakeSession(a.id);
+  ASSERT_OK(store_->CreateSession(s, {}));
+  paddock::Run r = MakeRun(s.id);
+  ASSERT_OK(store_->EnqueueRun(r, Message(r), {}));
+  ASSERT_OK(store_->AppendEvent(s.id, NewEvent{"", "output", "{}"}));
+  auto c = store_->ClaimNextRun("w", kLease);
+  ASSERT_OK(c);
+  ASSERT_OK(store_->FinishRun(LeaseOf(**c), RunStatus::kSucceeded, 0, "", Finished()));
+  // Notifications may travel through the database (another connection): wait for them.
+  EXPECT_TRUE(feed.WaitFor(s.id, 3, std::chrono::seconds(30)));
+  EXPECT_TRUE(feed.live());
+  store_->SetEventFeed(nullptr);
 }
 
 TEST_P(SessionStoreConformance, EventSeqIsGapFreeUnderConcurrentAppends) {
   Agent a = MakeAgent();
   ASSERT_OK(store_->CreateAgent(a));
   Session s = MakeSession(a.id);
-  ASSERT_OK(store_->CreateSession(s));
+  ASSERT_OK(store_->CreateSession(s, {}));
   constexpr int kThreads = 8, kEach = 40;
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
@@ -357,7 +704,7 @@ TEST_P(SessionStoreConformance, ListEventsHonoursAfterAndLimit) {
   Agent a = MakeAgent();
   ASSERT_OK(store_->CreateAgent(a));
   Session s = MakeSession(a.id);
-  ASSERT_OK(store_->CreateSession(s));
+  ASSERT_OK(store_->CreateSession(s, {}));
   for (int i = 0; i < 10; ++i) ASSERT_OK(store_->AppendEvent(s.id, NewEvent{"", "output", "{}"}));
   auto page = store_->ListEvents(s.id, 4, 3);
   ASSERT_OK(page);

@@ -505,6 +505,14 @@ class Recovery : public Api {
     auto first = parser.parse(runs.body).extract<Poco::JSON::Object::Ptr>()->getArray("runs")->getObject(0);
     return first->get(field).toString();
   }
+
+ public:
+  std::string RunFieldPublic(const std::string& session, const std::string& field) {
+    return RunField(session, field);
+  }
+  std::vector<SseEvent> UntilFinishedPublic(const std::string& session, size_t runs) {
+    return UntilFinished(session, runs);
+  }
 };
 
 TEST_F(Recovery, SessionsHistoryAndWorkspaceSurviveARestart) {
@@ -552,28 +560,52 @@ TEST_F(Recovery, ASandboxKilledBetweenRunsIsReplacedAndKeepsTheWorkspace) {
   EXPECT_NE(JsonField(server_->Request("GET", "/api/sessions/" + session).body, "sandbox_id"), sandbox);
 }
 
-TEST_F(Recovery, ARunCutOffByACrashFailsWithTheReasonAfterRestart) {
+// A run that finds the marker its first attempt left in the workspace finishes at once.
+constexpr char kResumable[] =
+    "if [ -e /workspace/attempted ]; then echo resumed; else touch /workspace/attempted; echo started; sleep "
+    "60; fi";
+
+// The run cut off by the stop is interrupted and runs again (attempt 2) after the restart; the
+// transcript keeps only the attempt that finished.
+void ExpectRerunAfterRestart(Recovery& t, ServerProcess& server, const std::string& session,
+                             const std::string& reason) {
+  auto events = t.UntilFinishedPublic(session, 1);
+  EXPECT_TRUE(HasOutput(events, "resumed"));
+  bool interrupted = false;
+  for (const SseEvent& e : events) {
+    if (e.type == "run.interrupted") {
+      interrupted = true;
+      EXPECT_EQ(JsonField(e.data, "data.reason"), reason) << e.data;
+      EXPECT_EQ(JsonField(e.data, "data.next"), "queued") << e.data;
+    }
+  }
+  EXPECT_TRUE(interrupted);
+  EXPECT_EQ(t.RunFieldPublic(session, "status"), "succeeded");
+  EXPECT_EQ(t.RunFieldPublic(session, "attempt"), "2");
+  auto transcript = server.Request("GET", "/api/sessions/" + session + "/messages");
+  EXPECT_EQ(JsonField(transcript.body, "messages.1.content"), "resumed\n") << transcript.body;
+}
+
+TEST_F(Recovery, ARunCutOffByACrashRunsAgainAfterRestart) {
   std::string session = CreateSession(CreateAgent());
-  Send(session, "echo started; sleep 60");
+  Send(session, kResumable);
   WaitForOutput(session, "started");
   server_->Kill();
   ASSERT_OK(server_->Start());
-  EXPECT_EQ(RunField(session, "status"), "failed");
-  EXPECT_EQ(RunField(session, "error"), "the server stopped during the run");
+  ExpectRerunAfterRestart(*this, *server_, session, "the server stopped during the run");
   Send(session, "echo after");
   auto events = UntilFinished(session, 2);
   EXPECT_TRUE(HasOutput(events, "after"));
   EXPECT_EQ(JsonField(server_->Request("GET", "/api/sessions/" + session).body, "status"), "ready");
 }
 
-TEST_F(Recovery, AShutdownDuringARunFailsItWithTheReason) {
+TEST_F(Recovery, AShutdownDuringARunHandsItBackToRunAgain) {
   std::string session = CreateSession(CreateAgent());
-  Send(session, "echo started; sleep 60");
+  Send(session, kResumable);
   WaitForOutput(session, "started");
   ASSERT_EQ(server_->Stop(), 0);
   ASSERT_OK(server_->Start());
-  EXPECT_EQ(RunField(session, "status"), "failed");
-  EXPECT_EQ(RunField(session, "error"), "the server shut down during the run");
+  ExpectRerunAfterRestart(*this, *server_, session, "the server stopped during the run");
 }
 
 TEST_F(Recovery, InterruptCancelsTheRunningRunAndRunsTheNewMessage) {

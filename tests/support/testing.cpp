@@ -92,7 +92,9 @@ Result<std::shared_ptr<T>> Load(const std::string& kind, const std::string& name
 
 Result<std::shared_ptr<SessionStore>> LoadStore(const std::string& name, const std::string& config_toml,
                                                 const std::string& data_dir) {
-  return Load("store", name, config_toml, data_dir, &PluginObjects::store);
+  PADDOCK_ASSIGN_OR_RETURN(auto store, Load("store", name, config_toml, data_dir, &PluginObjects::store));
+  PADDOCK_RETURN_IF_ERROR(store->Migrate().status());
+  return store;
 }
 
 Result<std::shared_ptr<SandboxProvider>> LoadSandbox(const std::string& name, const std::string& config_toml,
@@ -242,12 +244,19 @@ std::string JsonField(const std::string& json, const std::string& field) {
     std::stringstream path(field);
     std::string part;
     while (std::getline(path, part, '.')) {
+      if (v.type() == typeid(Poco::JSON::Array::Ptr)) {
+        auto arr = v.extract<Poco::JSON::Array::Ptr>();
+        size_t i = std::stoul(part);
+        if (i >= arr->size()) return "";
+        v = arr->get(static_cast<unsigned>(i));
+        continue;
+      }
       auto obj = v.extract<Poco::JSON::Object::Ptr>();
       if (!obj->has(part)) return "";
       v = obj->get(part);
     }
     return v.isEmpty() ? "null" : v.toString();
-  } catch (const Poco::Exception&) {
+  } catch (const std::exception&) {
     return "";
   }
 }

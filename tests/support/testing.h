@@ -39,7 +39,7 @@ std::string SourceDir();
 
 // Loads <kind>.<name> from `plugin_dir` through the real loader with `config_toml` as its
 // config section, starts it, and returns it; the pointer stops the plugin and then unloads
-// it when the last copy goes.
+// it when the last copy goes. LoadStore also applies the store's migrations.
 Result<std::shared_ptr<SessionStore>> LoadStore(const std::string& name, const std::string& config_toml,
                                                 const std::string& data_dir);
 Result<std::shared_ptr<SandboxProvider>> LoadSandbox(const std::string& name, const std::string& config_toml,
@@ -109,7 +109,8 @@ class ServerProcess {
 std::pair<int, std::string> RunCommand(const std::vector<std::string>& argv,
                                        const std::vector<std::string>& env = {});
 
-// The string value of `field` in a flat JSON object text (test convenience; "" when absent).
+// The value of `field` in JSON text as a string: a dotted path whose parts are object keys or
+// array indices ("messages.1.content"); "" when absent (test convenience).
 std::string JsonField(const std::string& json, const std::string& field);
 
 }  // namespace paddock::testing

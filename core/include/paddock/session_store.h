@@ -2,6 +2,7 @@
 // and worker processes know lives here; they keep nothing else between requests.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -20,12 +21,39 @@ struct SessionCounts {
   std::int64_t by_status[6] = {0, 0, 0, 0, 0, 0};  // indexed by SessionStatus
 };
 
-// Thread safety: every method may be called concurrently from any thread.
+// Told of every event appended to the store, by this process or (for a shared store) any
+// other. Calls come from a thread of the store's and must return quickly.
+class EventFeed {
+ public:
+  virtual ~EventFeed() = default;
+  virtual void OnAppended(std::string_view session_id, std::int64_t seq) noexcept = 0;
+  // live=false: notifications may be missed from now on (say, the connection that carries
+  // them dropped), so waiters must poll; live=true: they flow again, and any missed meanwhile
+  // must be caught up by re-reading.
+  virtual void OnFeedState(bool live) noexcept = 0;
+};
+
+// Thread safety: every method may be called concurrently from any thread, and, for a store
+// shared by several processes, from any number of processes at once.
 // Errors: kUnavailable means the backing database could not be reached and the call may be
 // repeated; no method leaves a half-written change behind when it fails.
 class SessionStore : public Lifecycle {
  public:
-  // Start() applies pending migrations, in order, and records each in schema_migrations.
+  // Start() connects; it does not change the schema. Migrate() does.
+
+  // ---- schema ----
+  // Applies the pending migrations in order, each in its own transaction and recorded in
+  // schema_migrations, under a lock that makes concurrent callers (other processes too) wait
+  // for each other; returns the names it applied. When one fails, its changes are rolled back
+  // and the error names it and carries the database's message.
+  [[nodiscard]] virtual Result<std::vector<std::string>> Migrate() noexcept = 0;
+  // Names of the applied migrations, in the order they were applied.
+  [[nodiscard]] virtual Result<std::vector<std::string>> AppliedMigrations() noexcept = 0;
+  // Names of the migrations this plugin has that are not applied yet.
+  [[nodiscard]] virtual Result<std::vector<std::string>> PendingMigrations() noexcept = 0;
+  // True when no other process can use this store at the same time (an embedded database), so
+  // a run found running at start-up was left by a process that is gone.
+  [[nodiscard]] virtual bool SingleProcess() const noexcept = 0;
 
   // ---- agents ----
   // Inserts `agent`. kAlreadyExists when the id is taken. REQUIRES: !agent.id.empty()
@@ -40,9 +68,11 @@ class SessionStore : public Lifecycle {
   [[nodiscard]] virtual Status DeleteAgent(std::string_view id) noexcept = 0;
 
   // ---- sessions ----
-  // Inserts `session` (last_seq is ignored and starts at 0). kAlreadyExists when the id is
-  // taken; kNotFound when session.agent_id names no agent.
-  [[nodiscard]] virtual Status CreateSession(const Session& session) noexcept = 0;
+  // Inserts `session` (last_seq is ignored and starts at 0) and, when idem.key is set, records
+  // the key for it in the same transaction. kAlreadyExists when the id is taken or the key is
+  // already recorded (nothing is written then: look the key up); kNotFound when
+  // session.agent_id names no agent.
+  [[nodiscard]] virtual Status CreateSession(const Session& session, const IdempotencyKey& idem) noexcept = 0;
   // The session, or kNotFound.
   [[nodiscard]] virtual Result<Session> GetSession(std::string_view id) noexcept = 0;
   // Sessions matching `filter`, newest first.
@@ -60,48 +90,76 @@ class SessionStore : public Lifecycle {
                                                  std::string_view sandbox_id) noexcept = 0;
   [[nodiscard]] virtual Result<SessionCounts> CountSessions() noexcept = 0;
 
+  // ---- idempotency keys ----
+  // The record of (scope, key), or nullopt.
+  [[nodiscard]] virtual Result<std::optional<IdempotencyRecord>> FindIdempotencyKey(
+      std::string_view scope, std::string_view key) noexcept = 0;
+  // Forgets keys recorded before `before`; returns how many.
+  [[nodiscard]] virtual Result<std::int64_t> PruneIdempotencyKeys(TimestampMs before) noexcept = 0;
+
   // ---- runs ----
   // Appends `run` (queued) behind the session's other runs and, in the same transaction,
-  // `event` (the user's message) to the session's log; returns the stored event. Either both
-  // are written or neither. kNotFound when the session is absent; kAlreadyExists when the run
-  // id is taken.
-  [[nodiscard]] virtual Result<Event> EnqueueRun(const Run& run, const NewEvent& event) noexcept = 0;
+  // `event` (the user's message) to the session's log, and records idem (when its key is set)
+  // for the run; returns the stored event. Either all is written or nothing. kNotFound when
+  // the session is absent; kAlreadyExists when the run id is taken or the key is recorded.
+  [[nodiscard]] virtual Result<Event> EnqueueRun(const Run& run, const NewEvent& event,
+                                                 const IdempotencyKey& idem) noexcept = 0;
   [[nodiscard]] virtual Result<Run> GetRun(std::string_view id) noexcept = 0;
-  // The session's runs in arrival order,, at most `limit` (1..1000).
+  // The session's runs in arrival order, at most `limit` (1..1000).
   [[nodiscard]] virtual Result<std::vector<Run>> ListRuns(std::string_view session_id,
                                                           int limit) noexcept = 0;
-  // Atomically takes the oldest queued run whose session has no running run, marks it
-  // running (started_at, attempt+1) and returns it; nullopt when there is none. Runs of one
-  // session are handed out one at a time, in arrival order.
-  [[nodiscard]] virtual Result<std::optional<Run>> ClaimNextRun() noexcept = 0;
-  // Moves a run to a terminal status and, in the same transaction, appends `event` (its
-  // "run.finished") to the session's log; returns the stored event. So the next run of the session
-  // can never be claimed before this one's end is in the log. kNotFound when the run is absent;
-  // kFailedPrecondition, writing nothing, when it is already terminal (the first outcome wins).
+  // Atomically takes the oldest queued run whose session has no running run and no older
+  // queued run, marks it running (started_at, attempt+1, generation+1) and leases it to
+  // `worker_id` for `lease`; nullopt when there is none. However many workers claim at once,
+  // a session never has two running runs, and its runs start in arrival order.
+  [[nodiscard]] virtual Result<std::optional<Run>> ClaimNextRun(std::string_view worker_id,
+                                                                std::chrono::milliseconds lease) noexcept = 0;
+  // Extends the lease to now + `lease` and returns the run (whose cancel_requested the worker
+  // acts on). kAborted when the run is no longer running under this generation.
+  [[nodiscard]] virtual Result<Run> HeartbeatRun(const RunLease& lease,
+                                                 std::chrono::milliseconds extend) noexcept = 0;
+  // Appends `event` ("run.started") and moves the session from ready to running (if it is
+  // ready), in one transaction, fenced by `lease`: kAborted, writing nothing, when the run is
+  // no longer running under that generation.
+  [[nodiscard]] virtual Result<Event> StartRun(const RunLease& lease, const NewEvent& event) noexcept = 0;
+  // Moves a running run to a terminal status, the session from running back to ready, and
+  // appends `event` (its "run.finished"), in one transaction, fenced by `lease` (kAborted,
+  // writing nothing, when the run is no longer running under that generation). So the next
+  // run of the session can never be claimed before this one's end is in the log.
   // REQUIRES: IsTerminal(status)
-  [[nodiscard]] virtual Result<Event> FinishRun(std::string_view id, RunStatus status,
+  [[nodiscard]] virtual Result<Event> FinishRun(const RunLease& lease, RunStatus status,
                                                 std::optional<int> exit_code, std::string_view error,
                                                 const NewEvent& event) noexcept = 0;
+  // Cancels a run on behalf of a user. A queued run becomes cancelled with `reason` at once,
+  // with `event` (its "run.finished") appended in the same transaction; a running one gets
+  // cancel_requested, which its worker sees at its next heartbeat (or the sweeper, if the
+  // worker is gone). Returns the run as it is afterwards. kFailedPrecondition when it is
+  // already terminal; kNotFound.
+  [[nodiscard]] virtual Result<Run> CancelRun(std::string_view id, std::string_view reason,
+                                              const NewEvent& event) noexcept = 0;
   // Number of runs of the session that are queued or running.
   [[nodiscard]] virtual Result<std::int64_t> CountActiveRuns(std::string_view session_id) noexcept = 0;
-  // Every run left `running` (by a process that died) becomes `failed` with `reason`, and for each
-  // a copy of `event` (with run_id set to the run's) is appended to its session's log, all in one
-  // transaction; returns the runs. Used at start-up by a process that owns every run of its store.
-  [[nodiscard]] virtual Result<std::vector<Run>> FailRunningRuns(std::string_view reason,
-                                                                 const NewEvent& event) noexcept = 0;
+  // Every running run whose lease expired (every running run, with options.all) is
+  // interrupted: a "run.interrupted" event is appended, the session goes from running back to
+  // ready, and the run is queued again with generation+1 (so its old worker is fenced off) —
+  // or, when cancel was requested, it ends cancelled; or, on its max_attempts-th attempt, it
+  // ends failed with a reason naming the attempts; both with a "run.finished" event. Each run
+  // is handled in one transaction; concurrent sweepers skip runs another is handling. Returns
+  // the runs as they are afterwards.
+  [[nodiscard]] virtual Result<std::vector<Run>> SweepExpiredLeases(const SweepOptions& options) noexcept = 0;
 
   // ---- events ----
   // Appends an event with the next seq of the session (1, 2, 3, ... with no gap, even under
-  // concurrent appends) and returns it. kNotFound when the session is absent.
+  // concurrent appends) and returns it. kNotFound when the session is absent; kAborted for a
+  // fenced event (generation set) whose run has moved on.
   [[nodiscard]] virtual Result<Event> AppendEvent(std::string_view session_id,
                                                   const NewEvent& event) noexcept = 0;
   // Events with seq > after_seq, in seq order, at most `limit` (1..1000).
   [[nodiscard]] virtual Result<std::vector<Event>> ListEvents(std::string_view session_id,
                                                               std::int64_t after_seq, int limit) noexcept = 0;
-
-  // ---- maintenance ----
-  // Names of the applied migrations, in the order they were applied.
-  [[nodiscard]] virtual Result<std::vector<std::string>> AppliedMigrations() noexcept = 0;
+  // Sets (or, with nullptr, clears) the one feed told of appends. The feed must outlive the
+  // store's Stop() or be cleared before it is destroyed.
+  virtual void SetEventFeed(EventFeed* feed) noexcept = 0;
 };
 
 using SessionStorePtr = std::unique_ptr<SessionStore>;

@@ -24,6 +24,9 @@ enum class StatusCode : std::uint8_t {
   kDeadlineExceeded,
   kUnimplemented,
   kInternal,
+  // The caller lost a race it cannot win by retrying as is: e.g. a worker's lease on a run was
+  // taken over (fencing), so its write was refused.
+  kAborted,
 };
 
 // Stable lower-case name of a code ("not_found"); used in logs and the HTTP error envelope.
@@ -51,6 +54,8 @@ constexpr std::string_view StatusCodeName(StatusCode code) noexcept {
       return "unimplemented";
     case StatusCode::kInternal:
       return "internal";
+    case StatusCode::kAborted:
+      return "aborted";
   }
   return "internal";
 }
@@ -69,6 +74,7 @@ class [[nodiscard]] Status {
   static Status ResourceExhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
   static Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
   static Status DeadlineExceeded(std::string m) { return {StatusCode::kDeadlineExceeded, std::move(m)}; }
+  static Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
   static Status Unimplemented(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 

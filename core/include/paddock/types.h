@@ -123,6 +123,20 @@ struct Run {
   TimestampMs created_at = 0;
   TimestampMs started_at = 0;   // 0 until claimed
   TimestampMs finished_at = 0;  // 0 until terminal
+  // The lease: while running, the run belongs to `lease_owner` until `lease_expires_at`
+  // (milliseconds, the store's clock). `generation` grows by one at every claim and every
+  // expiry; a worker's writes for the run carry the generation it claimed, and the store
+  // refuses them once it has moved on (fencing).
+  std::int64_t generation = 0;
+  std::string lease_owner;
+  TimestampMs lease_expires_at = 0;
+  bool cancel_requested = false;  // someone asked the run to stop; its worker does so
+};
+
+// A worker's proof of ownership of a running run: its id and the generation it was claimed at.
+struct RunLease {
+  std::string run_id;
+  std::int64_t generation = 0;
 };
 
 // An append-only, per-session record. `seq` starts at 1 and has no gaps.
@@ -140,6 +154,31 @@ struct NewEvent {
   std::string run_id;
   std::string type;
   std::string data = "{}";
+  // Non-zero: a worker's write, fenced. The store appends only while run `run_id` is running
+  // under this generation, and fails with kAborted otherwise.
+  std::int64_t generation = 0;
+};
+
+// An Idempotency-Key as a store records it: the first request with (scope, key) creates the
+// resource; later ones with the same request_hash get that resource back, and ones with
+// another hash are refused. An empty key means "not idempotent".
+struct IdempotencyKey {
+  std::string scope;         // what the key is unique within, e.g. "sessions"
+  std::string key;           // as the client sent it
+  std::string request_hash;  // a digest of the request it came with
+};
+
+struct IdempotencyRecord {
+  std::string request_hash;
+  std::string resource_id;  // the session or run the first request created
+  TimestampMs created_at = 0;
+};
+
+// What the lease sweeper does with runs whose lease expired.
+struct SweepOptions {
+  int max_attempts = 3;  // a run interrupted on its max_attempts-th attempt fails instead
+  bool all = false;      // treat every running run as expired (a single-process store at start)
+  std::string reason = "the worker running it stopped heartbeating";
 };
 
 template <class T>

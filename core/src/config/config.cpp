@@ -32,6 +32,22 @@ constexpr paddock_config_key kWorkerKeys[] = {
     {"threads", PADDOCK_CONFIG_INT, 0, "4", "Runs executed at once by this process."},
     {"poll_interval", PADDOCK_CONFIG_DURATION, 0, "1s",
      "How often an idle worker looks for queued runs it was not told about."},
+    {"lease_ttl", PADDOCK_CONFIG_DURATION, 0, "15s",
+     "How long a claimed run stays this worker's without a heartbeat; then the sweeper re-queues it."},
+    {"heartbeat_interval", PADDOCK_CONFIG_DURATION, 0, "3s",
+     "How often a worker renews the leases of its runs (at most half of lease_ttl)."},
+    {"max_attempts", PADDOCK_CONFIG_INT, 0, "3",
+     "Claims of one run before an interruption fails it instead of re-queuing it."},
+    {"sweep_interval", PADDOCK_CONFIG_DURATION, 0, "5s",
+     "How often every process looks for expired leases (and prunes old Idempotency-Keys)."},
+    {"port", PADDOCK_CONFIG_INT, 0, "3001",
+     "Port of /healthz, /readyz and /metrics in `paddock worker` (which serves no API)."},
+};
+
+constexpr paddock_config_key kStoreSelectKeys[] = {
+    {"type", PADDOCK_CONFIG_STRING, PADDOCK_CONFIG_REQUIRED, nullptr, "Plugin name."},
+    {"migrate", PADDOCK_CONFIG_BOOL, 0, "true",
+     "Apply pending schema migrations at start; false: refuse to start until `paddock migrate` ran."},
 };
 
 constexpr paddock_config_key kPluginSelectKeys[] = {
@@ -84,11 +100,15 @@ Status Invalid(const std::string& source, int line, const std::string& msg) {
   return Status::InvalidArgument(source + ":" + std::to_string(line) + ": " + msg);
 }
 
-// [kind] type = "..." with an optional [kind.config] table.
-Result<PluginChoice> ReadPlugin(const toml::table& table, const std::string& kind,
-                                const std::string& source) {
+// [kind] type = "..." with an optional [kind.config] table. [store] also takes `migrate`.
+Result<PluginChoice> ReadPlugin(const toml::table& table, const std::string& kind, const std::string& source,
+                                Config* config = nullptr) {
   PADDOCK_ASSIGN_OR_RETURN(RawSection select, ToSection(table, kind, source, {"config"}));
-  PADDOCK_ASSIGN_OR_RETURN(ConfigView view, ValidateSection(kPluginSelectKeys, select));
+  Result<ConfigView> validated = kind == "store" ? ValidateSection(kStoreSelectKeys, select)
+                                                 : ValidateSection(kPluginSelectKeys, select);
+  PADDOCK_RETURN_IF_ERROR(validated.status());
+  const ConfigView& view = *validated;
+  if (kind == "store" && config) config->migrate_on_start = view.GetBool("migrate");
   PluginChoice choice;
   choice.kind = kind;
   choice.name = view.GetString("type");
@@ -204,12 +224,30 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
     if (config.worker.poll_interval_ms < 10) {
       return Invalid(source, s.line, "[worker] poll_interval must be at least 10ms");
     }
+    WorkerSettings& w = config.worker;
+    w.lease_ttl_ms = v.GetDurationMs("lease_ttl");
+    w.heartbeat_interval_ms = v.GetDurationMs("heartbeat_interval");
+    w.sweep_interval_ms = v.GetDurationMs("sweep_interval");
+    if (w.lease_ttl_ms < 1000) return Invalid(source, s.line, "[worker] lease_ttl must be at least 1s");
+    if (w.heartbeat_interval_ms < 100 || 2 * w.heartbeat_interval_ms > w.lease_ttl_ms) {
+      return Invalid(source, s.line,
+                     "[worker] heartbeat_interval must be at least 100ms and at most half of lease_ttl");
+    }
+    if (w.sweep_interval_ms < 100)
+      return Invalid(source, s.line, "[worker] sweep_interval must be at least 100ms");
+    std::int64_t attempts = v.GetInt("max_attempts");
+    if (attempts < 1 || attempts > 100)
+      return Invalid(source, s.line, "[worker] max_attempts must be 1..100");
+    w.max_attempts = static_cast<int>(attempts);
+    std::int64_t wport = v.GetInt("port");
+    if (wport < 0 || wport > 65535) return Invalid(source, s.line, "[worker] port must be 0..65535");
+    w.port = static_cast<int>(wport);
   }
   // Plugins, in start order.
   for (const char* kind : {"secrets", "store", "sandbox"}) {
     PADDOCK_ASSIGN_OR_RETURN(const toml::table* t, table_of(kind));
     if (!t) return Invalid(source, 1, std::string("missing section [") + kind + "] with type = \"...\"");
-    PADDOCK_ASSIGN_OR_RETURN(PluginChoice c, ReadPlugin(*t, kind, source));
+    PADDOCK_ASSIGN_OR_RETURN(PluginChoice c, ReadPlugin(*t, kind, source, &config));
     config.plugins.push_back(std::move(c));
   }
   const toml::node* harness = doc.get("harness");

@@ -1,8 +1,10 @@
 // The server's configuration: one TOML file (or the embedded config/paddock.toml).
 //
 //   [server]  listen, port, data_dir, plugin_dir, max_body_size, max_connections, log_level
-//   [worker]  enabled, threads, poll_interval
-//   [store] / [sandbox] / [secrets]   type = "<name>", plus [<kind>.config] for the plugin
+//   [worker]  enabled, threads, poll_interval, lease_ttl, heartbeat_interval, max_attempts,
+//             sweep_interval, port
+//   [store] / [sandbox] / [secrets]   type = "<name>", plus [<kind>.config] for the plugin;
+//                                     [store] also migrate = true|false
 //   [[harness]]                       type = "<name>", plus [harness.config]; one or more
 #pragma once
 
@@ -29,6 +31,11 @@ struct WorkerSettings {
   bool enabled = true;
   int threads = 4;
   std::int64_t poll_interval_ms = 1000;
+  std::int64_t lease_ttl_ms = 15000;
+  std::int64_t heartbeat_interval_ms = 3000;
+  std::int64_t sweep_interval_ms = 5000;
+  int max_attempts = 3;
+  int port = 3001;  // `paddock worker`: health and metrics only
 };
 
 struct PluginChoice {
@@ -41,6 +48,7 @@ struct Config {
   std::string source;  // path of the file, or "<embedded config/paddock.toml>"
   ServerSettings server;
   WorkerSettings worker;
+  bool migrate_on_start = true;       // [store] migrate
   std::vector<PluginChoice> plugins;  // start order: secrets, store, sandbox, harness...
 };
 

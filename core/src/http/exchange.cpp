@@ -41,6 +41,8 @@ int HttpStatusFor(StatusCode code) {
       return 501;
     case StatusCode::kInternal:
       return 500;
+    case StatusCode::kAborted:
+      return 409;
   }
   return 500;
 }

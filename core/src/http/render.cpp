@@ -47,6 +47,10 @@ Poco::JSON::Object::Ptr RenderRun(const Run& r) {
   o->set("exit_code", r.exit_code ? Poco::Dynamic::Var(*r.exit_code) : Poco::Dynamic::Var());
   o->set("error", r.error);
   o->set("attempt", r.attempt);
+  o->set("cancel_requested", r.cancel_requested);
+  o->set("worker", r.lease_owner.empty() ? Poco::Dynamic::Var() : Poco::Dynamic::Var(r.lease_owner));
+  o->set("lease_expires_at",
+         r.lease_expires_at ? Poco::Dynamic::Var(FormatTime(r.lease_expires_at)) : Poco::Dynamic::Var());
   o->set("created_at", FormatTime(r.created_at));
   o->set("started_at", r.started_at ? Poco::Dynamic::Var(FormatTime(r.started_at)) : Poco::Dynamic::Var());
   o->set("finished_at", r.finished_at ? Poco::Dynamic::Var(FormatTime(r.finished_at)) : Poco::Dynamic::Var());

@@ -92,4 +92,13 @@ const Router& ApiRouter() {
   return router;
 }
 
+const Router& WorkerRouter() {
+  static const Router router({
+      {"GET", "/healthz", &handlers::Healthz},
+      {"GET", "/readyz", &handlers::Readyz},
+      {"GET", "/metrics", &handlers::MetricsText},
+  });
+  return router;
+}
+
 }  // namespace paddock

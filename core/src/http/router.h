@@ -38,5 +38,7 @@ class Router {
 
 // Every route of the API.
 const Router& ApiRouter();
+// What `paddock worker` serves: health, readiness and metrics.
+const Router& WorkerRouter();
 
 }  // namespace paddock

@@ -23,7 +23,8 @@ namespace {
 
 class Dispatcher final : public Poco::Net::HTTPRequestHandler {
  public:
-  Dispatcher(App& app, std::int64_t max_body_bytes) : app_(app), max_body_bytes_(max_body_bytes) {}
+  Dispatcher(App& app, const Router& router, std::int64_t max_body_bytes)
+      : app_(app), router_(router), max_body_bytes_(max_body_bytes) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& request,
                      Poco::Net::HTTPServerResponse& response) override {
@@ -38,7 +39,7 @@ class Dispatcher final : public Poco::Net::HTTPRequestHandler {
     } catch (const Poco::Exception& e) {
       query = Status::InvalidArgument("malformed query string: " + e.message());
     }
-    RouteMatch match = ApiRouter().Match(request.getMethod(), path);
+    RouteMatch match = router_.Match(request.getMethod(), path);
     std::string route = match.route ? match.route->pattern : "unmatched";
     Exchange x(request, response, app_, std::move(match.params), std::move(query), max_body_bytes_);
     try {
@@ -87,18 +88,21 @@ class Dispatcher final : public Poco::Net::HTTPRequestHandler {
 
  private:
   App& app_;
+  const Router& router_;
   std::int64_t max_body_bytes_;
 };
 
 class Factory final : public Poco::Net::HTTPRequestHandlerFactory {
  public:
-  Factory(App& app, std::int64_t max_body_bytes) : app_(app), max_body_bytes_(max_body_bytes) {}
+  Factory(App& app, const Router& router, std::int64_t max_body_bytes)
+      : app_(app), router_(router), max_body_bytes_(max_body_bytes) {}
   Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
-    return new Dispatcher(app_, max_body_bytes_);
+    return new Dispatcher(app_, router_, max_body_bytes_);
   }
 
  private:
   App& app_;
+  const Router& router_;
   std::int64_t max_body_bytes_;
 };
 
@@ -106,6 +110,7 @@ class Factory final : public Poco::Net::HTTPRequestHandlerFactory {
 
 struct HttpServer::Impl {
   App& app;
+  const Router& router;
   std::string listen;
   int port;
   int max_connections;
@@ -115,9 +120,9 @@ struct HttpServer::Impl {
   std::unique_ptr<Poco::Net::HTTPServer> server;
 };
 
-HttpServer::HttpServer(App& app, std::string listen, int port, int max_connections,
+HttpServer::HttpServer(App& app, const Router& router, std::string listen, int port, int max_connections,
                        std::int64_t max_body_bytes)
-    : impl_(new Impl{app, std::move(listen), port, max_connections, max_body_bytes, nullptr, nullptr,
+    : impl_(new Impl{app, router, std::move(listen), port, max_connections, max_body_bytes, nullptr, nullptr,
                      nullptr}) {}
 
 HttpServer::~HttpServer() { Stop(); }
@@ -135,8 +140,8 @@ Status HttpServer::Start() {
     params->setTimeout(Poco::Timespan(30, 0));
     params->setServerName("paddock");
     impl_->pool = std::make_unique<Poco::ThreadPool>(2, impl_->max_connections + 1);
-    impl_->server = std::make_unique<Poco::Net::HTTPServer>(new Factory(impl_->app, impl_->max_body_bytes),
-                                                            *impl_->pool, *impl_->socket, params);
+    impl_->server = std::make_unique<Poco::Net::HTTPServer>(
+        new Factory(impl_->app, impl_->router, impl_->max_body_bytes), *impl_->pool, *impl_->socket, params);
     impl_->server->start();
   } catch (const Poco::Exception& e) {
     return Status::Unavailable("cannot listen on " + impl_->listen + ":" + std::to_string(impl_->port) +

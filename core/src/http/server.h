@@ -10,10 +10,13 @@
 namespace paddock {
 
 class App;
+class Router;
 
 class HttpServer {
  public:
-  HttpServer(App& app, std::string listen, int port, int max_connections, std::int64_t max_body_bytes);
+  // `router`: ApiRouter() for `serve`, WorkerRouter() for `worker`.
+  HttpServer(App& app, const Router& router, std::string listen, int port, int max_connections,
+             std::int64_t max_body_bytes);
   ~HttpServer();
 
   // Binds and starts accepting. kUnavailable when the address cannot be bound.

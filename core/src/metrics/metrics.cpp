@@ -43,7 +43,13 @@ struct Metrics::Impl {
           .Name("paddock_plugin_loaded_info")
           .Help("Loaded plugins (value 1), by kind, name and version.")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& interrupted =
+      BuildCounter()
+          .Name("paddock_runs_interrupted_total")
+          .Help("Runs whose lease expired (worker gone, paused or cut off), found by this process's sweeper.")
+          .Register(*registry);
   prometheus::Counter& events_counter = events.Add({});
+  prometheus::Counter& interrupted_counter = interrupted.Add({});
 };
 
 namespace {
@@ -70,6 +76,8 @@ void Metrics::RunFinished(std::string_view outcome) {
 void Metrics::SandboxProvisioned(double seconds, bool ok) {
   impl_->provision.Add({{"result", ok ? "ok" : "error"}}, kLatencyBuckets).Observe(seconds);
 }
+
+void Metrics::RunInterrupted() { impl_->interrupted_counter.Increment(); }
 
 void Metrics::EventsAppended(std::int64_t n) { impl_->events_counter.Increment(static_cast<double>(n)); }
 

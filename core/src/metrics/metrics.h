@@ -20,6 +20,7 @@ class Metrics {
   // route is the pattern ("/api/sessions/{id}"), never the raw path.
   void ObserveHttp(std::string_view route, std::string_view method, int status, double seconds);
   void RunFinished(std::string_view outcome);
+  void RunInterrupted();
   void SandboxProvisioned(double seconds, bool ok);
   void EventsAppended(std::int64_t n);
   void SetSessionCounts(const SessionCounts& counts);

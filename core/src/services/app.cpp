@@ -4,6 +4,7 @@
 #include "paddock/json.h"
 #include "services/agent_service.h"
 #include "services/event_service.h"
+#include "services/lease_sweeper.h"
 #include "services/sandbox_manager.h"
 #include "services/session_service.h"
 #include "util/log.h"
@@ -18,6 +19,8 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
   app->redactor_ = std::move(redactor);
   app->metrics_ = std::make_unique<Metrics>();
   for (const PluginChoice& choice : config.plugins) {
+    // A process that runs no worker runs no sandboxes either: they live where runs execute.
+    if (choice.kind == "sandbox" && !config.worker.enabled) continue;
     PADDOCK_ASSIGN_OR_RETURN(PluginObjects p, CreatePlugin(plugin_dir, choice, config.server.data_dir));
     if (p.store) app->store_ = p.store;
     if (p.sandbox) app->sandbox_ = p.sandbox;
@@ -30,18 +33,30 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
   }
   App& a = *app;
   a.events_ = std::make_unique<EventService>(*a.store_, *a.redactor_, *a.metrics_);
-  a.sandboxes_ = std::make_unique<SandboxManager>(*a.store_, *a.sandbox_, *a.secrets_, *a.redactor_,
-                                                  *a.events_, *a.metrics_, 2);
   if (config.worker.enabled) {
+    const WorkerSettings& w = config.worker;
+    LeaseSettings lease{std::chrono::milliseconds(w.lease_ttl_ms),
+                        std::chrono::milliseconds(w.heartbeat_interval_ms)};
+    a.sandboxes_ = std::make_unique<SandboxManager>(*a.store_, *a.sandbox_, *a.secrets_, *a.redactor_,
+                                                    *a.events_, *a.metrics_, 2);
     a.executor_ = std::make_unique<RunExecutor>(*a.store_, *a.events_, *a.sandboxes_, *a.sandbox_,
-                                                a.harnesses_, *a.redactor_, *a.metrics_);
-    a.workers_ = std::make_unique<WorkerPool>(*a.store_, *a.executor_, config.worker.threads,
-                                              std::chrono::milliseconds(config.worker.poll_interval_ms));
+                                                a.harnesses_, *a.redactor_, *a.metrics_, lease);
+    a.workers_ = std::make_unique<WorkerPool>(*a.store_, *a.executor_, NewWorkerId(), w.threads,
+                                              std::chrono::milliseconds(w.poll_interval_ms), lease);
   }
+  SweepOptions sweep;
+  sweep.max_attempts = config.worker.max_attempts;
+  WorkerPool* pool = a.workers_.get();
+  a.sweeper_ = std::make_unique<LeaseSweeper>(
+      *a.store_, *a.metrics_, sweep, std::chrono::milliseconds(config.worker.sweep_interval_ms),
+      [pool] {
+        if (pool) pool->Wake();
+      },
+      a.sandboxes_.get());
   std::set<std::string, std::less<>> harness_names;
   for (const auto& [name, h] : a.harnesses_.by_name) harness_names.insert(name);
   a.agents_ = std::make_unique<AgentService>(*a.store_, std::move(harness_names));
-  a.sessions_ = std::make_unique<SessionService>(*a.store_, *a.events_, *a.sandboxes_, *a.metrics_,
+  a.sessions_ = std::make_unique<SessionService>(*a.store_, *a.events_, a.sandboxes_.get(), *a.metrics_,
                                                  a.executor_.get(), a.workers_.get());
   return app;
 }
@@ -68,29 +83,40 @@ Status App::Start() {
       }
     }
   }
-  if (workers_) {
-    // This process owns every run of its store (the sqlite store is single-process), so a run
-    // still marked running was cut off by an earlier process's exit.
-    const std::string reason = "the server stopped during the run";
-    PADDOCK_ASSIGN_OR_RETURN(
-        NewEvent event,
-        events_->Prepare("", "run.finished", RunFinishedData(RunStatus::kFailed, std::nullopt, reason)));
-    PADDOCK_ASSIGN_OR_RETURN(std::vector<Run> cut, store_->FailRunningRuns(reason, event));
-    for (const Run& r : cut) {
-      metrics_->RunFinished(ToString(RunStatus::kFailed));
-      (void)store_->TransitionSession(r.session_id, SessionStatus::kRunning, SessionStatus::kReady, "");
-      LogWarn("run " + r.id + " was cut off by an earlier stop; marked failed");
+  if (config_.migrate_on_start) {
+    PADDOCK_ASSIGN_OR_RETURN(std::vector<std::string> applied, store_->Migrate());
+    for (const std::string& m : applied) LogInfo("applied migration " + m);
+  } else {
+    PADDOCK_ASSIGN_OR_RETURN(std::vector<std::string> pending, store_->PendingMigrations());
+    if (!pending.empty()) {
+      std::string names;
+      for (const std::string& m : pending) names += (names.empty() ? "" : ", ") + m;
+      return Status::FailedPrecondition("the database schema is behind this version (pending: " + names +
+                                        "); run `paddock migrate` first, or set [store] migrate = true");
     }
-    workers_->Start();
   }
+  store_->SetEventFeed(events_.get());
+  if (workers_ && store_->SingleProcess()) {
+    // Nobody else uses this store, so a run still marked running was cut off when an earlier
+    // process stopped: interrupt it now (re-queued, attempt counted) rather than after its lease.
+    SweepOptions now;
+    now.all = true;
+    now.max_attempts = config_.worker.max_attempts;
+    now.reason = "the server stopped during the run";
+    PADDOCK_RETURN_IF_ERROR(sweeper_->Sweep(now).status());
+  }
+  if (workers_) workers_->Start();
+  sweeper_->Start();
   if (auto counts = store_->CountSessions(); counts.ok()) metrics_->SetSessionCounts(*counts);
   return Status::Ok();
 }
 
 void App::Stop() {
   if (events_) events_->Shutdown();
+  if (sweeper_) sweeper_->Stop();
   if (workers_) workers_->Stop();
   if (sandboxes_) sandboxes_->Stop();
+  if (store_ && started_ > 0) store_->SetEventFeed(nullptr);
   while (started_ > 0) {
     --started_;
     plugins_[started_].lifecycle->Stop();

@@ -15,6 +15,7 @@ namespace paddock {
 
 class AgentService;
 class EventService;
+class LeaseSweeper;
 class Metrics;
 class Redactor;
 class SandboxManager;
@@ -32,8 +33,9 @@ class App {
                                              std::shared_ptr<Redactor> redactor);
   ~App();
 
-  // Starts plugins in order (secrets, store, sandbox, harnesses), recovers runs left running
-  // by an earlier process, and starts the worker when the config enables it.
+  // Starts plugins in order (secrets, store, sandbox, harnesses), applies migrations (or checks
+  // that none is pending), interrupts runs left running by an earlier process of a
+  // single-process store, and starts the worker (when the config enables it) and the sweeper.
   Status Start();
   // Stops the worker (cancelling runs in progress), then the plugins in reverse order.
   void Stop();
@@ -48,6 +50,7 @@ class App {
   AgentService& agents() { return *agents_; }
   SessionService& sessions() { return *sessions_; }
   const Redactor& redactor() const { return *redactor_; }
+  bool runs_worker() const { return workers_ != nullptr; }
 
  private:
   App() = default;
@@ -68,6 +71,7 @@ class App {
   std::unique_ptr<SandboxManager> sandboxes_;
   std::unique_ptr<RunExecutor> executor_;
   std::unique_ptr<WorkerPool> workers_;
+  std::unique_ptr<LeaseSweeper> sweeper_;
   std::unique_ptr<AgentService> agents_;
   std::unique_ptr<SessionService> sessions_;
 };

@@ -3,6 +3,7 @@
 #include <Poco/JSON/Parser.h>
 #include <Poco/JSON/Stringifier.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "metrics/metrics.h"
@@ -11,12 +12,6 @@
 #include "util/redactor.h"
 
 namespace paddock {
-std::string RunFinishedData(RunStatus status, std::optional<int> exit_code, std::string_view error) {
-  return "{\"status\":" + JsonQuote(ToString(status)) +
-         ",\"exit_code\":" + (exit_code ? std::to_string(*exit_code) : std::string("null")) +
-         ",\"error\":" + JsonQuote(error) + "}";
-}
-
 Result<std::string> RedactJsonObject(std::string_view json, const Redactor& redactor) {
   try {
     Poco::JSON::Parser parser;
@@ -54,8 +49,9 @@ Result<NewEvent> EventService::Prepare(std::string_view run_id, std::string_view
 }
 
 Result<Event> EventService::Append(std::string_view session_id, std::string_view run_id,
-                                   std::string_view type, std::string_view data) {
+                                   std::string_view type, std::string_view data, std::int64_t generation) {
   PADDOCK_ASSIGN_OR_RETURN(NewEvent e, Prepare(run_id, type, data));
+  e.generation = generation;
   PADDOCK_ASSIGN_OR_RETURN(Event stored, store_.AppendEvent(session_id, e));
   Published(stored);
   return stored;
@@ -63,17 +59,48 @@ Result<Event> EventService::Append(std::string_view session_id, std::string_view
 
 void EventService::Published(const Event& event) {
   metrics_.EventsAppended(1);
+  OnAppended(event.session_id, event.seq);
+}
+
+void EventService::NoteLocked(std::string_view session_id, std::int64_t seq) {
+  const std::int64_t now = NowMs();
+  if (latest_.size() >= prune_at_) {
+    for (auto it = latest_.begin(); it != latest_.end();) {
+      bool idle = it->second.waiters == 0 && now - it->second.touched_ms > 60'000;
+      it = idle ? latest_.erase(it) : std::next(it);
+    }
+    prune_at_ = std::max<size_t>(1024, 2 * latest_.size());
+  }
+  auto it = latest_.find(session_id);
+  if (it == latest_.end()) it = latest_.emplace(std::string(session_id), Latest{}).first;
+  if (seq > it->second.seq) it->second.seq = seq;
+  it->second.touched_ms = now;
+}
+
+void EventService::OnAppended(std::string_view session_id, std::int64_t seq) noexcept {
+  try {
+    {
+      std::lock_guard lock(mu_);
+      NoteLocked(session_id, seq);
+    }
+    cv_.notify_all();
+  } catch (...) {
+    // Out of memory: waiters still re-read when their wait times out.
+  }
+}
+
+void EventService::OnFeedState(bool live) noexcept {
   {
     std::lock_guard lock(mu_);
-    auto& latest = latest_[event.session_id];
-    if (event.seq > latest) latest = event.seq;
+    if (live && !live_) ++catch_up_;
+    live_ = live;
   }
   cv_.notify_all();
 }
 
-void EventService::Forget(std::string_view session_id) {
+bool EventService::feed_live() const {
   std::lock_guard lock(mu_);
-  if (auto it = latest_.find(session_id); it != latest_.end()) latest_.erase(it);
+  return live_;
 }
 
 Result<std::vector<Event>> EventService::List(std::string_view session_id, std::int64_t after_seq,
@@ -84,12 +111,18 @@ Result<std::vector<Event>> EventService::List(std::string_view session_id, std::
 bool EventService::WaitForNewer(const std::string& session_id, std::int64_t after_seq,
                                 std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
-  auto newer = [&] {
-    auto it = latest_.find(session_id);
-    return it != latest_.end() && it->second > after_seq;
-  };
-  cv_.wait_for(lock, timeout, [&] { return shutdown_ || newer(); });
-  return !shutdown_ && newer();
+  auto it = latest_.find(session_id);
+  if (it == latest_.end()) it = latest_.emplace(session_id, Latest{}).first;
+  Latest& entry = it->second;  // std::map: stays valid while the entry is not erased
+  ++entry.waiters;
+  const std::uint64_t catch_up = catch_up_;
+  if (!live_)
+    timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(kPollInterval));
+  cv_.wait_for(lock, timeout, [&] { return shutdown_ || entry.seq > after_seq || catch_up_ != catch_up; });
+  --entry.waiters;
+  entry.touched_ms = NowMs();
+  if (shutdown_) return false;
+  return entry.seq > after_seq || catch_up_ != catch_up;
 }
 
 void EventService::Shutdown() {

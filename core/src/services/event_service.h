@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "paddock/events.h"
 #include "paddock/session_store.h"
 
 namespace paddock {
@@ -20,31 +21,35 @@ class Metrics;
 class Redactor;
 
 // Thread safety: every method may be called concurrently.
-class EventService {
+class EventService final : public EventFeed {
  public:
   EventService(SessionStore& store, const Redactor& redactor, Metrics& metrics);
 
   // Appends an event. `data` must be a JSON object (kInvalidArgument otherwise); every string
-  // in it is redacted before it is stored.
+  // in it is redacted before it is stored. A non-zero `generation` fences the append by the
+  // run's lease (kAborted once the run has moved on).
   Result<Event> Append(std::string_view session_id, std::string_view run_id, std::string_view type,
-                       std::string_view data);
+                       std::string_view data, std::int64_t generation = 0);
 
   // Checks and redacts an event for a store write that appends it together with other changes
   // (EnqueueRun, FinishRun); pass the stored result to Published() afterwards.
   Result<NewEvent> Prepare(std::string_view run_id, std::string_view type, std::string_view data) const;
 
-  // Tells waiters about an event the store appended as part of another write.
+  // Counts an event the store appended as part of another write and wakes its waiters.
   void Published(const Event& event);
-
-  // Drops what this process remembers of the session (its newest seq), e.g. once it is closed;
-  // waiters then fall back to their periodic re-read.
-  void Forget(std::string_view session_id);
 
   Result<std::vector<Event>> List(std::string_view session_id, std::int64_t after_seq, int limit);
 
-  // Blocks until an event with seq > after_seq was appended to the session by this process,
-  // `timeout` passes, or Shutdown() is called. Returns true when woken by a new event.
+  // Blocks until an event with seq > after_seq is known to be in the session's log (appended by
+  // any process sharing the store), `timeout` passes, the store's notifications come back after
+  // an outage (so the caller must re-read), or Shutdown() is called. Returns true when the
+  // caller should re-read. While notifications are down, waits last at most poll_interval.
   bool WaitForNewer(const std::string& session_id, std::int64_t after_seq, std::chrono::milliseconds timeout);
+
+  // EventFeed, called by the store.
+  void OnAppended(std::string_view session_id, std::int64_t seq) noexcept override;
+  void OnFeedState(bool live) noexcept override;
+  bool feed_live() const;
 
   const Redactor& redactor() const { return redactor_; }
 
@@ -52,18 +57,29 @@ class EventService {
   void Shutdown();
   bool shutting_down() const;
 
+  static constexpr std::chrono::milliseconds kPollInterval{500};
+
  private:
+  struct Latest {
+    std::int64_t seq = 0;
+    int waiters = 0;
+    std::int64_t touched_ms = 0;
+  };
+  void NoteLocked(std::string_view session_id, std::int64_t seq);
+
   SessionStore& store_;
   const Redactor& redactor_;
   Metrics& metrics_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::map<std::string, std::int64_t, std::less<>> latest_;  // session -> newest seq seen
+  // session -> newest seq heard of. Entries nobody waits on are dropped once idle for a minute
+  // (checked when the map has doubled), so it does not grow with every session ever seen.
+  std::map<std::string, Latest, std::less<>> latest_;
+  size_t prune_at_ = 1024;
+  bool live_ = false;           // the store's notifications are flowing
+  std::uint64_t catch_up_ = 0;  // bumped when they come back: waiters re-read
   bool shutdown_ = false;
 };
-
-// The data of a "run.finished" event.
-std::string RunFinishedData(RunStatus status, std::optional<int> exit_code, std::string_view error);
 
 // `json` (an object) with every string value redacted, re-serialised. kInvalidArgument when it
 // is not a JSON object.

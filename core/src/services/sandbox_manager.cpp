@@ -89,9 +89,8 @@ Result<std::string> SandboxManager::Ensure(const std::string& session_id) {
     (void)provider_.Destroy(created->id);
     return bound;
   }
-  if (session.status == SessionStatus::kProvisioning) {
-    Status ready =
-        store_.TransitionSession(session_id, SessionStatus::kProvisioning, SessionStatus::kReady, "");
+  if (session.status == SessionStatus::kProvisioning || session.status == SessionStatus::kSuspended) {
+    Status ready = store_.TransitionSession(session_id, session.status, SessionStatus::kReady, "");
     if (!ready.ok() && ready.code() != StatusCode::kFailedPrecondition) return ready;
   }
   char ms[32];
@@ -165,6 +164,26 @@ Status SandboxManager::Release(const std::string& session_id, bool delete_data) 
   }
   if (delete_data) PADDOCK_RETURN_IF_ERROR(provider_.DeleteSessionData(session_id));
   return Status::Ok();
+}
+
+Result<int> SandboxManager::Reconcile(std::chrono::milliseconds min_age) {
+  PADDOCK_ASSIGN_OR_RETURN(std::vector<SandboxInfo> all, provider_.List());
+  int destroyed = 0;
+  for (const SandboxInfo& info : all) {
+    if (NowMs() - info.created_at < min_age.count()) continue;  // may be about to be bound
+    Result<Session> session = store_.GetSession(info.session_id);
+    if (!session.ok() && session.status().code() != StatusCode::kNotFound) return session.status();
+    if (session.ok() && session->sandbox_id == info.id && session->status != SessionStatus::kClosed) continue;
+    auto session_lock = SessionLock(info.session_id);
+    std::lock_guard guard(*session_lock);
+    LogInfo("destroying sandbox " + info.id + ": session " + info.session_id + " no longer uses it");
+    PADDOCK_RETURN_IF_ERROR(provider_.Destroy(info.id));
+    if (!session.ok() || session->status == SessionStatus::kClosed) {
+      PADDOCK_RETURN_IF_ERROR(provider_.DeleteSessionData(info.session_id));
+    }
+    ++destroyed;
+  }
+  return destroyed;
 }
 
 }  // namespace paddock

@@ -3,6 +3,7 @@
 // it when the session closes.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -51,6 +52,11 @@ class SandboxManager {
   // Destroys the session's sandbox (if any) and unbinds it; with delete_data, also removes the
   // session's durable sandbox data. Idempotent.
   Status Release(const std::string& session_id, bool delete_data);
+
+  // Destroys this provider's sandboxes that no open session is bound to (any more) — say, one a
+  // session left behind when another worker re-created its sandbox — sparing ones younger than
+  // `min_age`, which may be about to be bound. Returns how many it destroyed.
+  Result<int> Reconcile(std::chrono::milliseconds min_age);
 
   // Stops the background threads; queued provisioning is dropped.
   void Stop();

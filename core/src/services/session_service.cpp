@@ -1,11 +1,14 @@
 #include "services/session_service.h"
 
+#include <functional>
 #include <map>
 
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
+#include <Poco/SHA2Engine.h>
 
 #include "metrics/metrics.h"
+#include "paddock/events.h"
 #include "paddock/json.h"
 #include "services/event_service.h"
 #include "services/sandbox_manager.h"
@@ -14,7 +17,7 @@
 
 namespace paddock {
 
-SessionService::SessionService(SessionStore& store, EventService& events, SandboxManager& sandboxes,
+SessionService::SessionService(SessionStore& store, EventService& events, SandboxManager* sandboxes,
                                Metrics& metrics, RunExecutor* executor, WorkerPool* workers)
     : store_(store),
       events_(events),
@@ -23,27 +26,105 @@ SessionService::SessionService(SessionStore& store, EventService& events, Sandbo
       executor_(executor),
       workers_(workers) {}
 
-Status SessionService::CancelQueued(const std::string& run_id, const std::string& reason) {
-  PADDOCK_ASSIGN_OR_RETURN(
-      NewEvent event,
-      events_.Prepare(run_id, "run.finished", RunFinishedData(RunStatus::kCancelled, std::nullopt, reason)));
-  PADDOCK_ASSIGN_OR_RETURN(Event stored,
-                           store_.FinishRun(run_id, RunStatus::kCancelled, std::nullopt, reason, event));
-  metrics_.RunFinished(ToString(RunStatus::kCancelled));
-  events_.Published(stored);
+namespace {
+
+// Idempotency-Key: 1-255 printable ASCII characters (the IETF draft leaves the format to the
+// server; this keeps keys loggable and index-friendly).
+Status CheckIdempotencyKey(const std::string& key) {
+  bool ok = !key.empty() && key.size() <= 255;
+  for (char c : key) ok = ok && c >= 0x21 && c <= 0x7e;
+  if (!ok) {
+    return Status::InvalidArgument("Idempotency-Key must be 1-255 printable ASCII characters without spaces");
+  }
   return Status::Ok();
 }
 
-Result<Session> SessionService::Create(const std::string& agent_id) {
-  Session s;
-  s.id = NewId("ses");
-  s.agent_id = agent_id;
-  s.status = SessionStatus::kProvisioning;
-  s.created_at = s.updated_at = NowMs();
-  PADDOCK_RETURN_IF_ERROR(store_.CreateSession(s));
-  (void)events_.Append(s.id, "", "session.created", "{\"agent_id\":" + JsonQuote(agent_id) + "}");
-  sandboxes_.ProvisionInBackground(s.id);
-  return store_.GetSession(s.id);
+std::string Sha256Hex(const std::string& text) {
+  Poco::SHA2Engine sha(Poco::SHA2Engine::SHA_256);
+  sha.update(text);
+  return Poco::DigestEngine::digestToHex(sha.digest());
+}
+
+// Looks `key` up in `scope`: the resource id an earlier request with the same hash created,
+// nullopt when the key is new, kFailedPrecondition when it came with another request.
+Result<std::optional<std::string>> Replay(SessionStore& store, const IdempotencyKey& idem) {
+  PADDOCK_ASSIGN_OR_RETURN(std::optional<IdempotencyRecord> rec,
+                           store.FindIdempotencyKey(idem.scope, idem.key));
+  if (!rec) return std::optional<std::string>();
+  if (rec->request_hash != idem.request_hash) {
+    return Status::FailedPrecondition("Idempotency-Key '" + idem.key +
+                                      "' was already used with a different request; send a new key for a new "
+                                      "request");
+  }
+  return std::optional<std::string>(rec->resource_id);
+}
+
+// Runs `create` for a request with an Idempotency-Key (or without: key empty), replaying the
+// earlier result when the key was seen. A concurrent twin that recorded the key first wins and
+// this request replays its result.
+template <class T>
+Result<Idempotent<T>> WithIdempotency(SessionStore& store, const IdempotencyKey& idem,
+                                      const std::function<Result<T>(const IdempotencyKey&)>& create,
+                                      const std::function<Result<T>(const std::string&)>& fetch) {
+  if (idem.key.empty()) {
+    PADDOCK_ASSIGN_OR_RETURN(T made, create(idem));
+    return Idempotent<T>{std::move(made), false};
+  }
+  PADDOCK_RETURN_IF_ERROR(CheckIdempotencyKey(idem.key));
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    PADDOCK_ASSIGN_OR_RETURN(std::optional<std::string> earlier, Replay(store, idem));
+    if (earlier) {
+      PADDOCK_ASSIGN_OR_RETURN(T found, fetch(*earlier));
+      return Idempotent<T>{std::move(found), true};
+    }
+    Result<T> made = create(idem);
+    if (made.ok()) return Idempotent<T>{std::move(made).value(), false};
+    if (made.status().code() != StatusCode::kAlreadyExists) return made.status();
+    // The key was recorded between the lookup and the write: replay that request's result.
+  }
+  return Status::Unavailable("Idempotency-Key '" + idem.key + "' is contended; retry the request");
+}
+
+}  // namespace
+
+Result<Run> SessionService::Cancel(const std::string& run_id, const std::string& reason) {
+  PADDOCK_ASSIGN_OR_RETURN(
+      NewEvent event,
+      events_.Prepare(run_id, "run.finished", RunFinishedData(RunStatus::kCancelled, std::nullopt, reason)));
+  PADDOCK_ASSIGN_OR_RETURN(Run run, store_.CancelRun(run_id, reason, event));
+  if (run.status == RunStatus::kCancelled) {
+    metrics_.RunFinished(ToString(RunStatus::kCancelled));
+  } else if (executor_) {
+    executor_->Cancel(run_id);  // running here: stop it now rather than at the next heartbeat
+  }
+  return run;
+}
+
+Result<SandboxManager*> SessionService::Sandboxes() {
+  if (!sandboxes_) {
+    return Status::FailedPrecondition(
+        "this server runs no sandboxes (it was started with --no-worker); sandboxes live in the worker "
+        "processes, which create one for a session when it next runs a message");
+  }
+  return sandboxes_;
+}
+
+Result<Idempotent<Session>> SessionService::Create(const std::string& agent_id, const std::string& key) {
+  IdempotencyKey idem{"sessions", key, key.empty() ? "" : Sha256Hex("agent_id\n" + agent_id)};
+  return WithIdempotency<Session>(
+      store_, idem,
+      [&](const IdempotencyKey& k) -> Result<Session> {
+        Session s;
+        s.id = NewId("ses");
+        s.agent_id = agent_id;
+        s.status = sandboxes_ ? SessionStatus::kProvisioning : SessionStatus::kSuspended;
+        s.created_at = s.updated_at = NowMs();
+        PADDOCK_RETURN_IF_ERROR(store_.CreateSession(s, k));
+        (void)events_.Append(s.id, "", "session.created", "{\"agent_id\":" + JsonQuote(agent_id) + "}");
+        if (sandboxes_) sandboxes_->ProvisionInBackground(s.id);
+        return store_.GetSession(s.id);
+      },
+      [&](const std::string& id) { return store_.GetSession(id); });
 }
 
 Result<Session> SessionService::Get(const std::string& id) { return store_.GetSession(id); }
@@ -55,10 +136,10 @@ Result<Page<Session>> SessionService::List(const SessionFilter& filter) {
 Status SessionService::CancelActiveRuns(const std::string& session_id, const std::string& reason) {
   PADDOCK_ASSIGN_OR_RETURN(std::vector<Run> runs, store_.ListRuns(session_id, 1000));
   for (const Run& r : runs) {
-    if (r.status == RunStatus::kQueued) {
-      (void)CancelQueued(r.id, reason);  // one that started meanwhile is cancelled below
-    } else if (r.status == RunStatus::kRunning && executor_) {
-      executor_->Cancel(r.id);
+    if (IsTerminal(r.status)) continue;
+    Result<Run> cancelled = Cancel(r.id, reason);
+    if (!cancelled.ok() && cancelled.status().code() != StatusCode::kFailedPrecondition) {
+      return cancelled.status();  // kFailedPrecondition: it finished meanwhile
     }
   }
   return Status::Ok();
@@ -69,9 +150,10 @@ Result<Session> SessionService::Close(const std::string& id) {
   if (s.status == SessionStatus::kClosed) return s;
   PADDOCK_RETURN_IF_ERROR(store_.SetSessionStatus(id, SessionStatus::kClosed, "closed by request"));
   PADDOCK_RETURN_IF_ERROR(CancelActiveRuns(id, "session closed"));
-  PADDOCK_RETURN_IF_ERROR(sandboxes_.Release(id, /*delete_data=*/true));
+  // Without sandboxes here, the worker that holds the session's sandbox destroys it when it
+  // next reconciles (closed sessions keep none).
+  if (sandboxes_) PADDOCK_RETURN_IF_ERROR(sandboxes_->Release(id, /*delete_data=*/true));
   (void)events_.Append(id, "", "session.closed", "{}");
-  events_.Forget(id);
   return store_.GetSession(id);
 }
 
@@ -85,31 +167,41 @@ Result<Session> SessionService::Usable(const std::string& session_id) {
   return s;
 }
 
-Result<Run> SessionService::Send(const std::string& session_id, const std::string& content, OnBusy on_busy) {
-  PADDOCK_RETURN_IF_ERROR(Usable(session_id).status());
-  if (on_busy != OnBusy::kQueue) {
-    PADDOCK_ASSIGN_OR_RETURN(std::int64_t active, store_.CountActiveRuns(session_id));
-    if (active > 0 && on_busy == OnBusy::kReject) {
-      return Status::FailedPrecondition("session '" + session_id + "' has " + std::to_string(active) +
-                                        " run(s) queued or running; send with on_busy=queue to wait "
-                                        "or on_busy=interrupt to cancel them");
+Result<Idempotent<Run>> SessionService::Send(const std::string& session_id, const std::string& content,
+                                             OnBusy on_busy, const std::string& key) {
+  static constexpr const char* kOnBusy[] = {"queue", "reject", "interrupt"};
+  IdempotencyKey idem{"messages:" + session_id, key,
+                      key.empty() ? ""
+                                  : Sha256Hex(std::string("on_busy\n") + kOnBusy[static_cast<int>(on_busy)] +
+                                              "\ncontent\n" + content)};
+  auto create = [&](const IdempotencyKey& k) -> Result<Run> {
+    PADDOCK_RETURN_IF_ERROR(Usable(session_id).status());
+    if (on_busy != OnBusy::kQueue) {
+      PADDOCK_ASSIGN_OR_RETURN(std::int64_t active, store_.CountActiveRuns(session_id));
+      if (active > 0 && on_busy == OnBusy::kReject) {
+        return Status::FailedPrecondition("session '" + session_id + "' has " + std::to_string(active) +
+                                          " run(s) queued or running; send with on_busy=queue to wait "
+                                          "or on_busy=interrupt to cancel them");
+      }
+      if (active > 0) PADDOCK_RETURN_IF_ERROR(CancelActiveRuns(session_id, "interrupted by a new message"));
     }
-    if (active > 0) PADDOCK_RETURN_IF_ERROR(CancelActiveRuns(session_id, "interrupted by a new message"));
-  }
-  Run run;
-  run.id = NewId("run");
-  run.session_id = session_id;
-  run.content = content;
-  run.created_at = NowMs();
-  NewEvent message;
-  message.run_id = run.id;
-  message.type = "message.user";
-  PADDOCK_ASSIGN_OR_RETURN(message.data,
-                           RedactJsonObject("{\"content\":" + JsonQuote(content) + "}", events_.redactor()));
-  PADDOCK_ASSIGN_OR_RETURN(Event stored, store_.EnqueueRun(run, message));
-  events_.Published(stored);
-  if (workers_) workers_->Wake();
-  return store_.GetRun(run.id);
+    Run run;
+    run.id = NewId("run");
+    run.session_id = session_id;
+    run.content = content;
+    run.created_at = NowMs();
+    NewEvent message;
+    message.run_id = run.id;
+    message.type = "message.user";
+    PADDOCK_ASSIGN_OR_RETURN(
+        message.data, RedactJsonObject("{\"content\":" + JsonQuote(content) + "}", events_.redactor()));
+    PADDOCK_ASSIGN_OR_RETURN(Event stored, store_.EnqueueRun(run, message, k));
+    events_.Published(stored);
+    if (workers_) workers_->Wake();
+    return store_.GetRun(run.id);
+  };
+  if (!key.empty()) PADDOCK_RETURN_IF_ERROR(store_.GetSession(session_id).status());
+  return WithIdempotency<Run>(store_, idem, create, [&](const std::string& id) { return store_.GetRun(id); });
 }
 
 Result<std::vector<Run>> SessionService::Runs(const std::string& session_id, int limit) {
@@ -125,13 +217,7 @@ Result<Run> SessionService::CancelRun(const std::string& session_id, const std::
   if (IsTerminal(run.status)) {
     return Status::FailedPrecondition("run '" + run_id + "' is already " + std::string(ToString(run.status)));
   }
-  if (run.status == RunStatus::kQueued) {
-    Status s = CancelQueued(run_id, "cancelled by request");
-    if (!s.ok() && s.code() != StatusCode::kFailedPrecondition) return s;
-  } else if (!executor_ || !executor_->Cancel(run_id)) {
-    return Status::FailedPrecondition("run '" + run_id + "' is running in another process");
-  }
-  return store_.GetRun(run_id);
+  return Cancel(run_id, "cancelled by request");
 }
 
 Result<SandboxInfo> SessionService::Sandbox(const std::string& session_id) {
@@ -140,7 +226,8 @@ Result<SandboxInfo> SessionService::Sandbox(const std::string& session_id) {
     return Status::NotFound("session '" + session_id + "' has no sandbox (status " +
                             std::string(ToString(s.status)) + ")");
   }
-  return sandboxes_.Inspect(s.sandbox_id);
+  PADDOCK_ASSIGN_OR_RETURN(SandboxManager * sandboxes, Sandboxes());
+  return sandboxes->Inspect(s.sandbox_id);
 }
 
 namespace {
@@ -167,8 +254,9 @@ class BoundedCapture final : public ExecObserver {
 Result<SessionService::ExecOutput> SessionService::Exec(const std::string& session_id,
                                                         const ExecRequest& request, size_t max_output) {
   PADDOCK_RETURN_IF_ERROR(Usable(session_id).status());
+  PADDOCK_ASSIGN_OR_RETURN(SandboxManager * sandboxes, Sandboxes());
   BoundedCapture capture(max_output);
-  PADDOCK_ASSIGN_OR_RETURN(ExecResult result, sandboxes_.Exec(session_id, request, capture));
+  PADDOCK_ASSIGN_OR_RETURN(ExecResult result, sandboxes->Exec(session_id, request, capture));
   std::string argv = "[";
   for (size_t i = 0; i < request.argv.size(); ++i) argv += (i ? "," : "") + JsonQuote(request.argv[i]);
   (void)events_.Append(session_id, "", "sandbox.exec",
@@ -184,8 +272,9 @@ Result<Session> SessionService::Restart(const std::string& session_id) {
     return Status::FailedPrecondition("session '" + session_id + "' has " + std::to_string(active) +
                                       " run(s) queued or running; cancel them before restarting its sandbox");
   }
-  PADDOCK_RETURN_IF_ERROR(sandboxes_.Release(session_id, /*delete_data=*/false));
-  PADDOCK_RETURN_IF_ERROR(sandboxes_.Ensure(session_id).status());
+  PADDOCK_ASSIGN_OR_RETURN(SandboxManager * sandboxes, Sandboxes());
+  PADDOCK_RETURN_IF_ERROR(sandboxes->Release(session_id, /*delete_data=*/false));
+  PADDOCK_RETURN_IF_ERROR(sandboxes->Ensure(session_id).status());
   return store_.GetSession(session_id);
 }
 
@@ -198,7 +287,9 @@ Result<std::vector<TranscriptEntry>> SessionService::Transcript(const std::strin
     PADDOCK_ASSIGN_OR_RETURN(std::vector<Event> page, store_.ListEvents(session_id, after, 1000));
     for (const Event& e : page) {
       after = e.seq;
-      if (e.type != "message.user" && e.type != "output" && e.type != "run.finished") continue;
+      if (e.type != "message.user" && e.type != "output" && e.type != "run.finished" &&
+          e.type != "run.started")
+        continue;
       Poco::JSON::Parser parser;
       Poco::JSON::Object::Ptr data;
       try {
@@ -214,7 +305,9 @@ Result<std::vector<TranscriptEntry>> SessionService::Transcript(const std::strin
       auto [it, inserted] = assistant.try_emplace(e.run_id, out.size());
       if (inserted) out.push_back({"assistant", e.run_id, "", std::nullopt, std::nullopt, e.created_at});
       TranscriptEntry& entry = out[it->second];
-      if (e.type == "output") {
+      if (e.type == "run.started") {
+        entry.content.clear();  // a new attempt: what an interrupted one printed is not the answer
+      } else if (e.type == "output") {
         entry.content += data->optValue<std::string>("text", "");
         entry.content += "\n";
       } else {

@@ -27,15 +27,27 @@ struct TranscriptEntry {
   TimestampMs created_at = 0;
 };
 
+// The result of a request that may carry an Idempotency-Key: the resource, and whether an earlier
+// request with the same key created it (the response is then a replay).
+template <class T>
+struct Idempotent {
+  T value;
+  bool replayed = false;
+};
+
 class SessionService {
  public:
-  // `executor`/`workers` may be null in a process that runs no worker.
-  SessionService(SessionStore& store, EventService& events, SandboxManager& sandboxes, Metrics& metrics,
+  // `sandboxes`, `executor` and `workers` are null in a process that runs no worker (and so no
+  // sandboxes): its sessions start suspended, and the worker that runs their first message
+  // provisions a sandbox.
+  SessionService(SessionStore& store, EventService& events, SandboxManager* sandboxes, Metrics& metrics,
                  RunExecutor* executor, WorkerPool* workers);
 
-  // Creates a session (status provisioning) and starts provisioning its sandbox.
-  // kNotFound when the agent does not exist.
-  Result<Session> Create(const std::string& agent_id);
+  // Creates a session (status provisioning) and starts provisioning its sandbox; without
+  // sandboxes in this process, creates it suspended. kNotFound when the agent does not exist.
+  // With an idempotency key (may be empty), a repeat of the same request returns the session
+  // the first one created; the key with another agent_id is kFailedPrecondition.
+  Result<Idempotent<Session>> Create(const std::string& agent_id, const std::string& idempotency_key);
   Result<Session> Get(const std::string& id);
   Result<Page<Session>> List(const SessionFilter& filter);
 
@@ -45,10 +57,13 @@ class SessionService {
 
   // Queues a run for `content`. kFailedPrecondition when the session is closed or failed, or
   // (on_busy=reject) while another run is queued or running.
-  Result<Run> Send(const std::string& session_id, const std::string& content, OnBusy on_busy);
+  // With an idempotency key, as Create.
+  Result<Idempotent<Run>> Send(const std::string& session_id, const std::string& content, OnBusy on_busy,
+                               const std::string& idempotency_key);
 
   Result<std::vector<Run>> Runs(const std::string& session_id, int limit);
-  // Cancels a queued or running run; kFailedPrecondition when it already finished.
+  // Cancels a queued run at once, and asks a running one to stop (its worker, in whatever
+  // process, does within a heartbeat); kFailedPrecondition when it already finished.
   Result<Run> CancelRun(const std::string& session_id, const std::string& run_id);
 
   // The sandbox bound to the session, as its provider sees it. kNotFound when none is bound.
@@ -77,13 +92,14 @@ class SessionService {
   Status CancelActiveRuns(const std::string& session_id, const std::string& reason);
   // kFailedPrecondition naming the status when the session is closed or failed.
   Result<Session> Usable(const std::string& session_id);
-  // Cancels a queued run: its terminal status, the metric, then the event. kFailedPrecondition
-  // when it left the queue meanwhile.
-  Status CancelQueued(const std::string& run_id, const std::string& reason);
+  // Cancels (queued) or asks to stop (running) a run, through the store.
+  Result<Run> Cancel(const std::string& run_id, const std::string& reason);
+  // This process's sandboxes, or kFailedPrecondition saying that it runs none.
+  Result<SandboxManager*> Sandboxes();
 
   SessionStore& store_;
   EventService& events_;
-  SandboxManager& sandboxes_;
+  SandboxManager* sandboxes_;
   Metrics& metrics_;
   RunExecutor* executor_;
   WorkerPool* workers_;

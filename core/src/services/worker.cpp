@@ -1,6 +1,11 @@
 #include "services/worker.h"
 
+#include <unistd.h>
+
+#include <random>
+
 #include "metrics/metrics.h"
+#include "paddock/events.h"
 #include "paddock/json.h"
 #include "services/event_service.h"
 #include "services/sandbox_manager.h"
@@ -10,12 +15,24 @@
 namespace paddock {
 namespace {
 
-// What a harness sees of the host during one turn.
+std::int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// What a harness sees of the host during one turn. Every event it emits is fenced by the
+// run's lease; a refused one tells the executor why.
 class HostTurnContext final : public TurnContext {
  public:
+  struct Flags {
+    const std::atomic<bool>& cancelled;
+    std::atomic<bool>& lease_lost;
+    std::atomic<bool>& store_down;
+  };
+
   HostTurnContext(const Agent& agent, const Session& session, const Run& run, std::string sandbox_id,
-                  EnvMap env, SandboxProvider& provider, EventService& events,
-                  const std::atomic<bool>& cancelled)
+                  EnvMap env, SandboxProvider& provider, EventService& events, Flags flags)
       : agent_(agent),
         session_(session),
         run_(run),
@@ -23,7 +40,7 @@ class HostTurnContext final : public TurnContext {
         env_(std::move(env)),
         provider_(provider),
         events_(events),
-        cancelled_(cancelled) {}
+        flags_(flags) {}
 
   const Agent& agent() const noexcept override { return agent_; }
   const Session& session() const noexcept override { return session_; }
@@ -42,13 +59,16 @@ class HostTurnContext final : public TurnContext {
 
   Status Emit(std::string_view type, std::string_view data) noexcept override {
     try {
-      return events_.Append(session_.id, run_.id, type, data).status();
+      Status s = events_.Append(session_.id, run_.id, type, data, run_.generation).status();
+      if (s.code() == StatusCode::kAborted) flags_.lease_lost = true;
+      if (s.code() == StatusCode::kUnavailable) flags_.store_down = true;
+      return s;
     } catch (const std::exception& e) {
       return Status::Internal(std::string("emit: ") + e.what());
     }
   }
 
-  bool Cancelled() const noexcept override { return cancelled_.load(); }
+  bool Cancelled() const noexcept override { return flags_.cancelled.load() || flags_.lease_lost.load(); }
 
  private:
   const Agent& agent_;
@@ -58,21 +78,31 @@ class HostTurnContext final : public TurnContext {
   EnvMap env_;
   SandboxProvider& provider_;
   EventService& events_;
-  const std::atomic<bool>& cancelled_;
+  Flags flags_;
 };
 
 }  // namespace
 
+std::string NewWorkerId() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  std::random_device rd;
+  char suffix[8];
+  std::snprintf(suffix, sizeof suffix, "%04x", static_cast<unsigned>(rd() & 0xffff));
+  return std::string(host) + "/" + std::to_string(getpid()) + "/" + suffix;
+}
+
 RunExecutor::RunExecutor(SessionStore& store, EventService& events, SandboxManager& sandboxes,
                          SandboxProvider& provider, const Harnesses& harnesses, Redactor& redactor,
-                         Metrics& metrics)
+                         Metrics& metrics, LeaseSettings lease)
     : store_(store),
       events_(events),
       sandboxes_(sandboxes),
       provider_(provider),
       harnesses_(harnesses),
       redactor_(redactor),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      lease_(lease) {}
 
 bool RunExecutor::Cancel(const std::string& run_id) {
   std::lock_guard lock(mu_);
@@ -91,6 +121,34 @@ void RunExecutor::CancelAll() {
   }
 }
 
+bool RunExecutor::LeaseMayBeHeld(const Active& active) const {
+  return SteadyMs() - active.renewed_ms.load() < lease_.ttl.count();
+}
+
+void RunExecutor::Heartbeat() {
+  std::vector<std::shared_ptr<Active>> runs;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, a] : active_) runs.push_back(a);
+  }
+  for (auto& a : runs) {
+    if (a->lease_lost) continue;
+    const std::int64_t sent = SteadyMs();  // the store's expiry is at least sent + ttl
+    Result<Run> renewed = store_.HeartbeatRun(a->lease, lease_.ttl);
+    if (renewed.ok()) {
+      a->renewed_ms = sent;
+      if (renewed->cancel_requested) a->cancelled = true;
+      continue;
+    }
+    if (renewed.status().code() == StatusCode::kAborted || !LeaseMayBeHeld(*a)) {
+      LogWarn("run " + a->lease.run_id + ": lease lost (" + renewed.status().message() +
+              "); stopping it here");
+      a->lease_lost = true;
+      a->cancelled = true;
+    }
+  }
+}
+
 Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::optional<int>& exit_code,
                                      std::string& error) {
   PADDOCK_ASSIGN_OR_RETURN(Session session, store_.GetSession(run.session_id));
@@ -103,13 +161,19 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
   PADDOCK_ASSIGN_OR_RETURN(std::string sandbox_id, sandboxes_.Ensure(session.id));
   PADDOCK_ASSIGN_OR_RETURN(session, store_.GetSession(session.id));  // Ensure may have changed it
   PADDOCK_ASSIGN_OR_RETURN(EnvMap env, sandboxes_.Environment(agent, session));
-  (void)store_.TransitionSession(session.id, SessionStatus::kReady, SessionStatus::kRunning, "");
-  PADDOCK_RETURN_IF_ERROR(events_
-                              .Append(session.id, run.id, "run.started",
-                                      "{\"attempt\":" + std::to_string(run.attempt) +
-                                          ",\"sandbox_id\":" + JsonQuote(sandbox_id) + "}")
-                              .status());
-  HostTurnContext ctx(agent, session, run, sandbox_id, std::move(env), provider_, events_, active.cancelled);
+  PADDOCK_ASSIGN_OR_RETURN(NewEvent started,
+                           events_.Prepare(run.id, "run.started",
+                                           "{\"attempt\":" + std::to_string(run.attempt) +
+                                               ",\"sandbox_id\":" + JsonQuote(sandbox_id) + "}"));
+  Result<Event> stored = store_.StartRun(active.lease, started);
+  if (!stored.ok()) {
+    if (stored.status().code() == StatusCode::kAborted) active.lease_lost = true;
+    if (stored.status().code() == StatusCode::kUnavailable) active.store_down = true;
+    return stored.status();
+  }
+  events_.Published(*stored);
+  HostTurnContext ctx(agent, session, run, sandbox_id, std::move(env), provider_, events_,
+                      {active.cancelled, active.lease_lost, active.store_down});
   PADDOCK_ASSIGN_OR_RETURN(TurnOutcome outcome, harness->second->RunTurn(ctx));
   exit_code = outcome.exit_code;
   error = outcome.error;
@@ -121,8 +185,38 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
   return outcome.status;
 }
 
+void RunExecutor::Finish(const Run& run, Active& active, RunStatus status, std::optional<int> exit_code,
+                         std::string error) {
+  error = redactor_.Redact(error);
+  Result<NewEvent> event = events_.Prepare(run.id, "run.finished", RunFinishedData(status, exit_code, error));
+  if (!event.ok()) {
+    LogError("run " + run.id + ": " + event.status().ToString());
+    return;
+  }
+  // The store may be briefly unreachable: keep trying while the lease may still be ours (the
+  // heartbeat thread keeps renewing it); after that the sweeper re-queues the run.
+  for (;;) {
+    Result<Event> finished = store_.FinishRun(active.lease, status, exit_code, error, *event);
+    if (finished.ok()) {
+      metrics_.RunFinished(ToString(status));
+      events_.Published(*finished);
+      return;
+    }
+    if (finished.status().code() == StatusCode::kUnavailable && LeaseMayBeHeld(active) &&
+        !active.lease_lost) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      continue;
+    }
+    LogWarn("run " + run.id + ": could not record its end (" + finished.status().ToString() +
+            "); the lease decides who does");
+    return;
+  }
+}
+
 void RunExecutor::Execute(const Run& run) {
   auto active = std::make_shared<Active>();
+  active->lease = {run.id, run.generation};
+  active->renewed_ms = SteadyMs() - 1000;  // claimed a moment ago: be conservative
   {
     std::lock_guard lock(mu_);
     active_[run.id] = active;
@@ -141,39 +235,36 @@ void RunExecutor::Execute(const Run& run) {
     status = active->cancelled ? RunStatus::kCancelled : RunStatus::kFailed;
     error = driven.status().message();
   }
-  {
-    std::lock_guard lock(mu_);
-    active_.erase(run.id);
+  if (active->lease_lost) {
+    LogWarn("run " + run.id + ": lease lost during the run; its new owner decides its outcome");
+  } else if (active->shutdown && status != RunStatus::kSucceeded) {
+    // Hand the run back: a lease that expires now lets the sweeper of any process re-queue it.
+    LogInfo("run " + run.id + ": giving it back because this process is stopping");
+    (void)store_.HeartbeatRun(active->lease, std::chrono::milliseconds(0));
+  } else if (active->store_down && status != RunStatus::kSucceeded) {
+    // Events of the turn were lost: the run is re-queued when its lease expires, not failed.
+    LogWarn("run " + run.id + ": the store was unreachable during the run; leaving it to the sweeper");
+  } else {
+    Finish(run, *active, status, exit_code, std::move(error));
   }
-  if (active->shutdown && status != RunStatus::kSucceeded) {
-    // Not the user's doing: say so. Resuming such runs is for a later version.
-    status = RunStatus::kFailed;
-    error = "the server shut down during the run";
-  }
-  error = redactor_.Redact(error);
-  // The session is ready again before its run's end is in the log, so that whoever reacts to
-  // "run.finished" finds it so (or already running the next run).
-  (void)store_.TransitionSession(run.session_id, SessionStatus::kRunning, SessionStatus::kReady, "");
-  Result<NewEvent> event = events_.Prepare(run.id, "run.finished", RunFinishedData(status, exit_code, error));
-  Result<Event> finished =
-      event.ok() ? store_.FinishRun(run.id, status, exit_code, error, *event) : Result<Event>(event.status());
-  if (!finished.ok()) {
-    // Another path (cancel, close) finished it first; its outcome and its event stand.
-    LogWarn("run " + run.id + ": " + finished.status().ToString());
-    return;
-  }
-  metrics_.RunFinished(ToString(status));
-  events_.Published(*finished);
+  std::lock_guard lock(mu_);
+  active_.erase(run.id);
 }
 
-WorkerPool::WorkerPool(SessionStore& store, RunExecutor& executor, int threads,
-                       std::chrono::milliseconds poll_interval)
-    : store_(store), executor_(executor), thread_count_(threads), poll_interval_(poll_interval) {}
+WorkerPool::WorkerPool(SessionStore& store, RunExecutor& executor, std::string worker_id, int threads,
+                       std::chrono::milliseconds poll_interval, LeaseSettings lease)
+    : store_(store),
+      executor_(executor),
+      worker_id_(std::move(worker_id)),
+      thread_count_(threads),
+      poll_interval_(poll_interval),
+      lease_(lease) {}
 
 WorkerPool::~WorkerPool() { Stop(); }
 
 void WorkerPool::Start() {
   for (int i = 0; i < thread_count_; ++i) threads_.emplace_back([this] { Loop(); });
+  threads_.emplace_back([this] { HeartbeatLoop(); });
 }
 
 void WorkerPool::Wake() {
@@ -196,6 +287,16 @@ void WorkerPool::Stop() {
   threads_.clear();
 }
 
+void WorkerPool::HeartbeatLoop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    lock.unlock();
+    executor_.Heartbeat();
+    lock.lock();
+    cv_.wait_for(lock, lease_.heartbeat, [&] { return stopping_; });
+  }
+}
+
 void WorkerPool::Loop() {
   for (;;) {
     std::uint64_t seen;
@@ -204,7 +305,7 @@ void WorkerPool::Loop() {
       if (stopping_) return;
       seen = wakeups_;
     }
-    Result<std::optional<Run>> claimed = store_.ClaimNextRun();
+    Result<std::optional<Run>> claimed = store_.ClaimNextRun(worker_id_, lease_.ttl);
     if (claimed.ok() && claimed->has_value()) {
       executor_.Execute(**claimed);
       continue;  // there may be more

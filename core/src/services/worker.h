@@ -1,8 +1,10 @@
-// The in-process worker: threads that claim queued runs from the store and drive the agent's
-// harness in the session's sandbox, one run per session at a time.
+// The worker: threads that claim queued runs from the store under a lease and drive the agent's
+// harness in the session's sandbox. A heartbeat thread renews the leases of the runs in
+// progress; a run whose lease this process lost is stopped without writing anything more.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -26,29 +28,45 @@ struct Harnesses {
   std::map<std::string, std::shared_ptr<Harness>, std::less<>> by_name;
 };
 
-// Executes one claimed run from start to terminal status.
+struct LeaseSettings {
+  std::chrono::milliseconds ttl{15000};
+  std::chrono::milliseconds heartbeat{3000};
+};
+
+// Executes claimed runs from start to terminal status.
 // Thread safety: Execute is called concurrently for runs of different sessions.
 class RunExecutor {
  public:
   RunExecutor(SessionStore& store, EventService& events, SandboxManager& sandboxes, SandboxProvider& provider,
-              const Harnesses& harnesses, Redactor& redactor, Metrics& metrics);
+              const Harnesses& harnesses, Redactor& redactor, Metrics& metrics, LeaseSettings lease);
 
-  // Runs `run` (already claimed: status running) to a terminal status, recording it in the
-  // store and as a "run.finished" event.
+  // Runs `run` (claimed by this process: running, with its generation) to a terminal status,
+  // recording it in the store and as a "run.finished" event — unless the lease is lost on the
+  // way, in which case whoever holds the run now (or the sweeper) decides its outcome.
   void Execute(const Run& run);
 
-  // Asks a running run to stop; true when it was running in this process.
+  // Asks a run in progress here to stop; true when it was running in this process.
   bool Cancel(const std::string& run_id);
-  // Stops every run in progress because the process is shutting down: they end failed, with
-  // that reason, and runs claimed from now on stop at once.
+  // Stops every run in progress because the process is shutting down: each gives up its lease
+  // (so the sweeper re-queues it for another worker at once) and runs claimed from now on stop
+  // at once.
   void CancelAll();
+  // Renews the lease of every run in progress; called by the pool's heartbeat thread.
+  void Heartbeat();
 
  private:
   struct Active {
+    RunLease lease;
     std::atomic<bool> cancelled{false};
-    std::atomic<bool> shutdown{false};  // cancelled because this process is stopping
+    std::atomic<bool> shutdown{false};        // cancelled because this process is stopping
+    std::atomic<bool> lease_lost{false};      // another worker or the sweeper owns the run now
+    std::atomic<bool> store_down{false};      // a write for the run failed: the store is unreachable
+    std::atomic<std::int64_t> renewed_ms{0};  // steady clock of the last successful renewal
   };
   Result<RunStatus> Drive(const Run& run, Active& active, std::optional<int>& exit_code, std::string& error);
+  void Finish(const Run& run, Active& active, RunStatus status, std::optional<int> exit_code,
+              std::string error);
+  bool LeaseMayBeHeld(const Active& active) const;
 
   SessionStore& store_;
   EventService& events_;
@@ -57,6 +75,7 @@ class RunExecutor {
   const Harnesses& harnesses_;
   Redactor& redactor_;
   Metrics& metrics_;
+  LeaseSettings lease_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Active>> active_;
   bool stopping_ = false;  // guarded by mu_: runs claimed after CancelAll start cancelled
@@ -64,8 +83,8 @@ class RunExecutor {
 
 class WorkerPool {
  public:
-  WorkerPool(SessionStore& store, RunExecutor& executor, int threads,
-             std::chrono::milliseconds poll_interval);
+  WorkerPool(SessionStore& store, RunExecutor& executor, std::string worker_id, int threads,
+             std::chrono::milliseconds poll_interval, LeaseSettings lease);
   ~WorkerPool();
 
   void Start();
@@ -74,18 +93,26 @@ class WorkerPool {
   // Cancels runs in progress, waits for the threads to finish.
   void Stop();
 
+  const std::string& worker_id() const { return worker_id_; }
+
  private:
   void Loop();
+  void HeartbeatLoop();
 
   SessionStore& store_;
   RunExecutor& executor_;
+  std::string worker_id_;
   int thread_count_;
   std::chrono::milliseconds poll_interval_;
+  LeaseSettings lease_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::uint64_t wakeups_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
+
+// A worker id unique among live processes: host name, pid and a random suffix.
+std::string NewWorkerId();
 
 }  // namespace paddock

@@ -65,6 +65,7 @@ void StreamEvents(Exchange& x) {
   out.flush();
   EventService& events = x.app.events();
   std::int64_t seq = *after;
+  auto last_write = std::chrono::steady_clock::now();
   while (out.good() && !events.shutting_down()) {
     Result<std::vector<Event>> page = events.List(id, seq, kPage);
     if (!page.ok()) {
@@ -76,12 +77,17 @@ void StreamEvents(Exchange& x) {
       out << "id: " << e.seq << "\nevent: " << e.type << "\ndata: " << RenderEventJson(e) << "\n\n";
       seq = e.seq;
     }
-    out.flush();
+    if (!page->empty()) {
+      out.flush();
+      last_write = std::chrono::steady_clock::now();
+    }
     if (static_cast<int>(page->size()) == kPage) continue;
-    if (!events.WaitForNewer(id, seq, kHeartbeat)) {
+    if (std::chrono::steady_clock::now() - last_write >= kHeartbeat) {
       out << ": keep-alive\n\n";
       out.flush();
+      last_write = std::chrono::steady_clock::now();
     }
+    (void)events.WaitForNewer(id, seq, kHeartbeat);
   }
 }
 

@@ -8,6 +8,18 @@
 #include "services/session_service.h"
 
 namespace paddock::handlers {
+namespace {
+
+// The Idempotency-Key header ("" when absent), checked by the service.
+std::string IdempotencyKeyOf(const Exchange& x) {
+  return x.request.has("Idempotency-Key") ? x.request.get("Idempotency-Key") : std::string();
+}
+
+void MarkReplay(Exchange& x, bool replayed) {
+  if (replayed) x.response.set("Idempotent-Replayed", "true");
+}
+
+}  // namespace
 
 void CreateSession(Exchange& x) {
   auto body = x.JsonBody();
@@ -18,10 +30,11 @@ void CreateSession(Exchange& x) {
   if (!agent_id->has_value() || (*agent_id)->empty()) {
     return x.SendError(Status::InvalidArgument("field 'agent_id' is required"));
   }
-  Result<Session> session = x.app.sessions().Create(**agent_id);
+  Result<Idempotent<Session>> session = x.app.sessions().Create(**agent_id, IdempotencyKeyOf(x));
   if (!session.ok()) return x.SendError(session.status());
-  x.response.set("Location", "/api/sessions/" + session->id);
-  x.SendJson(201, RenderSession(*session));
+  x.response.set("Location", "/api/sessions/" + session->value.id);
+  MarkReplay(x, session->replayed);
+  x.SendJson(201, RenderSession(session->value));
 }
 
 void ListSessions(Exchange& x) {
@@ -84,11 +97,12 @@ void SendMessage(Exchange& x) {
       return x.SendError(Status::InvalidArgument("field 'on_busy' must be queue, reject or interrupt"));
     }
   }
-  Result<Run> run = x.app.sessions().Send(x.Param("id"), **content, on_busy);
+  Result<Idempotent<Run>> run = x.app.sessions().Send(x.Param("id"), **content, on_busy, IdempotencyKeyOf(x));
   if (!run.ok()) return x.SendError(run.status());
+  MarkReplay(x, run->replayed);
   Poco::JSON::Object::Ptr o = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
-  o->set("run_id", run->id);
-  o->set("run", RenderRun(*run));
+  o->set("run_id", run->value.id);
+  o->set("run", RenderRun(run->value));
   x.SendJson(202, o);
 }
 
