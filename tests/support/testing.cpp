@@ -1,5 +1,7 @@
 #include "testing.h"
 
+#include <gtest/gtest.h>
+
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 #include <Poco/Net/HTTPClientSession.h>
@@ -11,10 +13,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -235,6 +239,30 @@ std::pair<int, std::string> RunCommand(const std::vector<std::string>& argv_in,
   int wstatus = 0;
   waitpid(pid, &wstatus, 0);
   return {WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus), output};
+}
+
+std::string TestPostgresDir() {
+  const char* env = std::getenv("PADDOCK_TEST_PG_DIR");
+  return env && *env ? env : PADDOCK_TEST_PG_DIR;
+}
+
+std::string TestPostgresConninfo() {
+  std::ifstream in(TestPostgresDir() + "/conninfo");
+  std::string line;
+  std::getline(in, line);
+  if (line.empty()) {
+    ADD_FAILURE() << "no test PostgreSQL server at " << TestPostgresDir()
+                  << "; run the tests through ctest (it starts one) or scripts/test-postgres.sh start";
+  }
+  return line;
+}
+
+std::string UniqueSchema() {
+  static std::atomic<int> counter{0};
+  std::random_device rd;
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "t_%d_%08x_%d", static_cast<int>(getpid()), rd(), counter++);
+  return buf;
 }
 
 std::string JsonField(const std::string& json, const std::string& field) {

@@ -109,6 +109,14 @@ class ServerProcess {
 std::pair<int, std::string> RunCommand(const std::vector<std::string>& argv,
                                        const std::vector<std::string>& env = {});
 
+// The throwaway PostgreSQL server the test command started (scripts/test-postgres.sh): its
+// directory ($PADDOCK_TEST_PG_DIR, else the build's test-postgres/) and libpq conninfo. A test
+// that needs it fails (never skips) when it is not running.
+std::string TestPostgresDir();
+std::string TestPostgresConninfo();
+// A schema name no other test uses ("t_<random>").
+std::string UniqueSchema();
+
 // The value of `field` in JSON text as a string: a dotted path whose parts are object keys or
 // array indices ("messages.1.content"); "" when absent (test convenience).
 std::string JsonField(const std::string& json, const std::string& field);

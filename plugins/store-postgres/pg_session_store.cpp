@@ -1,0 +1,821 @@
+#include "pg_session_store.h"
+
+#include <poll.h>
+
+#include <algorithm>
+
+#include "paddock/events.h"
+#include "postgres_migrations.h"
+
+namespace paddock::plugins::store_postgres {
+namespace {
+
+using plugin::Guard;
+
+// Milliseconds since the epoch on the database's clock: every process agrees on lease times.
+#define NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+
+constexpr char kAgentColumns[] =
+    "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at";
+constexpr char kSessionColumns[] =
+    "id, agent_id, status, status_reason, sandbox_id, last_seq, created_at, updated_at";
+constexpr char kRunColumns[] =
+    "id, session_id, status, content, exit_code, error, attempt, created_at, started_at, finished_at, "
+    "generation, lease_owner, lease_expires_at, cancel_requested";
+constexpr char kEventColumns[] = "session_id, seq, run_id, type, data, created_at";
+
+Agent ReadAgent(const PgResult& r, int i) {
+  Agent a;
+  a.id = r.Text(i, 0);
+  a.name = r.Text(i, 1);
+  a.harness = r.Text(i, 2);
+  a.model = r.Text(i, 3);
+  a.prompt = r.Text(i, 4);
+  a.run_timeout_seconds = r.Int(i, 5);
+  a.created_at = r.Int(i, 6);
+  a.updated_at = r.Int(i, 7);
+  return a;
+}
+
+Session ReadSession(const PgResult& r, int i) {
+  Session s;
+  s.id = r.Text(i, 0);
+  s.agent_id = r.Text(i, 1);
+  s.status = ParseSessionStatus(r.Text(i, 2)).value_or(SessionStatus::kFailed);
+  s.status_reason = r.Text(i, 3);
+  s.sandbox_id = r.Text(i, 4);
+  s.last_seq = r.Int(i, 5);
+  s.created_at = r.Int(i, 6);
+  s.updated_at = r.Int(i, 7);
+  return s;
+}
+
+Run ReadRun(const PgResult& r, int i) {
+  Run run;
+  run.id = r.Text(i, 0);
+  run.session_id = r.Text(i, 1);
+  run.status = ParseRunStatus(r.Text(i, 2)).value_or(RunStatus::kFailed);
+  run.content = r.Text(i, 3);
+  if (!r.IsNull(i, 4)) run.exit_code = static_cast<int>(r.Int(i, 4));
+  run.error = r.Text(i, 5);
+  run.attempt = static_cast<int>(r.Int(i, 6));
+  run.created_at = r.Int(i, 7);
+  run.started_at = r.Int(i, 8);
+  run.finished_at = r.Int(i, 9);
+  run.generation = r.Int(i, 10);
+  run.lease_owner = r.Text(i, 11);
+  run.lease_expires_at = r.Int(i, 12);
+  run.cancel_requested = r.Bool(i, 13);
+  return run;
+}
+
+Event ReadEvent(const PgResult& r, int i) {
+  Event e;
+  e.session_id = r.Text(i, 0);
+  e.seq = r.Int(i, 1);
+  e.run_id = r.Text(i, 2);
+  e.type = r.Text(i, 3);
+  e.data = r.Text(i, 4);
+  e.created_at = r.Int(i, 5);
+  return e;
+}
+
+std::string Cols(const char* columns) { return std::string(" ") + columns + " "; }
+
+}  // namespace
+
+PostgresSessionStore::PostgresSessionStore(PoolOptions options, Logger& logger)
+    : options_(options), logger_(logger), pool_(std::move(options)), channel_("paddock:" + options_.schema) {}
+
+PostgresSessionStore::~PostgresSessionStore() { Stop(); }
+
+Status PostgresSessionStore::Start() noexcept {
+  return Guard([&]() -> Status {
+    // Fail start-up when the database cannot be reached at all: a misconfigured URL should stop
+    // the process, not leave it answering 503 for ever.
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_RETURN_IF_ERROR(conn->Query("SELECT 1").status());
+    stopping_ = false;
+    listener_ = std::thread([this] { ListenLoop(); });
+    return Status::Ok();
+  });
+}
+
+void PostgresSessionStore::Stop() noexcept {
+  stopping_ = true;
+  if (listener_.joinable()) listener_.join();
+  pool_.Clear();
+}
+
+Health PostgresSessionStore::GetHealth() const noexcept {
+  try {
+    Result<Borrowed> conn = pool_.Acquire();
+    if (!conn.ok()) return {HealthState::kDown, conn.status().message()};
+    Result<PgResult> probe = (*conn)->Query("SELECT 1");
+    if (!probe.ok()) return {HealthState::kDown, probe.status().message()};
+    if (!listening_) {
+      return {HealthState::kDegraded,
+              "event notifications (LISTEN) are down; event streams poll the database"};
+    }
+    return {};
+  } catch (...) {
+    return {HealthState::kDown, "database probe failed"};
+  }
+}
+
+// ---- notifications ----------------------------------------------------------------------
+
+void PostgresSessionStore::SetEventFeed(EventFeed* feed) noexcept {
+  std::lock_guard lock(feed_mu_);
+  feed_ = feed;
+  if (feed_) feed_->OnFeedState(listening_);
+}
+
+void PostgresSessionStore::ListenLoop() {
+  auto backoff = std::chrono::milliseconds(100);
+  while (!stopping_) {
+    Result<std::unique_ptr<PgConnection>> conn = Connect(options_);
+    if (conn.ok()) {
+      PGconn* raw = (*conn)->raw();
+      std::string quoted = "\"" + channel_ + "\"";
+      if ((*conn)->Exec("LISTEN " + quoted).ok()) {
+        listening_ = true;
+        backoff = std::chrono::milliseconds(100);
+        {
+          std::lock_guard lock(feed_mu_);
+          if (feed_) feed_->OnFeedState(true);  // waiters re-read what they may have missed
+        }
+        logger_.Info("listening for events on channel " + channel_);
+        while (!stopping_) {
+          pollfd pfd{PQsocket(raw), POLLIN, 0};
+          int ready = poll(&pfd, 1, 200);
+          if (ready < 0 && errno != EINTR) break;
+          if (ready > 0 && !PQconsumeInput(raw)) break;
+          if (PQstatus(raw) != CONNECTION_OK) break;
+          while (PGnotify* n = PQnotifies(raw)) {
+            std::string_view payload(n->extra);
+            size_t colon = payload.rfind(':');
+            if (colon != std::string_view::npos) {
+              std::int64_t seq = std::strtoll(n->extra + colon + 1, nullptr, 10);
+              std::lock_guard lock(feed_mu_);
+              if (feed_) feed_->OnAppended(payload.substr(0, colon), seq);
+            }
+            PQfreemem(n);
+          }
+        }
+      }
+      if (listening_.exchange(false)) {
+        if (!stopping_)
+          logger_.Warn("event notifications lost (" + std::string(PQerrorMessage(raw)) + "); polling");
+        std::lock_guard lock(feed_mu_);
+        if (feed_) feed_->OnFeedState(false);
+      }
+    }
+    for (auto slept = std::chrono::milliseconds(0); slept < backoff && !stopping_;
+         slept += std::chrono::milliseconds(50)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+  }
+}
+
+// ---- schema -----------------------------------------------------------------------------
+
+Result<std::vector<std::string>> PostgresSessionStore::AppliedOn(PgConnection& conn) {
+  PADDOCK_ASSIGN_OR_RETURN(PgResult exists,
+                           conn.Query("SELECT to_regclass('schema_migrations') IS NOT NULL"));
+  if (!exists.Bool(0, 0)) return std::vector<std::string>();
+  PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                           conn.Query("SELECT version FROM schema_migrations ORDER BY applied_at, version"));
+  std::vector<std::string> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(r.Text(i, 0));
+  return out;
+}
+
+Result<std::vector<std::string>> PostgresSessionStore::Migrate() noexcept {
+  return Guard([&]() -> Result<std::vector<std::string>> {
+    // Its own connection: the advisory lock belongs to a session, and migrations may take a while.
+    PADDOCK_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, Connect(options_));
+    PADDOCK_RETURN_IF_ERROR(conn->Exec("CREATE SCHEMA IF NOT EXISTS \"" + options_.schema + "\""));
+    // Processes starting at once queue here; each then finds what the others applied.
+    PADDOCK_RETURN_IF_ERROR(
+        conn->Query("SELECT pg_advisory_lock(hashtext($1))", {"paddock.migrate." + options_.schema})
+            .status());
+    PADDOCK_RETURN_IF_ERROR(
+        conn->Exec("CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at "
+                   "BIGINT NOT NULL)"));
+    PADDOCK_ASSIGN_OR_RETURN(std::vector<std::string> done, AppliedOn(*conn));
+    std::vector<std::string> applied;
+    for (const auto& file : migrations::kFiles) {
+      std::string version(file.name);
+      if (std::find(done.begin(), done.end(), version) != done.end()) continue;
+      PgTransaction tx(*conn);
+      PADDOCK_RETURN_IF_ERROR(tx.Begin());
+      Status ran = conn->Exec(std::string(file.content));
+      if (!ran.ok()) return Status(ran.code(), "migration " + version + " failed: " + ran.message());
+      PADDOCK_RETURN_IF_ERROR(
+          conn->Query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, " NOW_MS ")",
+                      {version})
+              .status());
+      PADDOCK_RETURN_IF_ERROR(tx.Commit());
+      logger_.Info("applied migration " + version);
+      applied.push_back(version);
+    }
+    (void)conn->Query("SELECT pg_advisory_unlock(hashtext($1))", {"paddock.migrate." + options_.schema});
+    return applied;
+  });
+}
+
+Result<std::vector<std::string>> PostgresSessionStore::AppliedMigrations() noexcept {
+  return Guard([&]() -> Result<std::vector<std::string>> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    return AppliedOn(*conn);
+  });
+}
+
+Result<std::vector<std::string>> PostgresSessionStore::PendingMigrations() noexcept {
+  return Guard([&]() -> Result<std::vector<std::string>> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(std::vector<std::string> done, AppliedOn(*conn));
+    std::vector<std::string> pending;
+    for (const auto& file : migrations::kFiles) {
+      if (std::find(done.begin(), done.end(), std::string(file.name)) == done.end())
+        pending.emplace_back(file.name);
+    }
+    return pending;
+  });
+}
+
+// ---- agents -----------------------------------------------------------------------------
+
+Status PostgresSessionStore::WriteAgentEnv(PgConnection& conn, const Agent& agent) {
+  PADDOCK_RETURN_IF_ERROR(conn.Query("DELETE FROM agent_env WHERE agent_id = $1", {agent.id}).status());
+  for (const auto& [name, value] : agent.env) {
+    PADDOCK_RETURN_IF_ERROR(conn.Query("INSERT INTO agent_env (agent_id, name, value) VALUES ($1, $2, $3)",
+                                       {agent.id, name, value})
+                                .status());
+  }
+  return Status::Ok();
+}
+
+Status PostgresSessionStore::CreateAgent(const Agent& agent) noexcept {
+  return Guard([&]() -> Status {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PgTransaction tx(*conn);
+    PADDOCK_RETURN_IF_ERROR(tx.Begin());
+    Status s = conn->Query(std::string("INSERT INTO agents (") + kAgentColumns +
+                               ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                           {agent.id, agent.name, agent.harness, agent.model, agent.prompt,
+                            agent.run_timeout_seconds, agent.created_at, agent.updated_at})
+                   .status();
+    if (s.code() == StatusCode::kAlreadyExists)
+      return Status::AlreadyExists("agent '" + agent.id + "' already exists");
+    PADDOCK_RETURN_IF_ERROR(s);
+    PADDOCK_RETURN_IF_ERROR(WriteAgentEnv(*conn, agent));
+    return tx.Commit();
+  });
+}
+
+Result<Agent> PostgresSessionStore::GetAgentOn(PgConnection& conn, std::string_view id) {
+  PADDOCK_ASSIGN_OR_RETURN(
+      PgResult r, conn.Query(std::string("SELECT ") + kAgentColumns + " FROM agents WHERE id = $1", {id}));
+  if (r.rows() == 0) return Status::NotFound("agent '" + std::string(id) + "' does not exist");
+  Agent a = ReadAgent(r, 0);
+  PADDOCK_ASSIGN_OR_RETURN(
+      PgResult env, conn.Query("SELECT name, value FROM agent_env WHERE agent_id = $1 ORDER BY name", {id}));
+  for (int i = 0; i < env.rows(); ++i) a.env[env.Text(i, 0)] = env.Text(i, 1);
+  return a;
+}
+
+Result<Agent> PostgresSessionStore::GetAgent(std::string_view id) noexcept {
+  return Guard([&]() -> Result<Agent> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    return GetAgentOn(*conn, id);
+  });
+}
+
+Result<Page<Agent>> PostgresSessionStore::ListAgents(const PageRequest& page) noexcept {
+  return Guard([&]() -> Result<Page<Agent>> {
+    PADDOCK_RETURN_IF_ERROR(CheckLimit(page.limit));
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r, conn->Query("SELECT id FROM agents WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2",
+                                {page.cursor, static_cast<std::int64_t>(page.limit) + 1}));
+    Page<Agent> out;
+    for (int i = 0; i < r.rows() && i < page.limit; ++i) {
+      PADDOCK_ASSIGN_OR_RETURN(Agent a, GetAgentOn(*conn, r.Text(i, 0)));
+      out.items.push_back(std::move(a));
+    }
+    if (r.rows() > page.limit) out.next_cursor = out.items.back().id;
+    return out;
+  });
+}
+
+Status PostgresSessionStore::UpdateAgent(const Agent& agent) noexcept {
+  return Guard([&]() -> Status {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PgTransaction tx(*conn);
+    PADDOCK_RETURN_IF_ERROR(tx.Begin());
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r, conn->Query("UPDATE agents SET name = $1, harness = $2, model = $3, prompt = $4, "
+                                "run_timeout_seconds = $5, updated_at = $6 WHERE id = $7",
+                                {agent.name, agent.harness, agent.model, agent.prompt,
+                                 agent.run_timeout_seconds, agent.updated_at, agent.id}));
+    if (r.affected() == 0) return Status::NotFound("agent '" + agent.id + "' does not exist");
+    PADDOCK_RETURN_IF_ERROR(WriteAgentEnv(*conn, agent));
+    return tx.Commit();
+  });
+}
+
+Status PostgresSessionStore::DeleteAgent(std::string_view id) noexcept {
+  return Guard([&]() -> Status {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult count,
+                             conn->Query("SELECT COUNT(*) FROM sessions WHERE agent_id = $1", {id}));
+    auto in_use = [&](std::int64_t n) {
+      return Status::FailedPrecondition("agent '" + std::string(id) + "' still has " + std::to_string(n) +
+                                        " session(s); an agent with sessions cannot be deleted");
+    };
+    if (count.Int(0, 0) > 0) return in_use(count.Int(0, 0));
+    Result<PgResult> r = conn->Query("DELETE FROM agents WHERE id = $1", {id});
+    if (r.status().code() == StatusCode::kFailedPrecondition)
+      return in_use(1);  // a session arrived meanwhile
+    PADDOCK_RETURN_IF_ERROR(r.status());
+    if (r->affected() == 0) return Status::NotFound("agent '" + std::string(id) + "' does not exist");
+    return Status::Ok();
+  });
+}
+
+// ---- sessions ---------------------------------------------------------------------------
+
+Status PostgresSessionStore::RecordKey(PgConnection& conn, const IdempotencyKey& idem,
+                                       std::string_view resource_id) {
+  if (idem.key.empty()) return Status::Ok();
+  Status s = conn.Query(
+                     "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at) "
+                     "VALUES ($1, $2, $3, $4, $5)",
+                     {idem.scope, idem.key, idem.request_hash, resource_id, NowMs()})
+                 .status();
+  if (s.code() == StatusCode::kAlreadyExists) {
+    return Status::AlreadyExists("Idempotency-Key '" + idem.key + "' is already recorded");
+  }
+  return s;
+}
+
+Status PostgresSessionStore::CreateSession(const Session& session, const IdempotencyKey& idem) noexcept {
+  return Guard([&]() -> Status {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PgTransaction tx(*conn);
+    PADDOCK_RETURN_IF_ERROR(tx.Begin());
+    Status s = conn->Query(std::string("INSERT INTO sessions (") + kSessionColumns +
+                               ") VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
+                           {session.id, session.agent_id, ToString(session.status), session.status_reason,
+                            session.sandbox_id, session.created_at, session.updated_at})
+                   .status();
+    if (s.code() == StatusCode::kAlreadyExists)
+      return Status::AlreadyExists("session '" + session.id + "' already exists");
+    if (s.code() == StatusCode::kFailedPrecondition) {
+      return Status::NotFound("agent '" + session.agent_id + "' does not exist");
+    }
+    PADDOCK_RETURN_IF_ERROR(s);
+    PADDOCK_RETURN_IF_ERROR(RecordKey(*conn, idem, session.id));
+    return tx.Commit();
+  });
+}
+
+Result<Session> PostgresSessionStore::GetSession(std::string_view id) noexcept {
+  return Guard([&]() -> Result<Session> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r,
+        conn->Query(std::string("SELECT ") + kSessionColumns + " FROM sessions WHERE id = $1", {id}));
+    if (r.rows() == 0) return Status::NotFound("session '" + std::string(id) + "' does not exist");
+    return ReadSession(r, 0);
+  });
+}
+
+Result<Page<Session>> PostgresSessionStore::ListSessions(const SessionFilter& filter) noexcept {
+  return Guard([&]() -> Result<Page<Session>> {
+    PADDOCK_RETURN_IF_ERROR(CheckLimit(filter.page.limit));
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r,
+        conn->Query(std::string("SELECT ") + kSessionColumns +
+                        " FROM sessions WHERE ($1 = '' OR agent_id = $1) AND ($2 = '' OR status = $2) "
+                        "AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4",
+                    {filter.agent_id, filter.status ? std::string(ToString(*filter.status)) : std::string(),
+                     filter.page.cursor, static_cast<std::int64_t>(filter.page.limit) + 1}));
+    Page<Session> out;
+    for (int i = 0; i < r.rows() && i < filter.page.limit; ++i) out.items.push_back(ReadSession(r, i));
+    if (r.rows() > filter.page.limit) out.next_cursor = out.items.back().id;
+    return out;
+  });
+}
+
+Status PostgresSessionStore::SetSessionStatus(std::string_view id, SessionStatus status,
+                                              std::string_view reason) noexcept {
+  return Guard([&]() -> Status {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r,
+        conn->Query("UPDATE sessions SET status = $1, status_reason = $2, updated_at = $3 WHERE id = $4",
+                    {ToString(status), reason, NowMs(), id}));
+    if (r.affected() == 0) return Status::NotFound("session '" + std::string(id) + "' does not exist");
+    return Status::Ok();
+  });
+}
+
+Status PostgresSessionStore::TransitionSession(std::string_view id, SessionStatus from, SessionStatus to,
+                                               std::string_view reason) noexcept {
+  return Guard([&]() -> Status {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r, conn->Query("UPDATE sessions SET status = $1, status_reason = $2, updated_at = $3 "
+                                "WHERE id = $4 AND status = $5",
+                                {ToString(to), reason, NowMs(), id, ToString(from)}));
+    if (r.affected() > 0) return Status::Ok();
+    PADDOCK_ASSIGN_OR_RETURN(PgResult now, conn->Query("SELECT status FROM sessions WHERE id = $1", {id}));
+    if (now.rows() == 0) return Status::NotFound("session '" + std::string(id) + "' does not exist");
+    return Status::FailedPrecondition("session '" + std::string(id) + "' is " + now.Text(0, 0) + ", not " +
+                                      std::string(ToString(from)));
+  });
+}
+
+Status PostgresSessionStore::SetSessionSandbox(std::string_view id, std::string_view sandbox_id) noexcept {
+  return Guard([&]() -> Status {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                             conn->Query("UPDATE sessions SET sandbox_id = $1, updated_at = $2 WHERE id = $3",
+                                         {sandbox_id, NowMs(), id}));
+    if (r.affected() == 0) return Status::NotFound("session '" + std::string(id) + "' does not exist");
+    return Status::Ok();
+  });
+}
+
+Result<SessionCounts> PostgresSessionStore::CountSessions() noexcept {
+  return Guard([&]() -> Result<SessionCounts> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                             conn->Query("SELECT status, COUNT(*) FROM sessions GROUP BY status"));
+    SessionCounts counts;
+    for (int i = 0; i < r.rows(); ++i) {
+      if (auto status = ParseSessionStatus(r.Text(i, 0)))
+        counts.by_status[static_cast<int>(*status)] = r.Int(i, 1);
+    }
+    return counts;
+  });
+}
+
+// ---- idempotency keys -------------------------------------------------------------------
+
+Result<std::optional<IdempotencyRecord>> PostgresSessionStore::FindIdempotencyKey(
+    std::string_view scope, std::string_view key) noexcept {
+  return Guard([&]() -> Result<std::optional<IdempotencyRecord>> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                             conn->Query("SELECT request_hash, resource_id, created_at FROM idempotency_keys "
+                                         "WHERE scope = $1 AND key = $2",
+                                         {scope, key}));
+    if (r.rows() == 0) return std::optional<IdempotencyRecord>();
+    return std::optional<IdempotencyRecord>(IdempotencyRecord{r.Text(0, 0), r.Text(0, 1), r.Int(0, 2)});
+  });
+}
+
+Result<std::int64_t> PostgresSessionStore::PruneIdempotencyKeys(TimestampMs before) noexcept {
+  return Guard([&]() -> Result<std::int64_t> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                             conn->Query("DELETE FROM idempotency_keys WHERE created_at < $1", {before}));
+    return r.affected();
+  });
+}
+
+// ---- events -----------------------------------------------------------------------------
+
+Status PostgresSessionStore::LeaseRefusal(PgConnection& conn, const RunLease& lease) {
+  PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                           conn.Query("SELECT status, generation FROM runs WHERE id = $1", {lease.run_id}));
+  if (r.rows() == 0) return Status::NotFound("run '" + lease.run_id + "' does not exist");
+  return Status::Aborted("run '" + lease.run_id + "' is no longer held under generation " +
+                         std::to_string(lease.generation) + " (now " + r.Text(0, 0) + ", generation " +
+                         r.Text(0, 1) + ")");
+}
+
+Result<Event> PostgresSessionStore::AppendOn(PgConnection& conn, std::string_view session_id,
+                                             const NewEvent& event) {
+  // One statement: check the fence (a share lock on the run, so a concurrent sweep waits or
+  // wins), take the next seq, insert, and notify (delivered when the transaction commits).
+  static const std::string kAppend =
+      "WITH r AS (SELECT 1 FROM runs WHERE id = $2 AND generation = $6 AND status = 'running' "
+      "           AND session_id = $1 FOR SHARE), "
+      "s AS (UPDATE sessions SET last_seq = last_seq + 1 WHERE id = $1 "
+      "      AND ($6 = 0 OR EXISTS (SELECT 1 FROM r)) RETURNING last_seq), "
+      "e AS (INSERT INTO events (" +
+      std::string(kEventColumns) +
+      ") SELECT $1, s.last_seq, $2, $3, $4, $5 FROM s RETURNING seq) "
+      "SELECT e.seq, pg_notify($7, $1 || ':' || e.seq) FROM e";
+  const TimestampMs now = NowMs();
+  PADDOCK_ASSIGN_OR_RETURN(PgResult r, conn.Query(kAppend, {session_id, event.run_id, event.type, event.data,
+                                                            now, event.generation, channel_}));
+  if (r.rows() == 0) {
+    if (event.generation != 0) {
+      PADDOCK_ASSIGN_OR_RETURN(PgResult run,
+                               conn.Query("SELECT session_id FROM runs WHERE id = $1", {event.run_id}));
+      if (run.rows() > 0 && run.Text(0, 0) != session_id) {
+        return Status::InvalidArgument("run '" + event.run_id + "' is not a run of session '" +
+                                       std::string(session_id) + "'");
+      }
+      if (run.rows() > 0) return LeaseRefusal(conn, {event.run_id, event.generation});
+    }
+    return Status::NotFound("session '" + std::string(session_id) + "' does not exist");
+  }
+  Event e;
+  e.session_id = std::string(session_id);
+  e.seq = r.Int(0, 0);
+  e.run_id = event.run_id;
+  e.type = event.type;
+  e.data = event.data;
+  e.created_at = now;
+  return e;
+}
+
+Result<Event> PostgresSessionStore::AppendEvent(std::string_view session_id, const NewEvent& event) noexcept {
+  return Guard([&]() -> Result<Event> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    return AppendOn(*conn, session_id, event);
+  });
+}
+
+Result<std::vector<Event>> PostgresSessionStore::ListEvents(std::string_view session_id,
+                                                            std::int64_t after_seq, int limit) noexcept {
+  return Guard([&]() -> Result<std::vector<Event>> {
+    PADDOCK_RETURN_IF_ERROR(CheckLimit(limit));
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                             conn->Query(std::string("SELECT ") + kEventColumns +
+                                             " FROM events WHERE session_id = $1 AND seq > $2 "
+                                             "ORDER BY seq LIMIT $3",
+                                         {session_id, after_seq, static_cast<std::int64_t>(limit)}));
+    std::vector<Event> out;
+    out.reserve(r.rows());
+    for (int i = 0; i < r.rows(); ++i) out.push_back(ReadEvent(r, i));
+    return out;
+  });
+}
+
+// ---- runs -------------------------------------------------------------------------------
+
+Result<Run> PostgresSessionStore::GetRunOn(PgConnection& conn, std::string_view id, bool for_update) {
+  PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                           conn.Query(std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = $1" +
+                                          (for_update ? " FOR UPDATE" : ""),
+                                      {id}));
+  if (r.rows() == 0) return Status::NotFound("run '" + std::string(id) + "' does not exist");
+  return ReadRun(r, 0);
+}
+
+Result<Run> PostgresSessionStore::GetRun(std::string_view id) noexcept {
+  return Guard([&]() -> Result<Run> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    return GetRunOn(*conn, id);
+  });
+}
+
+Result<std::vector<Run>> PostgresSessionStore::ListRuns(std::string_view session_id, int limit) noexcept {
+  return Guard([&]() -> Result<std::vector<Run>> {
+    PADDOCK_RETURN_IF_ERROR(CheckLimit(limit));
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                             conn->Query(std::string("SELECT ") + kRunColumns +
+                                             " FROM runs WHERE session_id = $1 ORDER BY position LIMIT $2",
+                                         {session_id, static_cast<std::int64_t>(limit)}));
+    std::vector<Run> out;
+    for (int i = 0; i < r.rows(); ++i) out.push_back(ReadRun(r, i));
+    return out;
+  });
+}
+
+Result<Event> PostgresSessionStore::EnqueueRun(const Run& run, const NewEvent& event,
+                                               const IdempotencyKey& idem) noexcept {
+  return Guard([&]() -> Result<Event> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PgTransaction tx(*conn);
+    PADDOCK_RETURN_IF_ERROR(tx.Begin());
+    Status s = conn->Query(
+                       "INSERT INTO runs (id, session_id, status, content, attempt, created_at) "
+                       "VALUES ($1, $2, 'queued', $3, 0, $4)",
+                       {run.id, run.session_id, run.content, run.created_at})
+                   .status();
+    if (s.code() == StatusCode::kAlreadyExists)
+      return Status::AlreadyExists("run '" + run.id + "' already exists");
+    if (s.code() == StatusCode::kFailedPrecondition) {
+      return Status::NotFound("session '" + run.session_id + "' does not exist");
+    }
+    PADDOCK_RETURN_IF_ERROR(s);
+    PADDOCK_RETURN_IF_ERROR(RecordKey(*conn, idem, run.id));
+    NewEvent e = event;
+    e.generation = 0;
+    PADDOCK_ASSIGN_OR_RETURN(Event stored, AppendOn(*conn, run.session_id, e));
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    return stored;
+  });
+}
+
+Result<std::optional<Run>> PostgresSessionStore::ClaimNextRun(std::string_view worker_id,
+                                                              std::chrono::milliseconds lease) noexcept {
+  return Guard([&]() -> Result<std::optional<Run>> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    // The oldest queued run of a session with no running run and no older queued run; a row
+    // another worker is claiming right now is skipped, and its session's later runs with it
+    // (they still see it queued).
+    static const std::string kClaim =
+        "UPDATE runs SET status = 'running', started_at = " NOW_MS
+        ", attempt = attempt + 1, generation = generation + 1, lease_owner = $1, lease_expires_at = " NOW_MS
+        " + $2 WHERE position = ("
+        "  SELECT r.position FROM runs r WHERE r.status = 'queued'"
+        "  AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.session_id = r.session_id AND x.status = 'running')"
+        "  AND NOT EXISTS (SELECT 1 FROM runs y WHERE y.session_id = r.session_id AND y.status = 'queued'"
+        "                  AND y.position < r.position)"
+        "  ORDER BY r.position LIMIT 1 FOR UPDATE OF r SKIP LOCKED) "
+        "AND status = 'queued' RETURNING" +
+        Cols(kRunColumns);
+    Result<PgResult> r = conn->Query(kClaim, {worker_id, static_cast<std::int64_t>(lease.count())});
+    // Another worker started this session's run between our look and our write: the unique
+    // index on running runs refused ours. Nothing to claim this time.
+    if (r.status().code() == StatusCode::kAlreadyExists) return std::optional<Run>();
+    PADDOCK_RETURN_IF_ERROR(r.status());
+    if (r->rows() == 0) return std::optional<Run>();
+    return std::optional<Run>(ReadRun(*r, 0));
+  });
+}
+
+Result<Run> PostgresSessionStore::HeartbeatRun(const RunLease& lease,
+                                               std::chrono::milliseconds extend) noexcept {
+  return Guard([&]() -> Result<Run> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r, conn->Query("UPDATE runs SET lease_expires_at = " NOW_MS
+                                " + $3 WHERE id = $1 AND generation = $2 AND status = 'running' "
+                                "RETURNING" +
+                                    Cols(kRunColumns),
+                                {lease.run_id, lease.generation, static_cast<std::int64_t>(extend.count())}));
+    if (r.rows() == 0) return LeaseRefusal(*conn, lease);
+    return ReadRun(r, 0);
+  });
+}
+
+Result<Event> PostgresSessionStore::StartRun(const RunLease& lease, const NewEvent& event) noexcept {
+  return Guard([&]() -> Result<Event> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PgTransaction tx(*conn);
+    PADDOCK_RETURN_IF_ERROR(tx.Begin());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                             conn->Query("SELECT session_id FROM runs WHERE id = $1 AND generation = $2 "
+                                         "AND status = 'running' FOR SHARE",
+                                         {lease.run_id, lease.generation}));
+    if (r.rows() == 0) return LeaseRefusal(*conn, lease);
+    const std::string session_id = r.Text(0, 0);
+    PADDOCK_RETURN_IF_ERROR(conn->Query("UPDATE sessions SET status = 'running', updated_at = $2 "
+                                        "WHERE id = $1 AND status = 'ready'",
+                                        {session_id, NowMs()})
+                                .status());
+    NewEvent e = event;
+    e.run_id = lease.run_id;
+    e.generation = 0;  // checked above, under the lock
+    PADDOCK_ASSIGN_OR_RETURN(Event stored, AppendOn(*conn, session_id, e));
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    return stored;
+  });
+}
+
+Status PostgresSessionStore::EndRun(PgConnection& conn, const Run& run, RunStatus status,
+                                    std::optional<int> exit_code, std::string_view error) {
+  PADDOCK_RETURN_IF_ERROR(
+      conn.Query("UPDATE runs SET status = $2, exit_code = $3, error = $4, finished_at = $5, "
+                 "lease_owner = '', lease_expires_at = 0 WHERE id = $1",
+                 {run.id, ToString(status),
+                  exit_code ? Arg(static_cast<std::int64_t>(*exit_code)) : Arg(std::nullopt), error, NowMs()})
+          .status());
+  return conn
+      .Query("UPDATE sessions SET status = 'ready', updated_at = $2 WHERE id = $1 AND status = 'running'",
+             {run.session_id, NowMs()})
+      .status();
+}
+
+Result<Event> PostgresSessionStore::FinishRun(const RunLease& lease, RunStatus status,
+                                              std::optional<int> exit_code, std::string_view error,
+                                              const NewEvent& event) noexcept {
+  return Guard([&]() -> Result<Event> {
+    if (!IsTerminal(status)) {
+      return Status::InvalidArgument("FinishRun needs a terminal status, not " +
+                                     std::string(ToString(status)));
+    }
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PgTransaction tx(*conn);
+    PADDOCK_RETURN_IF_ERROR(tx.Begin());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult r, conn->Query(std::string("SELECT ") + kRunColumns +
+                                                         " FROM runs WHERE id = $1 AND generation = $2 "
+                                                         "AND status = 'running' FOR UPDATE",
+                                                     {lease.run_id, lease.generation}));
+    if (r.rows() == 0) return LeaseRefusal(*conn, lease);
+    Run run = ReadRun(r, 0);
+    PADDOCK_RETURN_IF_ERROR(EndRun(*conn, run, status, exit_code, error));
+    NewEvent e = event;
+    e.run_id = run.id;
+    e.generation = 0;
+    PADDOCK_ASSIGN_OR_RETURN(Event stored, AppendOn(*conn, run.session_id, e));
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    return stored;
+  });
+}
+
+Result<Run> PostgresSessionStore::CancelRun(std::string_view id, std::string_view reason,
+                                            const NewEvent& event) noexcept {
+  return Guard([&]() -> Result<Run> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PgTransaction tx(*conn);
+    PADDOCK_RETURN_IF_ERROR(tx.Begin());
+    PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunOn(*conn, id, /*for_update=*/true));
+    if (IsTerminal(run.status)) {
+      return Status::FailedPrecondition("run '" + run.id + "' is already " +
+                                        std::string(ToString(run.status)));
+    }
+    if (run.status == RunStatus::kRunning) {
+      PADDOCK_RETURN_IF_ERROR(
+          conn->Query("UPDATE runs SET cancel_requested = true WHERE id = $1", {id}).status());
+    } else {
+      PADDOCK_RETURN_IF_ERROR(EndRun(*conn, run, RunStatus::kCancelled, std::nullopt, reason));
+      NewEvent e = event;
+      e.run_id = run.id;
+      e.generation = 0;
+      PADDOCK_RETURN_IF_ERROR(AppendOn(*conn, run.session_id, e).status());
+    }
+    PADDOCK_ASSIGN_OR_RETURN(run, GetRunOn(*conn, id));
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    return run;
+  });
+}
+
+Result<std::int64_t> PostgresSessionStore::CountActiveRuns(std::string_view session_id) noexcept {
+  return Guard([&]() -> Result<std::int64_t> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r,
+        conn->Query("SELECT COUNT(*) FROM runs WHERE session_id = $1 AND status IN ('queued', 'running')",
+                    {session_id}));
+    return r.Int(0, 0);
+  });
+}
+
+Result<std::vector<Run>> PostgresSessionStore::SweepExpiredLeases(const SweepOptions& options) noexcept {
+  return Guard([&]() -> Result<std::vector<Run>> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    std::vector<Run> out;
+    // One run per transaction; a run another sweeper (or its worker, finishing) holds is skipped.
+    for (int handled = 0; handled < 100; ++handled) {
+      PgTransaction tx(*conn);
+      PADDOCK_RETURN_IF_ERROR(tx.Begin());
+      PADDOCK_ASSIGN_OR_RETURN(
+          PgResult r,
+          conn->Query(std::string("SELECT ") + kRunColumns +
+                          " FROM runs WHERE status = 'running' AND ($1 OR "
+                          "lease_expires_at < " NOW_MS ") ORDER BY position LIMIT 1 FOR UPDATE SKIP LOCKED",
+                      {options.all}));
+      if (r.rows() == 0) break;
+      Run run = ReadRun(r, 0);
+      const char* next = run.cancel_requested                  ? "cancelled"
+                         : run.attempt >= options.max_attempts ? "failed"
+                                                               : "queued";
+      PADDOCK_RETURN_IF_ERROR(
+          AppendOn(*conn, run.session_id,
+                   {run.id, "run.interrupted", RunInterruptedData(run.attempt, options.reason, next)})
+              .status());
+      if (std::string_view(next) == "queued") {
+        PADDOCK_RETURN_IF_ERROR(conn->Query("UPDATE runs SET status = 'queued', generation = generation + 1, "
+                                            "lease_owner = '', lease_expires_at = 0 WHERE id = $1",
+                                            {run.id})
+                                    .status());
+        PADDOCK_RETURN_IF_ERROR(conn->Query("UPDATE sessions SET status = 'ready', updated_at = $2 "
+                                            "WHERE id = $1 AND status = 'running'",
+                                            {run.session_id, NowMs()})
+                                    .status());
+      } else {
+        RunStatus end = run.cancel_requested ? RunStatus::kCancelled : RunStatus::kFailed;
+        std::string error = run.cancel_requested
+                                ? "cancelled by request"
+                                : "interrupted on each of its " + std::to_string(run.attempt) +
+                                      " attempt(s); the last: " + options.reason;
+        PADDOCK_RETURN_IF_ERROR(EndRun(*conn, run, end, std::nullopt, error));
+        PADDOCK_RETURN_IF_ERROR(AppendOn(*conn, run.session_id,
+                                         {run.id, "run.finished", RunFinishedData(end, std::nullopt, error)})
+                                    .status());
+      }
+      PADDOCK_ASSIGN_OR_RETURN(run, GetRunOn(*conn, run.id));
+      PADDOCK_RETURN_IF_ERROR(tx.Commit());
+      out.push_back(std::move(run));
+    }
+    return out;
+  });
+}
+
+}  // namespace paddock::plugins::store_postgres

@@ -1,0 +1,57 @@
+// store.postgres: the production SessionStore, shared by any number of paddock processes.
+#include <cctype>
+
+#include "paddock/plugin/sdk.h"
+#include "pg_session_store.h"
+
+namespace paddock::plugins::store_postgres {
+namespace {
+
+constexpr paddock_config_key kConfigKeys[] = {
+    {"url", PADDOCK_CONFIG_STRING, PADDOCK_CONFIG_SECRET, "",
+     "libpq connection string or postgres:// URL; empty: libpq's PG* environment variables."},
+    {"schema", PADDOCK_CONFIG_STRING, 0, "paddock",
+     "Schema holding Paddock's tables (created by migrate); lets several installations share a database."},
+    {"pool_size", PADDOCK_CONFIG_INT, 0, "8", "Connections this process keeps open at most (1..256)."},
+    {"connect_timeout", PADDOCK_CONFIG_DURATION, 0, "5s", "How long opening a connection may take."},
+    {"statement_timeout", PADDOCK_CONFIG_DURATION, 0, "30s",
+     "Longest a statement may run before the database cancels it."},
+    {"acquire_timeout", PADDOCK_CONFIG_DURATION, 0, "10s",
+     "How long a request waits for a free pooled connection before answering 503."},
+};
+
+bool ValidSchema(const std::string& s) {
+  if (s.empty() || s.size() > 63 || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  for (char c : s) {
+    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+          c == '_'))
+      return false;
+  }
+  return true;
+}
+
+Result<SessionStorePtr> Create(const PluginContext& ctx, const ConfigView& config) {
+  PoolOptions o;
+  o.conninfo = config.GetString("url");
+  o.schema = config.GetString("schema", "paddock");
+  if (!ValidSchema(o.schema)) {
+    return Status::InvalidArgument("[store.config] schema must be 1-63 characters of a-z, 0-9 and _, not '" +
+                                   o.schema + "'");
+  }
+  std::int64_t size = config.GetInt("pool_size", 8);
+  if (size < 1 || size > 256) return Status::InvalidArgument("[store.config] pool_size must be 1..256");
+  o.size = static_cast<int>(size);
+  o.connect_timeout = std::chrono::milliseconds(config.GetDurationMs("connect_timeout", 5000));
+  o.statement_timeout = std::chrono::milliseconds(config.GetDurationMs("statement_timeout", 30000));
+  o.acquire_timeout = std::chrono::milliseconds(config.GetDurationMs("acquire_timeout", 10000));
+  if (o.connect_timeout.count() < 1000)
+    return Status::InvalidArgument("[store.config] connect_timeout must be at least 1s");
+  return SessionStorePtr(std::make_unique<PostgresSessionStore>(std::move(o), *ctx.logger));
+}
+
+}  // namespace
+}  // namespace paddock::plugins::store_postgres
+
+PADDOCK_DEFINE_PLUGIN(store, postgres, "0.1.0", "PostgreSQL store (libpq); any number of processes.",
+                      paddock::ConfigKeys(paddock::plugins::store_postgres::kConfigKeys),
+                      paddock::plugins::store_postgres::Create)
