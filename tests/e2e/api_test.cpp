@@ -23,45 +23,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct SseEvent {
-  std::int64_t id = 0;
-  std::string type;
-  std::string data;
-};
-
-// Reads the event stream until `done` says so or `timeout` passes.
-std::vector<SseEvent> ReadStream(int port, const std::string& path,
-                                 const std::map<std::string, std::string>& headers,
-                                 const std::function<bool(const std::vector<SseEvent>&)>& done,
-                                 std::chrono::seconds timeout = std::chrono::seconds(30)) {
-  std::vector<SseEvent> events;
-  Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
-  session.setTimeout(Poco::Timespan(20, 0));
-  Poco::Net::HTTPRequest req("GET", path, Poco::Net::HTTPMessage::HTTP_1_1);
-  for (const auto& [k, v] : headers) req.set(k, v);
-  session.sendRequest(req);
-  Poco::Net::HTTPResponse resp;
-  std::istream& in = session.receiveResponse(resp);
-  EXPECT_EQ(resp.getStatus(), 200);
-  EXPECT_EQ(resp.getContentType(), "text/event-stream");
-  auto deadline = Clock::now() + timeout;
-  SseEvent current;
-  std::string line;
-  while (Clock::now() < deadline && std::getline(in, line)) {
-    if (line.empty()) {
-      if (!current.type.empty()) events.push_back(current);
-      current = SseEvent();
-      if (done(events)) break;
-      continue;
-    }
-    if (line.rfind("id: ", 0) == 0) current.id = std::stoll(line.substr(4));
-    if (line.rfind("event: ", 0) == 0) current.type = line.substr(7);
-    if (line.rfind("data: ", 0) == 0) current.data = line.substr(6);
-  }
-  session.abort();
-  return events;
-}
-
 bool HasOutput(const std::vector<SseEvent>& events, const std::string& text) {
   for (const auto& e : events) {
     if (e.type == "output" && JsonField(e.data, "data.text") == text) return true;

@@ -127,16 +127,18 @@ Result<ExecResult> Sh(SandboxProvider& p, const std::string& sandbox, const std:
 // ---- ServerProcess ------------------------------------------------------------------------
 
 ServerProcess::ServerProcess(const std::string& extra_toml, std::vector<std::string> env)
-    : env_(std::move(env)) {
+    : ServerProcess(ServerOptions{{"serve"}, "[store]\ntype = \"sqlite\"\n", extra_toml, std::move(env)}) {}
+
+ServerProcess::ServerProcess(ServerOptions options) : env_(std::move(options.env)), args_(std::move(options.args)) {
   data_dir_ = dir_ / "data";
   config_path_ = dir_ / "paddock.toml";
   std::ofstream cfg(config_path_);
   cfg << "[server]\nlisten = \"127.0.0.1\"\nport = 0\ndata_dir = \"" << data_dir_ << "\"\nplugin_dir = \""
       << PluginDir() << "\"\nlog_level = \"debug\"\n"
-      << "[secrets]\ntype = \"env\"\n[store]\ntype = \"sqlite\"\n"
-      << "[sandbox]\ntype = \"process\"\n[sandbox.config]\ndestroy_on_stop = true\n"
+      << "[secrets]\ntype = \"env\"\n"
+      << options.store_toml << "[sandbox]\ntype = \"process\"\n[sandbox.config]\ndestroy_on_stop = true\n"
       << "[[harness]]\ntype = \"shell\"\n"
-      << extra_toml;
+      << options.extra_toml;
 }
 
 ServerProcess::~ServerProcess() { Stop(); }
@@ -152,7 +154,11 @@ Status ServerProcess::Start() {
   const std::string port_file = dir_ / "port";
   unlink(port_file.c_str());
   const std::string log_file = dir_ / "server.log";
-  ExecVectors exec({PaddockBinary(), "serve", "--config", config_path_, "--port-file", port_file}, env_);
+  std::vector<std::string> argv = {PaddockBinary()};
+  argv.insert(argv.end(), args_.begin(), args_.end());
+  for (const char* a : {"--config", config_path_.c_str(), "--port-file", port_file.c_str(), "--port", "0"})
+    argv.emplace_back(a);
+  ExecVectors exec(std::move(argv), env_);
   pid_ = fork();
   if (pid_ == 0) {
     int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -240,6 +246,40 @@ std::pair<int, std::string> RunCommand(const std::vector<std::string>& argv_in,
   waitpid(pid, &wstatus, 0);
   return {WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus), output};
 }
+
+// Reads the event stream until `done` says so or `timeout` passes.
+std::vector<SseEvent> ReadStream(int port, const std::string& path,
+                                 const std::map<std::string, std::string>& headers,
+                                 const std::function<bool(const std::vector<SseEvent>&)>& done,
+                                 std::chrono::seconds timeout) {
+  std::vector<SseEvent> events;
+  Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
+  session.setTimeout(Poco::Timespan(20, 0));
+  Poco::Net::HTTPRequest req("GET", path, Poco::Net::HTTPMessage::HTTP_1_1);
+  for (const auto& [k, v] : headers) req.set(k, v);
+  session.sendRequest(req);
+  Poco::Net::HTTPResponse resp;
+  std::istream& in = session.receiveResponse(resp);
+  EXPECT_EQ(resp.getStatus(), 200);
+  EXPECT_EQ(resp.getContentType(), "text/event-stream");
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  SseEvent current;
+  std::string line;
+  while (std::chrono::steady_clock::now() < deadline && std::getline(in, line)) {
+    if (line.empty()) {
+      if (!current.type.empty()) events.push_back(current);
+      current = SseEvent();
+      if (done(events)) break;
+      continue;
+    }
+    if (line.rfind("id: ", 0) == 0) current.id = std::stoll(line.substr(4));
+    if (line.rfind("event: ", 0) == 0) current.type = line.substr(7);
+    if (line.rfind("data: ", 0) == 0) current.data = line.substr(6);
+  }
+  session.abort();
+  return events;
+}
+
 
 std::string TestPostgresDir() {
   const char* env = std::getenv("PADDOCK_TEST_PG_DIR");

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -71,11 +72,21 @@ struct HttpResponse {
   std::map<std::string, std::string> headers;
 };
 
+// How a ServerProcess runs: the command line after the binary (the role and its flags), the
+// [store] section, TOML appended to the config, and extra environment entries ("NAME=value").
+struct ServerOptions {
+  std::vector<std::string> args = {"serve"};
+  std::string store_toml = "[store]\ntype = \"sqlite\"\n";
+  std::string extra_toml;
+  std::vector<std::string> env;
+};
+
 class ServerProcess {
  public:
   // `extra_toml` is appended to a config naming the built plugins, port 0 and a temp data dir;
   // `env` entries ("NAME=value") are added to the child's environment.
   explicit ServerProcess(const std::string& extra_toml = "", std::vector<std::string> env = {});
+  explicit ServerProcess(ServerOptions options);
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
@@ -101,6 +112,7 @@ class ServerProcess {
   std::string data_dir_;
   std::string config_path_;
   std::vector<std::string> env_;
+  std::vector<std::string> args_;
   pid_t pid_ = -1;
   int port_ = 0;
 };
@@ -108,6 +120,19 @@ class ServerProcess {
 // Runs a command, returns (exit code, combined stdout+stderr).
 std::pair<int, std::string> RunCommand(const std::vector<std::string>& argv,
                                        const std::vector<std::string>& env = {});
+
+// One server-sent event as a client sees it.
+struct SseEvent {
+  std::int64_t id = 0;
+  std::string type;
+  std::string data;
+};
+
+// Reads the event stream at `path` until `done` says so, `timeout` passes or the server ends it.
+std::vector<SseEvent> ReadStream(int port, const std::string& path,
+                                 const std::map<std::string, std::string>& headers,
+                                 const std::function<bool(const std::vector<SseEvent>&)>& done,
+                                 std::chrono::seconds timeout = std::chrono::seconds(30));
 
 // The throwaway PostgreSQL server the test command started (scripts/test-postgres.sh): its
 // directory ($PADDOCK_TEST_PG_DIR, else the build's test-postgres/) and libpq conninfo. A test
