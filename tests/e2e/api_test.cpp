@@ -407,6 +407,79 @@ TEST_F(Api, TheSandboxCanBeInspectedExecutedInAndRestarted) {
               "failed_precondition", "is closed");
 }
 
+TEST_F(Api, IdempotencyKeysReplayTheFirstResultAndRefuseAnotherBody) {
+  const std::string agent = CreateAgent();
+  const std::string body = "{\"agent_id\":\"" + agent + "\"}";
+  auto first =
+      server_->Request("POST", "/api/sessions", body, "application/json", {{"Idempotency-Key", "k-1"}});
+  ASSERT_EQ(first.status, 201) << first.body;
+  EXPECT_EQ(first.headers.count("Idempotent-Replayed"), 0u);
+  auto again =
+      server_->Request("POST", "/api/sessions", body, "application/json", {{"Idempotency-Key", "k-1"}});
+  ASSERT_EQ(again.status, 201) << again.body;
+  EXPECT_EQ(JsonField(again.body, "id"), JsonField(first.body, "id"));  // the same session, not a second
+  EXPECT_EQ(again.headers["Idempotent-Replayed"], "true");
+  // The same body written differently is the same request.
+  auto spaced = server_->Request("POST", "/api/sessions", "{ \"agent_id\" : \"" + agent + "\" }",
+                                 "application/json", {{"Idempotency-Key", "k-1"}});
+  EXPECT_EQ(JsonField(spaced.body, "id"), JsonField(first.body, "id"));
+  auto other = CreateAgent();
+  ExpectError(server_->Request("POST", "/api/sessions", "{\"agent_id\":\"" + other + "\"}",
+                               "application/json", {{"Idempotency-Key", "k-1"}}),
+              409, "failed_precondition", "different request");
+  ExpectError(server_->Request("POST", "/api/sessions", body, "application/json",
+                               {{"Idempotency-Key", std::string(256, 'x')}}),
+              400, "invalid_argument", "Idempotency-Key");
+  ExpectError(
+      server_->Request("POST", "/api/sessions", body, "application/json", {{"Idempotency-Key", "has space"}}),
+      400, "invalid_argument", "Idempotency-Key");
+  auto list = server_->Request("GET", "/api/sessions?agent_id=" + agent);
+  EXPECT_EQ(list.body.find(JsonField(first.body, "id")), list.body.rfind(JsonField(first.body, "id")));
+  EXPECT_NE(list.body.find("\"next_cursor\":null"), std::string::npos);
+
+  // Messages: a retried send is one run, one message in the log.
+  const std::string session = JsonField(first.body, "id");
+  const std::string path = "/api/sessions/" + session + "/messages";
+  auto m1 = server_->Request("POST", path, R"({"content":"echo once"})", "application/json",
+                             {{"Idempotency-Key", "m"}});
+  auto m2 = server_->Request("POST", path, R"({"content":"echo once"})", "application/json",
+                             {{"Idempotency-Key", "m"}});
+  ASSERT_EQ(m1.status, 202) << m1.body;
+  ASSERT_EQ(m2.status, 202) << m2.body;
+  EXPECT_EQ(JsonField(m1.body, "run_id"), JsonField(m2.body, "run_id"));
+  ExpectError(server_->Request("POST", path, R"({"content":"echo twice"})", "application/json",
+                               {{"Idempotency-Key", "m"}}),
+              409, "failed_precondition", "different request");
+  // Keys are per session: the same key on another session is a new message.
+  const std::string session2 = CreateSession(agent);
+  auto m3 = server_->Request("POST", "/api/sessions/" + session2 + "/messages", R"({"content":"echo once"})",
+                             "application/json", {{"Idempotency-Key", "m"}});
+  EXPECT_EQ(m3.status, 202) << m3.body;
+  EXPECT_NE(JsonField(m3.body, "run_id"), JsonField(m1.body, "run_id"));
+  UntilFinished(session, 1);
+  auto runs = server_->Request("GET", "/api/sessions/" + session + "/runs");
+  EXPECT_EQ(runs.body.find("\"id\":\"run_"), runs.body.rfind("\"id\":\"run_")) << runs.body;  // one run
+}
+
+TEST_F(Api, AnApiOnlyServerQueuesRunsButRunsNoSandboxes) {
+  server_->Stop();
+  ServerOptions api_only;
+  api_only.args = {"serve", "--no-worker"};
+  server_ = std::make_unique<ServerProcess>(api_only);
+  ASSERT_OK(server_->Start());
+  const std::string session = CreateSession(CreateAgent());
+  EXPECT_EQ(JsonField(server_->Request("GET", "/api/sessions/" + session).body, "status"), "suspended");
+  Send(session, "echo waits");
+  auto runs = server_->Request("GET", "/api/sessions/" + session + "/runs");
+  EXPECT_NE(runs.body.find("\"status\":\"queued\""), std::string::npos) << runs.body;
+  ExpectError(server_->Request("POST", "/api/sessions/" + session + "/sandbox/exec", R"({"argv":["true"]})"),
+              409, "failed_precondition", "runs no sandboxes");
+  // Cancelling works from any process: the run is queued, so it ends at once.
+  auto cancel = server_->Request(
+      "POST", "/api/sessions/" + session + "/runs/" + JsonField(runs.body, "runs.0.id") + "/cancel");
+  EXPECT_EQ(JsonField(cancel.body, "status"), "cancelled") << cancel.body;
+}
+
 TEST_F(Api, ConcurrentClientsGetEveryRunInOrderPerSession) {
   constexpr int kSessions = 8, kMessages = 4;
   std::string agent = CreateAgent();

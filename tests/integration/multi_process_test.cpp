@@ -26,7 +26,8 @@ constexpr char kWorkerToml[] =
 
 std::string StoreToml(const std::string& conninfo, const std::string& schema, bool migrate) {
   return std::string("[store]\ntype = \"postgres\"\nmigrate = ") + (migrate ? "true" : "false") +
-         "\n[store.config]\nurl = \"" + conninfo + "\"\nschema = \"" + schema + "\"\nconnect_timeout = \"2s\"\n";
+         "\n[store.config]\nurl = \"" + conninfo + "\"\nschema = \"" + schema +
+         "\"\nconnect_timeout = \"2s\"\n";
 }
 
 Poco::JSON::Object::Ptr Parse(const std::string& body) {
@@ -48,7 +49,8 @@ std::vector<Poco::JSON::Object::Ptr> AllEvents(const ServerProcess& api, const s
   std::vector<Poco::JSON::Object::Ptr> out;
   std::int64_t after = 0;
   for (;;) {
-    auto r = api.Request("GET", "/api/sessions/" + session + "/events?limit=1000&after=" + std::to_string(after));
+    auto r =
+        api.Request("GET", "/api/sessions/" + session + "/events?limit=1000&after=" + std::to_string(after));
     auto page = Items(r.body, "events");
     if (page.empty()) break;
     for (auto& e : page) out.push_back(e);
@@ -123,8 +125,8 @@ TEST(MultiProcess, RunsSurviveAKilledWorkerAndStreamsSurviveSwitchingServers) {
       for (const auto& e : ev) k += e.type == "run.finished";
       return k >= n;
     };
-    streamed = ReadStream(api1->port(), path, {}, [&](const auto& ev) { return finished(ev, 2); },
-                          std::chrono::seconds(180));
+    streamed = ReadStream(
+        api1->port(), path, {}, [&](const auto& ev) { return finished(ev, 2); }, std::chrono::seconds(180));
     std::int64_t last = streamed.empty() ? 0 : streamed.back().id;
     auto rest = ReadStream(
         api2->port(), path, {{"Last-Event-ID", std::to_string(last)}},
@@ -163,6 +165,14 @@ TEST(MultiProcess, RunsSurviveAKilledWorkerAndStreamsSurviveSwitchingServers) {
   }
   ASSERT_TRUE(held) << "worker 1 never held a run:\n" << w1->log();
   w1->Kill();
+  // However the test ends, the killed worker comes back on its data directory (which destroys
+  // the sandboxes it left behind) and then stops cleanly.
+  struct Revive {
+    ServerProcess& worker;
+    ~Revive() {
+      if (worker.pid() <= 0 && worker.Start().ok()) worker.Stop();
+    }
+  } revive{*w1};
 
   bool done = false;
   for (auto deadline = Clock::now() + std::chrono::seconds(240); !done && Clock::now() < deadline;) {
@@ -176,7 +186,8 @@ TEST(MultiProcess, RunsSurviveAKilledWorkerAndStreamsSurviveSwitchingServers) {
   for (int i = 0; i < kSessions; ++i) {
     const std::string& s = sessions[i];
     for (auto& r : Items(api1->Request("GET", "/api/sessions/" + s + "/runs").body, "runs")) {
-      EXPECT_EQ(r->getValue<std::string>("status"), "succeeded") << s << " " << r->getValue<std::string>("error");
+      EXPECT_EQ(r->getValue<std::string>("status"), "succeeded")
+          << s << " " << r->getValue<std::string>("error");
     }
     auto events = AllEvents(*apis[i % 2], s);
     std::map<std::string, int> messages, finishes, starts, interruptions;
@@ -184,7 +195,8 @@ TEST(MultiProcess, RunsSurviveAKilledWorkerAndStreamsSurviveSwitchingServers) {
     std::set<std::string> distinct;
     for (size_t k = 0; k < events.size(); ++k) {
       auto& e = events[k];
-      EXPECT_EQ(e->getValue<std::int64_t>("seq"), static_cast<std::int64_t>(k + 1)) << s;  // gap-free, in order
+      EXPECT_EQ(e->getValue<std::int64_t>("seq"), static_cast<std::int64_t>(k + 1))
+          << s;  // gap-free, in order
       const std::string type = e->getValue<std::string>("type");
       const std::string run = e->isNull("run_id") ? "" : e->getValue<std::string>("run_id");
       std::ostringstream data;
@@ -215,12 +227,13 @@ TEST(MultiProcess, RunsSurviveAKilledWorkerAndStreamsSurviveSwitchingServers) {
       EXPECT_EQ(interruptions[id], attempt - 1) << id;  // every attempt but the last was interrupted
       EXPECT_GE(starts[id], 1) << id;                   // a killed attempt may not have got as far
       EXPECT_LE(starts[id], attempt) << id;
-      EXPECT_EQ(output_seen[id], 1) << id;                        // the finishing attempt printed it once
+      EXPECT_EQ(output_seen[id], 1) << id;  // the finishing attempt printed it once
     }
     // The transcript keeps each run's answer exactly once.
     for (auto& m : Items(api2->Request("GET", "/api/sessions/" + s + "/messages").body, "messages")) {
       if (m->getValue<std::string>("role") != "assistant") continue;
-      EXPECT_EQ(m->getValue<std::string>("content"), expected_output[m->getValue<std::string>("run_id")] + "\n");
+      EXPECT_EQ(m->getValue<std::string>("content"),
+                expected_output[m->getValue<std::string>("run_id")] + "\n");
     }
   }
   EXPECT_GT(interrupted, 0) << "killing the worker interrupted no run";
@@ -234,8 +247,9 @@ TEST(MultiProcess, RunsSurviveAKilledWorkerAndStreamsSurviveSwitchingServers) {
     EXPECT_EQ(streamed[k].type, events0[k]->getValue<std::string>("type"));
   }
 
-  // The killed worker comes back on its data directory and cleans up the sandboxes it left.
+  // The killed worker comes back and joins; every process stops cleanly.
   ASSERT_OK(w1->Start());
+  EXPECT_EQ(w1->Request("GET", "/readyz").status, 200);
   for (ServerProcess* p : {api1.get(), api2.get(), w1.get(), w2.get()}) EXPECT_EQ(p->Stop(), 0) << p->log();
 }
 
@@ -249,16 +263,18 @@ TEST(MultiProcess, ADatabaseOutageAnswers503AndLosesNothingAcknowledged) {
   ServerProcess server(ServerOptions{{"serve"}, StoreToml(conninfo, "paddock", true), kWorkerToml, {}});
   ASSERT_OK(server.Start());
   auto agent = server.Request("POST", "/api/agents", R"({"name":"o","harness":"shell"})");
-  auto session = server.Request("POST", "/api/sessions", "{\"agent_id\":\"" + JsonField(agent.body, "id") + "\"}");
+  auto session =
+      server.Request("POST", "/api/sessions", "{\"agent_id\":\"" + JsonField(agent.body, "id") + "\"}");
   const std::string id = JsonField(session.body, "id");
   auto first = server.Request("POST", "/api/sessions/" + id + "/messages", Message("echo before"));
   ASSERT_EQ(first.status, 202) << first.body;
-  ReadStream(server.port(), "/api/sessions/" + id + "/events/stream", {}, [](const std::vector<SseEvent>& ev) {
-    for (const auto& e : ev) {
-      if (e.type == "run.finished") return true;
-    }
-    return false;
-  });
+  ReadStream(server.port(), "/api/sessions/" + id + "/events/stream", {},
+             [](const std::vector<SseEvent>& ev) {
+               for (const auto& e : ev) {
+                 if (e.type == "run.finished") return true;
+               }
+               return false;
+             });
   auto during = server.Request("POST", "/api/sessions/" + id + "/messages", Message("sleep 2; echo during"));
   ASSERT_EQ(during.status, 202) << during.body;
   const std::int64_t acknowledged = AllEvents(server, id).back()->getValue<std::int64_t>("seq");

@@ -129,7 +129,8 @@ Result<ExecResult> Sh(SandboxProvider& p, const std::string& sandbox, const std:
 ServerProcess::ServerProcess(const std::string& extra_toml, std::vector<std::string> env)
     : ServerProcess(ServerOptions{{"serve"}, "[store]\ntype = \"sqlite\"\n", extra_toml, std::move(env)}) {}
 
-ServerProcess::ServerProcess(ServerOptions options) : env_(std::move(options.env)), args_(std::move(options.args)) {
+ServerProcess::ServerProcess(ServerOptions options)
+    : env_(std::move(options.env)), args_(std::move(options.args)) {
   data_dir_ = dir_ / "data";
   config_path_ = dir_ / "paddock.toml";
   std::ofstream cfg(config_path_);
@@ -279,7 +280,6 @@ std::vector<SseEvent> ReadStream(int port, const std::string& path,
   session.abort();
   return events;
 }
-
 
 std::string TestPostgresDir() {
   const char* env = std::getenv("PADDOCK_TEST_PG_DIR");
