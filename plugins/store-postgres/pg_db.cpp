@@ -67,6 +67,9 @@ Result<std::unique_ptr<PgConnection>> Connect(const PoolOptions& o) {
       o.conninfo.c_str(), timeout.c_str(), options.c_str(), "paddock", "1", "10", "5", "3", nullptr};
   PGconn* conn = PQconnectdbParams(keys, values, 1);
   if (!conn) return Status::Unavailable("postgres unavailable: out of memory connecting");
+  // NOTICEs ("schema already exists, skipping") are not errors and not for stderr.
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string message = PQerrorMessage(conn);
     PQfinish(conn);

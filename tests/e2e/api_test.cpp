@@ -680,13 +680,26 @@ TEST(Cli, ConfigErrorsExitNonZeroNamingFileAndLine) {
   EXPECT_NE(out.find("paddock-store-mongo.so: file not found"), std::string::npos) << out;
 }
 
+TEST(Cli, EveryShippedConfigIsValid) {
+  for (const char* name : {"paddock.toml", "postgres.toml"}) {
+    auto [code, out] = RunCommand({PaddockBinary(), "check-config", "--config",
+                                   SourceDir() + "/config/" + name, "--plugin-dir", PluginDir()});
+    EXPECT_EQ(code, 0) << name << ": " << out;
+  }
+  // The worker role takes no --no-worker.
+  auto [code, out] = RunCommand({PaddockBinary(), "worker", "--no-worker"});
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("--no-worker makes no sense"), std::string::npos) << out;
+}
+
 TEST(Cli, PluginsListsEveryLoadablePluginWithItsSchema) {
   auto [code, out] = RunCommand({PaddockBinary(), "plugins", "--plugin-dir", PluginDir()});
   ASSERT_EQ(code, 0) << out;
   Poco::JSON::Parser parser;
   auto doc = parser.parse(out).extract<Poco::JSON::Object::Ptr>();
   auto plugins = doc->getArray("plugins");
-  ASSERT_EQ(plugins->size(), 4u);
+  ASSERT_EQ(plugins->size(),
+            5u);  // store.sqlite, store.postgres, sandbox.process, harness.shell, secrets.env
   EXPECT_EQ(doc->getArray("refused")->size(), 0u);
   bool saw_sqlite_path = false;
   for (unsigned i = 0; i < plugins->size(); ++i) {

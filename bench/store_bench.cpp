@@ -1,0 +1,257 @@
+// Event append throughput and append -> SSE delivery latency, for the sqlite and postgres
+// stores, each next to the raw floor measured in the same run on the same database server:
+// a plain single-row INSERT through sqlite3 (WAL) or libpq.
+//
+//   build/bin/store_bench [N]      (default N = 2000 appends per measurement)
+//
+// Starts its own PostgreSQL (scripts/test-postgres.sh, fsync off). The latency is measured
+// through a real HTTP event stream served in this process; for postgres the events are appended
+// through a second store instance (another connection pool, as a worker process would), so they
+// reach the stream by LISTEN/NOTIFY.
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/config.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "plugins/plugin_host.h"
+#include "services/app.h"
+#include "services/event_service.h"
+#include "testing.h"
+#include "util/log.h"
+#include "util/redactor.h"
+
+using namespace paddock;
+using namespace paddock::testing;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double Us(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+
+double Percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5)];
+}
+
+struct Figures {
+  double per_second = 0;  // appends (inserts) per second, one thread
+  double p50_us = 0;      // one append (insert) round trip
+};
+
+Figures Measure(int n, const std::function<void(int)>& one) {
+  std::vector<double> each;
+  each.reserve(n);
+  auto start = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    auto t0 = Clock::now();
+    one(i);
+    each.push_back(Us(Clock::now() - t0));
+  }
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return {n / seconds, Percentile(each, 0.5)};
+}
+
+void Check(bool ok, const std::string& what) {
+  if (!ok) {
+    std::fprintf(stderr, "store_bench: %s\n", what.c_str());
+    std::exit(1);
+  }
+}
+
+Figures RawSqlite(const std::string& path, int n) {
+  sqlite3* db = nullptr;
+  Check(sqlite3_open(path.c_str(), &db) == SQLITE_OK, "open sqlite");
+  sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", nullptr, nullptr, nullptr);
+  sqlite3_exec(db,
+               "CREATE TABLE raw (session TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, "
+               "PRIMARY KEY (session, seq)) WITHOUT ROWID",
+               nullptr, nullptr, nullptr);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "INSERT INTO raw VALUES ('s', ?, '{\"i\":1}')", -1, &st, nullptr);
+  Figures f = Measure(n, [&](int i) {
+    sqlite3_bind_int64(st, 1, i);
+    Check(sqlite3_step(st) == SQLITE_DONE, "raw sqlite insert");
+    sqlite3_reset(st);
+  });
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return f;
+}
+
+Figures RawPostgres(const std::string& conninfo, int n) {
+  PGconn* c = PQconnectdb(conninfo.c_str());
+  Check(PQstatus(c) == CONNECTION_OK, "connect to postgres");
+  PQclear(PQexec(c,
+                 "CREATE TABLE raw (session TEXT NOT NULL, seq BIGINT NOT NULL, data TEXT NOT NULL, "
+                 "PRIMARY KEY (session, seq))"));
+  PQclear(PQprepare(c, "ins", "INSERT INTO raw VALUES ('s', $1, '{\"i\":1}')", 1, nullptr));
+  Figures f = Measure(n, [&](int i) {
+    std::string v = std::to_string(i);
+    const char* values[] = {v.c_str()};
+    PGresult* r = PQexecPrepared(c, "ins", 1, values, nullptr, nullptr, 0);
+    Check(PQresultStatus(r) == PGRES_COMMAND_OK, "raw postgres insert");
+    PQclear(r);
+  });
+  PQfinish(c);
+  return f;
+}
+
+std::string MakeSession(SessionStore& store) {
+  Agent a;
+  a.id = "agt_bench_" + UniqueSchema();
+  a.name = "bench";
+  a.harness = "shell";
+  Check(store.CreateAgent(a).ok(), "create agent");
+  Session s;
+  s.id = "ses_bench_" + UniqueSchema();
+  s.agent_id = a.id;
+  s.status = SessionStatus::kReady;
+  Check(store.CreateSession(s, {}).ok(), "create session");
+  return s.id;
+}
+
+Figures StoreAppends(SessionStore& store, int n) {
+  const std::string session = MakeSession(store);
+  return Measure(n, [&](int i) {
+    Check(store.AppendEvent(session, NewEvent{"", "bench", "{\"i\":" + std::to_string(i) + "}"}).ok(),
+          "append");
+  });
+}
+
+// Appends `n` events with `append` (spaced a little, as a run's output is) and times each from
+// the start of its append to its arrival on an SSE stream of `app`'s HTTP server.
+std::vector<double> DeliveryLatency(App& app, const std::string& session, int n,
+                                    const std::function<void(int)>& append) {
+  HttpServer server(app, ApiRouter(), "127.0.0.1", 0, 16, 1 << 20);
+  Check(server.Start().ok(), "http server");
+  std::vector<Clock::time_point> sent(n), received(n);
+  std::atomic<bool> connected{false};
+  std::thread reader([&] {
+    int got = 0;
+    ReadStream(
+        server.port(), "/api/sessions/" + session + "/events/stream", {},
+        [&](const std::vector<SseEvent>& ev) {
+          connected = true;
+          while (got < static_cast<int>(ev.size())) {
+            std::int64_t i = std::stoll(JsonField(ev[got].data, "data.i"));
+            received[i] = Clock::now();
+            ++got;
+          }
+          return got >= n;
+        },
+        std::chrono::seconds(120));
+  });
+  // The first event opens the stream; then measure.
+  append(0);
+  sent[0] = Clock::now();
+  while (!connected) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int i = 1; i < n; ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(1500));
+    sent[i] = Clock::now();
+    append(i);
+  }
+  reader.join();
+  server.Stop();
+  std::vector<double> out;
+  for (int i = 1; i < n; ++i) out.push_back(Us(received[i] - sent[i]));
+  return out;
+}
+
+std::unique_ptr<App> StartApp(const std::string& store_toml, const std::string& data_dir) {
+  std::string toml = "[server]\nlog_level = \"warn\"\ndata_dir = \"" + data_dir + "\"\nplugin_dir = \"" +
+                     PluginDir() + "\"\n[worker]\nenabled = false\n[secrets]\ntype = \"env\"\n" + store_toml +
+                     "[sandbox]\ntype = \"process\"\n[[harness]]\ntype = \"shell\"\n";
+  Result<Config> config = ParseConfig(toml, "bench");
+  Check(config.ok(), config.status().ToString());
+  auto redactor = std::make_shared<Redactor>();
+  Result<std::unique_ptr<App>> app = App::Create(*config, PluginDir(), redactor);
+  Check(app.ok(), app.status().ToString());
+  Check((*app)->Start().ok(), "app start");
+  return std::move(app).value();
+}
+
+void Report(const char* store, const Figures& paddock, const Figures& raw,
+            const std::vector<double>& latency) {
+  std::printf("%s\n", store);
+  std::printf(
+      "  append throughput   %8.0f events/s   raw insert %8.0f rows/s   ratio %.2fx the floor's time\n",
+      paddock.per_second, raw.per_second, raw.per_second / paddock.per_second);
+  std::printf("  append round trip   p50 %7.1f us        raw insert p50 %7.1f us\n", paddock.p50_us,
+              raw.p50_us);
+  double p50 = Percentile(latency, 0.5), p99 = Percentile(latency, 0.99);
+  std::printf("  append->SSE         p50 %7.1f us  p99 %7.1f us   (%.1fx / %.1fx the raw insert p50)\n", p50,
+              p99, p50 / raw.p50_us, p99 / raw.p50_us);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int n = argc > 1 ? std::atoi(argv[1]) : 2000;
+  InitLogging(std::make_shared<Redactor>(), "warn");
+  TempDir dir;
+
+  // ---- sqlite ----
+  Figures sqlite_raw = RawSqlite(dir / "raw.db", n);
+  Figures sqlite_store;
+  {
+    auto store = LoadStore("sqlite", "path = \"throughput.db\"", dir / "sqlite-throughput");
+    Check(store.ok(), "sqlite store");
+    sqlite_store = StoreAppends(**store, n);
+  }
+  std::vector<double> sqlite_latency;
+  {
+    auto app = StartApp("[store]\ntype = \"sqlite\"\n", dir / "sqlite-app");
+    const std::string session = MakeSession(app->store());
+    sqlite_latency = DeliveryLatency(*app, session, std::min(n, 1000), [&](int i) {
+      Check(app->events().Append(session, "", "bench", "{\"i\":" + std::to_string(i) + "}").ok(), "append");
+    });
+    app->Stop();
+  }
+  Report("sqlite (in-process append, WAL, synchronous=NORMAL)", sqlite_store, sqlite_raw, sqlite_latency);
+
+  // ---- postgres ----
+  const std::string pg = dir / "pg";
+  Check(RunCommand({"bash", SourceDir() + "/scripts/test-postgres.sh", "start", pg}).first == 0,
+        "start postgres");
+  std::string conninfo;
+  std::getline(std::ifstream(pg + "/conninfo"), conninfo);
+  Figures pg_raw = RawPostgres(conninfo, n);
+  Figures pg_store;
+  {
+    auto store =
+        LoadStore("postgres", "url = \"" + conninfo + "\"\nschema = \"throughput\"", dir / "pg-throughput");
+    Check(store.ok(), store.ok() ? "" : store.status().ToString());
+    pg_store = StoreAppends(**store, n);
+  }
+  std::vector<double> pg_latency;
+  {
+    const std::string store_toml =
+        "[store]\ntype = \"postgres\"\n[store.config]\nurl = \"" + conninfo + "\"\nschema = \"latency\"\n";
+    auto app = StartApp(store_toml, dir / "pg-app");
+    auto writer =
+        LoadStore("postgres", "url = \"" + conninfo + "\"\nschema = \"latency\"", dir / "pg-writer");
+    Check(writer.ok(), "postgres writer");
+    const std::string session = MakeSession(**writer);
+    pg_latency = DeliveryLatency(*app, session, std::min(n, 1000), [&](int i) {
+      Check((*writer)->AppendEvent(session, NewEvent{"", "bench", "{\"i\":" + std::to_string(i) + "}"}).ok(),
+            "append");
+    });
+    writer->reset();
+    app->Stop();
+  }
+  Report("postgres (append from another connection pool, delivered by LISTEN/NOTIFY)", pg_store, pg_raw,
+         pg_latency);
+  RunCommand({"bash", SourceDir() + "/scripts/test-postgres.sh", "stop", pg});
+  return 0;
+}
