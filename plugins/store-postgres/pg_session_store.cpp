@@ -783,14 +783,12 @@ Result<std::vector<Run>> PostgresSessionStore::SweepExpiredLeases(const SweepOpt
                       {options.all}));
       if (r.rows() == 0) break;
       Run run = ReadRun(r, 0);
-      const char* next = run.cancel_requested                  ? "cancelled"
-                         : run.attempt >= options.max_attempts ? "failed"
-                                                               : "queued";
-      PADDOCK_RETURN_IF_ERROR(
-          AppendOn(*conn, run.session_id,
-                   {run.id, "run.interrupted", RunInterruptedData(run.attempt, options.reason, next)})
-              .status());
-      if (std::string_view(next) == "queued") {
+      const SweepDecision decision = DecideSweep(run, options);
+      PADDOCK_RETURN_IF_ERROR(AppendOn(*conn, run.session_id,
+                                       {run.id, "run.interrupted",
+                                        RunInterruptedData(run.attempt, options.reason, decision.next)})
+                                  .status());
+      if (decision.end == RunStatus::kQueued) {
         PADDOCK_RETURN_IF_ERROR(conn->Query("UPDATE runs SET status = 'queued', generation = generation + 1, "
                                             "lease_owner = '', lease_expires_at = 0 WHERE id = $1",
                                             {run.id})
@@ -800,15 +798,11 @@ Result<std::vector<Run>> PostgresSessionStore::SweepExpiredLeases(const SweepOpt
                                             {run.session_id, NowMs()})
                                     .status());
       } else {
-        RunStatus end = run.cancel_requested ? RunStatus::kCancelled : RunStatus::kFailed;
-        std::string error = run.cancel_requested
-                                ? "cancelled by request"
-                                : "interrupted on each of its " + std::to_string(run.attempt) +
-                                      " attempt(s); the last: " + options.reason;
-        PADDOCK_RETURN_IF_ERROR(EndRun(*conn, run, end, std::nullopt, error));
-        PADDOCK_RETURN_IF_ERROR(AppendOn(*conn, run.session_id,
-                                         {run.id, "run.finished", RunFinishedData(end, std::nullopt, error)})
-                                    .status());
+        PADDOCK_RETURN_IF_ERROR(EndRun(*conn, run, decision.end, std::nullopt, decision.error));
+        PADDOCK_RETURN_IF_ERROR(
+            AppendOn(*conn, run.session_id,
+                     {run.id, "run.finished", RunFinishedData(decision.end, std::nullopt, decision.error)})
+                .status());
       }
       PADDOCK_ASSIGN_OR_RETURN(run, GetRunOn(*conn, run.id));
       PADDOCK_RETURN_IF_ERROR(tx.Commit());

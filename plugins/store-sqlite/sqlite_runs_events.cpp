@@ -136,14 +136,14 @@ Result<std::optional<Run>> SqliteSessionStore::ClaimNextRun(std::string_view wor
   });
 }
 
-Status SqliteSessionStore::CheckLeaseLocked(const RunLease& lease) {
+Result<Run> SqliteSessionStore::CheckLeaseLocked(const RunLease& lease) {
   PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(lease.run_id));
   if (run.status != RunStatus::kRunning || run.generation != lease.generation) {
     return Status::Aborted("run '" + run.id + "' is no longer held under generation " +
                            std::to_string(lease.generation) + " (now " + std::string(ToString(run.status)) +
                            ", generation " + std::to_string(run.generation) + ")");
   }
-  return Status::Ok();
+  return run;
 }
 
 Result<Run> SqliteSessionStore::HeartbeatRun(const RunLease& lease,
@@ -152,7 +152,7 @@ Result<Run> SqliteSessionStore::HeartbeatRun(const RunLease& lease,
     std::lock_guard lock(mu_);
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
-    PADDOCK_RETURN_IF_ERROR(CheckLeaseLocked(lease));
+    PADDOCK_RETURN_IF_ERROR(CheckLeaseLocked(lease).status());
     Statement st(db_, "UPDATE runs SET lease_expires_at = ? WHERE id = ?");
     st.Bind(1, NowMs() + extend.count()).Bind(2, lease.run_id);
     PADDOCK_RETURN_IF_ERROR(st.Run());
@@ -168,8 +168,7 @@ Result<Event> SqliteSessionStore::StartRun(const RunLease& lease, const NewEvent
     appended_.clear();
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
-    PADDOCK_RETURN_IF_ERROR(CheckLeaseLocked(lease));
-    PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(lease.run_id));
+    PADDOCK_ASSIGN_OR_RETURN(Run run, CheckLeaseLocked(lease));
     Statement ses(db_,
                   "UPDATE sessions SET status = 'running', updated_at = ? WHERE id = ? AND status = 'ready'");
     ses.Bind(1, NowMs()).Bind(2, run.session_id);
@@ -220,8 +219,7 @@ Result<Event> SqliteSessionStore::FinishRun(const RunLease& lease, RunStatus sta
     appended_.clear();
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
-    PADDOCK_RETURN_IF_ERROR(CheckLeaseLocked(lease));
-    PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(lease.run_id));
+    PADDOCK_ASSIGN_OR_RETURN(Run run, CheckLeaseLocked(lease));
     PADDOCK_RETURN_IF_ERROR(EndRunLocked(db_, run, status, exit_code, error));
     NewEvent e = event;
     e.run_id = run.id;
@@ -292,14 +290,12 @@ Result<std::vector<Run>> SqliteSessionStore::SweepExpiredLeases(const SweepOptio
     while (pick.Step(s)) runs.push_back(ReadRun(pick));
     PADDOCK_RETURN_IF_ERROR(s);
     for (Run& r : runs) {
-      const char* next = r.cancel_requested                  ? "cancelled"
-                         : r.attempt >= options.max_attempts ? "failed"
-                                                             : "queued";
+      const SweepDecision decision = DecideSweep(r, options);
       PADDOCK_RETURN_IF_ERROR(
-          AppendEventLocked(r.session_id,
-                            {r.id, "run.interrupted", RunInterruptedData(r.attempt, options.reason, next)})
+          AppendEventLocked(r.session_id, {r.id, "run.interrupted",
+                                           RunInterruptedData(r.attempt, options.reason, decision.next)})
               .status());
-      if (std::string_view(next) == "queued") {
+      if (decision.end == RunStatus::kQueued) {
         Statement st(db_,
                      "UPDATE runs SET status = 'queued', generation = generation + 1, lease_owner = '', "
                      "lease_expires_at = 0 WHERE id = ?");
@@ -310,13 +306,10 @@ Result<std::vector<Run>> SqliteSessionStore::SweepExpiredLeases(const SweepOptio
         ses.Bind(1, NowMs()).Bind(2, r.session_id);
         PADDOCK_RETURN_IF_ERROR(ses.Run());
       } else {
-        RunStatus end = r.cancel_requested ? RunStatus::kCancelled : RunStatus::kFailed;
-        std::string error = r.cancel_requested ? "cancelled by request"
-                                               : "interrupted on each of its " + std::to_string(r.attempt) +
-                                                     " attempt(s); the last: " + options.reason;
-        PADDOCK_RETURN_IF_ERROR(EndRunLocked(db_, r, end, std::nullopt, error));
+        PADDOCK_RETURN_IF_ERROR(EndRunLocked(db_, r, decision.end, std::nullopt, decision.error));
         PADDOCK_RETURN_IF_ERROR(
-            AppendEventLocked(r.session_id, {r.id, "run.finished", RunFinishedData(end, std::nullopt, error)})
+            AppendEventLocked(r.session_id, {r.id, "run.finished",
+                                             RunFinishedData(decision.end, std::nullopt, decision.error)})
                 .status());
       }
       PADDOCK_ASSIGN_OR_RETURN(r, GetRunLocked(r.id));
@@ -336,7 +329,7 @@ Result<Event> SqliteSessionStore::AppendEventLocked(std::string_view session_id,
       return Status::InvalidArgument("run '" + run.id + "' is not a run of session '" +
                                      std::string(session_id) + "'");
     }
-    PADDOCK_RETURN_IF_ERROR(CheckLeaseLocked({event.run_id, event.generation}));
+    PADDOCK_RETURN_IF_ERROR(CheckLeaseLocked({event.run_id, event.generation}).status());
   }
   Statement bump(db_, "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq");
   bump.Bind(1, session_id);

@@ -80,7 +80,8 @@ class SqliteSessionStore final : public SessionStore {
   // Notify() once the caller has committed.
   Result<Event> AppendEventLocked(std::string_view session_id, const NewEvent& event);
   void Notify();
-  Status CheckLeaseLocked(const RunLease& lease);
+  // The run, when it is running under lease.generation; kAborted (or kNotFound) otherwise.
+  Result<Run> CheckLeaseLocked(const RunLease& lease);
   Status RecordKeyLocked(const IdempotencyKey& idem, std::string_view resource_id);
   Result<std::vector<std::string>> AppliedLocked();
 

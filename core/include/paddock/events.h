@@ -25,4 +25,22 @@ inline std::string RunInterruptedData(int attempt, std::string_view reason, std:
          ",\"next\":" + JsonQuote(next) + "}";
 }
 
+// What a sweeper does with a run whose lease expired, and the reason it records when it ends
+// the run. Every store applies the same rule.
+struct SweepDecision {
+  const char* next;   // "queued", "failed" or "cancelled" (run.interrupted's "next")
+  RunStatus end;      // kQueued (back in the queue), or the terminal status it ends with
+  std::string error;  // the run's error when it ends
+};
+
+inline SweepDecision DecideSweep(const Run& run, const SweepOptions& options) {
+  if (run.cancel_requested) return {"cancelled", RunStatus::kCancelled, "cancelled by request"};
+  if (run.attempt >= options.max_attempts) {
+    return {"failed", RunStatus::kFailed,
+            "interrupted on each of its " + std::to_string(run.attempt) +
+                " attempt(s); the last: " + options.reason};
+  }
+  return {"queued", RunStatus::kQueued, ""};
+}
+
 }  // namespace paddock
