@@ -23,14 +23,14 @@ using Clock = std::chrono::steady_clock;
 // The top-level directories that are symlinks into /usr on a merged-/usr system.
 constexpr const char* kTopLevelDirs[] = {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"};
 
-std::vector<std::string> BwrapArgv(const JailOptions& o, const std::string& workspace) {
+std::vector<std::string> BwrapArgv(const JailOptions& o, const JailSpec& j) {
   std::vector<std::string> a = {o.bwrap,
                                 "--unshare-user",
                                 "--unshare-pid",
                                 "--unshare-ipc",
                                 "--unshare-uts",
-                                "--unshare-net",
                                 "--unshare-cgroup-try",
+                                "--as-pid-1",
                                 "--uid",
                                 std::to_string(o.sandbox_uid),
                                 "--gid",
@@ -40,6 +40,7 @@ std::vector<std::string> BwrapArgv(const JailOptions& o, const std::string& work
                                 "--new-session",
                                 "--info-fd",
                                 "3"};
+  if (!j.host_network) a.push_back("--unshare-net");
   for (const auto& path : o.ro_binds) {
     a.insert(a.end(), {"--ro-bind-try", path, path});
   }
@@ -51,14 +52,28 @@ std::vector<std::string> BwrapArgv(const JailOptions& o, const std::string& work
       a.insert(a.end(), {"--ro-bind", dir, dir});
     }
   }
-  a.insert(a.end(), {"--proc",     "/proc",      "--dev",
-                     "/dev",       "--tmpfs",    "/tmp",
-                     "--bind",     workspace,    "/workspace",
-                     "--chdir",    "/workspace", "--clearenv",
-                     "--setenv",   "PATH",       "/usr/local/bin:/usr/bin:/bin",
-                     "--setenv",   "HOME",       "/workspace",
-                     "--cap-drop", "ALL",        "--",
-                     "/bin/sh",    "-c",         "echo ready; exec sleep infinity"});
+  a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev"});
+  if (j.tmp_bytes > 0) a.insert(a.end(), {"--size", std::to_string(j.tmp_bytes)});
+  a.insert(a.end(), {"--tmpfs", "/tmp", "--bind", j.workspace, "/workspace", "--bind", j.run_dir,
+                     "/run/paddock", "--ro-bind", o.runtime, "/run/paddock-runtime"});
+  if (!j.egress_dir.empty()) a.insert(a.end(), {"--ro-bind", j.egress_dir, "/run/paddock-egress"});
+  a.insert(a.end(), {"--chdir",    "/workspace",
+                     "--clearenv", "--setenv",
+                     "PATH",       "/usr/local/bin:/usr/bin:/bin",
+                     "--cap-drop", "ALL",
+                     "--",         "/run/paddock-runtime",
+                     "--listen",   "unix:/run/paddock/runtime.sock",
+                     "--token-fd", "5",
+                     "--ready-fd", "4",
+                     "--cwd",      "/workspace",
+                     "--root",     "/workspace",
+                     "--root",     "/tmp",
+                     "--env",      "HOME=/workspace",
+                     "--env",      "PATH=/usr/local/bin:/usr/bin:/bin"});
+  if (!j.egress_dir.empty()) {
+    a.insert(a.end(), {"--egress-socket", "/run/paddock-egress/egress.sock", "--egress-port",
+                       std::to_string(j.egress_port)});
+  }
   return a;
 }
 
@@ -121,28 +136,32 @@ std::optional<std::uint64_t> ProcessStartTime(pid_t pid) {
   return std::stoull(field);
 }
 
-Result<JailProcess> StartJail(const JailOptions& options, const std::string& workspace,
-                              const std::string& log_path) {
-  int info[2];
-  int ready[2];
+Result<JailProcess> StartJail(const JailOptions& options, const JailSpec& jail, const std::string& log_path) {
+  int info[2], ready[2], token[2];
   if (pipe2(info, O_CLOEXEC) != 0) return Status::Unavailable("pipe: " + std::string(strerror(errno)));
-  if (pipe2(ready, O_CLOEXEC) != 0) {
+  if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(token, O_CLOEXEC) != 0) {
     close(info[0]);
     close(info[1]);
     return Status::Unavailable("pipe: " + std::string(strerror(errno)));
   }
+  // The token is short: the pipe buffer holds it, so it is written before the jail starts.
+  (void)!write(token[1], jail.token.data(), jail.token.size());
+  close(token[1]);
   int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   SpawnSpec spec;
-  spec.argv = BwrapArgv(options, workspace);
+  spec.argv = BwrapArgv(options, jail);
   spec.env = {"PATH=/usr/local/bin:/usr/bin:/bin"};
   spec.drop_to = options.host_creds;
-  spec.stdout_fd = ready[1];
+  spec.stdout_fd = log;
   spec.stderr_fd = log;
-  spec.extra_fds = {{info[1], 3}};
+  spec.extra_fds = {{info[1], 3}, {ready[1], 4}, {token[0], 5}};
   spec.detach = true;  // the jail outlives this call and, by design, this process
+  spec.join_cgroups = jail.join_cgroups;
+  spec.rlimits = jail.rlimits;
   Result<pid_t> spawned = Spawn(spec);
   close(info[1]);
   close(ready[1]);
+  close(token[0]);
   if (log >= 0) close(log);
   auto cleanup = [&] {
     close(info[0]);
@@ -156,18 +175,18 @@ Result<JailProcess> StartJail(const JailOptions& options, const std::string& wor
   std::string info_text =
       ReadUntil(info[0], deadline, [](const std::string& t) { return t.find('}') != std::string::npos; });
   std::optional<pid_t> pid = ParseChildPid(info_text);
-  // The command writes "ready" once bwrap has finished building the mount namespace.
+  // The runtime writes "ready" once it listens.
   std::string ready_text = ReadUntil(
       ready[0], deadline, [](const std::string& t) { return t.find("ready\n") != std::string::npos; });
   cleanup();
   if (!pid || ready_text.find("ready\n") == std::string::npos) {
     if (pid) kill(*pid, SIGKILL);
     std::string why = Tail(log_path);
-    return Status::Unavailable("bubblewrap did not start the sandbox" +
+    return Status::Unavailable("the sandbox's runtime did not start" +
                                (why.empty() ? std::string() : ": " + why));
   }
   std::optional<std::uint64_t> start = ProcessStartTime(*pid);
-  if (!start) return Status::Unavailable("sandbox init exited right after start: " + Tail(log_path));
+  if (!start) return Status::Unavailable("sandbox runtime exited right after start: " + Tail(log_path));
   return JailProcess{*pid, *start};
 }
 
@@ -193,28 +212,6 @@ Status KillJail(const JailProcess& jail) {
   if (JailAlive(jail))
     return Status::Internal("sandbox init " + std::to_string(jail.pid) + " survived SIGKILL");
   return Status::Ok();
-}
-
-std::vector<std::string> JailExecArgv(const JailOptions& options, const JailProcess& jail,
-                                      const ExecRequest& request) {
-  std::vector<std::string> a = {options.nsenter,
-                                "--target",
-                                std::to_string(jail.pid),
-                                "--user",
-                                "--mount",
-                                "--pid",
-                                "--ipc",
-                                "--uts",
-                                "--net",
-                                "--root",
-                                "--wdns=" + (request.cwd.empty() ? std::string("/workspace") : request.cwd),
-                                "--setuid",
-                                std::to_string(options.sandbox_uid),
-                                "--setgid",
-                                std::to_string(options.sandbox_gid),
-                                "--"};
-  a.insert(a.end(), request.argv.begin(), request.argv.end());
-  return a;
 }
 
 }  // namespace paddock::plugins::sandbox_process

@@ -1,5 +1,6 @@
-// One bubblewrap jail: a long-lived init in fresh user, pid, mount, ipc, uts, network and
-// cgroup namespaces, into which commands are started with nsenter.
+// One bubblewrap jail: paddock-runtime as PID 1 in fresh user, pid, mount, ipc, uts, network and
+// cgroup namespaces, serving its API on a unix socket that the host reaches through a bind
+// mount.
 #pragma once
 
 #include <sys/types.h>
@@ -17,7 +18,7 @@ namespace paddock::plugins::sandbox_process {
 
 struct JailOptions {
   std::string bwrap;                  // absolute path
-  std::string nsenter;                // absolute path
+  std::string runtime;                // absolute path of paddock-runtime on the host
   std::vector<std::string> ro_binds;  // host paths mounted read-only at the same place
   std::string hostname = "sandbox";
   uid_t sandbox_uid = 1000;  // uid/gid seen inside
@@ -33,10 +34,22 @@ struct JailProcess {
   std::uint64_t start_time = 0;
 };
 
-// Starts a jail with `workspace` mounted read-write at /workspace. bwrap's stderr goes to
-// `log_path`. Returns once commands can be started in it.
-Result<JailProcess> StartJail(const JailOptions& options, const std::string& workspace,
-                              const std::string& log_path);
+// What differs between jails.
+struct JailSpec {
+  std::string workspace;   // host dir mounted read-write at /workspace
+  std::string run_dir;     // host dir mounted at /run/paddock; the runtime's socket goes there
+  std::string egress_dir;  // host dir with the proxy's egress.sock, mounted read-only; may be empty
+  int egress_port = 3128;
+  bool host_network = false;
+  std::int64_t tmp_bytes = 0;  // size of the /tmp tmpfs; 0: the kernel's default
+  std::string token;           // the runtime's bearer token, passed through a pipe
+  std::vector<std::string> join_cgroups;
+  std::vector<std::pair<int, unsigned long>> rlimits;
+};
+
+// Starts a jail. bwrap's and the runtime's stderr go to `log_path`. Returns once the runtime
+// listens on run_dir/runtime.sock.
+Result<JailProcess> StartJail(const JailOptions& options, const JailSpec& spec, const std::string& log_path);
 
 // True when the jail's init is still the process it was.
 bool JailAlive(const JailProcess& jail);
@@ -44,10 +57,6 @@ bool JailAlive(const JailProcess& jail);
 // Kills every process of the jail (its pid namespace dies with its init) and waits briefly
 // for it to go away.
 Status KillJail(const JailProcess& jail);
-
-// The argv that runs `request` inside the jail through nsenter.
-std::vector<std::string> JailExecArgv(const JailOptions& options, const JailProcess& jail,
-                                      const ExecRequest& request);
 
 // Start time of `pid` from /proc (clock ticks since boot), or nullopt when it does not exist.
 std::optional<std::uint64_t> ProcessStartTime(pid_t pid);

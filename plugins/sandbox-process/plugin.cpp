@@ -11,7 +11,12 @@ constexpr paddock_config_key kConfigKeys[] = {
     {"root", PADDOCK_CONFIG_STRING, 0, "",
      "Directory for sandbox state and workspaces; empty: the plugin's data directory."},
     {"bwrap", PADDOCK_CONFIG_STRING, 0, "bwrap", "The bubblewrap executable."},
-    {"nsenter", PADDOCK_CONFIG_STRING, 0, "nsenter", "The nsenter executable (util-linux)."},
+    {"runtime", PADDOCK_CONFIG_STRING, 0, "",
+     "The paddock-runtime executable; empty: the one next to the paddock binary, else from PATH."},
+    {"disk_quota", PADDOCK_CONFIG_BOOL, 0, "true",
+     "Enforce a profile's disk limit with a loop-mounted ext4 image per workspace (needs root)."},
+    {"mkfs", PADDOCK_CONFIG_STRING, 0, "mkfs.ext4", "mkfs for workspace images (e2fsprogs)."},
+    {"mount", PADDOCK_CONFIG_STRING, 0, "mount", "mount for workspace images (util-linux)."},
     {"ro_binds", PADDOCK_CONFIG_STRING_LIST, 0, "/usr,/etc/alternatives,/etc/ssl/certs,/etc/ca-certificates",
      "Host paths mounted read-only into every sandbox (missing ones are skipped)."},
     {"hostname", PADDOCK_CONFIG_STRING, 0, "sandbox", "Host name inside the sandbox."},
@@ -36,10 +41,25 @@ Result<SandboxProviderPtr> Create(const PluginContext& ctx, const ConfigView& co
     return Status::FailedPrecondition("bwrap '" + config.GetString("bwrap") +
                                       "' not found; install bubblewrap (apt-get install bubblewrap)");
   }
-  auto nsenter = FindExecutable(config.GetString("nsenter", "nsenter"));
-  if (!nsenter) return Status::FailedPrecondition("nsenter not found; install util-linux");
   j.bwrap = *bwrap;
-  j.nsenter = *nsenter;
+  std::string runtime = config.GetString("runtime");
+  if (runtime.empty()) {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    std::string next_to = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string();
+    next_to = next_to.substr(0, next_to.rfind('/') + 1) + "paddock-runtime";
+    runtime = access(next_to.c_str(), X_OK) == 0 ? next_to : "paddock-runtime";
+  }
+  auto runtime_path = FindExecutable(runtime);
+  if (!runtime_path) {
+    return Status::FailedPrecondition(
+        "paddock-runtime '" + runtime +
+        "' not found; build it (ninja paddock-runtime) or set [sandbox.config] runtime");
+  }
+  j.runtime = *runtime_path;
+  c.disk_quota = config.GetBool("disk_quota", true);
+  c.mkfs = FindExecutable(config.GetString("mkfs", "mkfs.ext4")).value_or("/usr/sbin/mkfs.ext4");
+  c.mount = FindExecutable(config.GetString("mount", "mount")).value_or("/usr/bin/mount");
   j.ro_binds = config.GetStringList("ro_binds");
   for (const auto& p : j.ro_binds) {
     if (p.empty() || p[0] != '/')
@@ -65,6 +85,7 @@ Result<SandboxProviderPtr> Create(const PluginContext& ctx, const ConfigView& co
 }  // namespace paddock::plugins::sandbox_process
 
 PADDOCK_DEFINE_PLUGIN(sandbox, process, "0.1.0",
-                      "Local sandboxes: bubblewrap jails in their own namespaces, no network.",
+                      "Local sandboxes: bubblewrap jails running paddock-runtime, with cgroup limits and "
+                      "egress only through the proxy.",
                       paddock::ConfigKeys(paddock::plugins::sandbox_process::kConfigKeys),
                       paddock::plugins::sandbox_process::Create)

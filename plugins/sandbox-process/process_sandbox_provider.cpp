@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,11 +20,15 @@ namespace {
 namespace fs = std::filesystem;
 using plugin::Guard;
 
-std::string RandomId() {
+std::string RandomHex(size_t bytes) {
   static thread_local std::mt19937_64 rng(std::random_device{}());
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "psb_%016llx", static_cast<unsigned long long>(rng()));
-  return buf;
+  std::string out;
+  while (out.size() < bytes * 2) {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+    out += buf;
+  }
+  return out.substr(0, bytes * 2);
 }
 
 bool ValidName(std::string_view s) {
@@ -33,30 +39,51 @@ bool ValidName(std::string_view s) {
   return true;
 }
 
-bool ValidEnvName(const std::string& s) {
-  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
-  for (char c : s) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
-  }
-  return true;
-}
-
 // Every ancestor of `path` must let `uid` through, or bubblewrap (running as `uid`) cannot
-// mount the workspace.
-Status CheckTraversable(const fs::path& path, uid_t uid) {
-  for (fs::path p = fs::absolute(path);; p = p.parent_path()) {
+// mount it.
+Status CheckTraversable(const fs::path& path, uid_t uid, const std::string& what) {
+  for (fs::path p = fs::absolute(path).parent_path();; p = p.parent_path()) {
     struct stat st {};
     if (stat(p.c_str(), &st) == 0) {
       bool ok = st.st_uid == uid ? (st.st_mode & S_IXUSR) : (st.st_mode & S_IXOTH);
       if (!ok) {
         return Status::FailedPrecondition(
-            "sandbox root '" + path.string() + "' is not reachable by uid " + std::to_string(uid) + " (" +
+            what + " '" + path.string() + "' is not reachable by uid " + std::to_string(uid) + " (" +
             p.string() +
-            " has no search permission for it); choose a root under a "
+            " has no search permission for it); choose a path under a "
             "world-searchable directory such as /var/lib/paddock, or set run_as_uid");
       }
     }
     if (p == p.root_path()) break;
+  }
+  return Status::Ok();
+}
+
+bool Mounted(const std::string& path) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ss(line);
+    std::string id, parent, dev, root, mountpoint;
+    ss >> id >> parent >> dev >> root >> mountpoint;
+    if (mountpoint == path) return true;
+  }
+  return false;
+}
+
+Status RunTool(const std::vector<std::string>& argv) {
+  SpawnSpec spec;
+  spec.argv = argv;
+  spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  std::string output;
+  RunLimits limits;
+  limits.timeout = std::chrono::seconds(30);
+  PADDOCK_ASSIGN_OR_RETURN(ExecResult r, RunAndStream(spec, limits, [&](ExecStream, std::string_view c) {
+                             if (output.size() < 2000) output.append(c);
+                           }));
+  if (r.exit_code != 0) {
+    while (!output.empty() && output.back() == '\n') output.pop_back();
+    return Status::Unavailable(argv[0] + " failed (exit " + std::to_string(r.exit_code) + "): " + output);
   }
   return Status::Ok();
 }
@@ -72,20 +99,20 @@ std::string ProcessSandboxProvider::SandboxDir(std::string_view id) const {
   return config_.root + "/sandboxes/" + std::string(id);
 }
 
-std::string ProcessSandboxProvider::WorkspaceDir(std::string_view session_id) const {
-  return config_.root + "/workspaces/" + std::string(session_id);
-}
-
 Status ProcessSandboxProvider::Start() noexcept {
   return Guard([&]() -> Status {
     std::error_code ec;
-    fs::create_directories(config_.root + "/sandboxes", ec);
-    fs::create_directories(config_.root + "/workspaces", ec);
+    for (const char* sub : {"/sandboxes", "/workspaces", "/volumes"})
+      fs::create_directories(config_.root + sub, ec);
     if (ec) return Status::FailedPrecondition("cannot create " + config_.root + ": " + ec.message());
     fs::permissions(config_.root, fs::perms(0755), ec);
+    fs::permissions(config_.root + "/sandboxes", fs::perms(0711), ec);
+    fs::permissions(config_.root + "/volumes", fs::perms(0711), ec);
     fs::permissions(config_.root + "/workspaces", fs::perms(0711), ec);
     if (config_.jail.host_creds) {
-      PADDOCK_RETURN_IF_ERROR(CheckTraversable(config_.root + "/workspaces", config_.jail.host_creds->uid));
+      uid_t uid = config_.jail.host_creds->uid;
+      PADDOCK_RETURN_IF_ERROR(CheckTraversable(config_.root + "/volumes/x", uid, "sandbox root"));
+      PADDOCK_RETURN_IF_ERROR(CheckTraversable(config_.jail.runtime, uid, "paddock-runtime"));
     }
     std::string lock_path = config_.root + "/.lock";
     lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -96,13 +123,13 @@ Status ProcessSandboxProvider::Start() noexcept {
       return Status::FailedPrecondition("sandbox root " + config_.root +
                                         " is in use by another paddock process");
     }
-    // Sandboxes of an earlier process are orphans: nothing can reach their sessions through
-    // them any more, and the core re-creates a sandbox on the next run.
-    PADDOCK_ASSIGN_OR_RETURN(std::vector<SandboxInfo> leftovers, List());
-    for (const SandboxInfo& s : leftovers) {
-      logger_.Info("destroying sandbox " + s.id + " left by an earlier process");
-      PADDOCK_RETURN_IF_ERROR(Destroy(s.id));
+    cgroups_ = Cgroups::Detect();
+    if (cgroups_.mode() == CgroupMode::kNone) {
+      logger_.Warn("sandbox limits fall back to rlimits: " + cgroups_.none_reason());
+    } else {
+      logger_.Info("sandbox limits through " + cgroups_.Label());
     }
+    // Sandboxes of an earlier process stay: the core reattaches or destroys them.
     return Status::Ok();
   });
 }
@@ -123,60 +150,265 @@ Health ProcessSandboxProvider::GetHealth() const noexcept {
   return {};
 }
 
+Result<std::string> ProcessSandboxProvider::NewVolume(
+    std::int64_t disk_bytes, std::vector<std::pair<std::string, std::string>>& limits) {
+  const std::string volume = "vol_" + RandomHex(8);
+  const std::string dir = config_.root + "/volumes/" + volume;
+  std::error_code ec;
+  fs::create_directory(dir, ec);
+  if (ec) return Status::Unavailable("create " + dir + ": " + ec.message());
+  if (disk_bytes > 0 && config_.disk_quota && geteuid() == 0) {
+    const std::string image = dir + ".img";
+    Status made = [&]() -> Status {
+      int fd = open(image.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd < 0) return Status::Unavailable("create " + image + ": " + strerror(errno));
+      int truncated = ftruncate(fd, disk_bytes);
+      close(fd);
+      if (truncated != 0) return Status::Unavailable("size " + image + ": " + strerror(errno));
+      PADDOCK_RETURN_IF_ERROR(RunTool(
+          {config_.mkfs, "-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", image}));
+      PADDOCK_RETURN_IF_ERROR(RunTool({config_.mount, "-o", "loop,nosuid,nodev", image, dir}));
+      fs::remove(dir + "/lost+found", ec);
+      return Status::Ok();
+    }();
+    if (!made.ok()) {
+      (void)RemoveVolume(volume);
+      return made.Annotate("preparing a workspace with a disk limit (set disk_quota = false to do without)");
+    }
+    limits.emplace_back("disk", std::to_string(disk_bytes) + " (ext4 image)");
+  } else if (disk_bytes > 0) {
+    limits.emplace_back("disk", std::to_string(disk_bytes) + " (rlimit fsize, per file)");
+  }
+  fs::permissions(dir, fs::perms(0755), ec);
+  if (config_.jail.host_creds &&
+      chown(dir.c_str(), config_.jail.host_creds->uid, config_.jail.host_creds->gid) != 0) {
+    return Status::Internal("chown " + dir + ": " + strerror(errno));
+  }
+  return volume;
+}
+
+Status ProcessSandboxProvider::RemoveVolume(const std::string& volume) {
+  if (!ValidName(volume)) return Status::Ok();
+  const std::string dir = config_.root + "/volumes/" + volume;
+  if (Mounted(dir) && umount2(dir.c_str(), MNT_DETACH) != 0) {
+    return Status::Internal("umount " + dir + ": " + strerror(errno));
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  fs::remove(dir + ".img", ec);
+  if (ec) return Status::Internal("remove " + dir + ": " + ec.message());
+  return Status::Ok();
+}
+
+std::string ProcessSandboxProvider::SessionVolume(std::string_view session_id) const {
+  std::error_code ec;
+  fs::path link = config_.root + "/workspaces/" + std::string(session_id);
+  if (!fs::is_symlink(link, ec)) return "";
+  return fs::read_symlink(link, ec).filename().string();
+}
+
 Result<SandboxInfo> ProcessSandboxProvider::Create(const SandboxSpec& spec) noexcept {
   return Guard([&]() -> Result<SandboxInfo> {
-    if (!ValidName(spec.session_id)) {
+    if (!spec.session_id.empty() && !ValidName(spec.session_id)) {
       return Status::InvalidArgument("session id must be 1-128 letters, digits, '-' or '_'");
     }
-    const std::string id = RandomId();
-    const std::string dir = SandboxDir(id);
-    const std::string workspace = WorkspaceDir(spec.session_id);
+    if (spec.limits.memory_bytes < 0 || spec.limits.pids < 0 || spec.limits.disk_bytes < 0 ||
+        spec.limits.cpus < 0) {
+      return Status::InvalidArgument("sandbox limits must not be negative");
+    }
+    Record r;
+    r.info.id = "psb_" + RandomHex(8);
+    r.info.session_id = spec.session_id;
+    r.info.profile = spec.profile;
+    r.info.egress_dir = spec.egress_dir;
+    r.info.runtime.token = RandomHex(24);
+    const std::string dir = SandboxDir(r.info.id);
     std::error_code ec;
-    fs::create_directories(dir, ec);
+    fs::create_directories(dir + "/run", ec);
     if (ec) return Status::Unavailable("create " + dir + ": " + ec.message());
-    if (!fs::exists(workspace)) {
-      fs::create_directories(workspace, ec);
-      if (ec) return Status::Unavailable("create " + workspace + ": " + ec.message());
-      fs::permissions(workspace, fs::perms(0755), ec);
-      if (config_.jail.host_creds &&
-          chown(workspace.c_str(), config_.jail.host_creds->uid, config_.jail.host_creds->gid) != 0) {
-        return Status::Internal("chown " + workspace + ": " + strerror(errno));
+    fs::permissions(dir, fs::perms(0711), ec);
+    if (config_.jail.host_creds) {
+      if (chown((dir + "/run").c_str(), config_.jail.host_creds->uid, config_.jail.host_creds->gid) != 0) {
+        return Status::Internal("chown " + dir + "/run: " + strerror(errno));
       }
     }
-    Result<JailProcess> jail = StartJail(config_.jail, workspace, dir + "/bwrap.log");
-    if (!jail.ok()) {
+    bool new_volume = false;
+    auto fail = [&](Status s) -> Status {
+      cgroups_.Remove(r.info.id);
+      if (new_volume) (void)RemoveVolume(r.volume);
       fs::remove_all(dir, ec);
-      return jail.status();
+      return s;
+    };
+    // The workspace: the session's volume, or a new one (a warm sandbox's waits for its claim).
+    if (!spec.session_id.empty()) r.volume = SessionVolume(spec.session_id);
+    if (r.volume.empty()) {
+      Result<std::string> volume = NewVolume(spec.limits.disk_bytes, r.info.limits);
+      if (!volume.ok()) return fail(volume.status());
+      r.volume = *volume;
+      new_volume = true;
+    } else if (spec.limits.disk_bytes > 0) {
+      const std::string vdir = config_.root + "/volumes/" + r.volume;
+      if (fs::exists(vdir + ".img") && !Mounted(vdir)) {  // after a reboot
+        Status m = RunTool({config_.mount, "-o", "loop,nosuid,nodev", vdir + ".img", vdir});
+        if (!m.ok()) return fail(m);
+      }
+      r.info.limits.emplace_back("disk",
+                                 std::to_string(spec.limits.disk_bytes) +
+                                     (fs::exists(vdir + ".img") ? " (ext4 image)" : " (not enforced)"));
     }
-    SandboxInfo info;
-    info.id = id;
-    info.session_id = spec.session_id;
-    info.state = SandboxState::kRunning;
-    info.created_at = NowMs();
-    info.detail = "pid " + std::to_string(jail->pid);
-    std::ofstream state(dir + "/state.tmp");
-    state << jail->pid << ' ' << jail->start_time << ' ' << spec.session_id << ' ' << info.created_at << '\n';
-    state.close();
-    fs::rename(dir + "/state.tmp", dir + "/state", ec);
-    if (!state || ec) {
-      (void)KillJail(*jail);
-      fs::remove_all(dir, ec);
-      return Status::Unavailable("cannot record sandbox state in " + dir);
+    JailSpec jail;
+    jail.workspace = config_.root + "/volumes/" + r.volume;
+    jail.run_dir = dir + "/run";
+    jail.egress_dir = spec.egress_dir;
+    jail.egress_port = spec.egress_port;
+    jail.host_network = spec.host_network;
+    jail.tmp_bytes = spec.limits.disk_bytes;
+    jail.token = r.info.runtime.token;
+    if (cgroups_.mode() != CgroupMode::kNone) {
+      Result<std::vector<std::string>> procs = cgroups_.Create(r.info.id, spec.limits, r.info.limits);
+      if (!procs.ok()) return fail(procs.status());
+      jail.join_cgroups = *procs;
+    } else {
+      // The last resort: per-process limits.
+      if (spec.limits.memory_bytes > 0) {
+        jail.rlimits.emplace_back(RLIMIT_AS, static_cast<unsigned long>(spec.limits.memory_bytes));
+        r.info.limits.emplace_back("memory",
+                                   std::to_string(spec.limits.memory_bytes) + " (rlimit as, per process)");
+      }
+      if (spec.limits.pids > 0) {
+        jail.rlimits.emplace_back(RLIMIT_NPROC, static_cast<unsigned long>(spec.limits.pids));
+        r.info.limits.emplace_back("pids", std::to_string(spec.limits.pids) + " (rlimit nproc, per user)");
+      }
+      if (spec.limits.cpus > 0) r.info.limits.emplace_back("cpus", "not enforced (no cgroups)");
     }
-    return info;
+    if (spec.limits.disk_bytes > 0 && !fs::exists(config_.root + "/volumes/" + r.volume + ".img")) {
+      jail.rlimits.emplace_back(RLIMIT_FSIZE, static_cast<unsigned long>(spec.limits.disk_bytes));
+    }
+    if (spec.host_network) {
+      logger_.Warn("sandbox " + r.info.id + " shares the host network (profile '" + spec.profile +
+                   "' has host_network = true)");
+      r.info.limits.emplace_back("network", "host (not isolated)");
+    } else {
+      r.info.limits.emplace_back("network", spec.egress_dir.empty() ? "none" : "egress proxy only");
+    }
+    Result<JailProcess> started = StartJail(config_.jail, jail, dir + "/bwrap.log");
+    if (!started.ok()) return fail(started.status());
+    r.jail = *started;
+    r.info.state = SandboxState::kRunning;
+    r.info.created_at = NowMs();
+    r.info.detail = "pid " + std::to_string(r.jail.pid);
+    r.info.runtime.address = "unix:" + dir + "/run/runtime.sock";
+    Status saved = Save(r);
+    if (!saved.ok()) {
+      (void)KillJail(r.jail);
+      return fail(saved);
+    }
+    if (!spec.session_id.empty() && new_volume) {
+      fs::create_symlink("../volumes/" + r.volume, config_.root + "/workspaces/" + spec.session_id, ec);
+      if (ec) {
+        (void)KillJail(r.jail);
+        return fail(Status::Unavailable("cannot record the session's workspace: " + ec.message()));
+      }
+    }
+    return r.info;
   });
 }
 
-Result<ProcessSandboxProvider::Record> ProcessSandboxProvider::Load(std::string_view id) const {
-  if (!ValidName(id)) return Status::NotFound("sandbox '" + std::string(id) + "' does not exist");
-  std::ifstream in(SandboxDir(id) + "/state");
-  Record r;
-  if (!(in >> r.jail.pid >> r.jail.start_time >> r.info.session_id >> r.info.created_at)) {
-    return Status::NotFound("sandbox '" + std::string(id) + "' does not exist");
+Result<SandboxInfo> ProcessSandboxProvider::Claim(std::string_view id, std::string_view session_id) noexcept {
+  return Guard([&]() -> Result<SandboxInfo> {
+    if (!ValidName(session_id))
+      return Status::InvalidArgument("session id must be 1-128 letters, digits, '-' or '_'");
+    std::lock_guard lock(mu_);
+    PADDOCK_ASSIGN_OR_RETURN(Record r, Load(id));
+    if (!r.info.session_id.empty()) {
+      return Status::FailedPrecondition("sandbox '" + std::string(id) + "' is already bound to a session");
+    }
+    if (r.info.state != SandboxState::kRunning) {
+      return Status::FailedPrecondition("sandbox '" + std::string(id) + "' is not running");
+    }
+    // A session that already has a workspace keeps it; a warm sandbox cannot take it over.
+    std::error_code ec;
+    fs::create_symlink("../volumes/" + r.volume, config_.root + "/workspaces/" + std::string(session_id), ec);
+    if (ec) {
+      return Status::FailedPrecondition("session '" + std::string(session_id) + "' already has a workspace");
+    }
+    r.info.session_id = std::string(session_id);
+    Status saved = Save(r);
+    if (!saved.ok()) {
+      fs::remove(config_.root + "/workspaces/" + std::string(session_id), ec);
+      return saved;
+    }
+    return r.info;
+  });
+}
+
+Status ProcessSandboxProvider::Save(const Record& r) const {
+  const std::string dir = SandboxDir(r.info.id);
+  std::string text;
+  text += "pid=" + std::to_string(r.jail.pid) + "\n";
+  text += "start_time=" + std::to_string(r.jail.start_time) + "\n";
+  text += "session=" + r.info.session_id + "\n";
+  text += "profile=" + r.info.profile + "\n";
+  text += "created_at=" + std::to_string(r.info.created_at) + "\n";
+  text += "token=" + r.info.runtime.token + "\n";
+  text += "volume=" + r.volume + "\n";
+  text += "egress_dir=" + r.info.egress_dir + "\n";
+  for (const auto& [k, v] : r.info.limits) text += "limit." + k + "=" + v + "\n";
+  const std::string tmp = dir + "/state.tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::Unavailable("cannot record sandbox state in " + dir + ": " + strerror(errno));
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(fd) == 0;
+  close(fd);
+  if (!ok || rename(tmp.c_str(), (dir + "/state").c_str()) != 0) {
+    return Status::Unavailable("cannot record sandbox state in " + dir);
   }
+  return Status::Ok();
+}
+
+Result<ProcessSandboxProvider::Record> ProcessSandboxProvider::Load(std::string_view id) const {
+  auto missing = [&] { return Status::NotFound("sandbox '" + std::string(id) + "' does not exist"); };
+  if (!ValidName(id)) return missing();
+  std::ifstream in(SandboxDir(id) + "/state");
+  if (!in) return missing();
+  Record r;
   r.info.id = std::string(id);
+  std::string line;
+  bool has_pid = false;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string k = line.substr(0, eq), v = line.substr(eq + 1);
+    try {
+      if (k == "pid") {
+        r.jail.pid = static_cast<pid_t>(std::stol(v));
+        has_pid = true;
+      } else if (k == "start_time") {
+        r.jail.start_time = std::stoull(v);
+      } else if (k == "session") {
+        r.info.session_id = v;
+      } else if (k == "profile") {
+        r.info.profile = v;
+      } else if (k == "created_at") {
+        r.info.created_at = std::stoll(v);
+      } else if (k == "token") {
+        r.info.runtime.token = v;
+      } else if (k == "volume") {
+        r.volume = v;
+      } else if (k == "egress_dir") {
+        r.info.egress_dir = v;
+      } else if (k.rfind("limit.", 0) == 0) {
+        r.info.limits.emplace_back(k.substr(6), v);
+      }
+    } catch (const std::exception&) {
+      return missing();
+    }
+  }
+  if (!has_pid) return missing();
+  r.info.runtime.address = "unix:" + SandboxDir(id) + "/run/runtime.sock";
   r.info.state = JailAlive(r.jail) ? SandboxState::kRunning : SandboxState::kGone;
   r.info.detail = "pid " + std::to_string(r.jail.pid);
+  if (r.info.state == SandboxState::kGone && cgroups_.OomKilled(r.info.id))
+    r.info.detail += ", out of memory";
   return r;
 }
 
@@ -187,43 +419,15 @@ Result<SandboxInfo> ProcessSandboxProvider::Inspect(std::string_view id) noexcep
   });
 }
 
-Result<ExecResult> ProcessSandboxProvider::Exec(std::string_view id, const ExecRequest& request,
-                                                ExecObserver& observer) noexcept {
-  return Guard([&]() -> Result<ExecResult> {
-    if (request.argv.empty()) return Status::InvalidArgument("exec needs a non-empty argv");
-    PADDOCK_ASSIGN_OR_RETURN(Record r, Load(id));
-    if (r.info.state != SandboxState::kRunning) {
-      return Status::FailedPrecondition("sandbox '" + std::string(id) + "' is not running");
-    }
-    SpawnSpec spec;
-    spec.argv = JailExecArgv(config_.jail, r.jail, request);
-    std::map<std::string, std::string> env = {{"PATH", "/usr/local/bin:/usr/bin:/bin"},
-                                              {"HOME", "/workspace"}};
-    for (const auto& [k, v] : request.env) {
-      if (!ValidEnvName(k)) return Status::InvalidArgument("invalid environment variable name '" + k + "'");
-      env[k] = v;
-    }
-    for (const auto& [k, v] : env) spec.env.push_back(k + "=" + v);
-    RunLimits limits;
-    limits.timeout = request.timeout;
-    limits.cancelled = [&observer] { return observer.Cancelled(); };
-    auto forward = [&observer](ExecStream s, std::string_view c) { observer.OnOutput(s, c); };
-    PADDOCK_ASSIGN_OR_RETURN(ExecResult result, RunAndStream(std::move(spec), limits, forward));
-    // A command that failed because its sandbox died under it is the sandbox's failure, not the
-    // command's: say so, so that the caller can replace the sandbox.
-    if (result.exit_code != 0 && !result.timed_out && !result.cancelled && !JailAlive(r.jail)) {
-      return Status::Unavailable("sandbox '" + std::string(id) + "' went away during the command");
-    }
-    return result;
-  });
-}
-
 Status ProcessSandboxProvider::Destroy(std::string_view id) noexcept {
   return Guard([&]() -> Status {
     std::lock_guard lock(mu_);
     Result<Record> r = Load(id);
     if (!r.ok()) return r.status().code() == StatusCode::kNotFound ? Status::Ok() : r.status();
     PADDOCK_RETURN_IF_ERROR(KillJail(r->jail));
+    cgroups_.Remove(r->info.id);
+    // A warm sandbox's workspace belongs to no session.
+    if (r->info.session_id.empty()) PADDOCK_RETURN_IF_ERROR(RemoveVolume(r->volume));
     std::error_code ec;
     fs::remove_all(SandboxDir(id), ec);
     if (ec) return Status::Internal("remove " + SandboxDir(id) + ": " + ec.message());
@@ -247,8 +451,14 @@ Result<std::vector<SandboxInfo>> ProcessSandboxProvider::List() noexcept {
 Status ProcessSandboxProvider::DeleteSessionData(std::string_view session_id) noexcept {
   return Guard([&]() -> Status {
     if (!ValidName(session_id)) return Status::InvalidArgument("invalid session id");
+    const std::string link = config_.root + "/workspaces/" + std::string(session_id);
     std::error_code ec;
-    fs::remove_all(WorkspaceDir(session_id), ec);
+    if (fs::is_symlink(link, ec)) {
+      PADDOCK_RETURN_IF_ERROR(RemoveVolume(SessionVolume(session_id)));
+      fs::remove(link, ec);
+    } else {
+      fs::remove_all(link, ec);  // a workspace from before volumes
+    }
     if (ec) return Status::Internal("remove workspace: " + ec.message());
     return Status::Ok();
   });

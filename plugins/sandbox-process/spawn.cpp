@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,6 +38,15 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
     } else {
       dup2(from, to);
     }
+  }
+  for (const auto& path : spec.join_cgroups) {
+    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) != 1) _exit(125);
+    close(fd);
+  }
+  for (const auto& [resource, value] : spec.rlimits) {
+    struct rlimit rl = {value, value};
+    if (setrlimit(resource, &rl) != 0) _exit(125);
   }
   if (spec.drop_to) {
     if (setgroups(0, nullptr) != 0 || setgid(spec.drop_to->gid) != 0 || setuid(spec.drop_to->uid) != 0) {

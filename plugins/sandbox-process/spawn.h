@@ -21,14 +21,16 @@ struct Credentials {
 };
 
 struct SpawnSpec {
-  std::vector<std::string> argv;               // argv[0] is an absolute path
-  std::vector<std::string> env;                // "NAME=value", the whole environment
-  std::optional<Credentials> drop_to;          // setgroups/setgid/setuid before exec
-  int stdout_fd = -1;                          // -1: /dev/null
-  int stderr_fd = -1;                          // -1: /dev/null
-  std::vector<std::pair<int, int>> extra_fds;  // (fd in parent, fd number in child)
-  bool new_process_group = true;               // so the whole tree can be signalled
-  bool detach = false;                         // double-fork: the child is not ours to reap
+  std::vector<std::string> argv;                       // argv[0] is an absolute path
+  std::vector<std::string> env;                        // "NAME=value", the whole environment
+  std::optional<Credentials> drop_to;                  // setgroups/setgid/setuid before exec
+  int stdout_fd = -1;                                  // -1: /dev/null
+  int stderr_fd = -1;                                  // -1: /dev/null
+  std::vector<std::pair<int, int>> extra_fds;          // (fd in parent, fd number in child)
+  bool new_process_group = true;                       // so the whole tree can be signalled
+  bool detach = false;                                 // double-fork: the child is not ours to reap
+  std::vector<std::string> join_cgroups;               // cgroup.procs files the child joins before exec
+  std::vector<std::pair<int, unsigned long>> rlimits;  // (RLIMIT_*, value) set before exec
 };
 
 // Starts the process and returns its pid (for detach: 0, the grandchild is not reported).

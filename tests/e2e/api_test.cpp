@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -137,7 +138,7 @@ TEST_F(Api, RunsIsolatedWithSecretsRedactedAndAWorkspaceThatPersists) {
   auto events = UntilFinished(session, 2);
   ASSERT_EQ(Finished(events), 2u);
   EXPECT_TRUE(HasOutput(events, "[redacted]"));
-  EXPECT_TRUE(HasOutput(events, "Name:\tbwrap"));  // PID 1 is the sandbox's init: own pid namespace
+  EXPECT_TRUE(HasOutput(events, "Name:\tpaddock-runtime"));  // PID 1 is the sandbox's runtime: own pid namespace
   EXPECT_TRUE(HasOutput(events, "workspace"));
   EXPECT_FALSE(HasOutput(events, "home"));
   EXPECT_FALSE(HasOutput(events, "root"));
@@ -147,7 +148,7 @@ TEST_F(Api, RunsIsolatedWithSecretsRedactedAndAWorkspaceThatPersists) {
   auto transcript = server_->Request("GET", "/api/sessions/" + session + "/messages");
   ASSERT_EQ(transcript.status, 200);
   EXPECT_EQ(transcript.body.find("bar"), std::string::npos);
-  EXPECT_NE(transcript.body.find("[redacted]\\nName:\\tbwrap"), std::string::npos) << transcript.body;
+  EXPECT_NE(transcript.body.find("[redacted]\\nName:\\tpaddock-runtime"), std::string::npos) << transcript.body;
   auto runs = server_->Request("GET", "/api/sessions/" + session + "/runs");
   EXPECT_NE(runs.body.find("\"status\":\"succeeded\""), std::string::npos) << runs.body;
 }
@@ -570,6 +571,38 @@ TEST_F(Recovery, SessionsHistoryAndWorkspaceSurviveARestart) {
   for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(after[i].data, before[i].data);
 }
 
+TEST_F(Recovery, AServerKilledHardReattachesItsSandboxesAndDestroysTheRest) {
+  std::string session = CreateSession(CreateAgent());
+  Send(session, "(setsid sleep 4242.5 > /dev/null 2>&1 &); echo started");
+  UntilFinished(session, 1);
+  std::string sandbox = JsonField(server_->Request("GET", "/api/sessions/" + session).body, "sandbox_id");
+  server_->Kill();
+  // A sandbox bound to no session, left behind as if by a crash while it was being created.
+  std::string ghost;
+  {
+    auto provider = LoadSandbox("process", "destroy_on_stop = false", server_->data_dir());
+    ASSERT_OK(provider);
+    SandboxSpec spec;
+    spec.session_id = "ses_ghost";
+    auto sb = (*provider)->Create(spec);
+    ASSERT_OK(sb);
+    ghost = sb->id;
+  }
+  ASSERT_OK(server_->Start());
+  // The same sandbox, with the process the first run left running in it.
+  auto got = server_->Request("GET", "/api/sessions/" + session + "/sandbox");
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(JsonField(got.body, "id"), sandbox);
+  EXPECT_EQ(JsonField(got.body, "state"), "running");
+  Send(session, "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done | grep -c '^sleep 4242[.]5'");
+  auto events = UntilFinished(session, 2);
+  bool still_running = false;
+  for (const auto& e : events) still_running = still_running || (e.type == "output" && JsonField(e.data, "data.text") == "1");
+  EXPECT_TRUE(still_running);
+  for (const auto& e : events) EXPECT_NE(e.type, "sandbox.lost") << e.data;
+  EXPECT_FALSE(std::filesystem::exists(server_->data_dir() + "/sandbox-process/sandboxes/" + ghost));
+}
+
 TEST_F(Recovery, ASandboxKilledBetweenRunsIsReplacedAndKeepsTheWorkspace) {
   std::string session = CreateSession(CreateAgent());
   Send(session, "echo data > /workspace/f.txt");
@@ -577,7 +610,9 @@ TEST_F(Recovery, ASandboxKilledBetweenRunsIsReplacedAndKeepsTheWorkspace) {
   std::string sandbox = JsonField(server_->Request("GET", "/api/sessions/" + session).body, "sandbox_id");
   std::ifstream state(server_->data_dir() + "/sandbox-process/sandboxes/" + sandbox + "/state");
   pid_t pid = 0;
-  ASSERT_TRUE(state >> pid) << "no state for sandbox " << sandbox;
+  std::string line;
+  ASSERT_TRUE(std::getline(state, line) && line.rfind("pid=", 0) == 0) << "no state for sandbox " << sandbox;
+  pid = static_cast<pid_t>(std::stoi(line.substr(4)));
   ASSERT_EQ(kill(pid, SIGKILL), 0);
   // Between runs: wait until it is really gone (the kill is asynchronous).
   for (int i = 0; i < 500 && std::ifstream("/proc/" + std::to_string(pid) + "/stat").good(); ++i) {

@@ -1,5 +1,7 @@
 #include "testing.h"
 
+#include "runtime/runtime_client.h"
+
 #include <gtest/gtest.h>
 
 #include <Poco/JSON/Object.h>
@@ -116,12 +118,12 @@ Result<std::shared_ptr<SecretInjector>> LoadSecrets(const std::string& name, con
   return Load("secrets", name, config_toml, data_dir, &PluginObjects::secrets);
 }
 
-Result<ExecResult> Sh(SandboxProvider& p, const std::string& sandbox, const std::string& script,
-                      CapturingObserver& out, std::chrono::milliseconds timeout) {
+Result<ExecResult> Sh(const SandboxInfo& sandbox, const std::string& script, CapturingObserver& out,
+                      std::chrono::milliseconds timeout) {
   ExecRequest r;
   r.argv = {"/bin/sh", "-c", script};
   r.timeout = timeout;
-  return p.Exec(sandbox, r, out);
+  return RuntimeClient(sandbox.runtime).Exec(r, out);
 }
 
 // ---- ServerProcess ------------------------------------------------------------------------

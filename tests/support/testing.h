@@ -62,8 +62,9 @@ class CapturingObserver : public ExecObserver {
 
 // Runs `sh -c script` in the sandbox and returns stdout (stderr appended after "\n--stderr--\n"
 // when non-empty), failing the calling test on an exec error.
-Result<ExecResult> Sh(SandboxProvider& p, const std::string& sandbox, const std::string& script,
-                      CapturingObserver& out, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+// Runs a shell script in a sandbox through its runtime.
+Result<ExecResult> Sh(const SandboxInfo& sandbox, const std::string& script, CapturingObserver& out,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 // A `paddock serve` child process on a free port with its own data directory.
 struct HttpResponse {

@@ -13,32 +13,38 @@ namespace paddock {
 
 // A sandbox is cattle: the core may destroy and re-create it at any time. What must survive
 // (the workspace) is keyed on the session id, not on the sandbox.
-// Thread safety: every method may be called concurrently from any thread, also for the same
-// sandbox (several execs at once are allowed).
+//
+// Every sandbox runs paddock-runtime (runtime/PROTOCOL.md) as its init process; the core talks
+// to it for exec, files and archives through one client. A provider only creates, locates,
+// inspects and destroys sandboxes, and reports where each one's runtime listens.
+// Thread safety: every method may be called concurrently from any thread.
 class SandboxProvider : public Lifecycle {
  public:
-  // Start() may destroy sandboxes left behind by an earlier process of this provider.
+  // Start() must not destroy sandboxes left behind by an earlier process: the core lists them
+  // and decides which to reattach and which to destroy.
 
-  // Creates a sandbox and returns once it accepts Exec. kUnavailable when the host cannot
-  // create one now; kInvalidArgument for a bad spec.
-  // REQUIRES: !spec.session_id.empty()
+  // Creates a sandbox and returns once its runtime answers. kUnavailable when the host cannot
+  // create one now; kInvalidArgument for a bad spec. An empty spec.session_id creates a warm
+  // sandbox (see Claim).
   [[nodiscard]] virtual Result<SandboxInfo> Create(const SandboxSpec& spec) noexcept = 0;
+
+  // Binds a warm sandbox to a session: from now on it serves that session's durable data.
+  // kFailedPrecondition when the sandbox is already bound, or when it cannot take over the
+  // session (for example because the session already has durable data elsewhere); the core
+  // then creates a sandbox instead.
+  [[nodiscard]] virtual Result<SandboxInfo> Claim(std::string_view id,
+                                                  std::string_view session_id) noexcept = 0;
 
   // Current state. kNotFound for an id this provider never created or has destroyed; a
   // sandbox whose processes died reports state kGone.
   [[nodiscard]] virtual Result<SandboxInfo> Inspect(std::string_view id) noexcept = 0;
 
-  // Runs a command inside the sandbox and streams its output to `observer`, returning when
-  // the command has exited. A non-zero exit code is a successful call.
-  // kNotFound / kFailedPrecondition when the sandbox is absent or not running.
-  [[nodiscard]] virtual Result<ExecResult> Exec(std::string_view id, const ExecRequest& request,
-                                                ExecObserver& observer) noexcept = 0;
-
   // Kills every process of the sandbox and forgets it. Durable per-session data stays.
   // Idempotent: destroying an absent sandbox is Ok.
   [[nodiscard]] virtual Status Destroy(std::string_view id) noexcept = 0;
 
-  // Every sandbox this provider knows of, running or not.
+  // Every sandbox this provider knows of, running or not, including ones an earlier process
+  // of this provider created.
   [[nodiscard]] virtual Result<std::vector<SandboxInfo>> List() noexcept = 0;
 
   // Removes the durable per-session data (workspace). Idempotent.

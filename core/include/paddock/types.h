@@ -200,12 +200,29 @@ struct SessionFilter {
 
 // ---- Sandboxes ----------------------------------------------------------------------------
 
+// Resource limits of a sandbox; 0 means "no limit".
+struct SandboxLimits {
+  std::int64_t memory_bytes = 0;  // all processes of the sandbox together
+  double cpus = 0;                // CPU time, in cores (0.5: half a core)
+  std::int64_t pids = 0;          // processes and threads at once
+  std::int64_t disk_bytes = 0;    // the workspace (and scratch space such as /tmp)
+};
+
 // What the core asks a provider to create. A provider keys durable per-session data (such as
 // the workspace) on session_id, so a sandbox re-created for the same session finds it again.
+// An empty session_id asks for a warm sandbox: started, but bound to no session until Claim.
 struct SandboxSpec {
   std::string session_id;
   std::string agent_id;
-  EnvMap labels;  // free-form, recorded by the provider for listing
+  std::string profile = "default";
+  SandboxLimits limits;
+  // Egress: the host directory holding the control plane's proxy socket "egress.sock", which
+  // the provider makes reachable inside (paddock-runtime serves it as 127.0.0.1:egress_port).
+  // Empty: the sandbox has no way out at all.
+  std::string egress_dir;
+  int egress_port = 3128;
+  bool host_network = false;  // share the host's network (no isolation; an explicit choice)
+  EnvMap labels;              // free-form, recorded by the provider for listing
 };
 
 enum class SandboxState { kStarting, kRunning, kGone };
@@ -222,12 +239,23 @@ constexpr std::string_view ToString(SandboxState s) noexcept {
   return "gone";
 }
 
+// Where the core reaches a sandbox's paddock-runtime.
+struct RuntimeEndpoint {
+  std::string address;  // "unix:/path/to/socket" or "tcp:host:port"
+  std::string token;    // the per-sandbox bearer token; secret: never rendered or logged
+};
+
 struct SandboxInfo {
   std::string id;
-  std::string session_id;
+  std::string session_id;  // empty for a warm sandbox not yet claimed
+  std::string profile;
   SandboxState state = SandboxState::kGone;
   std::string detail;  // provider-specific, one line (e.g. "pid 4242")
   TimestampMs created_at = 0;
+  RuntimeEndpoint runtime;
+  std::string egress_dir;  // as in the spec it was created from
+  // The limits in force and how each is enforced, e.g. {"memory", "268435456 (cgroup v1)"}.
+  std::vector<std::pair<std::string, std::string>> limits;
 };
 
 enum class ExecStream { kStdout, kStderr };
@@ -237,6 +265,7 @@ struct ExecRequest {
   EnvMap env;                            // the whole environment, besides PATH/HOME defaults
   std::string cwd = "/workspace";        // inside the sandbox
   std::chrono::milliseconds timeout{0};  // 0: no limit
+  std::string stdin_data;                // written to the command's stdin, which is then closed
 };
 
 struct ExecResult {

@@ -44,6 +44,36 @@ constexpr paddock_config_key kWorkerKeys[] = {
      "Port of /healthz, /readyz and /metrics in `paddock worker` (which serves no API)."},
 };
 
+constexpr paddock_config_key kEgressKeys[] = {
+    {"enabled", PADDOCK_CONFIG_BOOL, 0, "true",
+     "Give sandboxes the egress proxy; false: sandboxes have no way out at all."},
+    {"allow", PADDOCK_CONFIG_STRING_LIST, 0, "",
+     "Hosts every sandbox may reach: \"example.com\", \"*.example.com\" or \"host:port\"."},
+    {"model_gateway", PADDOCK_CONFIG_STRING, 0, "", "URL of the model gateway; its host is always allowed."},
+    {"port", PADDOCK_CONFIG_INT, 0, "3128", "Port of the proxy inside each sandbox (on 127.0.0.1)."},
+    {"connect_timeout", PADDOCK_CONFIG_DURATION, 0, "10s", "How long the proxy waits to connect upstream."},
+};
+
+constexpr paddock_config_key kProfileKeys[] = {
+    {"memory", PADDOCK_CONFIG_SIZE, 0, "2GiB", "Memory of all the sandbox's processes together; 0: none."},
+    {"cpus", PADDOCK_CONFIG_STRING, 0, "1", "CPU time in cores (\"0.5\": half a core); \"0\": none."},
+    {"pids", PADDOCK_CONFIG_INT, 0, "512", "Processes and threads at once; 0: none."},
+    {"disk", PADDOCK_CONFIG_SIZE, 0, "4GiB", "Size of the workspace (and of /tmp); 0: none."},
+    {"warm", PADDOCK_CONFIG_INT, 0, "0", "Ready sandboxes kept for new sessions of this profile."},
+    {"allow", PADDOCK_CONFIG_STRING_LIST, 0, "",
+     "Hosts this profile's sandboxes may reach besides [egress] allow."},
+    {"host_network", PADDOCK_CONFIG_BOOL, 0, "false",
+     "Share the host's network: no isolation, no proxy. Logged at every sandbox start."},
+};
+
+Status CheckHost(const std::string& host, const std::string& source, int line) {
+  if (host.empty() || host.size() > 253 || host.find_first_of(" /@") != std::string::npos) {
+    return Status::InvalidArgument(source + ":" + std::to_string(line) + ": '" + host +
+                                   "' is not a host (use example.com, *.example.com or host:port)");
+  }
+  return Status::Ok();
+}
+
 constexpr paddock_config_key kStoreSelectKeys[] = {
     {"type", PADDOCK_CONFIG_STRING, PADDOCK_CONFIG_REQUIRED, nullptr, "Plugin name."},
     {"migrate", PADDOCK_CONFIG_BOOL, 0, "true",
@@ -154,12 +184,13 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
   }
   Config config;
   config.source = source;
-  const std::set<std::string> known = {"server", "worker", "store", "sandbox", "secrets", "harness"};
+  const std::set<std::string> known = {"server",  "worker",  "store",  "sandbox",
+                                       "secrets", "harness", "egress", "profiles"};
   for (const auto& [key, node] : doc) {
     if (!known.count(std::string(key.str()))) {
       return Invalid(source, static_cast<int>(node.source().begin.line),
                      "unknown section [" + std::string(key.str()) +
-                         "]; allowed: server, worker, store, sandbox, secrets, harness");
+                         "]; allowed: server, worker, store, sandbox, secrets, harness, egress, profiles");
     }
   }
   auto table_of = [&](const char* name) -> Result<const toml::table*> {
@@ -242,6 +273,96 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
     std::int64_t wport = v.GetInt("port");
     if (wport < 0 || wport > 65535) return Invalid(source, s.line, "[worker] port must be 0..65535");
     w.port = static_cast<int>(wport);
+  }
+  // [egress]
+  {
+    PADDOCK_ASSIGN_OR_RETURN(const toml::table* t, table_of("egress"));
+    RawSection s;
+    if (t) {
+      PADDOCK_ASSIGN_OR_RETURN(s, ToSection(*t, "egress", source));
+    } else {
+      s.name = "egress";
+      s.source = source;
+    }
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kEgressKeys, s));
+    EgressSettings& e = config.egress;
+    e.enabled = v.GetBool("enabled");
+    e.allow = v.GetStringList("allow");
+    for (const auto& h : e.allow) PADDOCK_RETURN_IF_ERROR(CheckHost(h, source, s.line));
+    e.model_gateway = v.GetString("model_gateway");
+    if (!e.model_gateway.empty() && e.model_gateway.rfind("http://", 0) != 0 &&
+        e.model_gateway.rfind("https://", 0) != 0) {
+      return Invalid(source, s.line, "[egress] model_gateway must be an http:// or https:// URL");
+    }
+    std::int64_t port = v.GetInt("port");
+    if (port < 1 || port > 65535) return Invalid(source, s.line, "[egress] port must be 1..65535");
+    e.port = static_cast<int>(port);
+    e.connect_timeout_ms = v.GetDurationMs("connect_timeout");
+    if (e.connect_timeout_ms < 100)
+      return Invalid(source, s.line, "[egress] connect_timeout must be at least 100ms");
+  }
+  // [profiles.<name>]
+  {
+    PADDOCK_ASSIGN_OR_RETURN(const toml::table* t, table_of("profiles"));
+    std::vector<std::pair<std::string, const toml::table*>> tables;
+    bool has_default = false;
+    if (t) {
+      for (const auto& [key, node] : *t) {
+        if (!node.is_table()) {
+          return Invalid(source, static_cast<int>(node.source().begin.line),
+                         "profiles." + std::string(key.str()) + " must be a table ([profiles." +
+                             std::string(key.str()) + "])");
+        }
+        has_default = has_default || key.str() == "default";
+        tables.emplace_back(std::string(key.str()), node.as_table());
+      }
+    }
+    if (!has_default) tables.insert(tables.begin(), {"default", nullptr});
+    for (const auto& [name, table] : tables) {
+      RawSection s;
+      if (table) {
+        PADDOCK_ASSIGN_OR_RETURN(s, ToSection(*table, "profiles." + name, source));
+      } else {
+        s.name = "profiles." + name;
+        s.source = source;
+      }
+      bool valid_name = !name.empty() && name.size() <= 64;
+      for (char c : name)
+        valid_name = valid_name && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_');
+      if (!valid_name)
+        return Invalid(source, s.line,
+                       "profile name '" + name + "' must be 1-64 letters, digits, '-' or '_'");
+      PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kProfileKeys, s));
+      ProfileSettings p;
+      p.name = name;
+      p.limits.memory_bytes = v.GetSizeBytes("memory");
+      std::string cpus = v.GetString("cpus");
+      char* end = nullptr;
+      p.limits.cpus = std::strtod(cpus.c_str(), &end);
+      if (cpus.empty() || *end != '\0' || p.limits.cpus < 0 || p.limits.cpus > 1024) {
+        return Invalid(source, s.line,
+                       "[profiles." + name + "] cpus must be a number of cores like \"0.5\" or \"2\"");
+      }
+      std::int64_t pids = v.GetInt("pids");
+      if (pids < 0 || (pids > 0 && pids < 16))
+        return Invalid(source, s.line, "[profiles." + name + "] pids must be 0 or at least 16");
+      p.limits.pids = pids;
+      p.limits.disk_bytes = v.GetSizeBytes("disk");
+      if (p.limits.memory_bytes != 0 && p.limits.memory_bytes < (16LL << 20)) {
+        return Invalid(source, s.line, "[profiles." + name + "] memory must be 0 or at least 16MiB");
+      }
+      if (p.limits.disk_bytes != 0 && p.limits.disk_bytes < (16LL << 20)) {
+        return Invalid(source, s.line, "[profiles." + name + "] disk must be 0 or at least 16MiB");
+      }
+      std::int64_t warm = v.GetInt("warm");
+      if (warm < 0 || warm > 1000)
+        return Invalid(source, s.line, "[profiles." + name + "] warm must be 0..1000");
+      p.warm = static_cast<int>(warm);
+      p.allow = v.GetStringList("allow");
+      for (const auto& h : p.allow) PADDOCK_RETURN_IF_ERROR(CheckHost(h, source, s.line));
+      p.host_network = v.GetBool("host_network");
+      config.profiles.push_back(std::move(p));
+    }
   }
   // Plugins, in start order.
   for (const char* kind : {"secrets", "store", "sandbox"}) {

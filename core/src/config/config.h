@@ -6,6 +6,8 @@
 //   [store] / [sandbox] / [secrets]   type = "<name>", plus [<kind>.config] for the plugin;
 //                                     [store] also migrate = true|false
 //   [[harness]]                       type = "<name>", plus [harness.config]; one or more
+//   [egress]  enabled, allow, model_gateway, port, connect_timeout
+//   [profiles.<name>]  memory, cpus, pids, disk, warm, allow, host_network ("default" always exists)
 #pragma once
 
 #include <cstdint>
@@ -14,6 +16,7 @@
 
 #include "config/raw.h"
 #include "paddock/status.h"
+#include "paddock/types.h"
 
 namespace paddock {
 
@@ -38,6 +41,25 @@ struct WorkerSettings {
   int port = 3001;  // `paddock worker`: health and metrics only
 };
 
+// The control plane's egress proxy, the only way out of a sandbox.
+struct EgressSettings {
+  bool enabled = true;
+  std::vector<std::string>
+      allow;                  // hosts every sandbox may reach: "example.com", "*.example.com", "host:port"
+  std::string model_gateway;  // URL of the model gateway; its host is always allowed
+  int port = 3128;            // the proxy's port inside each sandbox (127.0.0.1)
+  std::int64_t connect_timeout_ms = 10000;
+};
+
+// A sandbox profile: limits, warm pool and egress allow list.
+struct ProfileSettings {
+  std::string name;
+  SandboxLimits limits;
+  int warm = 0;  // ready sandboxes kept for new sessions
+  std::vector<std::string> allow;
+  bool host_network = false;
+};
+
 struct PluginChoice {
   std::string kind;   // "store", "sandbox", "secrets", "harness"
   std::string name;   // "sqlite"
@@ -48,8 +70,10 @@ struct Config {
   std::string source;  // path of the file, or "<embedded config/paddock.toml>"
   ServerSettings server;
   WorkerSettings worker;
-  bool migrate_on_start = true;       // [store] migrate
-  std::vector<PluginChoice> plugins;  // start order: secrets, store, sandbox, harness...
+  bool migrate_on_start = true;  // [store] migrate
+  EgressSettings egress;
+  std::vector<ProfileSettings> profiles;  // "default" first
+  std::vector<PluginChoice> plugins;      // start order: secrets, store, sandbox, harness...
 };
 
 // The embedded default (config/paddock.toml at build time).

@@ -48,8 +48,14 @@ struct Metrics::Impl {
           .Name("paddock_runs_interrupted_total")
           .Help("Runs whose lease expired (worker gone, paused or cut off), found by this process's sweeper.")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& egress =
+      BuildCounter()
+          .Name("paddock_egress_refused_total")
+          .Help("Connections from sandboxes that the egress proxy refused (host not on the allow list).")
+          .Register(*registry);
   prometheus::Counter& events_counter = events.Add({});
   prometheus::Counter& interrupted_counter = interrupted.Add({});
+  prometheus::Counter& egress_refused = egress.Add({});
 };
 
 namespace {
@@ -73,9 +79,12 @@ void Metrics::RunFinished(std::string_view outcome) {
   impl_->runs.Add({{"outcome", std::string(outcome)}}).Increment();
 }
 
-void Metrics::SandboxProvisioned(double seconds, bool ok) {
-  impl_->provision.Add({{"result", ok ? "ok" : "error"}}, kLatencyBuckets).Observe(seconds);
+void Metrics::SandboxProvisioned(double seconds, bool ok, std::string_view source) {
+  impl_->provision.Add({{"result", ok ? "ok" : "error"}, {"source", std::string(source)}}, kLatencyBuckets)
+      .Observe(seconds);
 }
+
+void Metrics::EgressRefused() { impl_->egress_refused.Increment(); }
 
 void Metrics::RunInterrupted() { impl_->interrupted_counter.Increment(); }
 

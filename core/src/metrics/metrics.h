@@ -21,7 +21,10 @@ class Metrics {
   void ObserveHttp(std::string_view route, std::string_view method, int status, double seconds);
   void RunFinished(std::string_view outcome);
   void RunInterrupted();
-  void SandboxProvisioned(double seconds, bool ok);
+  // source: "cold" (created for a session), "warm" (claimed from the pool), "pool" (created
+  // for the pool).
+  void SandboxProvisioned(double seconds, bool ok, std::string_view source);
+  void EgressRefused();
   void EventsAppended(std::int64_t n);
   void SetSessionCounts(const SessionCounts& counts);
   void PluginLoaded(std::string_view kind, std::string_view name, std::string_view version);

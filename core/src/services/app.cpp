@@ -3,6 +3,7 @@
 #include "metrics/metrics.h"
 #include "paddock/json.h"
 #include "services/agent_service.h"
+#include "services/egress_proxy.h"
 #include "services/event_service.h"
 #include "services/lease_sweeper.h"
 #include "services/sandbox_manager.h"
@@ -37,8 +38,21 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
     const WorkerSettings& w = config.worker;
     LeaseSettings lease{std::chrono::milliseconds(w.lease_ttl_ms),
                         std::chrono::milliseconds(w.heartbeat_interval_ms)};
+    SandboxSettings sandbox;
+    sandbox.profiles = config.profiles;
+    sandbox.egress = config.egress.enabled;
+    sandbox.egress_port = config.egress.port;
+    if (config.egress.enabled) {
+      a.egress_ = std::make_unique<EgressProxy>(config.egress, config.server.data_dir + "/egress");
+    }
     a.sandboxes_ = std::make_unique<SandboxManager>(*a.store_, *a.sandbox_, *a.secrets_, *a.redactor_,
-                                                    *a.events_, *a.metrics_, 2);
+                                                    *a.events_, *a.metrics_, a.egress_.get(), sandbox);
+    if (a.egress_) {
+      SandboxManager* manager = a.sandboxes_.get();
+      a.egress_->SetOnRefused([manager](const std::string& dir, const std::string& host, int port) {
+        manager->EgressRefused(dir, host, port);
+      });
+    }
     a.executor_ = std::make_unique<RunExecutor>(*a.store_, *a.events_, *a.sandboxes_, *a.sandbox_,
                                                 a.harnesses_, *a.redactor_, *a.metrics_, lease);
     a.workers_ = std::make_unique<WorkerPool>(*a.store_, *a.executor_, NewWorkerId(), w.threads,
@@ -105,6 +119,7 @@ Status App::Start() {
     now.reason = "the server stopped during the run";
     PADDOCK_RETURN_IF_ERROR(sweeper_->Sweep(now).status());
   }
+  if (sandboxes_) PADDOCK_RETURN_IF_ERROR(sandboxes_->Start().Annotate("reattaching sandboxes"));
   if (workers_) workers_->Start();
   sweeper_->Start();
   if (auto counts = store_->CountSessions(); counts.ok()) metrics_->SetSessionCounts(*counts);
@@ -116,6 +131,7 @@ void App::Stop() {
   if (sweeper_) sweeper_->Stop();
   if (workers_) workers_->Stop();
   if (sandboxes_) sandboxes_->Stop();
+  if (egress_) egress_->Stop();
   if (store_ && started_ > 0) store_->SetEventFeed(nullptr);
   while (started_ > 0) {
     --started_;

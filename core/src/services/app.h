@@ -18,6 +18,7 @@ class EventService;
 class LeaseSweeper;
 class Metrics;
 class Redactor;
+class EgressProxy;
 class SandboxManager;
 class SessionService;
 
@@ -68,6 +69,7 @@ class App {
 
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<EventService> events_;
+  std::unique_ptr<EgressProxy> egress_;
   std::unique_ptr<SandboxManager> sandboxes_;
   std::unique_ptr<RunExecutor> executor_;
   std::unique_ptr<WorkerPool> workers_;

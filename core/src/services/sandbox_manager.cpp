@@ -2,28 +2,90 @@
 
 #include <algorithm>
 #include <chrono>
+#include <random>
+#include <set>
 
 #include "metrics/metrics.h"
 #include "paddock/json.h"
+#include "services/egress_proxy.h"
 #include "services/event_service.h"
 #include "util/log.h"
 #include "util/redactor.h"
 
 namespace paddock {
+namespace {
+
+std::string EgressKey() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "eg_%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
 
 SandboxManager::SandboxManager(SessionStore& store, SandboxProvider& provider, SecretInjector& secrets,
                                Redactor& redactor, EventService& events, Metrics& metrics,
-                               int provision_threads)
+                               EgressProxy* egress, SandboxSettings settings)
     : store_(store),
       provider_(provider),
       secrets_(secrets),
       redactor_(redactor),
       events_(events),
-      metrics_(metrics) {
-  for (int i = 0; i < provision_threads; ++i) threads_.emplace_back([this] { ProvisionLoop(); });
+      metrics_(metrics),
+      egress_(egress),
+      settings_(std::move(settings)) {
+  if (settings_.profiles.empty()) settings_.profiles.push_back(ProfileSettings{"default", {}, 0, {}, false});
 }
 
 SandboxManager::~SandboxManager() { Stop(); }
+
+Status SandboxManager::Start() {
+  // Sandboxes of an earlier process: reattach the ones an open session is still bound to.
+  PADDOCK_ASSIGN_OR_RETURN(std::vector<SandboxInfo> all, provider_.List());
+  int reattached = 0;
+  for (const SandboxInfo& info : all) {
+    bool keep = false;
+    if (!info.session_id.empty() && info.state == SandboxState::kRunning) {
+      Result<Session> session = store_.GetSession(info.session_id);
+      if (!session.ok() && session.status().code() != StatusCode::kNotFound) return session.status();
+      keep = session.ok() && session->sandbox_id == info.id && session->status != SessionStatus::kClosed;
+    }
+    if (keep && egress_ && !info.egress_dir.empty()) {
+      Status reopened = egress_->Reopen(info.egress_dir, Profile(info.profile).allow);
+      if (!reopened.ok()) {
+        LogWarn("sandbox " + info.id + ": cannot serve its egress again: " + reopened.ToString());
+        keep = false;
+      }
+    }
+    if (keep) {
+      ++reattached;
+      if (!info.egress_dir.empty()) {
+        std::lock_guard lock(egress_mu_);
+        egress_sessions_[info.egress_dir] = info.session_id;
+      }
+      LogInfo("reattached sandbox " + info.id + " of session " + info.session_id);
+      continue;
+    }
+    LogInfo("destroying sandbox " + info.id + " left by an earlier process");
+    PADDOCK_RETURN_IF_ERROR(DestroySandbox(info));
+  }
+  if (egress_) {
+    for (const std::string& dir : egress_->Unserved()) egress_->Close(dir);
+  }
+  if (!all.empty())
+    LogInfo("sandboxes of an earlier process: " + std::to_string(reattached) + " reattached, " +
+            std::to_string(all.size() - static_cast<size_t>(reattached)) + " destroyed");
+  for (int i = 0; i < settings_.provision_threads; ++i) threads_.emplace_back([this] { ProvisionLoop(); });
+  bool any_warm = std::any_of(settings_.profiles.begin(), settings_.profiles.end(),
+                              [](const ProfileSettings& p) { return p.warm > 0; });
+  if (any_warm) threads_.emplace_back([this] { WarmLoop(); });
+  return Status::Ok();
+}
 
 void SandboxManager::Stop() {
   {
@@ -33,8 +95,24 @@ void SandboxManager::Stop() {
     queue_.clear();
   }
   queue_cv_.notify_all();
+  warm_cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  std::map<std::string, std::deque<SandboxInfo>> warm;
+  {
+    std::lock_guard lock(warm_mu_);
+    warm.swap(warm_);
+  }
+  for (auto& [profile, pool] : warm) {
+    for (const SandboxInfo& info : pool) (void)DestroySandbox(info);
+  }
+}
+
+const ProfileSettings& SandboxManager::Profile(const std::string& name) const {
+  for (const auto& p : settings_.profiles) {
+    if (p.name == name) return p;
+  }
+  return settings_.profiles.front();
 }
 
 std::shared_ptr<std::mutex> SandboxManager::SessionLock(const std::string& session_id) {
@@ -56,7 +134,84 @@ std::shared_ptr<std::mutex> SandboxManager::SessionLock(const std::string& sessi
   return strong;
 }
 
-Result<std::string> SandboxManager::Ensure(const std::string& session_id) {
+Result<SandboxInfo> SandboxManager::CreateSandbox(const ProfileSettings& profile,
+                                                  const std::string& session_id,
+                                                  const std::string& agent_id) {
+  SandboxSpec spec;
+  spec.session_id = session_id;
+  spec.agent_id = agent_id;
+  spec.profile = profile.name;
+  spec.limits = profile.limits;
+  spec.host_network = profile.host_network;
+  spec.egress_port = settings_.egress_port;
+  if (egress_ && settings_.egress && !profile.host_network) {
+    PADDOCK_ASSIGN_OR_RETURN(spec.egress_dir, egress_->Open(EgressKey(), profile.allow));
+  }
+  Result<SandboxInfo> created = provider_.Create(spec);
+  if (!created.ok() && egress_) egress_->Close(spec.egress_dir);
+  return created;
+}
+
+std::optional<SandboxInfo> SandboxManager::ClaimWarm(const ProfileSettings& profile,
+                                                     const std::string& session_id) {
+  for (;;) {
+    SandboxInfo warm;
+    {
+      std::lock_guard lock(warm_mu_);
+      auto& pool = warm_[profile.name];
+      if (pool.empty()) return std::nullopt;
+      warm = std::move(pool.front());
+      pool.pop_front();
+    }
+    warm_cv_.notify_all();
+    Result<SandboxInfo> claimed = provider_.Claim(warm.id, session_id);
+    if (claimed.ok()) return *claimed;
+    if (claimed.status().code() == StatusCode::kFailedPrecondition) {
+      Result<SandboxInfo> again = provider_.Inspect(warm.id);
+      if (again.ok() && again->state == SandboxState::kRunning && again->session_id.empty()) {
+        // The session cannot take a warm sandbox (it has a workspace already): keep it warm.
+        std::lock_guard lock(warm_mu_);
+        warm_[profile.name].push_front(std::move(warm));
+        return std::nullopt;
+      }
+    }
+    LogWarn("warm sandbox " + warm.id + " could not be claimed: " + claimed.status().ToString());
+    (void)DestroySandbox(warm);
+  }
+}
+
+Status SandboxManager::DestroySandbox(const SandboxInfo& info) {
+  Status destroyed = provider_.Destroy(info.id);
+  if (destroyed.ok() && egress_ && !info.egress_dir.empty()) {
+    egress_->Close(info.egress_dir);
+    std::lock_guard lock(egress_mu_);
+    egress_sessions_.erase(info.egress_dir);
+  }
+  return destroyed;
+}
+
+void SandboxManager::EgressRefused(const std::string& egress_dir, const std::string& host, int port) {
+  metrics_.EgressRefused();
+  std::string session;
+  {
+    std::lock_guard lock(egress_mu_);
+    auto it = egress_sessions_.find(egress_dir);
+    if (it != egress_sessions_.end()) session = it->second;
+  }
+  LogWarn("egress refused: " + host + ":" + std::to_string(port) +
+          (session.empty() ? std::string(" (no session)") : " from session " + session));
+  if (session.empty()) return;
+  (void)events_.Append(session, "", "egress.refused",
+                       "{\"host\":" + JsonQuote(host) + ",\"port\":" + std::to_string(port) + "}");
+}
+
+Status SandboxManager::Bind(const SandboxInfo& info, const Session& session) {
+  PADDOCK_ASSIGN_OR_RETURN(Agent agent, store_.GetAgent(session.agent_id));
+  PADDOCK_ASSIGN_OR_RETURN(EnvMap env, Environment(agent, session));
+  return RuntimeClient(info.runtime).SetEnv(env).Annotate("sending the session's environment to its sandbox");
+}
+
+Result<SandboxInfo> SandboxManager::Ensure(const std::string& session_id) {
   auto session_lock = SessionLock(session_id);
   std::lock_guard guard(*session_lock);
   PADDOCK_ASSIGN_OR_RETURN(Session session, store_.GetSession(session_id));
@@ -65,30 +220,49 @@ Result<std::string> SandboxManager::Ensure(const std::string& session_id) {
   }
   if (!session.sandbox_id.empty()) {
     Result<SandboxInfo> info = provider_.Inspect(session.sandbox_id);
-    if (info.ok() && info->state == SandboxState::kRunning) return session.sandbox_id;
+    if (info.ok() && info->state == SandboxState::kRunning) return *info;
     if (!info.ok() && info.status().code() != StatusCode::kNotFound) return info.status();
-    (void)provider_.Destroy(session.sandbox_id);
-    (void)events_.Append(session_id, "", "sandbox.lost",
-                         "{\"sandbox_id\":" + JsonQuote(session.sandbox_id) + "}");
-    LogWarn("session " + session_id + ": sandbox " + session.sandbox_id + " is gone; re-creating");
+    if (info.ok()) {
+      (void)DestroySandbox(*info);
+    } else {
+      (void)provider_.Destroy(session.sandbox_id);
+    }
+    std::string why = info.ok() ? info->detail : "the provider does not know it";
+    (void)events_.Append(
+        session_id, "", "sandbox.lost",
+        "{\"sandbox_id\":" + JsonQuote(session.sandbox_id) + ",\"detail\":" + JsonQuote(why) + "}");
+    LogWarn("session " + session_id + ": sandbox " + session.sandbox_id + " is gone (" + why +
+            "); re-creating");
   }
-  SandboxSpec spec;
-  spec.session_id = session_id;
-  spec.agent_id = session.agent_id;
+  const ProfileSettings& profile = Profile("default");
   auto started = std::chrono::steady_clock::now();
-  Result<SandboxInfo> created = provider_.Create(spec);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  metrics_.SandboxProvisioned(seconds, created.ok());
-  if (!created.ok()) {
-    (void)events_.Append(session_id, "", "sandbox.failed",
-                         "{\"error\":" + JsonQuote(created.status().message()) + "}");
-    return created.status().Annotate("creating a sandbox");
+  std::string source = "warm";
+  std::optional<SandboxInfo> sandbox = ClaimWarm(profile, session_id);
+  if (sandbox) {
+    if (egress_ && !sandbox->egress_dir.empty()) egress_->SetAllow(sandbox->egress_dir, profile.allow);
+  } else {
+    source = "cold";
+    Result<SandboxInfo> created = CreateSandbox(profile, session_id, session.agent_id);
+    if (!created.ok()) {
+      metrics_.SandboxProvisioned(SecondsSince(started), false, source);
+      (void)events_.Append(session_id, "", "sandbox.failed",
+                           "{\"error\":" + JsonQuote(created.status().message()) + "}");
+      return created.status().Annotate("creating a sandbox");
+    }
+    sandbox = *created;
   }
-  Status bound = store_.SetSessionSandbox(session_id, created->id);
+  Status bound = Bind(*sandbox, session);
+  if (bound.ok()) bound = store_.SetSessionSandbox(session_id, sandbox->id);
   if (!bound.ok()) {
-    (void)provider_.Destroy(created->id);
+    (void)DestroySandbox(*sandbox);
     return bound;
   }
+  if (!sandbox->egress_dir.empty()) {
+    std::lock_guard lock(egress_mu_);
+    egress_sessions_[sandbox->egress_dir] = session_id;
+  }
+  double seconds = SecondsSince(started);
+  metrics_.SandboxProvisioned(seconds, true, source);
   if (session.status == SessionStatus::kProvisioning || session.status == SessionStatus::kSuspended) {
     Status ready = store_.TransitionSession(session_id, session.status, SessionStatus::kReady, "");
     if (!ready.ok() && ready.code() != StatusCode::kFailedPrecondition) return ready;
@@ -96,8 +270,10 @@ Result<std::string> SandboxManager::Ensure(const std::string& session_id) {
   char ms[32];
   std::snprintf(ms, sizeof ms, "%.3f", seconds * 1000);
   (void)events_.Append(session_id, "", "sandbox.ready",
-                       "{\"sandbox_id\":" + JsonQuote(created->id) + ",\"provision_ms\":" + ms + "}");
-  return created->id;
+                       "{\"sandbox_id\":" + JsonQuote(sandbox->id) + ",\"provision_ms\":" + ms +
+                           ",\"source\":" + JsonQuote(source) + ",\"profile\":" + JsonQuote(profile.name) +
+                           "}");
+  return *sandbox;
 }
 
 Result<EnvMap> SandboxManager::Environment(const Agent& agent, const Session& session) {
@@ -113,12 +289,8 @@ Result<EnvMap> SandboxManager::Environment(const Agent& agent, const Session& se
 
 Result<ExecResult> SandboxManager::Exec(const std::string& session_id, ExecRequest request,
                                         ExecObserver& observer) {
-  PADDOCK_ASSIGN_OR_RETURN(std::string sandbox_id, Ensure(session_id));
-  PADDOCK_ASSIGN_OR_RETURN(Session session, store_.GetSession(session_id));
-  PADDOCK_ASSIGN_OR_RETURN(Agent agent, store_.GetAgent(session.agent_id));
-  PADDOCK_ASSIGN_OR_RETURN(EnvMap env, Environment(agent, session));
-  for (const auto& [k, v] : env) request.env.emplace(k, v);
-  return provider_.Exec(sandbox_id, request, observer);
+  PADDOCK_ASSIGN_OR_RETURN(SandboxInfo sandbox, Ensure(session_id));
+  return RuntimeClient(sandbox.runtime).Exec(request, observer);
 }
 
 void SandboxManager::ProvisionInBackground(const std::string& session_id) {
@@ -140,7 +312,7 @@ void SandboxManager::ProvisionLoop() {
       session_id = std::move(queue_.front());
       queue_.pop_front();
     }
-    Result<std::string> sandbox = Ensure(session_id);
+    Result<SandboxInfo> sandbox = Ensure(session_id);
     if (!sandbox.ok()) {
       LogError("session " + session_id + ": " + sandbox.status().ToString());
       Result<Session> s = store_.GetSession(session_id);
@@ -152,12 +324,51 @@ void SandboxManager::ProvisionLoop() {
   }
 }
 
+int SandboxManager::WarmCount(const std::string& profile) {
+  std::lock_guard lock(warm_mu_);
+  auto it = warm_.find(profile);
+  return it == warm_.end() ? 0 : static_cast<int>(it->second.size());
+}
+
+void SandboxManager::WarmLoop() {
+  for (;;) {
+    bool created_any = false;
+    for (const ProfileSettings& profile : settings_.profiles) {
+      if (profile.warm <= 0) continue;
+      {
+        std::lock_guard lock(queue_mu_);
+        if (stopping_) return;
+      }
+      if (WarmCount(profile.name) >= profile.warm) continue;
+      auto started = std::chrono::steady_clock::now();
+      Result<SandboxInfo> created = CreateSandbox(profile, "", "");
+      metrics_.SandboxProvisioned(SecondsSince(started), created.ok(), "pool");
+      if (!created.ok()) {
+        LogWarn("warm pool '" + profile.name + "': " + created.status().ToString());
+        continue;
+      }
+      created_any = true;
+      std::lock_guard lock(warm_mu_);
+      warm_[profile.name].push_back(*created);
+    }
+    std::unique_lock lock(warm_mu_);
+    if (!created_any) warm_cv_.wait_for(lock, settings_.warm_refill_interval);
+    std::lock_guard qlock(queue_mu_);
+    if (stopping_) return;
+  }
+}
+
 Status SandboxManager::Release(const std::string& session_id, bool delete_data) {
   auto session_lock = SessionLock(session_id);
   std::lock_guard guard(*session_lock);
   PADDOCK_ASSIGN_OR_RETURN(Session session, store_.GetSession(session_id));
   if (!session.sandbox_id.empty()) {
-    PADDOCK_RETURN_IF_ERROR(provider_.Destroy(session.sandbox_id));
+    Result<SandboxInfo> info = provider_.Inspect(session.sandbox_id);
+    if (info.ok()) {
+      PADDOCK_RETURN_IF_ERROR(DestroySandbox(*info));
+    } else {
+      PADDOCK_RETURN_IF_ERROR(provider_.Destroy(session.sandbox_id));
+    }
     PADDOCK_RETURN_IF_ERROR(store_.SetSessionSandbox(session_id, ""));
     (void)events_.Append(session_id, "", "sandbox.released",
                          "{\"sandbox_id\":" + JsonQuote(session.sandbox_id) + "}");
@@ -168,16 +379,24 @@ Status SandboxManager::Release(const std::string& session_id, bool delete_data) 
 
 Result<int> SandboxManager::Reconcile(std::chrono::milliseconds min_age) {
   PADDOCK_ASSIGN_OR_RETURN(std::vector<SandboxInfo> all, provider_.List());
+  std::set<std::string> warm;
+  {
+    std::lock_guard lock(warm_mu_);
+    for (const auto& [p, pool] : warm_) {
+      for (const auto& s : pool) warm.insert(s.id);
+    }
+  }
   int destroyed = 0;
   for (const SandboxInfo& info : all) {
-    if (NowMs() - info.created_at < min_age.count()) continue;  // may be about to be bound
+    if (NowMs() - info.created_at < min_age.count()) continue;     // may be about to be bound
+    if (info.session_id.empty() || warm.count(info.id)) continue;  // the warm pool's
     Result<Session> session = store_.GetSession(info.session_id);
     if (!session.ok() && session.status().code() != StatusCode::kNotFound) return session.status();
     if (session.ok() && session->sandbox_id == info.id && session->status != SessionStatus::kClosed) continue;
     auto session_lock = SessionLock(info.session_id);
     std::lock_guard guard(*session_lock);
     LogInfo("destroying sandbox " + info.id + ": session " + info.session_id + " no longer uses it");
-    PADDOCK_RETURN_IF_ERROR(provider_.Destroy(info.id));
+    PADDOCK_RETURN_IF_ERROR(DestroySandbox(info));
     if (!session.ok() || session->status == SessionStatus::kClosed) {
       PADDOCK_RETURN_IF_ERROR(provider_.DeleteSessionData(info.session_id));
     }

@@ -1,6 +1,7 @@
 // SandboxManager: binds sandboxes to sessions. It provisions a sandbox when a session is
-// created (in the background), re-creates one when the bound sandbox is gone, and releases
-// it when the session closes.
+// created (in the background) — from the profile's warm pool when one is ready, else cold —,
+// re-creates one when the bound sandbox is gone, releases it when the session closes, keeps the
+// warm pools filled, and on start reattaches the sandboxes an earlier process left behind.
 #pragma once
 
 #include <chrono>
@@ -13,27 +14,42 @@
 #include <thread>
 #include <vector>
 
+#include "config/config.h"
 #include "paddock/sandbox_provider.h"
 #include "paddock/secret_injector.h"
 #include "paddock/session_store.h"
+#include "runtime/runtime_client.h"
 
 namespace paddock {
 
+class EgressProxy;
 class EventService;
 class Metrics;
 class Redactor;
+
+struct SandboxSettings {
+  std::vector<ProfileSettings> profiles;  // "default" first
+  bool egress = true;                     // give sandboxes the egress proxy
+  int egress_port = 3128;
+  int provision_threads = 2;
+  std::chrono::milliseconds warm_refill_interval{1000};
+};
 
 // Thread safety: every method may be called concurrently; calls for one session are
 // serialised.
 class SandboxManager {
  public:
   SandboxManager(SessionStore& store, SandboxProvider& provider, SecretInjector& secrets, Redactor& redactor,
-                 EventService& events, Metrics& metrics, int provision_threads);
+                 EventService& events, Metrics& metrics, EgressProxy* egress, SandboxSettings settings);
   ~SandboxManager();
 
-  // Returns the id of a running sandbox bound to the session, creating one when none is bound
-  // or the bound one is gone (event "sandbox.lost", then "sandbox.ready").
-  Result<std::string> Ensure(const std::string& session_id);
+  // Reattaches the provider's sandboxes that are still bound to an open session, destroys the
+  // rest, and starts the warm-pool and provisioning threads.
+  Status Start();
+
+  // Returns a running sandbox bound to the session, claiming a warm one or creating one when
+  // none is bound or the bound one is gone (event "sandbox.lost", then "sandbox.ready").
+  Result<SandboxInfo> Ensure(const std::string& session_id);
 
   // The provider's view of a sandbox.
   Result<SandboxInfo> Inspect(const std::string& sandbox_id) { return provider_.Inspect(sandbox_id); }
@@ -42,8 +58,7 @@ class SandboxManager {
   // values are registered for redaction here).
   Result<EnvMap> Environment(const Agent& agent, const Session& session);
 
-  // Runs a command in the session's sandbox outside any run (creating the sandbox if needed),
-  // with Environment() added to the request's own env.
+  // Runs a command in the session's sandbox outside any run (creating the sandbox if needed).
   Result<ExecResult> Exec(const std::string& session_id, ExecRequest request, ExecObserver& observer);
 
   // Ensure() on a background thread; a failure marks a still-provisioning session failed.
@@ -55,15 +70,33 @@ class SandboxManager {
 
   // Destroys this provider's sandboxes that no open session is bound to (any more) — say, one a
   // session left behind when another worker re-created its sandbox — sparing ones younger than
-  // `min_age`, which may be about to be bound. Returns how many it destroyed.
+  // `min_age`, which may be about to be bound, and the warm pool. Returns how many it destroyed.
   Result<int> Reconcile(std::chrono::milliseconds min_age);
 
-  // Stops the background threads; queued provisioning is dropped.
+  // A connection from a sandbox was refused by the egress proxy: event "egress.refused" on the
+  // session the sandbox serves.
+  void EgressRefused(const std::string& egress_dir, const std::string& host, int port);
+
+  // Ready sandboxes in a profile's warm pool.
+  int WarmCount(const std::string& profile);
+
+  // Stops the background threads; queued provisioning is dropped. Warm sandboxes are destroyed.
   void Stop();
 
  private:
   std::shared_ptr<std::mutex> SessionLock(const std::string& session_id);
   void ProvisionLoop();
+  void WarmLoop();
+  const ProfileSettings& Profile(const std::string& name) const;
+  // A new sandbox: for a session, or warm (empty session_id).
+  Result<SandboxInfo> CreateSandbox(const ProfileSettings& profile, const std::string& session_id,
+                                    const std::string& agent_id);
+  // Binds a warm sandbox of the profile to the session, or returns nullopt when none is ready.
+  std::optional<SandboxInfo> ClaimWarm(const ProfileSettings& profile, const std::string& session_id);
+  // Destroys a sandbox and closes its egress socket.
+  Status DestroySandbox(const SandboxInfo& info);
+  // After a claim or a create: the session's env and secrets go to the runtime.
+  Status Bind(const SandboxInfo& info, const Session& session);
 
   SessionStore& store_;
   SandboxProvider& provider_;
@@ -71,6 +104,8 @@ class SandboxManager {
   Redactor& redactor_;
   EventService& events_;
   Metrics& metrics_;
+  EgressProxy* egress_;
+  SandboxSettings settings_;
 
   std::mutex locks_mu_;
   std::map<std::string, std::weak_ptr<std::mutex>> locks_;
@@ -81,6 +116,13 @@ class SandboxManager {
   std::deque<std::string> queue_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+
+  std::mutex egress_mu_;
+  std::map<std::string, std::string> egress_sessions_;  // egress dir -> session id
+
+  std::mutex warm_mu_;
+  std::map<std::string, std::deque<SandboxInfo>> warm_;  // by profile
+  std::condition_variable warm_cv_;                      // a warm sandbox was taken
 };
 
 }  // namespace paddock

@@ -7,6 +7,7 @@
 #include "metrics/metrics.h"
 #include "paddock/events.h"
 #include "paddock/json.h"
+#include "runtime/runtime_client.h"
 #include "services/event_service.h"
 #include "services/sandbox_manager.h"
 #include "util/log.h"
@@ -31,14 +32,12 @@ class HostTurnContext final : public TurnContext {
     std::atomic<bool>& store_down;
   };
 
-  HostTurnContext(const Agent& agent, const Session& session, const Run& run, std::string sandbox_id,
-                  EnvMap env, SandboxProvider& provider, EventService& events, Flags flags)
+  HostTurnContext(const Agent& agent, const Session& session, const Run& run, RuntimeClient runtime,
+                  EventService& events, Flags flags)
       : agent_(agent),
         session_(session),
         run_(run),
-        sandbox_id_(std::move(sandbox_id)),
-        env_(std::move(env)),
-        provider_(provider),
+        runtime_(std::move(runtime)),
         events_(events),
         flags_(flags) {}
 
@@ -48,10 +47,10 @@ class HostTurnContext final : public TurnContext {
 
   Result<ExecResult> Exec(const ExecRequest& request, ExecObserver& observer) noexcept override {
     try {
+      // The session's env and secrets are in the runtime already (SandboxManager::Bind).
       ExecRequest r = request;
-      for (const auto& [k, v] : env_) r.env.emplace(k, v);  // the request's own entries win
       if (r.timeout.count() == 0) r.timeout = std::chrono::seconds(agent_.run_timeout_seconds);
-      return provider_.Exec(sandbox_id_, r, observer);
+      return runtime_.Exec(r, observer);
     } catch (const std::exception& e) {
       return Status::Internal(std::string("exec: ") + e.what());
     }
@@ -74,9 +73,7 @@ class HostTurnContext final : public TurnContext {
   const Agent& agent_;
   const Session& session_;
   const Run& run_;
-  std::string sandbox_id_;
-  EnvMap env_;
-  SandboxProvider& provider_;
+  RuntimeClient runtime_;
   EventService& events_;
   Flags flags_;
 };
@@ -158,9 +155,13 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
     return Status::FailedPrecondition("harness '" + agent.harness + "' of agent " + agent.id +
                                       " is not loaded in this process");
   }
-  PADDOCK_ASSIGN_OR_RETURN(std::string sandbox_id, sandboxes_.Ensure(session.id));
+  PADDOCK_ASSIGN_OR_RETURN(SandboxInfo sandbox, sandboxes_.Ensure(session.id));
+  const std::string& sandbox_id = sandbox.id;
   PADDOCK_ASSIGN_OR_RETURN(session, store_.GetSession(session.id));  // Ensure may have changed it
+  // Every run sends the current env and secrets, so a rotated secret reaches the next run.
   PADDOCK_ASSIGN_OR_RETURN(EnvMap env, sandboxes_.Environment(agent, session));
+  RuntimeClient runtime(sandbox.runtime);
+  PADDOCK_RETURN_IF_ERROR(runtime.SetEnv(env).Annotate("sending the environment to the sandbox"));
   PADDOCK_ASSIGN_OR_RETURN(NewEvent started,
                            events_.Prepare(run.id, "run.started",
                                            "{\"attempt\":" + std::to_string(run.attempt) +
@@ -172,7 +173,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
     return stored.status();
   }
   events_.Published(*stored);
-  HostTurnContext ctx(agent, session, run, sandbox_id, std::move(env), provider_, events_,
+  HostTurnContext ctx(agent, session, run, std::move(runtime), events_,
                       {active.cancelled, active.lease_lost, active.store_down});
   PADDOCK_ASSIGN_OR_RETURN(TurnOutcome outcome, harness->second->RunTurn(ctx));
   exit_code = outcome.exit_code;

@@ -58,7 +58,12 @@ void GetSandbox(Exchange& x) {
   o->set("session_id", info->session_id);
   o->set("state", std::string(ToString(info->state)));
   o->set("detail", info->detail);
+  o->set("profile", info->profile);
   o->set("created_at", FormatTime(info->created_at));
+  // Which limits are in force and how ("268435456 (cgroup v1)"); the runtime token never leaves.
+  Poco::JSON::Object::Ptr limits = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  for (const auto& [name, how] : info->limits) limits->set(name, how);
+  o->set("limits", limits);
   x.SendJson(200, o);
 }
 

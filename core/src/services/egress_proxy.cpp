@@ -1,0 +1,298 @@
+#include "services/egress_proxy.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/Net/SocketStream.h>
+#include <Poco/Net/StreamSocket.h>
+#include <Poco/Net/StreamSocketImpl.h>
+#include <Poco/URI.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+
+#include "pump.h"
+#include "util/log.h"
+
+namespace paddock {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+void Reply(Poco::Net::StreamSocket& socket, int status, const std::string& reason, const std::string& body) {
+  std::string text =
+      "HTTP/1.1 " + std::to_string(status) + " " + reason +
+      "\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body;
+  try {
+    socket.sendBytes(text.data(), static_cast<int>(text.size()));
+  } catch (const Poco::Exception&) {
+  }
+}
+
+}  // namespace
+
+EgressProxy::EgressProxy(EgressSettings settings, std::string root)
+    : settings_(std::move(settings)), root_(std::move(root)) {
+  std::error_code ec;
+  fs::create_directories(root_, ec);
+  fs::permissions(root_, fs::perms(0711), ec);
+  if (pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) wake_[0] = wake_[1] = -1;
+  acceptor_ = std::thread([this] { AcceptLoop(); });
+}
+
+EgressProxy::~EgressProxy() { Stop(); }
+
+void EgressProxy::Stop() {
+  if (stopping_.exchange(true)) return;
+  if (wake_[1] >= 0) (void)!write(wake_[1], "x", 1);
+  if (acceptor_.joinable()) acceptor_.join();
+  std::lock_guard lock(mu_);
+  for (auto& [dir, l] : listeners_) close(l.fd);  // the sockets stay for the next process
+  listeners_.clear();
+  if (wake_[0] >= 0) close(wake_[0]);
+  if (wake_[1] >= 0) close(wake_[1]);
+}
+
+std::vector<std::string> EgressProxy::FullAllow(const std::vector<std::string>& allow) const {
+  std::vector<std::string> all = settings_.allow;
+  all.insert(all.end(), allow.begin(), allow.end());
+  if (!settings_.model_gateway.empty()) {
+    Poco::URI uri(settings_.model_gateway);
+    all.push_back(uri.getHost() + ":" + std::to_string(uri.getPort()));
+  }
+  return all;
+}
+
+bool EgressProxy::Allowed(const std::vector<std::string>& allow, const std::string& raw_host, int port) {
+  std::string host = Lower(raw_host);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  for (const std::string& raw : allow) {
+    std::string entry = Lower(raw);
+    std::string entry_host = entry;
+    std::string entry_port;
+    auto colon = entry.rfind(':');
+    if (colon != std::string::npos && entry.find(':') == colon) {  // not an IPv6 literal
+      entry_host = entry.substr(0, colon);
+      entry_port = entry.substr(colon + 1);
+    }
+    bool port_ok = entry_port.empty() ? (port == 80 || port == 443)
+                                      : (entry_port == "*" || entry_port == std::to_string(port));
+    if (!port_ok) continue;
+    if (entry_host.rfind("*.", 0) == 0) {
+      std::string suffix = entry_host.substr(1);  // ".example.com"
+      if (host.size() > suffix.size() &&
+          host.compare(host.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        return true;
+      }
+    } else if (host == entry_host) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Status EgressProxy::Listen(const std::string& dir, const std::vector<std::string>& allow) {
+  const std::string path = dir + "/egress.sock";
+  sockaddr_un addr{};
+  if (path.size() >= sizeof addr.sun_path)
+    return Status::InvalidArgument("egress socket path is too long: " + path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Status::Unavailable(std::string("socket: ") + strerror(errno));
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  unlink(path.c_str());
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 128) != 0) {
+    std::string err = strerror(errno);
+    close(fd);
+    return Status::Unavailable("egress proxy cannot listen on " + path + ": " + err);
+  }
+  chmod(path.c_str(), 0666);  // the sandbox's unprivileged uid connects to it
+  {
+    std::lock_guard lock(mu_);
+    auto& l = listeners_[dir];
+    if (l.fd >= 0) close(l.fd);
+    l.fd = fd;
+    l.allow = FullAllow(allow);
+  }
+  if (wake_[1] >= 0) (void)!write(wake_[1], "x", 1);
+  return Status::Ok();
+}
+
+Result<std::string> EgressProxy::Open(const std::string& key, const std::vector<std::string>& allow) {
+  const std::string dir = root_ + "/" + key;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::Unavailable("create " + dir + ": " + ec.message());
+  fs::permissions(dir, fs::perms(0755), ec);
+  PADDOCK_RETURN_IF_ERROR(Listen(dir, allow));
+  return dir;
+}
+
+Status EgressProxy::Reopen(const std::string& dir, const std::vector<std::string>& allow) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Status::NotFound("egress directory " + dir + " is gone");
+  return Listen(dir, allow);
+}
+
+void EgressProxy::SetAllow(const std::string& dir, const std::vector<std::string>& allow) {
+  std::lock_guard lock(mu_);
+  auto it = listeners_.find(dir);
+  if (it != listeners_.end()) it->second.allow = FullAllow(allow);
+}
+
+void EgressProxy::Close(const std::string& dir) {
+  if (dir.empty()) return;
+  {
+    std::lock_guard lock(mu_);
+    auto it = listeners_.find(dir);
+    if (it != listeners_.end()) {
+      close(it->second.fd);
+      listeners_.erase(it);
+    }
+  }
+  if (wake_[1] >= 0) (void)!write(wake_[1], "x", 1);
+  // Only directories of ours are removed.
+  if (dir.rfind(root_ + "/", 0) == 0) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+}
+
+std::vector<std::string> EgressProxy::Unserved() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  std::lock_guard lock(mu_);
+  for (const auto& e : fs::directory_iterator(root_, ec)) {
+    if (!listeners_.count(e.path().string())) out.push_back(e.path().string());
+  }
+  return out;
+}
+
+void EgressProxy::AcceptLoop() {
+  while (!stopping_) {
+    std::vector<pollfd> fds;
+    std::vector<std::string> dirs;
+    fds.push_back({wake_[0], POLLIN, 0});
+    dirs.emplace_back();
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [dir, l] : listeners_) {
+        fds.push_back({l.fd, POLLIN, 0});
+        dirs.push_back(dir);
+      }
+    }
+    int n = poll(fds.data(), fds.size(), 1000);
+    if (n < 0 && errno != EINTR) break;
+    if (fds[0].revents & POLLIN) {
+      char buf[64];
+      while (read(wake_[0], buf, sizeof buf) > 0) {
+      }
+    }
+    for (size_t i = 1; i < fds.size(); ++i) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      std::vector<std::string> allow;
+      int client = -1;
+      {
+        std::lock_guard lock(mu_);
+        auto it = listeners_.find(dirs[i]);
+        if (it == listeners_.end() || it->second.fd != fds[i].fd) continue;  // closed meanwhile
+        client = accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
+        allow = it->second.allow;
+      }
+      if (client < 0) continue;
+      std::thread([this, client, allow = std::move(allow), dir = dirs[i]]() mutable {
+        Serve(client, std::move(allow), std::move(dir));
+      }).detach();
+    }
+  }
+}
+
+void EgressProxy::Serve(int client_fd, std::vector<std::string> allow, std::string dir) {
+  Poco::Net::StreamSocket client(new Poco::Net::StreamSocketImpl(client_fd));
+  std::string host;
+  int port = 0;
+  try {
+    client.setReceiveTimeout(Poco::Timespan(30, 0));
+    Poco::Net::SocketStream in(client);
+    Poco::Net::HTTPRequest request;
+    request.read(in);
+    const bool tunnel = request.getMethod() == "CONNECT";
+    if (tunnel) {
+      const std::string& target = request.getURI();
+      auto colon = target.rfind(':');
+      if (colon == std::string::npos) return Reply(client, 400, "Bad Request", "CONNECT needs host:port\n");
+      host = target.substr(0, colon);
+      port = std::atoi(target.c_str() + colon + 1);
+    } else {
+      Poco::URI uri(request.getURI());
+      if (uri.getScheme() != "http" || uri.getHost().empty()) {
+        return Reply(client, 400, "Bad Request",
+                     "this is a forward proxy: send absolute http:// URLs, or CONNECT for https\n");
+      }
+      host = uri.getHost();
+      port = uri.getPort();
+      request.setURI(uri.getPathEtc());
+    }
+    if (port <= 0 || port > 65535) return Reply(client, 400, "Bad Request", "bad port\n");
+    if (!Allowed(allow, host, port)) {
+      if (on_refused_) on_refused_(dir, host, port);
+      return Reply(client, 403, "Forbidden",
+                   "paddock egress: " + host + ":" + std::to_string(port) +
+                       " is not on this sandbox's allow list ([egress] allow or the profile's allow)\n");
+    }
+    Poco::Net::StreamSocket upstream;
+    try {
+      upstream.connect(Poco::Net::SocketAddress(host, static_cast<Poco::UInt16>(port)),
+                       Poco::Timespan(settings_.connect_timeout_ms * 1000));
+    } catch (const Poco::Exception& e) {
+      return Reply(client, 502, "Bad Gateway",
+                   "paddock egress: cannot reach " + host + ": " + e.displayText() + "\n");
+    }
+    // Bytes the parser read past the request head go first.
+    std::string buffered;
+    std::streamsize avail = in.rdbuf()->in_avail();
+    if (avail > 0) {
+      buffered.resize(static_cast<size_t>(avail));
+      in.read(buffered.data(), avail);
+    }
+    if (tunnel) {
+      static const char kEstablished[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+      client.sendBytes(kEstablished, sizeof kEstablished - 1);
+    } else {
+      request.erase("Proxy-Connection");
+      request.erase("Proxy-Authorization");
+      request.set("Connection", "close");
+      std::ostringstream head;
+      request.write(head);
+      buffered = head.str() + buffered;
+    }
+    // Hand both descriptors to the pump, which closes them.
+    int a = dup(client.impl()->sockfd());
+    int b = dup(upstream.impl()->sockfd());
+    client.close();
+    upstream.close();
+    net::Pump(a, b, buffered);
+  } catch (const Poco::Exception& e) {
+    Reply(client, 400, "Bad Request", "paddock egress: " + e.displayText() + "\n");
+  } catch (const std::exception& e) {
+    Reply(client, 500, "Internal Server Error", std::string("paddock egress: ") + e.what() + "\n");
+  }
+}
+
+}  // namespace paddock

@@ -1,0 +1,75 @@
+// EgressProxy: the only way out of a sandbox. Each sandbox gets a unix socket (in a directory
+// of its own that the provider mounts inside); paddock-runtime serves it inside the sandbox as
+// 127.0.0.1:<port>. The proxy speaks HTTP CONNECT (TLS) and forwards plain HTTP requests, to
+// the hosts on the sandbox's allow list only; every refusal is reported.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/config.h"
+#include "paddock/status.h"
+
+namespace paddock {
+
+class EgressProxy {
+ public:
+  // Called for every refused connection, from a connection thread.
+  using RefusedFn = std::function<void(const std::string& dir, const std::string& host, int port)>;
+
+  EgressProxy(EgressSettings settings, std::string root);
+
+  // Set once, before the first Open.
+  void SetOnRefused(RefusedFn on_refused) { on_refused_ = std::move(on_refused); }
+  ~EgressProxy();
+
+  // Creates <root>/<key>/egress.sock and serves it with `allow` (plus [egress] allow and the
+  // model gateway). Returns the directory.
+  Result<std::string> Open(const std::string& key, const std::vector<std::string>& allow);
+
+  // Serves a directory created by an earlier process again (a reattached sandbox): the socket
+  // is re-created in place, which the sandbox sees through its directory mount.
+  Status Reopen(const std::string& dir, const std::vector<std::string>& allow);
+
+  // Replaces a directory's allow list (after a warm sandbox is claimed).
+  void SetAllow(const std::string& dir, const std::vector<std::string>& allow);
+
+  // Stops serving the directory and removes it. Idempotent.
+  void Close(const std::string& dir);
+
+  // Directories under root that are not served (left by an earlier process).
+  std::vector<std::string> Unserved() const;
+
+  // True when `host`:`port` matches an allow-list entry ("example.com": ports 80 and 443;
+  // "*.example.com": its subdomains, ports 80 and 443; "host:port"; "host:*").
+  static bool Allowed(const std::vector<std::string>& allow, const std::string& host, int port);
+
+  void Stop();
+
+ private:
+  struct Listener {
+    int fd = -1;
+    std::vector<std::string> allow;  // complete list
+  };
+  void AcceptLoop();
+  void Serve(int client, std::vector<std::string> allow, std::string dir);
+  std::vector<std::string> FullAllow(const std::vector<std::string>& allow) const;
+  Status Listen(const std::string& dir, const std::vector<std::string>& allow);
+
+  EgressSettings settings_;
+  std::string root_;
+  RefusedFn on_refused_;
+  mutable std::mutex mu_;
+  std::map<std::string, Listener> listeners_;  // by directory
+  int wake_[2] = {-1, -1};
+  std::atomic<bool> stopping_{false};
+  std::thread acceptor_;
+};
+
+}  // namespace paddock

@@ -1,0 +1,24 @@
+// Tar archives of paths inside the sandbox, and their restore (libarchive).
+#pragma once
+
+#include <functional>
+#include <istream>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "paths.h"
+
+namespace paddock::runtime {
+
+// Writes a tar (gzip-compressed when `gzip`) of `paths` to `out`. Entry names are the absolute
+// paths without the leading '/'. Symlinks are stored as links. Returns "" or an error.
+std::string WriteArchive(const Roots& roots, const std::vector<std::string>& paths, bool gzip,
+                         std::ostream& out, int* entries);
+
+// Extracts a tar (optionally compressed) read from `in` under "/". Entries whose target is
+// outside the allowed roots, absolute or with '..' are refused: nothing further is extracted
+// and the error names the entry. Returns "" or an error.
+std::string ExtractArchive(const Roots& roots, std::istream& in, int* entries);
+
+}  // namespace paddock::runtime
