@@ -425,6 +425,19 @@ class Runtime {
       if (status && drain_until == Clock::time_point{}) drain_until = Clock::now() + std::chrono::milliseconds(200);
       // Output still held open by a background child of the command is not waited for.
       if (status && Clock::now() >= drain_until) break;
+      if (open_pipes == 0 && !status) {
+        // Only the exit is missing: wait for the reaper rather than for a poll timeout.
+        status = Children::Instance().Wait(pid, std::chrono::milliseconds(50));
+        if (client_fd >= 0) {
+          pollfd c{client_fd, POLLRDHUP, 0};
+          if (poll(&c, 1, 0) > 0 && (c.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+            gone = true;
+            Children::SignalGroup(pid, SIGKILL);
+            break;
+          }
+        }
+        continue;
+      }
       pollfd fds[3] = {{out.r, static_cast<short>(out.r >= 0 ? POLLIN : 0), 0},
                        {err.r, static_cast<short>(err.r >= 0 ? POLLIN : 0), 0},
                        {client_fd, POLLRDHUP, 0}};

@@ -571,6 +571,30 @@ TEST_F(Recovery, SessionsHistoryAndWorkspaceSurviveARestart) {
   for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(after[i].data, before[i].data);
 }
 
+TEST_F(Api, NewSessionsClaimWarmSandboxesAndGetTheirSecretsOnlyThen) {
+  server_->Stop();
+  StartServer("[profiles.default]\nwarm = 2\nmemory = \"256MiB\"\n", {"CONTAINER_ENV_FOO=bar"});
+  // The pool fills in the background.
+  for (int i = 0; i < 200; ++i) {
+    auto metrics = server_->Request("GET", "/metrics");
+    if (metrics.body.find("_count{result=\"ok\",source=\"pool\"} 2") != std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::string session = CreateSession(CreateAgent());
+  Send(session, "echo $FOO");
+  auto events = UntilFinished(session, 1);
+  bool warm = false;
+  for (const auto& e : events) warm = warm || (e.type == "sandbox.ready" && JsonField(e.data, "data.source") == "warm");
+  EXPECT_TRUE(warm);
+  EXPECT_TRUE(HasOutput(events, "[redacted]"));  // the secret arrived after the claim
+  auto sandbox = server_->Request("GET", "/api/sessions/" + session + "/sandbox");
+  EXPECT_EQ(JsonField(sandbox.body, "limits.memory"), "268435456 (cgroup v1)") << sandbox.body;
+  EXPECT_EQ(JsonField(sandbox.body, "limits.network"), "egress proxy only") << sandbox.body;
+  EXPECT_EQ(sandbox.body.find("token"), std::string::npos);
+}
+
 TEST_F(Recovery, AServerKilledHardReattachesItsSandboxesAndDestroysTheRest) {
   std::string session = CreateSession(CreateAgent());
   Send(session, "(setsid sleep 4242.5 > /dev/null 2>&1 &); echo started");
