@@ -93,7 +93,6 @@ inline double BareBwrap(const std::string& workspace) {
   return Ms(Clock::now() - start);
 }
 
-
 // A bare fork/exec of /bin/true, waited for.
 inline double BareForkExec() {
   auto start = Clock::now();

@@ -151,13 +151,13 @@ int main(int argc, char** argv) {
   std::printf("%-34s %9s %9s\n", "", "p50 ms", "p99 ms");
   std::printf("%-34s %9.3f %9.3f\n", "baseline: bare bwrap ... true", b.p50, b.p99);
   std::printf("%-34s %9.3f %9.3f\n", "baseline: bare fork/exec true", f.p50, f.p99);
-  std::printf("%-34s %9.3f %9.3f   (%.2fx bare bwrap at p50)\n", "cold create, new workspace image", c.p50, c.p99,
-              c.p50 / b.p50);
+  std::printf("%-34s %9.3f %9.3f   (%.2fx bare bwrap at p50)\n", "cold create, new workspace image", c.p50,
+              c.p99, c.p50 / b.p50);
   std::printf("%-34s %9.3f %9.3f   (%.2fx bare bwrap at p50)\n", "cold create, workspace exists", x.p50,
               x.p99, x.p50 / b.p50);
   std::printf("%-34s %9.3f %9.3f   (target < 2 ms)\n", "warm claim (bind + session env)", w.p50, w.p99);
-  std::printf("%-34s %9.3f %9.3f   (%.1fx bare fork/exec; target < 2 ms)\n", "exec round trip of `true`", e.p50,
-              e.p99, e.p50 / f.p50);
+  std::printf("%-34s %9.3f %9.3f   (%.1fx bare fork/exec; target < 2 ms)\n", "exec round trip of `true`",
+              e.p50, e.p99, e.p50 / f.p50);
   std::printf("%-34s %9.2f MiB Pss\n", "memory per idle sandbox", pss);
   return 0;
 }

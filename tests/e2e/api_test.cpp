@@ -138,7 +138,8 @@ TEST_F(Api, RunsIsolatedWithSecretsRedactedAndAWorkspaceThatPersists) {
   auto events = UntilFinished(session, 2);
   ASSERT_EQ(Finished(events), 2u);
   EXPECT_TRUE(HasOutput(events, "[redacted]"));
-  EXPECT_TRUE(HasOutput(events, "Name:\tpaddock-runtime"));  // PID 1 is the sandbox's runtime: own pid namespace
+  EXPECT_TRUE(
+      HasOutput(events, "Name:\tpaddock-runtime"));  // PID 1 is the sandbox's runtime: own pid namespace
   EXPECT_TRUE(HasOutput(events, "workspace"));
   EXPECT_FALSE(HasOutput(events, "home"));
   EXPECT_FALSE(HasOutput(events, "root"));
@@ -148,7 +149,8 @@ TEST_F(Api, RunsIsolatedWithSecretsRedactedAndAWorkspaceThatPersists) {
   auto transcript = server_->Request("GET", "/api/sessions/" + session + "/messages");
   ASSERT_EQ(transcript.status, 200);
   EXPECT_EQ(transcript.body.find("bar"), std::string::npos);
-  EXPECT_NE(transcript.body.find("[redacted]\\nName:\\tpaddock-runtime"), std::string::npos) << transcript.body;
+  EXPECT_NE(transcript.body.find("[redacted]\\nName:\\tpaddock-runtime"), std::string::npos)
+      << transcript.body;
   auto runs = server_->Request("GET", "/api/sessions/" + session + "/runs");
   EXPECT_NE(runs.body.find("\"status\":\"succeeded\""), std::string::npos) << runs.body;
 }
@@ -586,7 +588,8 @@ TEST_F(Api, NewSessionsClaimWarmSandboxesAndGetTheirSecretsOnlyThen) {
   Send(session, "echo $FOO");
   auto events = UntilFinished(session, 1);
   bool warm = false;
-  for (const auto& e : events) warm = warm || (e.type == "sandbox.ready" && JsonField(e.data, "data.source") == "warm");
+  for (const auto& e : events)
+    warm = warm || (e.type == "sandbox.ready" && JsonField(e.data, "data.source") == "warm");
   EXPECT_TRUE(warm);
   EXPECT_TRUE(HasOutput(events, "[redacted]"));  // the secret arrived after the claim
   auto sandbox = server_->Request("GET", "/api/sessions/" + session + "/sandbox");
@@ -618,10 +621,12 @@ TEST_F(Recovery, AServerKilledHardReattachesItsSandboxesAndDestroysTheRest) {
   ASSERT_EQ(got.status, 200) << got.body;
   EXPECT_EQ(JsonField(got.body, "id"), sandbox);
   EXPECT_EQ(JsonField(got.body, "state"), "running");
-  Send(session, "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done | grep -c '^sleep 4242[.]5'");
+  Send(session,
+       "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done | grep -c '^sleep 4242[.]5'");
   auto events = UntilFinished(session, 2);
   bool still_running = false;
-  for (const auto& e : events) still_running = still_running || (e.type == "output" && JsonField(e.data, "data.text") == "1");
+  for (const auto& e : events)
+    still_running = still_running || (e.type == "output" && JsonField(e.data, "data.text") == "1");
   EXPECT_TRUE(still_running);
   for (const auto& e : events) EXPECT_NE(e.type, "sandbox.lost") << e.data;
   EXPECT_FALSE(std::filesystem::exists(server_->data_dir() + "/sandbox-process/sandboxes/" + ghost));
