@@ -692,10 +692,12 @@ class Runtime {
     std::int64_t total = 0;
     char buf[64 * 1024];
     std::string error;
+    bool too_large = false;
     std::istream& in = req.stream();
     while (in.read(buf, sizeof buf) || in.gcount() > 0) {
       total += in.gcount();
       if (total > options_.max_file_bytes) {
+        too_large = true;
         error = "file is larger than the limit";
         break;
       }
@@ -709,7 +711,7 @@ class Runtime {
     if (error.empty() && rename(tmp.c_str(), path.c_str()) != 0) error = strerror(errno);
     if (!error.empty()) {
       unlink(tmp.c_str());
-      if (error == "file is larger than the limit") Fail(HTTPResponse::HTTP_REQUESTENTITYTOOLARGE, error);
+      if (too_large) Fail(HTTPResponse::HTTP_REQUESTENTITYTOOLARGE, error);
       Fail(HTTPResponse::HTTP_INSUFFICIENT_STORAGE, "cannot write '" + path + "': " + error);
     }
     Object o;

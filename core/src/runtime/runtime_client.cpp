@@ -118,6 +118,22 @@ std::string ExecId() {
   return buf;
 }
 
+// Runs `fn`, turning Poco's exceptions into the statuses the class comment promises.
+template <class Fn>
+auto Guarded(const std::string& address, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const Poco::Net::NetException& e) {
+    return Status::Unavailable("runtime at " + address + " is unreachable: " + e.displayText());
+  } catch (const Poco::IOException& e) {
+    return Status::Unavailable("runtime at " + address + " is unreachable: " + e.displayText());
+  } catch (const Poco::TimeoutException& e) {
+    return Status::Unavailable("runtime at " + address + " did not answer: " + e.displayText());
+  } catch (const Poco::Exception& e) {
+    return Status::Internal("runtime call failed: " + e.displayText());
+  }
+}
+
 }  // namespace
 
 RuntimeClient::RuntimeClient(RuntimeEndpoint endpoint, std::chrono::milliseconds connect_timeout)
@@ -154,7 +170,7 @@ std::unique_ptr<HTTPClientSession> Connect(const RuntimeEndpoint& ep, std::chron
 Result<RuntimeClient::Response> RuntimeClient::Call(const std::string& method, const std::string& path,
                                                     std::string_view body,
                                                     const std::string& content_type) const {
-  try {
+  return Guarded(endpoint_.address, [&]() -> Result<Response> {
     auto session = Connect(endpoint_, connect_timeout_);
     HTTPRequest req(method, path, HTTPRequest::HTTP_1_1);
     req.setHost("runtime");
@@ -171,15 +187,7 @@ Result<RuntimeClient::Response> RuntimeClient::Call(const std::string& method, c
     r.status = resp.getStatus();
     Poco::StreamCopier::copyToString(in, r.body);
     return r;
-  } catch (const Poco::Net::NetException& e) {
-    return Status::Unavailable("runtime at " + endpoint_.address + " is unreachable: " + e.displayText());
-  } catch (const Poco::IOException& e) {
-    return Status::Unavailable("runtime at " + endpoint_.address + " is unreachable: " + e.displayText());
-  } catch (const Poco::TimeoutException& e) {
-    return Status::Unavailable("runtime at " + endpoint_.address + " did not answer: " + e.displayText());
-  } catch (const Poco::Exception& e) {
-    return Status::Internal("runtime call failed: " + e.displayText());
-  }
+  });
 }
 
 Result<RuntimeHealth> RuntimeClient::Health() const {
@@ -234,51 +242,40 @@ Result<ExecResult> RuntimeClient::Exec(const ExecRequest& request, ExecObserver&
     cv.notify_all();
     watcher.join();
   };
-  Result<ExecResult> result = [&]() -> Result<ExecResult> {
-    try {
-      auto session = Connect(endpoint_, connect_timeout_);
-      std::string text = Json(body);
-      HTTPRequest req("POST", "/v1/exec", HTTPRequest::HTTP_1_1);
-      req.setHost("runtime");
-      req.set("Authorization", "Bearer " + endpoint_.token);
-      req.setContentType("application/json");
-      req.setContentLength64(static_cast<Poco::Int64>(text.size()));
-      session->sendRequest(req) << text;
-      HTTPResponse resp;
-      std::istream& in = session->receiveResponse(resp);
-      if (resp.getStatus() != 200) {
-        std::string err;
-        Poco::StreamCopier::copyToString(in, err);
-        return ErrorFor(resp.getStatus(), err);
-      }
-      std::string line;
-      while (std::getline(in, line)) {
-        if (line.empty()) continue;
-        PADDOCK_ASSIGN_OR_RETURN(Object::Ptr frame, ParseObject(line));
-        std::string type = frame->getValue<std::string>("type");
-        if (type == "stdout" || type == "stderr") {
-          std::string data = Unbase64(frame->getValue<std::string>("data"));
-          observer.OnOutput(type == "stdout" ? ExecStream::kStdout : ExecStream::kStderr, data);
-        } else if (type == "exit") {
-          ExecResult r;
-          r.exit_code = frame->getValue<int>("exit_code");
-          r.timed_out = frame->getValue<bool>("timed_out");
-          r.cancelled = frame->getValue<bool>("killed");
-          return r;
-        }
-      }
-      return Status::Unavailable("runtime at " + endpoint_.address +
-                                 " closed the exec stream before the exit");
-    } catch (const Poco::Net::NetException& e) {
-      return Status::Unavailable("runtime at " + endpoint_.address + " is unreachable: " + e.displayText());
-    } catch (const Poco::IOException& e) {
-      return Status::Unavailable("runtime at " + endpoint_.address + " is unreachable: " + e.displayText());
-    } catch (const Poco::TimeoutException& e) {
-      return Status::Unavailable("runtime at " + endpoint_.address + " did not answer: " + e.displayText());
-    } catch (const Poco::Exception& e) {
-      return Status::Internal("exec failed: " + e.displayText());
+  Result<ExecResult> result = Guarded(endpoint_.address, [&]() -> Result<ExecResult> {
+    auto session = Connect(endpoint_, connect_timeout_);
+    std::string text = Json(body);
+    HTTPRequest req("POST", "/v1/exec", HTTPRequest::HTTP_1_1);
+    req.setHost("runtime");
+    req.set("Authorization", "Bearer " + endpoint_.token);
+    req.setContentType("application/json");
+    req.setContentLength64(static_cast<Poco::Int64>(text.size()));
+    session->sendRequest(req) << text;
+    HTTPResponse resp;
+    std::istream& in = session->receiveResponse(resp);
+    if (resp.getStatus() != 200) {
+      std::string err;
+      Poco::StreamCopier::copyToString(in, err);
+      return ErrorFor(resp.getStatus(), err);
     }
-  }();
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      PADDOCK_ASSIGN_OR_RETURN(Object::Ptr frame, ParseObject(line));
+      std::string type = frame->getValue<std::string>("type");
+      if (type == "stdout" || type == "stderr") {
+        std::string data = Unbase64(frame->getValue<std::string>("data"));
+        observer.OnOutput(type == "stdout" ? ExecStream::kStdout : ExecStream::kStderr, data);
+      } else if (type == "exit") {
+        ExecResult r;
+        r.exit_code = frame->getValue<int>("exit_code");
+        r.timed_out = frame->getValue<bool>("timed_out");
+        r.cancelled = frame->getValue<bool>("killed");
+        return r;
+      }
+    }
+    return Status::Unavailable("runtime at " + endpoint_.address + " closed the exec stream before the exit");
+  });
   stop_watcher();
   if (result.ok() && observer.Cancelled()) result->cancelled = true;
   return result;

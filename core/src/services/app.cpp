@@ -53,8 +53,8 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
         manager->EgressRefused(dir, host, port);
       });
     }
-    a.executor_ = std::make_unique<RunExecutor>(*a.store_, *a.events_, *a.sandboxes_, *a.sandbox_,
-                                                a.harnesses_, *a.redactor_, *a.metrics_, lease);
+    a.executor_ = std::make_unique<RunExecutor>(*a.store_, *a.events_, *a.sandboxes_, a.harnesses_,
+                                                *a.redactor_, *a.metrics_, lease);
     a.workers_ = std::make_unique<WorkerPool>(*a.store_, *a.executor_, NewWorkerId(), w.threads,
                                               std::chrono::milliseconds(w.poll_interval_ms), lease);
   }

@@ -220,7 +220,11 @@ Result<SandboxInfo> SandboxManager::Ensure(const std::string& session_id) {
   }
   if (!session.sandbox_id.empty()) {
     Result<SandboxInfo> info = provider_.Inspect(session.sandbox_id);
-    if (info.ok() && info->state == SandboxState::kRunning) return *info;
+    if (info.ok() && info->state == SandboxState::kRunning) {
+      // The current env and secrets every time, so a rotated secret reaches the next command.
+      PADDOCK_RETURN_IF_ERROR(Bind(*info, session));
+      return *info;
+    }
     if (!info.ok() && info.status().code() != StatusCode::kNotFound) return info.status();
     if (info.ok()) {
       (void)DestroySandbox(*info);

@@ -48,7 +48,8 @@ class SandboxManager {
   Status Start();
 
   // Returns a running sandbox bound to the session, claiming a warm one or creating one when
-  // none is bound or the bound one is gone (event "sandbox.lost", then "sandbox.ready").
+  // none is bound or the bound one is gone (event "sandbox.lost", then "sandbox.ready"). Its
+  // runtime has the session's current env and secrets.
   Result<SandboxInfo> Ensure(const std::string& session_id);
 
   // The provider's view of a sandbox.

@@ -90,12 +90,11 @@ std::string NewWorkerId() {
 }
 
 RunExecutor::RunExecutor(SessionStore& store, EventService& events, SandboxManager& sandboxes,
-                         SandboxProvider& provider, const Harnesses& harnesses, Redactor& redactor,
-                         Metrics& metrics, LeaseSettings lease)
+                         const Harnesses& harnesses, Redactor& redactor, Metrics& metrics,
+                         LeaseSettings lease)
     : store_(store),
       events_(events),
       sandboxes_(sandboxes),
-      provider_(provider),
       harnesses_(harnesses),
       redactor_(redactor),
       metrics_(metrics),
@@ -158,10 +157,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
   PADDOCK_ASSIGN_OR_RETURN(SandboxInfo sandbox, sandboxes_.Ensure(session.id));
   const std::string& sandbox_id = sandbox.id;
   PADDOCK_ASSIGN_OR_RETURN(session, store_.GetSession(session.id));  // Ensure may have changed it
-  // Every run sends the current env and secrets, so a rotated secret reaches the next run.
-  PADDOCK_ASSIGN_OR_RETURN(EnvMap env, sandboxes_.Environment(agent, session));
   RuntimeClient runtime(sandbox.runtime);
-  PADDOCK_RETURN_IF_ERROR(runtime.SetEnv(env).Annotate("sending the environment to the sandbox"));
   PADDOCK_ASSIGN_OR_RETURN(NewEvent started,
                            events_.Prepare(run.id, "run.started",
                                            "{\"attempt\":" + std::to_string(run.attempt) +

@@ -37,7 +37,7 @@ struct LeaseSettings {
 // Thread safety: Execute is called concurrently for runs of different sessions.
 class RunExecutor {
  public:
-  RunExecutor(SessionStore& store, EventService& events, SandboxManager& sandboxes, SandboxProvider& provider,
+  RunExecutor(SessionStore& store, EventService& events, SandboxManager& sandboxes,
               const Harnesses& harnesses, Redactor& redactor, Metrics& metrics, LeaseSettings lease);
 
   // Runs `run` (claimed by this process: running, with its generation) to a terminal status,
@@ -71,7 +71,6 @@ class RunExecutor {
   SessionStore& store_;
   EventService& events_;
   SandboxManager& sandboxes_;
-  SandboxProvider& provider_;
   const Harnesses& harnesses_;
   Redactor& redactor_;
   Metrics& metrics_;
