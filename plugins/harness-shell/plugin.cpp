@@ -9,6 +9,9 @@ constexpr paddock_config_key kConfigKeys[] = {
     {"shell", PADDOCK_CONFIG_STRING, 0, "/bin/sh", "Shell inside the sandbox that runs each message."},
     {"max_line_bytes", PADDOCK_CONFIG_SIZE, 0, "16KiB",
      "Output lines longer than this are split into several events."},
+    {"state_file", PADDOCK_CONFIG_STRING, 0, "/home/paddock/.paddock-shell/state",
+     "Native resume state: a file of shell variables (NAME=value lines) sourced before every command; "
+     "commands find its path in $PADDOCK_STATE. Its directory is snapshotted after every run."},
 };
 
 Result<HarnessPtr> Create(const PluginContext&, const ConfigView& config) {
@@ -19,6 +22,14 @@ Result<HarnessPtr> Create(const PluginContext&, const ConfigView& config) {
     return Status::InvalidArgument("max_line_bytes must be between 1 and 1MiB");
   }
   c.max_line_bytes = static_cast<std::size_t>(max_line);
+  c.state_file = config.GetString("state_file", c.state_file);
+  const bool under_root = c.state_file.rfind(std::string(kSandboxHome) + "/", 0) == 0 ||
+                          c.state_file.rfind(std::string(kSandboxWorkspace) + "/", 0) == 0;
+  if (!under_root || c.state_file.find("/../") != std::string::npos || c.state_file.back() == '/' ||
+      c.state_file.find_first_of("\"$`\\\n") != std::string::npos) {
+    return Status::InvalidArgument("state_file must be a file path under " + std::string(kSandboxHome) +
+                                   "/ or " + kSandboxWorkspace + "/ without quotes, '$', '`', '\\' or '..'");
+  }
   return HarnessPtr(std::make_unique<ShellHarness>(std::move(c)));
 }
 

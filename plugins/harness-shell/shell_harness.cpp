@@ -57,12 +57,38 @@ class LineEmitter final : public ExecObserver {
   Status status_;  // the first failed append stops the turn
 };
 
+std::string Dir(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos || slash == 0 ? "/" : path.substr(0, slash);
+}
+
 }  // namespace
+
+std::vector<std::string> ShellHarness::NativeStatePaths(const Agent&) const noexcept {
+  return {Dir(config_.state_file)};
+}
+
+Result<RehydrateOutcome> ShellHarness::Rehydrate(TurnContext& ctx,
+                                                 const std::vector<TranscriptMessage>& transcript) noexcept {
+  return plugin::Guard([&]() -> Result<RehydrateOutcome> {
+    // A shell keeps no conversation: nothing to replay, but say so in the session's log.
+    PADDOCK_RETURN_IF_ERROR(ctx.Emit(
+        "harness.rehydrated", "{\"messages\":" + std::to_string(transcript.size()) + ",\"replayed\":0}"));
+    return RehydrateOutcome{0};
+  });
+}
 
 Result<TurnOutcome> ShellHarness::RunTurn(TurnContext& ctx) noexcept {
   return plugin::Guard([&]() -> Result<TurnOutcome> {
     ExecRequest request;
-    request.argv = {config_.shell, "-c", ctx.run().content};
+    // The state file's variables are set (and exported) before the message's command runs.
+    const std::string prelude =
+        "mkdir -p \"${PADDOCK_STATE%/*}\" && touch \"$PADDOCK_STATE\" && set -a && . \"$PADDOCK_STATE\" && "
+        "set +a\n";
+    request.argv = {config_.shell, "-c", prelude + ctx.run().content};
+    request.env["PADDOCK_STATE"] = config_.state_file;
+    request.env["PADDOCK_ATTEMPT"] = std::to_string(ctx.run().attempt);
+    if (ctx.resume().resuming) request.env["PADDOCK_RESUMING"] = "1";
     LineEmitter emitter(ctx, config_.max_line_bytes);
     PADDOCK_ASSIGN_OR_RETURN(ExecResult result, ctx.Exec(request, emitter));
     PADDOCK_RETURN_IF_ERROR(emitter.Flush());

@@ -54,8 +54,11 @@ std::vector<std::string> BwrapArgv(const JailOptions& o, const JailSpec& j) {
   }
   a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev"});
   if (j.tmp_bytes > 0) a.insert(a.end(), {"--size", std::to_string(j.tmp_bytes)});
-  a.insert(a.end(), {"--tmpfs", "/tmp", "--bind", j.workspace, "/workspace", "--bind", j.run_dir,
-                     "/run/paddock", "--ro-bind", o.runtime, "/run/paddock-runtime"});
+  a.insert(a.end(), {"--tmpfs", "/tmp"});
+  // The agent's home: scratch like /tmp (it dies with the sandbox; snapshots carry what matters).
+  if (j.tmp_bytes > 0) a.insert(a.end(), {"--size", std::to_string(j.tmp_bytes)});
+  a.insert(a.end(), {"--tmpfs", "/home", "--dir", "/home/paddock", "--bind", j.workspace, "/workspace",
+                     "--bind", j.run_dir, "/run/paddock", "--ro-bind", o.runtime, "/run/paddock-runtime"});
   if (!j.egress_dir.empty()) a.insert(a.end(), {"--ro-bind", j.egress_dir, "/run/paddock-egress"});
   a.insert(a.end(), {"--chdir",    "/workspace",
                      "--clearenv", "--setenv",
@@ -67,8 +70,9 @@ std::vector<std::string> BwrapArgv(const JailOptions& o, const JailSpec& j) {
                      "--ready-fd", "4",
                      "--cwd",      "/workspace",
                      "--root",     "/workspace",
+                     "--root",     "/home/paddock",
                      "--root",     "/tmp",
-                     "--env",      "HOME=/workspace",
+                     "--env",      "HOME=/home/paddock",
                      "--env",      "PATH=/usr/local/bin:/usr/bin:/bin"});
   if (!j.egress_dir.empty()) {
     a.insert(a.end(), {"--egress-socket", "/run/paddock-egress/egress.sock", "--egress-port",

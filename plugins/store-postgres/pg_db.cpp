@@ -23,7 +23,8 @@ Status PgStatus(PGconn* conn, const PGresult* result, std::string_view what) {
 
 PgConnection::~PgConnection() { PQfinish(conn_); }
 
-Result<PgResult> PgConnection::Query(const std::string& sql, const std::vector<Arg>& args) {
+Result<PgResult> PgConnection::Query(const std::string& sql, const std::vector<Arg>& args,
+                                     bool binary_result) {
   auto it = prepared_.find(sql);
   if (it == prepared_.end()) {
     std::string name = "s" + std::to_string(prepared_.size());
@@ -32,10 +33,15 @@ Result<PgResult> PgConnection::Query(const std::string& sql, const std::vector<A
     it = prepared_.emplace(sql, std::move(name)).first;
   }
   std::vector<const char*> values;
+  std::vector<int> lengths, formats;
   values.reserve(args.size());
-  for (const Arg& a : args) values.push_back(a.value ? a.value->c_str() : nullptr);
+  for (const Arg& a : args) {
+    values.push_back(a.value ? a.value->data() : nullptr);
+    lengths.push_back(a.value ? static_cast<int>(a.value->size()) : 0);
+    formats.push_back(a.binary ? 1 : 0);
+  }
   PgResult r(PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()), values.data(),
-                            nullptr, nullptr, 0));
+                            lengths.data(), formats.data(), binary_result ? 1 : 0));
   ExecStatusType st = r.raw() ? PQresultStatus(r.raw()) : PGRES_FATAL_ERROR;
   if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return PgStatus(conn_, r.raw(), "query");
   return r;

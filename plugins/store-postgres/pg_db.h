@@ -18,11 +18,21 @@
 
 #include "paddock/status.h"
 
+// Milliseconds since the epoch on the database's clock: every process agrees on lease times.
+#define NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+
 namespace paddock::plugins::store_postgres {
 
-// A statement parameter in text form; nullopt is SQL NULL.
+// A statement parameter in text form (binary for Arg::Bytes); nullopt is SQL NULL.
 struct Arg {
   std::optional<std::string> value;
+  bool binary = false;
+  // Raw bytes for a BYTEA parameter, sent in binary form.
+  static Arg Bytes(std::string_view data) {
+    Arg a(data);
+    a.binary = true;
+    return a;
+  }
   Arg(std::string_view s) : value(std::string(s)) {}  // NOLINT: implicit on purpose
   Arg(const std::string& s) : value(s) {}             // NOLINT
   Arg(const char* s) : value(std::string(s)) {}       // NOLINT
@@ -30,6 +40,9 @@ struct Arg {
   Arg(int v) : value(std::to_string(v)) {}            // NOLINT
   Arg(bool v) : value(v ? "t" : "f") {}               // NOLINT
   Arg(std::nullopt_t) {}                              // NOLINT
+  Arg(const std::optional<std::int64_t>& v) {         // NOLINT
+    if (v) value = std::to_string(*v);
+  }
 };
 
 class PgResult {
@@ -42,6 +55,10 @@ class PgResult {
   }
   bool Bool(int row, int col) const { return PQgetvalue(r_.get(), row, col)[0] == 't'; }
   bool IsNull(int row, int col) const { return PQgetisnull(r_.get(), row, col) != 0; }
+  // A column of a result asked for in binary form (Query's binary_result): its raw bytes.
+  std::string Bytes(int row, int col) const {
+    return std::string(PQgetvalue(r_.get(), row, col), static_cast<size_t>(PQgetlength(r_.get(), row, col)));
+  }
   // Rows changed by an INSERT/UPDATE/DELETE.
   std::int64_t affected() const { return std::strtoll(PQcmdTuples(r_.get()), nullptr, 10); }
   PGresult* raw() const { return r_.get(); }
@@ -64,7 +81,9 @@ class PgConnection {
 
   // Runs `sql` ($1, $2, ... placeholders) as a prepared statement (prepared once per
   // connection) with `args`.
-  Result<PgResult> Query(const std::string& sql, const std::vector<Arg>& args = {});
+  // With binary_result, every column comes back in binary form (read BYTEA with Bytes()).
+  Result<PgResult> Query(const std::string& sql, const std::vector<Arg>& args = {},
+                         bool binary_result = false);
   // Runs one or more statements without parameters (BEGIN, COMMIT, a migration file).
   Status Exec(const std::string& sql);
   bool broken() const { return PQstatus(conn_) != CONNECTION_OK; }

@@ -12,11 +12,8 @@ namespace {
 
 using plugin::Guard;
 
-// Milliseconds since the epoch on the database's clock: every process agrees on lease times.
-#define NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
-
 constexpr char kAgentColumns[] =
-    "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at";
+    "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at, idle_timeout_seconds";
 constexpr char kSessionColumns[] =
     "id, agent_id, status, status_reason, sandbox_id, last_seq, created_at, updated_at";
 constexpr char kRunColumns[] =
@@ -34,6 +31,7 @@ Agent ReadAgent(const PgResult& r, int i) {
   a.run_timeout_seconds = r.Int(i, 5);
   a.created_at = r.Int(i, 6);
   a.updated_at = r.Int(i, 7);
+  if (!r.IsNull(i, 8)) a.idle_timeout_seconds = r.Int(i, 8);
   return a;
 }
 
@@ -264,9 +262,10 @@ Status PostgresSessionStore::CreateAgent(const Agent& agent) noexcept {
     PgTransaction tx(*conn);
     PADDOCK_RETURN_IF_ERROR(tx.Begin());
     Status s = conn->Query(std::string("INSERT INTO agents (") + kAgentColumns +
-                               ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                               ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                            {agent.id, agent.name, agent.harness, agent.model, agent.prompt,
-                            agent.run_timeout_seconds, agent.created_at, agent.updated_at})
+                            agent.run_timeout_seconds, agent.created_at, agent.updated_at,
+                            agent.idle_timeout_seconds})
                    .status();
     if (s.code() == StatusCode::kAlreadyExists)
       return Status::AlreadyExists("agent '" + agent.id + "' already exists");
@@ -317,10 +316,11 @@ Status PostgresSessionStore::UpdateAgent(const Agent& agent) noexcept {
     PgTransaction tx(*conn);
     PADDOCK_RETURN_IF_ERROR(tx.Begin());
     PADDOCK_ASSIGN_OR_RETURN(
-        PgResult r, conn->Query("UPDATE agents SET name = $1, harness = $2, model = $3, prompt = $4, "
-                                "run_timeout_seconds = $5, updated_at = $6 WHERE id = $7",
-                                {agent.name, agent.harness, agent.model, agent.prompt,
-                                 agent.run_timeout_seconds, agent.updated_at, agent.id}));
+        PgResult r,
+        conn->Query("UPDATE agents SET name = $1, harness = $2, model = $3, prompt = $4, "
+                    "run_timeout_seconds = $5, updated_at = $6, idle_timeout_seconds = $8 WHERE id = $7",
+                    {agent.name, agent.harness, agent.model, agent.prompt, agent.run_timeout_seconds,
+                     agent.updated_at, agent.id, agent.idle_timeout_seconds}));
     if (r.affected() == 0) return Status::NotFound("agent '" + agent.id + "' does not exist");
     PADDOCK_RETURN_IF_ERROR(WriteAgentEnv(*conn, agent));
     return tx.Commit();

@@ -43,6 +43,14 @@ class PostgresSessionStore final : public SessionStore {
                            std::string_view reason) noexcept override;
   Status SetSessionSandbox(std::string_view id, std::string_view sandbox_id) noexcept override;
   Result<SessionCounts> CountSessions() noexcept override;
+  Status PurgeSession(std::string_view id) noexcept override;
+
+  Result<SnapshotInfo> PutSnapshot(const SnapshotInfo& info, std::string_view data, int keep,
+                                   const RunLease* fence) noexcept override;
+  Result<std::optional<SnapshotInfo>> LatestSnapshot(std::string_view session_id) noexcept override;
+  Result<std::vector<SnapshotInfo>> ListSnapshots(std::string_view session_id) noexcept override;
+  Result<std::string> ReadSnapshot(std::string_view session_id, std::int64_t version) noexcept override;
+  Status DeleteSnapshots(std::string_view session_id) noexcept override;
 
   Result<std::optional<IdempotencyRecord>> FindIdempotencyKey(std::string_view scope,
                                                               std::string_view key) noexcept override;
@@ -80,6 +88,7 @@ class PostgresSessionStore final : public SessionStore {
   Status EndRun(PgConnection& conn, const Run& run, RunStatus status, std::optional<int> exit_code,
                 std::string_view error);
   Result<std::vector<std::string>> AppliedOn(PgConnection& conn);
+  Result<std::vector<SnapshotInfo>> SnapshotsOn(PgConnection& conn, std::string_view session_id, int limit);
   void ListenLoop();
 
   PoolOptions options_;

@@ -40,6 +40,17 @@ Statement& Statement::Bind(int i, std::int64_t v) {
   return *this;
 }
 
+Statement& Statement::BindBlob(int i, std::string_view v) {
+  sqlite3_bind_blob64(stmt_, i, v.data(), v.size(), SQLITE_STATIC);
+  return *this;
+}
+
+std::string Statement::Blob(int col) const {
+  const void* p = sqlite3_column_blob(stmt_, col);
+  if (!p) return {};
+  return std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+}
+
 Statement& Statement::BindNull(int i) {
   sqlite3_bind_null(stmt_, i);
   return *this;

@@ -30,6 +30,8 @@ class Statement {
   Statement& Bind(int i, std::string_view v);
   Statement& Bind(int i, std::int64_t v);
   Statement& BindNull(int i);
+  // Binds bytes as a BLOB; `v` must stay valid until the statement has run.
+  Statement& BindBlob(int i, std::string_view v);
 
   // Steps once: true when a row is available, false when done; error in `status`.
   bool Step(Status& status);
@@ -42,6 +44,7 @@ class Statement {
   std::string Text(int col) const;
   std::int64_t Int(int col) const;
   bool IsNull(int col) const;
+  std::string Blob(int col) const;
 
  private:
   sqlite3* db_;

@@ -19,7 +19,7 @@ namespace {
 using plugin::Guard;
 
 constexpr char kAgentColumns[] =
-    "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at";
+    "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at, idle_timeout_seconds";
 constexpr char kSessionColumns[] =
     "id, agent_id, status, status_reason, sandbox_id, last_seq, created_at, updated_at";
 
@@ -33,6 +33,7 @@ Agent ReadAgent(const Statement& st) {
   a.run_timeout_seconds = st.Int(5);
   a.created_at = st.Int(6);
   a.updated_at = st.Int(7);
+  if (!st.IsNull(8)) a.idle_timeout_seconds = st.Int(8);
   return a;
 }
 
@@ -245,11 +246,16 @@ Status SqliteSessionStore::CreateAgent(const Agent& agent) noexcept {
     std::lock_guard lock(mu_);
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
-    Statement st(db_,
-                 std::string("INSERT INTO agents (") + kAgentColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    Statement st(
+        db_, std::string("INSERT INTO agents (") + kAgentColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
     st.Bind(1, agent.id).Bind(2, agent.name).Bind(3, agent.harness).Bind(4, agent.model);
     st.Bind(5, agent.prompt).Bind(6, agent.run_timeout_seconds);
     st.Bind(7, agent.created_at).Bind(8, agent.updated_at);
+    if (agent.idle_timeout_seconds) {
+      st.Bind(9, *agent.idle_timeout_seconds);
+    } else {
+      st.BindNull(9);
+    }
     Status s = st.Run();
     if (s.code() == StatusCode::kAlreadyExists) {
       return Status::AlreadyExists("agent '" + agent.id + "' already exists");
@@ -310,9 +316,14 @@ Status SqliteSessionStore::UpdateAgent(const Agent& agent) noexcept {
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
     Statement st(db_,
                  "UPDATE agents SET name = ?, harness = ?, model = ?, prompt = ?, "
-                 "run_timeout_seconds = ?, updated_at = ? WHERE id = ?");
+                 "run_timeout_seconds = ?, updated_at = ?, idle_timeout_seconds = ? WHERE id = ?");
     st.Bind(1, agent.name).Bind(2, agent.harness).Bind(3, agent.model).Bind(4, agent.prompt);
-    st.Bind(5, agent.run_timeout_seconds).Bind(6, agent.updated_at).Bind(7, agent.id);
+    st.Bind(5, agent.run_timeout_seconds).Bind(6, agent.updated_at).Bind(8, agent.id);
+    if (agent.idle_timeout_seconds) {
+      st.Bind(7, *agent.idle_timeout_seconds);
+    } else {
+      st.BindNull(7);
+    }
     PADDOCK_RETURN_IF_ERROR(st.Run());
     if (sqlite3_changes(db_) == 0) {
       return Status::NotFound("agent '" + agent.id + "' does not exist");

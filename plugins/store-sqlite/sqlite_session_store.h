@@ -47,6 +47,14 @@ class SqliteSessionStore final : public SessionStore {
                            std::string_view reason) noexcept override;
   Status SetSessionSandbox(std::string_view id, std::string_view sandbox_id) noexcept override;
   Result<SessionCounts> CountSessions() noexcept override;
+  Status PurgeSession(std::string_view id) noexcept override;
+
+  Result<SnapshotInfo> PutSnapshot(const SnapshotInfo& info, std::string_view data, int keep,
+                                   const RunLease* fence) noexcept override;
+  Result<std::optional<SnapshotInfo>> LatestSnapshot(std::string_view session_id) noexcept override;
+  Result<std::vector<SnapshotInfo>> ListSnapshots(std::string_view session_id) noexcept override;
+  Result<std::string> ReadSnapshot(std::string_view session_id, std::int64_t version) noexcept override;
+  Status DeleteSnapshots(std::string_view session_id) noexcept override;
 
   Result<std::optional<IdempotencyRecord>> FindIdempotencyKey(std::string_view scope,
                                                               std::string_view key) noexcept override;
@@ -84,6 +92,8 @@ class SqliteSessionStore final : public SessionStore {
   Result<Run> CheckLeaseLocked(const RunLease& lease);
   Status RecordKeyLocked(const IdempotencyKey& idem, std::string_view resource_id);
   Result<std::vector<std::string>> AppliedLocked();
+  Result<std::vector<SnapshotInfo>> SnapshotsLocked(std::string_view session_id, int limit);
+  Status DeleteSnapshotsLocked(std::string_view session_id, std::int64_t below_version);
 
   SqliteConfig config_;
   Logger& logger_;

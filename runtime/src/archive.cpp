@@ -16,10 +16,22 @@ namespace fs = std::filesystem;
 
 using ArchivePtr = std::unique_ptr<archive, int (*)(archive*)>;
 
+struct WriteState {
+  std::ostream* out;
+  std::int64_t written = 0;
+  std::int64_t max = 0;  // 0: no limit
+  bool over = false;
+};
+
 la_ssize_t WriteToStream(archive*, void* client, const void* buffer, size_t length) {
-  auto* out = static_cast<std::ostream*>(client);
-  out->write(static_cast<const char*>(buffer), static_cast<std::streamsize>(length));
-  return *out ? static_cast<la_ssize_t>(length) : -1;
+  auto* state = static_cast<WriteState*>(client);
+  state->written += static_cast<std::int64_t>(length);
+  if (state->max > 0 && state->written > state->max) {
+    state->over = true;
+    return -1;
+  }
+  state->out->write(static_cast<const char*>(buffer), static_cast<std::streamsize>(length));
+  return *state->out ? static_cast<la_ssize_t>(length) : -1;
 }
 
 struct ReadState {
@@ -73,9 +85,23 @@ std::string AddPath(archive* a, archive* disk, const fs::path& path, int* entrie
 
 }  // namespace
 
+// Writes the archive to `sink`, a WriteState.
+static std::string WriteArchiveTo(const Roots& roots, const std::vector<std::string>& paths, bool gzip,
+                                  void* sink, int* entries);
+
 std::string WriteArchive(const Roots& roots, const std::vector<std::string>& paths, bool gzip,
-                         std::ostream& out, int* entries) {
+                         std::int64_t max_bytes, std::ostream& out, int* entries, bool* too_large) {
   *entries = 0;
+  *too_large = false;
+  WriteState state{&out, 0, max_bytes, false};
+  std::string error = WriteArchiveTo(roots, paths, gzip, &state, entries);
+  *too_large = state.over;
+  if (state.over) return "the archive is larger than max_bytes (" + std::to_string(max_bytes) + ")";
+  return error;
+}
+
+std::string WriteArchiveTo(const Roots& roots, const std::vector<std::string>& paths, bool gzip, void* sink,
+                           int* entries) {
   std::vector<fs::path> resolved;
   for (const auto& p : paths) {
     Confined c = roots.Resolve(p);
@@ -89,7 +115,7 @@ std::string WriteArchive(const Roots& roots, const std::vector<std::string>& pat
   archive_write_set_format_pax_restricted(a.get());
   if (gzip) archive_write_add_filter_gzip(a.get());
   archive_write_set_bytes_in_last_block(a.get(), 1);
-  if (archive_write_open2(a.get(), &out, nullptr, WriteToStream, nullptr, nullptr) != ARCHIVE_OK) {
+  if (archive_write_open2(a.get(), sink, nullptr, WriteToStream, nullptr, nullptr) != ARCHIVE_OK) {
     return archive_error_string(a.get());
   }
   for (const fs::path& root : resolved) {

@@ -12,7 +12,7 @@ namespace paddock::runtime {
 struct Options {
   std::string listen;  // "unix:/path" or "tcp:host:port"
   std::string token;
-  std::vector<std::string> roots = {"/workspace", "/tmp"};
+  std::vector<std::string> roots = {"/workspace", "/home/paddock", "/tmp"};
   std::map<std::string, std::string> base_env;  // every command's environment before the rest
   std::string default_cwd = "/workspace";
   int max_threads = 64;

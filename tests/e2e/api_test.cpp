@@ -133,7 +133,7 @@ TEST_F(Api, EchoHelloArrivesOnTheEventStream) {
 
 TEST_F(Api, RunsIsolatedWithSecretsRedactedAndAWorkspaceThatPersists) {
   std::string session = CreateSession(CreateAgent());
-  Send(session, "echo $FOO; cat /proc/1/status | head -1; ls /; echo kept > /workspace/first.txt");
+  Send(session, "echo $FOO; cat /proc/1/status | head -1; ls /; ls /home; echo kept > /workspace/first.txt");
   Send(session, "cat /workspace/first.txt");
   auto events = UntilFinished(session, 2);
   ASSERT_EQ(Finished(events), 2u);
@@ -141,7 +141,8 @@ TEST_F(Api, RunsIsolatedWithSecretsRedactedAndAWorkspaceThatPersists) {
   EXPECT_TRUE(
       HasOutput(events, "Name:\tpaddock-runtime"));  // PID 1 is the sandbox's runtime: own pid namespace
   EXPECT_TRUE(HasOutput(events, "workspace"));
-  EXPECT_FALSE(HasOutput(events, "home"));
+  EXPECT_TRUE(HasOutput(events, "home"));
+  EXPECT_TRUE(HasOutput(events, "paddock"));  // /home holds the agent's home, nothing of the host's
   EXPECT_FALSE(HasOutput(events, "root"));
   EXPECT_TRUE(HasOutput(events, "kept"));  // the second run sees the first run's file
   for (const auto& e : events) EXPECT_EQ(e.data.find("bar"), std::string::npos) << e.data;

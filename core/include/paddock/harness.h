@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "paddock/lifecycle.h"
 #include "paddock/status.h"
@@ -35,6 +36,14 @@ class TurnContext {
 
   // True once the run was cancelled; the harness should stop as soon as it can.
   [[nodiscard]] virtual bool Cancelled() const noexcept = 0;
+
+  // Whether this turn resumes an interrupted attempt, and how the sandbox got the session's
+  // state back. A harness resumes its agent natively (say, `--resume <id>`) when it can.
+  virtual const TurnResume& resume() const noexcept = 0;
+};
+
+struct RehydrateOutcome {
+  int replayed = 0;  // messages of the transcript the harness gave to its agent
 };
 
 struct TurnOutcome {
@@ -50,6 +59,18 @@ class Harness : public Lifecycle {
   // Runs one turn: the user's message is ctx.run().content. Returns the outcome; a non-ok
   // Status means the harness could not drive the turn at all (the run fails with it).
   [[nodiscard]] virtual Result<TurnOutcome> RunTurn(TurnContext& ctx) noexcept = 0;
+
+  // Absolute paths inside the sandbox (under kSandboxWorkspace or kSandboxHome) where the
+  // agent keeps its native resume state (say, the CLI's session files). After every run the
+  // host archives them with the workspace and restores them into any later sandbox.
+  [[nodiscard]] virtual std::vector<std::string> NativeStatePaths(const Agent& agent) const noexcept = 0;
+
+  // Called before a turn in a new sandbox of a session that has history but no snapshot with
+  // its native state (the first run was lost, or the snapshot was over the size cap): rebuild
+  // what the agent needs from `transcript` (earlier messages, oldest first). The turn runs
+  // next, with ctx.resume().restored == "transcript". A non-ok Status fails the run.
+  [[nodiscard]] virtual Result<RehydrateOutcome> Rehydrate(
+      TurnContext& ctx, const std::vector<TranscriptMessage>& transcript) noexcept = 0;
 };
 
 using HarnessPtr = std::unique_ptr<Harness>;

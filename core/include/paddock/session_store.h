@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "paddock/lifecycle.h"
+#include "paddock/snapshot_store.h"
 #include "paddock/status.h"
 #include "paddock/types.h"
 
@@ -35,9 +36,10 @@ class EventFeed {
 
 // Thread safety: every method may be called concurrently from any thread, and, for a store
 // shared by several processes, from any number of processes at once.
+// A SessionStore also keeps the sessions' snapshots (SnapshotStore), in its own tables.
 // Errors: kUnavailable means the backing database could not be reached and the call may be
 // repeated; no method leaves a half-written change behind when it fails.
-class SessionStore : public Lifecycle {
+class SessionStore : public Lifecycle, public SnapshotStore {
  public:
   // Start() connects; it does not change the schema. Migrate() does.
 
@@ -89,6 +91,9 @@ class SessionStore : public Lifecycle {
   [[nodiscard]] virtual Status SetSessionSandbox(std::string_view id,
                                                  std::string_view sandbox_id) noexcept = 0;
   [[nodiscard]] virtual Result<SessionCounts> CountSessions() noexcept = 0;
+  // Removes the session and everything of it — runs, events, snapshots, idempotency keys —
+  // in one transaction. Idempotent: Ok when it is already gone.
+  [[nodiscard]] virtual Status PurgeSession(std::string_view id) noexcept = 0;
 
   // ---- idempotency keys ----
   // The record of (scope, key), or nullopt.

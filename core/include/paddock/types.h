@@ -32,6 +32,10 @@ struct Agent {
   std::string prompt;   // system prompt; may be empty
   EnvMap env;           // extra environment for the sandbox (not secret)
   std::int64_t run_timeout_seconds = 600;
+  // Seconds without a run or command after which the session's sandbox is released (the
+  // session is suspended; its snapshot brings it back). nullopt: the server's
+  // [sessions] idle_timeout; 0: never.
+  std::optional<std::int64_t> idle_timeout_seconds;
   TimestampMs created_at = 0;
   TimestampMs updated_at = 0;
 };
@@ -283,6 +287,49 @@ class ExecObserver {
   virtual void OnOutput(ExecStream stream, std::string_view chunk) noexcept = 0;
   // Polled while the exec runs (at least every 100 ms); true kills the exec.
   virtual bool Cancelled() const noexcept { return false; }
+};
+
+// ---- Durability ---------------------------------------------------------------------------
+
+// Where every sandbox keeps the session's files and the agent's home directory. Both are
+// paddock-runtime roots; a harness's native resume state lives under one of them.
+inline constexpr char kSandboxWorkspace[] = "/workspace";
+inline constexpr char kSandboxHome[] = "/home/paddock";
+
+// One stored snapshot of a session: an archive (tar, optionally gzip) of the workspace and the
+// harness's native resume state, taken after a run.
+struct SnapshotInfo {
+  std::string session_id;
+  std::int64_t version = 0;  // 1, 2, 3, ... per session; assigned by the store
+  std::string run_id;        // the run after which it was taken
+  std::int64_t size_bytes = 0;
+  std::string sha256;              // of the archive, hex
+  bool gzip = false;               // the archive is gzip-compressed
+  std::vector<std::string> paths;  // what it holds: absolute paths inside the sandbox
+  bool workspace = false;          // kSandboxWorkspace is among `paths`
+  bool native = false;             // every native-state path of the harness is among `paths`
+  std::string omitted;             // what was left out and why; empty when complete
+  TimestampMs created_at = 0;
+};
+
+// A message of the conversation as a harness sees it when it rehydrates a new sandbox.
+struct TranscriptMessage {
+  std::string role;  // "user" or "assistant"
+  std::string run_id;
+  std::string content;              // the message, or the run's output
+  std::optional<RunStatus> status;  // assistant messages: how the run ended
+};
+
+// What a harness is told about the turn it is asked to run.
+struct TurnResume {
+  // An earlier attempt of this run was cut off (its worker, the server or its sandbox died);
+  // the sandbox was rolled back to the last snapshot before this attempt.
+  bool resuming = false;
+  std::string reason;  // why the earlier attempt ended, when resuming
+  // How the sandbox got the session's state: "snapshot" (restored), "transcript" (no
+  // snapshot: the harness rehydrated it), or "" (the sandbox carried on, or nothing to restore).
+  std::string restored;
+  std::int64_t snapshot_version = 0;  // the restored snapshot's version
 };
 
 // ---- Secrets ------------------------------------------------------------------------------

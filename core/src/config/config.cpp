@@ -42,6 +42,8 @@ constexpr paddock_config_key kWorkerKeys[] = {
      "How often every process looks for expired leases (and prunes old Idempotency-Keys)."},
     {"port", PADDOCK_CONFIG_INT, 0, "3001",
      "Port of /healthz, /readyz and /metrics in `paddock worker` (which serves no API)."},
+    {"reconcile_interval", PADDOCK_CONFIG_DURATION, 0, "1m",
+     "How often a worker destroys sandboxes no open session is bound to any more."},
 };
 
 constexpr paddock_config_key kEgressKeys[] = {
@@ -52,6 +54,21 @@ constexpr paddock_config_key kEgressKeys[] = {
     {"model_gateway", PADDOCK_CONFIG_STRING, 0, "", "URL of the model gateway; its host is always allowed."},
     {"port", PADDOCK_CONFIG_INT, 0, "3128", "Port of the proxy inside each sandbox (on 127.0.0.1)."},
     {"connect_timeout", PADDOCK_CONFIG_DURATION, 0, "10s", "How long the proxy waits to connect upstream."},
+};
+
+constexpr paddock_config_key kSessionKeys[] = {
+    {"idle_timeout", PADDOCK_CONFIG_DURATION, 0, "30m",
+     "A session whose sandbox has run nothing this long releases it (status suspended); the next message "
+     "restores it from its snapshot. 0s: never. An agent's idle_timeout_seconds overrides it."},
+};
+
+constexpr paddock_config_key kSnapshotKeys[] = {
+    {"enabled", PADDOCK_CONFIG_BOOL, 0, "true",
+     "Snapshot the workspace and the harness's native state after every run."},
+    {"max_size", PADDOCK_CONFIG_SIZE, 0, "1GiB",
+     "Largest snapshot; over it only the native state is kept (and an event says so)."},
+    {"keep", PADDOCK_CONFIG_INT, 0, "3", "Versions kept per session; older ones are pruned."},
+    {"compress", PADDOCK_CONFIG_BOOL, 0, "true", "gzip the archives."},
 };
 
 constexpr paddock_config_key kProfileKeys[] = {
@@ -184,13 +201,14 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
   }
   Config config;
   config.source = source;
-  const std::set<std::string> known = {"server",  "worker",  "store",  "sandbox",
-                                       "secrets", "harness", "egress", "profiles"};
+  const std::set<std::string> known = {"server",  "worker", "store",    "sandbox",  "secrets",
+                                       "harness", "egress", "profiles", "sessions", "snapshots"};
   for (const auto& [key, node] : doc) {
     if (!known.count(std::string(key.str()))) {
       return Invalid(source, static_cast<int>(node.source().begin.line),
                      "unknown section [" + std::string(key.str()) +
-                         "]; allowed: server, worker, store, sandbox, secrets, harness, egress, profiles");
+                         "]; allowed: server, worker, store, sandbox, secrets, harness, egress, profiles, "
+                         "sessions, snapshots");
     }
   }
   auto table_of = [&](const char* name) -> Result<const toml::table*> {
@@ -202,17 +220,19 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
     }
     return n->as_table();
   };
+  // A top-level section's keys (an absent section has none: every key takes its default).
+  auto section = [&](const char* name) -> Result<RawSection> {
+    PADDOCK_ASSIGN_OR_RETURN(const toml::table* t, table_of(name));
+    if (t) return ToSection(*t, name, source);
+    RawSection s;
+    s.name = name;
+    s.source = source;
+    return s;
+  };
 
   // [server]
   {
-    PADDOCK_ASSIGN_OR_RETURN(const toml::table* t, table_of("server"));
-    RawSection s;
-    if (t) {
-      PADDOCK_ASSIGN_OR_RETURN(s, ToSection(*t, "server", source));
-    } else {
-      s.name = "server";
-      s.source = source;
-    }
+    PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("server"));
     PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kServerKeys, s));
     ServerSettings& out = config.server;
     out.listen = v.GetString("listen");
@@ -238,14 +258,7 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
   }
   // [worker]
   {
-    PADDOCK_ASSIGN_OR_RETURN(const toml::table* t, table_of("worker"));
-    RawSection s;
-    if (t) {
-      PADDOCK_ASSIGN_OR_RETURN(s, ToSection(*t, "worker", source));
-    } else {
-      s.name = "worker";
-      s.source = source;
-    }
+    PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("worker"));
     PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kWorkerKeys, s));
     config.worker.enabled = v.GetBool("enabled");
     std::int64_t threads = v.GetInt("threads");
@@ -273,17 +286,35 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
     std::int64_t wport = v.GetInt("port");
     if (wport < 0 || wport > 65535) return Invalid(source, s.line, "[worker] port must be 0..65535");
     w.port = static_cast<int>(wport);
+    w.reconcile_interval_ms = v.GetDurationMs("reconcile_interval");
+    if (w.reconcile_interval_ms < 1000)
+      return Invalid(source, s.line, "[worker] reconcile_interval must be at least 1s");
+  }
+  // [sessions]
+  {
+    PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("sessions"));
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kSessionKeys, s));
+    config.sessions.idle_timeout_ms = v.GetDurationMs("idle_timeout");
+    if (config.sessions.idle_timeout_ms != 0 && config.sessions.idle_timeout_ms < 1000)
+      return Invalid(source, s.line, "[sessions] idle_timeout must be 0s (never) or at least 1s");
+  }
+  // [snapshots]
+  {
+    PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("snapshots"));
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kSnapshotKeys, s));
+    SnapshotSettings& sn = config.snapshots;
+    sn.enabled = v.GetBool("enabled");
+    sn.max_bytes = v.GetSizeBytes("max_size");
+    if (sn.max_bytes < 1024 || sn.max_bytes > (16LL << 30))
+      return Invalid(source, s.line, "[snapshots] max_size must be between 1KiB and 16GiB");
+    std::int64_t keep = v.GetInt("keep");
+    if (keep < 1 || keep > 100) return Invalid(source, s.line, "[snapshots] keep must be 1..100");
+    sn.keep = static_cast<int>(keep);
+    sn.compress = v.GetBool("compress");
   }
   // [egress]
   {
-    PADDOCK_ASSIGN_OR_RETURN(const toml::table* t, table_of("egress"));
-    RawSection s;
-    if (t) {
-      PADDOCK_ASSIGN_OR_RETURN(s, ToSection(*t, "egress", source));
-    } else {
-      s.name = "egress";
-      s.source = source;
-    }
+    PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("egress"));
     PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kEgressKeys, s));
     EgressSettings& e = config.egress;
     e.enabled = v.GetBool("enabled");

@@ -2,7 +2,9 @@
 //
 //   [server]  listen, port, data_dir, plugin_dir, max_body_size, max_connections, log_level
 //   [worker]  enabled, threads, poll_interval, lease_ttl, heartbeat_interval, max_attempts,
-//             sweep_interval, port
+//             sweep_interval, port, reconcile_interval
+//   [sessions]  idle_timeout
+//   [snapshots] enabled, max_size, keep, compress
 //   [store] / [sandbox] / [secrets]   type = "<name>", plus [<kind>.config] for the plugin;
 //                                     [store] also migrate = true|false
 //   [[harness]]                       type = "<name>", plus [harness.config]; one or more
@@ -39,6 +41,19 @@ struct WorkerSettings {
   std::int64_t sweep_interval_ms = 5000;
   int max_attempts = 3;
   int port = 3001;  // `paddock worker`: health and metrics only
+  std::int64_t reconcile_interval_ms = 60000;
+};
+
+struct SessionSettings {
+  std::int64_t idle_timeout_ms = 30 * 60 * 1000;  // 0: never suspend
+};
+
+// Snapshots of sessions after every run (workspace + the harness's native state).
+struct SnapshotSettings {
+  bool enabled = true;
+  std::int64_t max_bytes = 1LL << 30;  // over it: native state only
+  int keep = 3;
+  bool compress = true;
 };
 
 // The control plane's egress proxy, the only way out of a sandbox.
@@ -72,6 +87,8 @@ struct Config {
   WorkerSettings worker;
   bool migrate_on_start = true;  // [store] migrate
   EgressSettings egress;
+  SessionSettings sessions;
+  SnapshotSettings snapshots;
   std::vector<ProfileSettings> profiles;  // "default" first
   std::vector<PluginChoice> plugins;      // start order: secrets, store, sandbox, harness...
 };

@@ -30,6 +30,7 @@ void ListRuns(Exchange& x);
 void CancelRun(Exchange& x);
 
 void GetSandbox(Exchange& x);
+void ListSnapshots(Exchange& x);
 void ExecInSandbox(Exchange& x);
 void RestartSession(Exchange& x);
 

@@ -1,5 +1,7 @@
 #include "http/render.h"
 
+#include <Poco/JSON/Array.h>
+
 #include "http/exchange.h"
 #include "paddock/json.h"
 
@@ -20,6 +22,8 @@ Poco::JSON::Object::Ptr RenderAgent(const Agent& a) {
   for (const auto& [k, v] : a.env) env->set(k, v);
   o->set("env", env);
   o->set("run_timeout_seconds", a.run_timeout_seconds);
+  o->set("idle_timeout_seconds",
+         a.idle_timeout_seconds ? Poco::Dynamic::Var(*a.idle_timeout_seconds) : Poco::Dynamic::Var());
   o->set("created_at", FormatTime(a.created_at));
   o->set("updated_at", FormatTime(a.updated_at));
   return o;
@@ -65,8 +69,28 @@ Poco::JSON::Object::Ptr RenderTranscriptEntry(const TranscriptEntry& t) {
   if (t.role == "assistant") {
     o->set("status", t.status ? Poco::Dynamic::Var(std::string(ToString(*t.status))) : Poco::Dynamic::Var());
     o->set("exit_code", t.exit_code ? Poco::Dynamic::Var(*t.exit_code) : Poco::Dynamic::Var());
+    Poco::JSON::Array::Ptr interruptions = new Poco::JSON::Array();
+    for (const std::string& why : t.interruptions) interruptions->add(why);
+    o->set("interruptions", interruptions);
   }
   o->set("created_at", FormatTime(t.created_at));
+  return o;
+}
+
+Poco::JSON::Object::Ptr RenderSnapshot(const SnapshotInfo& s) {
+  auto o = NewObject();
+  o->set("version", s.version);
+  o->set("run_id", s.run_id.empty() ? Poco::Dynamic::Var() : Poco::Dynamic::Var(s.run_id));
+  o->set("size_bytes", s.size_bytes);
+  o->set("sha256", s.sha256);
+  o->set("compression", s.gzip ? "gzip" : "none");
+  Poco::JSON::Array::Ptr paths = new Poco::JSON::Array();
+  for (const std::string& p : s.paths) paths->add(p);
+  o->set("paths", paths);
+  o->set("workspace", s.workspace);
+  o->set("native", s.native);
+  o->set("omitted", s.omitted);
+  o->set("created_at", FormatTime(s.created_at));
   return o;
 }
 

@@ -15,6 +15,7 @@ Poco::JSON::Object::Ptr RenderAgent(const Agent& a);
 Poco::JSON::Object::Ptr RenderSession(const Session& s);
 Poco::JSON::Object::Ptr RenderRun(const Run& r);
 Poco::JSON::Object::Ptr RenderTranscriptEntry(const TranscriptEntry& t);
+Poco::JSON::Object::Ptr RenderSnapshot(const SnapshotInfo& s);
 // Events carry their stored data verbatim, so they are rendered as text.
 std::string RenderEventJson(const Event& e);
 

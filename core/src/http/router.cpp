@@ -88,6 +88,7 @@ const Router& ApiRouter() {
       {"GET", "/api/sessions/{id}/sandbox", &handlers::GetSandbox},
       {"POST", "/api/sessions/{id}/sandbox/exec", &handlers::ExecInSandbox},
       {"POST", "/api/sessions/{id}/restart", &handlers::RestartSession},
+      {"GET", "/api/sessions/{id}/snapshots", &handlers::ListSnapshots},
   });
   return router;
 }

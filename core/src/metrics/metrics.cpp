@@ -53,6 +53,25 @@ struct Metrics::Impl {
           .Name("paddock_egress_refused_total")
           .Help("Connections from sandboxes that the egress proxy refused (host not on the allow list).")
           .Register(*registry);
+  prometheus::Family<prometheus::Histogram>& snapshot_seconds =
+      BuildHistogram()
+          .Name("paddock_snapshot_duration_seconds")
+          .Help(
+              "Time to take (archive and store) or restore (read and extract) a session snapshot, by op and "
+              "result.")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& snapshot_bytes =
+      BuildCounter()
+          .Name("paddock_snapshot_bytes_total")
+          .Help("Bytes of snapshot archives written (op=snapshot) and restored (op=restore).")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& durability =
+      BuildCounter()
+          .Name("paddock_durability_events_total")
+          .Help(
+              "Sandboxes found lost, sessions suspended when idle, and runs resumed (by how the sandbox got "
+              "its state back).")
+          .Register(*registry);
   prometheus::Counter& events_counter = events.Add({});
   prometheus::Counter& interrupted_counter = interrupted.Add({});
   prometheus::Counter& egress_refused = egress.Add({});
@@ -85,6 +104,22 @@ void Metrics::SandboxProvisioned(double seconds, bool ok, std::string_view sourc
 }
 
 void Metrics::EgressRefused() { impl_->egress_refused.Increment(); }
+
+void Metrics::SnapshotOp(std::string_view op, std::string_view result, double seconds, std::int64_t bytes) {
+  impl_->snapshot_seconds.Add({{"op", std::string(op)}, {"result", std::string(result)}}, kLatencyBuckets)
+      .Observe(seconds);
+  impl_->snapshot_bytes.Add({{"op", std::string(op)}}).Increment(static_cast<double>(bytes));
+}
+
+void Metrics::SandboxLost() { impl_->durability.Add({{"event", "sandbox_lost"}}).Increment(); }
+
+void Metrics::SessionSuspended() { impl_->durability.Add({{"event", "session_suspended"}}).Increment(); }
+
+void Metrics::RunResumed(std::string_view restored) {
+  impl_->durability
+      .Add({{"event", "run_resumed"}, {"restored", std::string(restored.empty() ? "none" : restored)}})
+      .Increment();
+}
 
 void Metrics::RunInterrupted() { impl_->interrupted_counter.Increment(); }
 

@@ -25,6 +25,13 @@ class Metrics {
   // for the pool).
   void SandboxProvisioned(double seconds, bool ok, std::string_view source);
   void EgressRefused();
+  // op: "snapshot" or "restore"; result: "ok", "partial" (something left out) or "error".
+  void SnapshotOp(std::string_view op, std::string_view result, double seconds, std::int64_t bytes);
+  // A sandbox found dead (during a run or between runs), a session suspended when idle, a run
+  // resumed after an interruption.
+  void SandboxLost();
+  void SessionSuspended();
+  void RunResumed(std::string_view restored);
   void EventsAppended(std::int64_t n);
   void SetSessionCounts(const SessionCounts& counts);
   void PluginLoaded(std::string_view kind, std::string_view name, std::string_view version);

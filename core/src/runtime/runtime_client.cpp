@@ -365,19 +365,24 @@ Status RuntimeClient::Remove(const std::string& path, bool recursive) const {
   return r.status == 204 ? Status::Ok() : ErrorFor(r.status, r.body);
 }
 
-Result<std::string> RuntimeClient::Archive(const std::vector<std::string>& paths, bool gzip) const {
+Result<std::string> RuntimeClient::Archive(const std::vector<std::string>& paths, bool gzip,
+                                           std::int64_t max_bytes) const {
   Object body;
   Array a;
   for (const auto& p : paths) a.add(p);
   body.set("paths", a);
   body.set("gzip", gzip);
+  if (max_bytes > 0) body.set("max_bytes", static_cast<Poco::Int64>(max_bytes));
   PADDOCK_ASSIGN_OR_RETURN(Response r, Call("POST", "/v1/archive", Json(body), "application/json"));
+  if (r.status == 413) return Status::ResourceExhausted(ErrorFor(r.status, r.body).message());
   if (r.status != 200) return ErrorFor(r.status, r.body);
   return std::move(r.body);
 }
 
-Status RuntimeClient::Restore(std::string_view archive) const {
-  PADDOCK_ASSIGN_OR_RETURN(Response r, Call("POST", "/v1/restore", archive, "application/x-tar"));
+Status RuntimeClient::Restore(std::string_view archive, const std::vector<std::string>& clean) const {
+  std::string path = "/v1/restore";
+  for (size_t i = 0; i < clean.size(); ++i) path += (i ? "&clean=" : "?clean=") + Encode(clean[i]);
+  PADDOCK_ASSIGN_OR_RETURN(Response r, Call("POST", path, archive, "application/x-tar"));
   return r.status == 200 ? Status::Ok() : ErrorFor(r.status, r.body);
 }
 

@@ -69,9 +69,13 @@ class RuntimeClient {
   Result<std::vector<RuntimeFileStat>> List(const std::string& path) const;
   Status Remove(const std::string& path, bool recursive = false) const;
 
-  // A tar of `paths` (absolute inside the sandbox) and its restore under "/".
-  Result<std::string> Archive(const std::vector<std::string>& paths, bool gzip = false) const;
-  Status Restore(std::string_view archive) const;
+  // A tar of `paths` (absolute inside the sandbox; absent ones are skipped), and its restore
+  // under "/". Archive: kResourceExhausted when it would be larger than max_bytes (> 0).
+  // Restore: the `clean` directories are emptied first, so they end up holding exactly what the
+  // archive holds.
+  Result<std::string> Archive(const std::vector<std::string>& paths, bool gzip = false,
+                              std::int64_t max_bytes = 0) const;
+  Status Restore(std::string_view archive, const std::vector<std::string>& clean = {}) const;
 
   const RuntimeEndpoint& endpoint() const { return endpoint_; }
 

@@ -43,6 +43,12 @@ Status AgentService::Validate(const Agent& a) const {
   if (a.run_timeout_seconds < 1 || a.run_timeout_seconds > 86400) {
     return Status::InvalidArgument("field 'run_timeout_seconds' must be between 1 and 86400");
   }
+  if (a.idle_timeout_seconds && (*a.idle_timeout_seconds < 0 || *a.idle_timeout_seconds > 30 * 86400)) {
+    return Status::InvalidArgument(
+        "field 'idle_timeout_seconds' must be between 0 (never suspend) and 2592000 (30 days), or null for "
+        "the "
+        "server's default");
+  }
   return Status::Ok();
 }
 
@@ -57,6 +63,7 @@ Result<Agent> AgentService::Create(const AgentFields& f) {
   a.prompt = f.prompt.value_or("");
   a.env = f.env.value_or(EnvMap{});
   a.run_timeout_seconds = f.run_timeout_seconds.value_or(600);
+  if (f.idle_timeout_seconds) a.idle_timeout_seconds = *f.idle_timeout_seconds;
   a.created_at = a.updated_at = NowMs();
   PADDOCK_RETURN_IF_ERROR(Validate(a));
   PADDOCK_RETURN_IF_ERROR(store_.CreateAgent(a));
@@ -75,6 +82,7 @@ Result<Agent> AgentService::Update(const std::string& id, const AgentFields& f) 
   if (f.prompt) a.prompt = *f.prompt;
   if (f.env) a.env = *f.env;
   if (f.run_timeout_seconds) a.run_timeout_seconds = *f.run_timeout_seconds;
+  if (f.idle_timeout_seconds) a.idle_timeout_seconds = *f.idle_timeout_seconds;
   a.updated_at = NowMs();
   PADDOCK_RETURN_IF_ERROR(Validate(a));
   PADDOCK_RETURN_IF_ERROR(store_.UpdateAgent(a));

@@ -17,6 +17,8 @@ struct AgentFields {
   std::optional<std::string> prompt;
   std::optional<EnvMap> env;
   std::optional<std::int64_t> run_timeout_seconds;
+  // Outer: the field was sent; inner nullopt: null, back to the server's [sessions] idle_timeout.
+  std::optional<std::optional<std::int64_t>> idle_timeout_seconds;
 };
 
 class AgentService {

@@ -8,6 +8,7 @@
 #include "services/lease_sweeper.h"
 #include "services/sandbox_manager.h"
 #include "services/session_service.h"
+#include "services/snapshot_service.h"
 #include "util/log.h"
 #include "util/redactor.h"
 
@@ -42,19 +43,24 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
     sandbox.profiles = config.profiles;
     sandbox.egress = config.egress.enabled;
     sandbox.egress_port = config.egress.port;
+    sandbox.idle_timeout = std::chrono::milliseconds(config.sessions.idle_timeout_ms);
     if (config.egress.enabled) {
       a.egress_ = std::make_unique<EgressProxy>(config.egress, config.server.data_dir + "/egress");
     }
-    a.sandboxes_ = std::make_unique<SandboxManager>(*a.store_, *a.sandbox_, *a.secrets_, *a.redactor_,
-                                                    *a.events_, *a.metrics_, a.egress_.get(), sandbox);
+    if (config.snapshots.enabled) {
+      a.snapshots_ = std::make_unique<SnapshotService>(*a.store_, *a.events_, *a.metrics_, config.snapshots);
+    }
+    a.sandboxes_ =
+        std::make_unique<SandboxManager>(*a.store_, *a.sandbox_, *a.secrets_, *a.redactor_, *a.events_,
+                                         *a.metrics_, a.egress_.get(), a.snapshots_.get(), sandbox);
     if (a.egress_) {
       SandboxManager* manager = a.sandboxes_.get();
       a.egress_->SetOnRefused([manager](const std::string& dir, const std::string& host, int port) {
         manager->EgressRefused(dir, host, port);
       });
     }
-    a.executor_ = std::make_unique<RunExecutor>(*a.store_, *a.events_, *a.sandboxes_, a.harnesses_,
-                                                *a.redactor_, *a.metrics_, lease);
+    a.executor_ = std::make_unique<RunExecutor>(*a.store_, *a.events_, *a.sandboxes_, a.snapshots_.get(),
+                                                a.harnesses_, *a.redactor_, *a.metrics_, lease);
     a.workers_ = std::make_unique<WorkerPool>(*a.store_, *a.executor_, NewWorkerId(), w.threads,
                                               std::chrono::milliseconds(w.poll_interval_ms), lease);
   }
@@ -66,7 +72,7 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
       [pool] {
         if (pool) pool->Wake();
       },
-      a.sandboxes_.get());
+      a.sandboxes_.get(), std::chrono::milliseconds(config.worker.reconcile_interval_ms));
   std::set<std::string, std::less<>> harness_names;
   for (const auto& [name, h] : a.harnesses_.by_name) harness_names.insert(name);
   a.agents_ = std::make_unique<AgentService>(*a.store_, std::move(harness_names));

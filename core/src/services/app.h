@@ -21,6 +21,7 @@ class Redactor;
 class EgressProxy;
 class SandboxManager;
 class SessionService;
+class SnapshotService;
 
 struct ReadinessCheck {
   std::string component;  // "store.sqlite"
@@ -70,6 +71,7 @@ class App {
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<EventService> events_;
   std::unique_ptr<EgressProxy> egress_;
+  std::unique_ptr<SnapshotService> snapshots_;
   std::unique_ptr<SandboxManager> sandboxes_;
   std::unique_ptr<RunExecutor> executor_;
   std::unique_ptr<WorkerPool> workers_;

@@ -8,13 +8,14 @@ namespace paddock {
 
 LeaseSweeper::LeaseSweeper(SessionStore& store, Metrics& metrics, SweepOptions options,
                            std::chrono::milliseconds interval, std::function<void()> on_requeued,
-                           SandboxManager* sandboxes)
+                           SandboxManager* sandboxes, std::chrono::milliseconds reconcile_interval)
     : store_(store),
       metrics_(metrics),
       options_(std::move(options)),
       interval_(interval),
       on_requeued_(std::move(on_requeued)),
-      sandboxes_(sandboxes) {}
+      sandboxes_(sandboxes),
+      reconcile_interval_(reconcile_interval) {}
 
 LeaseSweeper::~LeaseSweeper() { Stop(); }
 
@@ -51,21 +52,25 @@ void LeaseSweeper::Stop() {
 
 void LeaseSweeper::Loop() {
   auto next_prune = std::chrono::steady_clock::now();
+  auto next_reconcile = std::chrono::steady_clock::now() + reconcile_interval_;
   std::unique_lock lock(mu_);
   while (!stopping_) {
     lock.unlock();
     if (Result<std::vector<Run>> swept = Sweep(options_); !swept.ok()) {
       LogWarn("sweeping leases: " + swept.status().ToString());
     }
-    if (std::chrono::steady_clock::now() >= next_prune) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_prune) {
       auto cutoff =
           NowMs() - std::chrono::duration_cast<std::chrono::milliseconds>(kIdempotencyKeyTtl).count();
       Result<std::int64_t> pruned = store_.PruneIdempotencyKeys(cutoff);
-      if (pruned.ok()) next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(10);
-      if (sandboxes_) {
-        if (Result<int> r = sandboxes_->Reconcile(std::chrono::minutes(1)); !r.ok()) {
-          LogWarn("reconciling sandboxes: " + r.status().ToString());
-        }
+      if (pruned.ok()) next_prune = now + std::chrono::minutes(10);
+    }
+    if (sandboxes_ && now >= next_reconcile) {
+      next_reconcile = now + reconcile_interval_;
+      // Sandboxes younger than 10 s may be about to be bound to their session.
+      if (Result<int> r = sandboxes_->Reconcile(std::chrono::seconds(10)); !r.ok()) {
+        LogWarn("reconciling sandboxes: " + r.status().ToString());
       }
     }
     lock.lock();

@@ -23,7 +23,8 @@ class LeaseSweeper {
   // `sandboxes` may be null (a process that runs no sandboxes).
   LeaseSweeper(SessionStore& store, Metrics& metrics, SweepOptions options,
                std::chrono::milliseconds interval, std::function<void()> on_requeued,
-               SandboxManager* sandboxes);
+               SandboxManager* sandboxes,
+               std::chrono::milliseconds reconcile_interval = std::chrono::minutes(1));
   ~LeaseSweeper();
 
   // One sweep with `options`; returns the runs it changed.
@@ -43,6 +44,7 @@ class LeaseSweeper {
   std::chrono::milliseconds interval_;
   std::function<void()> on_requeued_;
   SandboxManager* sandboxes_;
+  std::chrono::milliseconds reconcile_interval_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;

@@ -9,6 +9,7 @@
 #include "paddock/json.h"
 #include "services/egress_proxy.h"
 #include "services/event_service.h"
+#include "services/snapshot_service.h"
 #include "util/log.h"
 #include "util/redactor.h"
 
@@ -30,7 +31,7 @@ double SecondsSince(std::chrono::steady_clock::time_point t) {
 
 SandboxManager::SandboxManager(SessionStore& store, SandboxProvider& provider, SecretInjector& secrets,
                                Redactor& redactor, EventService& events, Metrics& metrics,
-                               EgressProxy* egress, SandboxSettings settings)
+                               EgressProxy* egress, SnapshotService* snapshots, SandboxSettings settings)
     : store_(store),
       provider_(provider),
       secrets_(secrets),
@@ -38,6 +39,7 @@ SandboxManager::SandboxManager(SessionStore& store, SandboxProvider& provider, S
       events_(events),
       metrics_(metrics),
       egress_(egress),
+      snapshots_(snapshots),
       settings_(std::move(settings)) {
   if (settings_.profiles.empty()) settings_.profiles.push_back(ProfileSettings{"default", {}, 0, {}, false});
 }
@@ -64,6 +66,7 @@ Status SandboxManager::Start() {
     }
     if (keep) {
       ++reattached;
+      Touch(info.session_id);
       if (!info.egress_dir.empty()) {
         std::lock_guard lock(egress_mu_);
         egress_sessions_[info.egress_dir] = info.session_id;
@@ -84,6 +87,7 @@ Status SandboxManager::Start() {
   bool any_warm = std::any_of(settings_.profiles.begin(), settings_.profiles.end(),
                               [](const ProfileSettings& p) { return p.warm > 0; });
   if (any_warm) threads_.emplace_back([this] { WarmLoop(); });
+  threads_.emplace_back([this] { IdleLoop(); });
   return Status::Ok();
 }
 
@@ -95,6 +99,7 @@ void SandboxManager::Stop() {
     queue_.clear();
   }
   queue_cv_.notify_all();
+  idle_cv_.notify_all();
   warm_cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
@@ -211,32 +216,80 @@ Status SandboxManager::Bind(const SandboxInfo& info, const Session& session) {
   return RuntimeClient(info.runtime).SetEnv(env).Annotate("sending the session's environment to its sandbox");
 }
 
-Result<SandboxInfo> SandboxManager::Ensure(const std::string& session_id) {
+void SandboxManager::RecordLost(const std::string& session_id, const std::string& sandbox_id,
+                                const SandboxInfo* info, const std::string& detail) {
+  if (info) {
+    (void)DestroySandbox(*info);
+  } else {
+    (void)provider_.Destroy(sandbox_id);
+  }
+  (void)store_.SetSessionSandbox(session_id, "");
+  metrics_.SandboxLost();
+  (void)events_.Append(session_id, "", "sandbox.lost",
+                       "{\"sandbox_id\":" + JsonQuote(sandbox_id) + ",\"detail\":" + JsonQuote(detail) + "}");
+  LogWarn("session " + session_id + ": sandbox " + sandbox_id + " is gone (" + detail + ")");
+}
+
+bool SandboxManager::CheckAlive(const std::string& session_id, const SandboxInfo& sandbox,
+                                const std::string& context) {
+  Result<SandboxInfo> info = provider_.Inspect(sandbox.id);
+  std::string detail;
+  if (!info.ok()) {
+    if (info.status().code() != StatusCode::kNotFound) return true;  // cannot tell: assume it lives
+    detail = "the provider does not know it";
+  } else if (info->state != SandboxState::kRunning) {
+    detail = info->detail.empty() ? std::string(ToString(info->state)) : info->detail;
+  } else if (Result<RuntimeHealth> health = RuntimeClient(sandbox.runtime).Health(); !health.ok()) {
+    if (health.status().code() != StatusCode::kUnavailable) return true;
+    detail = "its runtime does not answer: " + health.status().message();
+  } else {
+    return true;
+  }
+  auto session_lock = SessionLock(session_id);
+  std::lock_guard guard(*session_lock);
+  Result<Session> session = store_.GetSession(session_id);
+  if (session.ok() && session->sandbox_id == sandbox.id) {
+    RecordLost(session_id, sandbox.id, info.ok() ? &*info : nullptr, detail + " (" + context + ")");
+  } else {
+    (void)provider_.Destroy(sandbox.id);
+  }
+  return false;
+}
+
+void SandboxManager::Touch(const std::string& session_id) {
+  std::lock_guard lock(active_mu_);
+  last_active_[session_id] = std::chrono::steady_clock::now();
+}
+
+Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id, bool rollback) {
   auto session_lock = SessionLock(session_id);
   std::lock_guard guard(*session_lock);
   PADDOCK_ASSIGN_OR_RETURN(Session session, store_.GetSession(session_id));
   if (session.status == SessionStatus::kClosed) {
     return Status::FailedPrecondition("session '" + session_id + "' is closed");
   }
+  EnsuredSandbox out;
   if (!session.sandbox_id.empty()) {
     Result<SandboxInfo> info = provider_.Inspect(session.sandbox_id);
     if (info.ok() && info->state == SandboxState::kRunning) {
       // The current env and secrets every time, so a rotated secret reaches the next command.
-      PADDOCK_RETURN_IF_ERROR(Bind(*info, session));
-      return *info;
-    }
-    if (!info.ok() && info.status().code() != StatusCode::kNotFound) return info.status();
-    if (info.ok()) {
-      (void)DestroySandbox(*info);
+      Status bound = Bind(*info, session);
+      if (bound.ok()) {
+        out.info = *info;
+        if (rollback && snapshots_) {
+          PADDOCK_ASSIGN_OR_RETURN(
+              out.restored, snapshots_->RestoreLatest(RuntimeClient(info->runtime), session_id, info->id));
+        }
+        Touch(session_id);
+        return out;
+      }
+      if (bound.code() != StatusCode::kUnavailable) return bound;
+      RecordLost(session_id, session.sandbox_id, &*info, "its runtime does not answer: " + bound.message());
     } else {
-      (void)provider_.Destroy(session.sandbox_id);
+      if (!info.ok() && info.status().code() != StatusCode::kNotFound) return info.status();
+      RecordLost(session_id, session.sandbox_id, info.ok() ? &*info : nullptr,
+                 info.ok() ? info->detail : "the provider does not know it");
     }
-    std::string why = info.ok() ? info->detail : "the provider does not know it";
-    (void)events_.Append(
-        session_id, "", "sandbox.lost",
-        "{\"sandbox_id\":" + JsonQuote(session.sandbox_id) + ",\"detail\":" + JsonQuote(why) + "}");
-    LogWarn("session " + session_id + ": sandbox " + session.sandbox_id + " is gone (" + why +
-            "); re-creating");
   }
   const ProfileSettings& profile = Profile("default");
   auto started = std::chrono::steady_clock::now();
@@ -267,17 +320,30 @@ Result<SandboxInfo> SandboxManager::Ensure(const std::string& session_id) {
   }
   double seconds = SecondsSince(started);
   metrics_.SandboxProvisioned(seconds, true, source);
-  if (session.status == SessionStatus::kProvisioning || session.status == SessionStatus::kSuspended) {
-    Status ready = store_.TransitionSession(session_id, session.status, SessionStatus::kReady, "");
-    if (!ready.ok() && ready.code() != StatusCode::kFailedPrecondition) return ready;
-  }
   char ms[32];
   std::snprintf(ms, sizeof ms, "%.3f", seconds * 1000);
   (void)events_.Append(session_id, "", "sandbox.ready",
                        "{\"sandbox_id\":" + JsonQuote(sandbox->id) + ",\"provision_ms\":" + ms +
                            ",\"source\":" + JsonQuote(source) + ",\"profile\":" + JsonQuote(profile.name) +
                            "}");
-  return *sandbox;
+  out.info = *sandbox;
+  out.fresh = true;
+  // The session's state comes back before anyone may use the sandbox.
+  if (snapshots_) {
+    Result<std::optional<SnapshotInfo>> restored =
+        snapshots_->RestoreLatest(RuntimeClient(sandbox->runtime), session_id, sandbox->id);
+    if (!restored.ok()) {
+      RecordLost(session_id, sandbox->id, &*sandbox, "restoring the session's snapshot failed");
+      return restored.status();
+    }
+    out.restored = *restored;
+  }
+  if (session.status == SessionStatus::kProvisioning || session.status == SessionStatus::kSuspended) {
+    Status ready = store_.TransitionSession(session_id, session.status, SessionStatus::kReady, "");
+    if (!ready.ok() && ready.code() != StatusCode::kFailedPrecondition) return ready;
+  }
+  Touch(session_id);
+  return out;
 }
 
 Result<EnvMap> SandboxManager::Environment(const Agent& agent, const Session& session) {
@@ -293,8 +359,10 @@ Result<EnvMap> SandboxManager::Environment(const Agent& agent, const Session& se
 
 Result<ExecResult> SandboxManager::Exec(const std::string& session_id, ExecRequest request,
                                         ExecObserver& observer) {
-  PADDOCK_ASSIGN_OR_RETURN(SandboxInfo sandbox, Ensure(session_id));
-  return RuntimeClient(sandbox.runtime).Exec(request, observer);
+  PADDOCK_ASSIGN_OR_RETURN(EnsuredSandbox sandbox, Ensure(session_id));
+  Result<ExecResult> result = RuntimeClient(sandbox.info.runtime).Exec(request, observer);
+  Touch(session_id);
+  return result;
 }
 
 void SandboxManager::ProvisionInBackground(const std::string& session_id) {
@@ -316,7 +384,7 @@ void SandboxManager::ProvisionLoop() {
       session_id = std::move(queue_.front());
       queue_.pop_front();
     }
-    Result<SandboxInfo> sandbox = Ensure(session_id);
+    Result<EnsuredSandbox> sandbox = Ensure(session_id);
     if (!sandbox.ok()) {
       LogError("session " + session_id + ": " + sandbox.status().ToString());
       Result<Session> s = store_.GetSession(session_id);
@@ -375,10 +443,100 @@ Status SandboxManager::Release(const std::string& session_id, bool delete_data) 
     }
     PADDOCK_RETURN_IF_ERROR(store_.SetSessionSandbox(session_id, ""));
     (void)events_.Append(session_id, "", "sandbox.released",
-                         "{\"sandbox_id\":" + JsonQuote(session.sandbox_id) + "}");
+                         "{\"sandbox_id\":" + JsonQuote(session.sandbox_id) +
+                             ",\"reason\":" + JsonQuote(delete_data ? "closed" : "restart") + "}");
+  }
+  {
+    std::lock_guard lock(active_mu_);
+    last_active_.erase(session_id);
   }
   if (delete_data) PADDOCK_RETURN_IF_ERROR(provider_.DeleteSessionData(session_id));
   return Status::Ok();
+}
+
+Status SandboxManager::Suspend(const std::string& session_id, const std::string& reason) {
+  auto session_lock = SessionLock(session_id);
+  std::lock_guard guard(*session_lock);
+  auto forget = [&] {
+    std::lock_guard lock(active_mu_);
+    last_active_.erase(session_id);
+  };
+  PADDOCK_ASSIGN_OR_RETURN(Session session, store_.GetSession(session_id));
+  if (session.status != SessionStatus::kReady || session.sandbox_id.empty()) {
+    if (session.status != SessionStatus::kRunning) forget();
+    return Status::Ok();
+  }
+  PADDOCK_ASSIGN_OR_RETURN(std::int64_t active, store_.CountActiveRuns(session_id));
+  if (active > 0) return Status::Ok();  // a run is about to take the sandbox
+  Result<SandboxInfo> info = provider_.Inspect(session.sandbox_id);
+  if (!info.ok() && info.status().code() == StatusCode::kNotFound) {
+    forget();  // another worker's sandbox: it decides
+    return Status::Ok();
+  }
+  // Compare and set: a run that started meanwhile keeps the session.
+  Status suspended =
+      store_.TransitionSession(session_id, SessionStatus::kReady, SessionStatus::kSuspended, reason);
+  if (suspended.code() == StatusCode::kFailedPrecondition) return Status::Ok();
+  PADDOCK_RETURN_IF_ERROR(suspended);
+  if (info.ok()) {
+    PADDOCK_RETURN_IF_ERROR(DestroySandbox(*info));
+  } else {
+    PADDOCK_RETURN_IF_ERROR(provider_.Destroy(session.sandbox_id));
+  }
+  PADDOCK_RETURN_IF_ERROR(store_.SetSessionSandbox(session_id, ""));
+  forget();
+  // The disk copy of the workspace is only worth keeping when the snapshot does not hold it.
+  bool in_snapshot = false;
+  if (snapshots_) {
+    Result<std::optional<SnapshotInfo>> latest = snapshots_->store().LatestSnapshot(session_id);
+    in_snapshot = latest.ok() && latest->has_value() && (*latest)->workspace;
+  }
+  if (in_snapshot) (void)provider_.DeleteSessionData(session_id);
+  metrics_.SessionSuspended();
+  (void)events_.Append(session_id, "", "sandbox.released",
+                       "{\"sandbox_id\":" + JsonQuote(session.sandbox_id) +
+                           ",\"reason\":" + JsonQuote(reason) +
+                           ",\"workspace_kept\":" + (in_snapshot ? "false" : "true") + "}");
+  LogInfo("session " + session_id + ": suspended (" + reason + ")");
+  return Status::Ok();
+}
+
+std::vector<std::string> SandboxManager::IdleSessions() {
+  std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> candidates;
+  {
+    std::lock_guard lock(active_mu_);
+    for (const auto& [id, at] : last_active_) candidates.emplace_back(id, at);
+  }
+  std::vector<std::string> out;
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [id, at] : candidates) {
+    std::chrono::milliseconds timeout = settings_.idle_timeout;
+    Result<Session> session = store_.GetSession(id);
+    if (!session.ok()) continue;
+    if (Result<Agent> agent = store_.GetAgent(session->agent_id); agent.ok() && agent->idle_timeout_seconds) {
+      timeout = std::chrono::seconds(*agent->idle_timeout_seconds);
+    }
+    if (timeout.count() > 0 && now - at >= timeout) out.push_back(id);
+  }
+  return out;
+}
+
+void SandboxManager::IdleLoop() {
+  // Often enough that an agent's short timeout is honoured within a few seconds.
+  const auto interval = std::clamp<std::chrono::milliseconds>(
+      settings_.idle_timeout / 4, std::chrono::milliseconds(200), std::chrono::milliseconds(5000));
+  for (;;) {
+    {
+      std::unique_lock lock(queue_mu_);
+      idle_cv_.wait_for(lock, settings_.idle_timeout.count() > 0 ? interval : std::chrono::milliseconds(5000),
+                        [&] { return stopping_; });
+      if (stopping_) return;
+    }
+    for (const std::string& id : IdleSessions()) {
+      if (Status s = Suspend(id, "idle"); !s.ok())
+        LogWarn("suspending idle session " + id + ": " + s.ToString());
+    }
+  }
 }
 
 Result<int> SandboxManager::Reconcile(std::chrono::milliseconds min_age) {

@@ -1,7 +1,8 @@
 // SandboxManager: binds sandboxes to sessions. It provisions a sandbox when a session is
 // created (in the background) — from the profile's warm pool when one is ready, else cold —,
-// re-creates one when the bound sandbox is gone, releases it when the session closes, keeps the
-// warm pools filled, and on start reattaches the sandboxes an earlier process left behind.
+// re-creates one when the bound sandbox is gone and restores the session's snapshot into it,
+// releases it when the session closes or has been idle too long (suspend), keeps the warm pools
+// filled, and on start reattaches the sandboxes an earlier process left behind.
 #pragma once
 
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +28,7 @@ class EgressProxy;
 class EventService;
 class Metrics;
 class Redactor;
+class SnapshotService;
 
 struct SandboxSettings {
   std::vector<ProfileSettings> profiles;  // "default" first
@@ -33,14 +36,29 @@ struct SandboxSettings {
   int egress_port = 3128;
   int provision_threads = 2;
   std::chrono::milliseconds warm_refill_interval{1000};
+  // Sessions whose sandbox ran nothing this long are suspended (0: never); an agent's
+  // idle_timeout_seconds overrides it.
+  std::chrono::milliseconds idle_timeout{0};
+};
+
+// A sandbox bound to a session, as Ensure leaves it.
+struct EnsuredSandbox {
+  SandboxInfo info;
+  bool fresh = false;  // created or claimed by this call (the one bound before was gone, or none was)
+  // The snapshot restored into it by this call (a fresh sandbox, or a rollback); nullopt when
+  // none was (the session has none).
+  std::optional<SnapshotInfo> restored;
 };
 
 // Thread safety: every method may be called concurrently; calls for one session are
 // serialised.
 class SandboxManager {
  public:
+  // `snapshots` may be null (snapshots disabled): sandboxes then start with what the provider
+  // kept of the session (its workspace on this host), nothing more.
   SandboxManager(SessionStore& store, SandboxProvider& provider, SecretInjector& secrets, Redactor& redactor,
-                 EventService& events, Metrics& metrics, EgressProxy* egress, SandboxSettings settings);
+                 EventService& events, Metrics& metrics, EgressProxy* egress, SnapshotService* snapshots,
+                 SandboxSettings settings);
   ~SandboxManager();
 
   // Reattaches the provider's sandboxes that are still bound to an open session, destroys the
@@ -48,9 +66,25 @@ class SandboxManager {
   Status Start();
 
   // Returns a running sandbox bound to the session, claiming a warm one or creating one when
-  // none is bound or the bound one is gone (event "sandbox.lost", then "sandbox.ready"). Its
-  // runtime has the session's current env and secrets.
-  Result<SandboxInfo> Ensure(const std::string& session_id);
+  // none is bound or the bound one is gone (event "sandbox.lost", then "sandbox.ready"); a new
+  // one gets the session's newest snapshot restored. With `rollback`, the snapshot is restored
+  // into a sandbox that carried on, too (an interrupted run starts again from the last durable
+  // point). Its runtime has the session's current env and secrets. Marks the session active.
+  Result<EnsuredSandbox> Ensure(const std::string& session_id, bool rollback = false);
+
+  // True when the sandbox still runs and its runtime answers; otherwise records the loss
+  // (event "sandbox.lost" with `context`), destroys what is left and unbinds it, so the next
+  // Ensure creates another.
+  bool CheckAlive(const std::string& session_id, const SandboxInfo& sandbox, const std::string& context);
+
+  // The session did something just now (a run ended): its idle clock starts again.
+  void Touch(const std::string& session_id);
+
+  // Releases the sandbox of a session that is ready, bound to a sandbox of this process and has
+  // no queued or running run: status suspended, event "sandbox.released" with `reason`. The
+  // workspace's disk copy goes too when the newest snapshot holds it. Ok and nothing done when
+  // the session is not in that state.
+  Status Suspend(const std::string& session_id, const std::string& reason);
 
   // The provider's view of a sandbox.
   Result<SandboxInfo> Inspect(const std::string& sandbox_id) { return provider_.Inspect(sandbox_id); }
@@ -59,7 +93,8 @@ class SandboxManager {
   // values are registered for redaction here).
   Result<EnvMap> Environment(const Agent& agent, const Session& session);
 
-  // Runs a command in the session's sandbox outside any run (creating the sandbox if needed).
+  // Runs a command in the session's sandbox outside any run (creating the sandbox if needed,
+  // and restoring the session's snapshot into it).
   Result<ExecResult> Exec(const std::string& session_id, ExecRequest request, ExecObserver& observer);
 
   // Ensure() on a background thread; a failure marks a still-provisioning session failed.
@@ -88,6 +123,12 @@ class SandboxManager {
   std::shared_ptr<std::mutex> SessionLock(const std::string& session_id);
   void ProvisionLoop();
   void WarmLoop();
+  void IdleLoop();
+  // Sessions of this process idle longer than their timeout.
+  std::vector<std::string> IdleSessions();
+  // Destroys, unbinds and records a bound sandbox found dead. REQUIRES: the session lock.
+  void RecordLost(const std::string& session_id, const std::string& sandbox_id, const SandboxInfo* info,
+                  const std::string& detail);
   const ProfileSettings& Profile(const std::string& name) const;
   // A new sandbox: for a session, or warm (empty session_id).
   Result<SandboxInfo> CreateSandbox(const ProfileSettings& profile, const std::string& session_id,
@@ -106,7 +147,11 @@ class SandboxManager {
   EventService& events_;
   Metrics& metrics_;
   EgressProxy* egress_;
+  SnapshotService* snapshots_;
   SandboxSettings settings_;
+
+  std::mutex active_mu_;
+  std::map<std::string, std::chrono::steady_clock::time_point> last_active_;  // bound sessions here
 
   std::mutex locks_mu_;
   std::map<std::string, std::weak_ptr<std::mutex>> locks_;
@@ -114,6 +159,7 @@ class SandboxManager {
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
+  std::condition_variable idle_cv_;  // the idle loop's wait (with queue_mu_)
   std::deque<std::string> queue_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;

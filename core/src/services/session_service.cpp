@@ -12,6 +12,7 @@
 #include "paddock/json.h"
 #include "services/event_service.h"
 #include "services/sandbox_manager.h"
+#include "services/transcript.h"
 #include "services/worker.h"
 #include "util/ids.h"
 
@@ -153,8 +154,23 @@ Result<Session> SessionService::Close(const std::string& id) {
   // Without sandboxes here, the worker that holds the session's sandbox destroys it when it
   // next reconciles (closed sessions keep none).
   if (sandboxes_) PADDOCK_RETURN_IF_ERROR(sandboxes_->Release(id, /*delete_data=*/true));
+  PADDOCK_RETURN_IF_ERROR(store_.DeleteSnapshots(id));
   (void)events_.Append(id, "", "session.closed", "{}");
   return store_.GetSession(id);
+}
+
+Status SessionService::Purge(const std::string& id) {
+  Result<Session> session = store_.GetSession(id);
+  if (!session.ok())
+    return session.status().code() == StatusCode::kNotFound ? Status::Ok() : session.status();
+  PADDOCK_RETURN_IF_ERROR(Close(id).status());
+  PADDOCK_RETURN_IF_ERROR(store_.PurgeSession(id));
+  return Status::Ok();
+}
+
+Result<std::vector<SnapshotInfo>> SessionService::Snapshots(const std::string& session_id) {
+  PADDOCK_RETURN_IF_ERROR(store_.GetSession(session_id).status());
+  return store_.ListSnapshots(session_id);
 }
 
 Result<Session> SessionService::Usable(const std::string& session_id) {
@@ -280,45 +296,7 @@ Result<Session> SessionService::Restart(const std::string& session_id) {
 
 Result<std::vector<TranscriptEntry>> SessionService::Transcript(const std::string& session_id) {
   PADDOCK_RETURN_IF_ERROR(store_.GetSession(session_id).status());
-  std::vector<TranscriptEntry> out;
-  std::map<std::string, size_t> assistant;  // run id -> index in out
-  std::int64_t after = 0;
-  for (;;) {
-    PADDOCK_ASSIGN_OR_RETURN(std::vector<Event> page, store_.ListEvents(session_id, after, 1000));
-    for (const Event& e : page) {
-      after = e.seq;
-      if (e.type != "message.user" && e.type != "output" && e.type != "run.finished" &&
-          e.type != "run.started")
-        continue;
-      Poco::JSON::Parser parser;
-      Poco::JSON::Object::Ptr data;
-      try {
-        data = parser.parse(e.data).extract<Poco::JSON::Object::Ptr>();
-      } catch (const Poco::Exception&) {
-        continue;  // not ours to render
-      }
-      if (e.type == "message.user") {
-        out.push_back({"user", e.run_id, data->optValue<std::string>("content", ""), std::nullopt,
-                       std::nullopt, e.created_at});
-        continue;
-      }
-      auto [it, inserted] = assistant.try_emplace(e.run_id, out.size());
-      if (inserted) out.push_back({"assistant", e.run_id, "", std::nullopt, std::nullopt, e.created_at});
-      TranscriptEntry& entry = out[it->second];
-      if (e.type == "run.started") {
-        entry.content.clear();  // a new attempt: what an interrupted one printed is not the answer
-      } else if (e.type == "output") {
-        entry.content += data->optValue<std::string>("text", "");
-        entry.content += "\n";
-      } else {
-        entry.status = ParseRunStatus(data->optValue<std::string>("status", ""));
-        if (data->has("exit_code") && !data->isNull("exit_code"))
-          entry.exit_code = data->getValue<int>("exit_code");
-      }
-    }
-    if (page.size() < 1000) break;
-  }
-  return out;
+  return BuildTranscript(store_, session_id);
 }
 
 }  // namespace paddock

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "paddock/session_store.h"
+#include "services/transcript.h"
 
 namespace paddock {
 
@@ -17,15 +18,6 @@ class SandboxManager;
 class WorkerPool;
 
 enum class OnBusy { kQueue, kReject, kInterrupt };
-
-struct TranscriptEntry {
-  std::string role;  // "user" or "assistant"
-  std::string run_id;
-  std::string content;              // the message, or the run's output (stdout and stderr, in order)
-  std::optional<RunStatus> status;  // assistant entries: the run's status
-  std::optional<int> exit_code;
-  TimestampMs created_at = 0;
-};
 
 // The result of a request that may carry an Idempotency-Key: the resource, and whether an earlier
 // request with the same key created it (the response is then a replay).
@@ -51,9 +43,15 @@ class SessionService {
   Result<Session> Get(const std::string& id);
   Result<Page<Session>> List(const SessionFilter& filter);
 
-  // Closes the session: cancels its runs, destroys its sandbox and workspace, keeps the
-  // history. Idempotent: closing a closed session returns it unchanged.
+  // Closes the session: cancels its runs, destroys its sandbox, workspace and snapshots, keeps
+  // the history. Idempotent: closing a closed session returns it unchanged.
   Result<Session> Close(const std::string& id);
+  // Closes the session, then removes it and everything of it (runs, events, snapshots). Ok
+  // when it does not exist (any more).
+  Status Purge(const std::string& id);
+
+  // The session's stored snapshots, newest first.
+  Result<std::vector<SnapshotInfo>> Snapshots(const std::string& session_id);
 
   // Queues a run for `content`. kFailedPrecondition when the session is closed or failed, or
   // (on_busy=reject) while another run is queued or running.

@@ -10,6 +10,8 @@
 #include "runtime/runtime_client.h"
 #include "services/event_service.h"
 #include "services/sandbox_manager.h"
+#include "services/snapshot_service.h"
+#include "services/transcript.h"
 #include "util/log.h"
 #include "util/redactor.h"
 
@@ -33,13 +35,14 @@ class HostTurnContext final : public TurnContext {
   };
 
   HostTurnContext(const Agent& agent, const Session& session, const Run& run, RuntimeClient runtime,
-                  EventService& events, Flags flags)
+                  EventService& events, Flags flags, TurnResume resume)
       : agent_(agent),
         session_(session),
         run_(run),
         runtime_(std::move(runtime)),
         events_(events),
-        flags_(flags) {}
+        flags_(flags),
+        resume_(std::move(resume)) {}
 
   const Agent& agent() const noexcept override { return agent_; }
   const Session& session() const noexcept override { return session_; }
@@ -69,6 +72,8 @@ class HostTurnContext final : public TurnContext {
 
   bool Cancelled() const noexcept override { return flags_.cancelled.load() || flags_.lease_lost.load(); }
 
+  const TurnResume& resume() const noexcept override { return resume_; }
+
  private:
   const Agent& agent_;
   const Session& session_;
@@ -76,7 +81,18 @@ class HostTurnContext final : public TurnContext {
   RuntimeClient runtime_;
   EventService& events_;
   Flags flags_;
+  TurnResume resume_;
 };
+
+// How often a run may lose its sandbox before it fails instead of resuming in another.
+constexpr int kMaxSandboxLosses = 3;
+
+std::string ResumedData(const Run& run, const TurnResume& resume, const std::string& sandbox_id) {
+  return "{\"attempt\":" + std::to_string(run.attempt) + ",\"reason\":" + JsonQuote(resume.reason) +
+         ",\"restored\":" + JsonQuote(resume.restored.empty() ? "none" : resume.restored) +
+         ",\"snapshot_version\":" + std::to_string(resume.snapshot_version) +
+         ",\"sandbox_id\":" + JsonQuote(sandbox_id) + "}";
+}
 
 }  // namespace
 
@@ -90,11 +106,12 @@ std::string NewWorkerId() {
 }
 
 RunExecutor::RunExecutor(SessionStore& store, EventService& events, SandboxManager& sandboxes,
-                         const Harnesses& harnesses, Redactor& redactor, Metrics& metrics,
-                         LeaseSettings lease)
+                         SnapshotService* snapshots, const Harnesses& harnesses, Redactor& redactor,
+                         Metrics& metrics, LeaseSettings lease)
     : store_(store),
       events_(events),
       sandboxes_(sandboxes),
+      snapshots_(snapshots),
       harnesses_(harnesses),
       redactor_(redactor),
       metrics_(metrics),
@@ -149,37 +166,131 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
                                      std::string& error) {
   PADDOCK_ASSIGN_OR_RETURN(Session session, store_.GetSession(run.session_id));
   PADDOCK_ASSIGN_OR_RETURN(Agent agent, store_.GetAgent(session.agent_id));
-  auto harness = harnesses_.by_name.find(agent.harness);
-  if (harness == harnesses_.by_name.end()) {
+  auto found = harnesses_.by_name.find(agent.harness);
+  if (found == harnesses_.by_name.end()) {
     return Status::FailedPrecondition("harness '" + agent.harness + "' of agent " + agent.id +
                                       " is not loaded in this process");
   }
-  PADDOCK_ASSIGN_OR_RETURN(SandboxInfo sandbox, sandboxes_.Ensure(session.id));
-  const std::string& sandbox_id = sandbox.id;
-  PADDOCK_ASSIGN_OR_RETURN(session, store_.GetSession(session.id));  // Ensure may have changed it
-  RuntimeClient runtime(sandbox.runtime);
-  PADDOCK_ASSIGN_OR_RETURN(NewEvent started,
-                           events_.Prepare(run.id, "run.started",
-                                           "{\"attempt\":" + std::to_string(run.attempt) +
-                                               ",\"sandbox_id\":" + JsonQuote(sandbox_id) + "}"));
-  Result<Event> stored = store_.StartRun(active.lease, started);
-  if (!stored.ok()) {
-    if (stored.status().code() == StatusCode::kAborted) active.lease_lost = true;
-    if (stored.status().code() == StatusCode::kUnavailable) active.store_down = true;
-    return stored.status();
+  Harness& harness = *found->second;
+  const std::vector<std::string> native = harness.NativeStatePaths(agent);
+  TurnResume resume;
+  resume.resuming = run.attempt > 1;
+  if (resume.resuming) resume.reason = "attempt " + std::to_string(run.attempt - 1) + " was interrupted";
+  bool started = false;
+  for (int losses = 0;;) {
+    // A resumed run starts again from the last durable point: the newest snapshot.
+    PADDOCK_ASSIGN_OR_RETURN(EnsuredSandbox sandbox,
+                             sandboxes_.Ensure(session.id, /*rollback=*/resume.resuming));
+    PADDOCK_ASSIGN_OR_RETURN(session, store_.GetSession(session.id));  // Ensure may have changed it
+    RuntimeClient runtime(sandbox.info.runtime);
+    resume.restored.clear();
+    resume.snapshot_version = 0;
+    bool rehydrate = false;
+    if (sandbox.fresh || resume.resuming) {
+      if (sandbox.restored) resume.snapshot_version = sandbox.restored->version;
+      if (sandbox.restored && sandbox.restored->native) {
+        resume.restored = "snapshot";
+      } else {
+        PADDOCK_ASSIGN_OR_RETURN(std::vector<TranscriptEntry> before,
+                                 BuildTranscript(store_, session.id, run.id));
+        rehydrate = resume.resuming || !before.empty();
+        if (rehydrate) resume.restored = "transcript";
+      }
+    }
+    if (!started) {
+      PADDOCK_ASSIGN_OR_RETURN(NewEvent event,
+                               events_.Prepare(run.id, "run.started",
+                                               "{\"attempt\":" + std::to_string(run.attempt) +
+                                                   ",\"sandbox_id\":" + JsonQuote(sandbox.info.id) + "}"));
+      Result<Event> stored = store_.StartRun(active.lease, event);
+      if (!stored.ok()) {
+        if (stored.status().code() == StatusCode::kAborted || stored.status().code() == StatusCode::kNotFound)
+          active.lease_lost = true;
+        if (stored.status().code() == StatusCode::kUnavailable) active.store_down = true;
+        return stored.status();
+      }
+      events_.Published(*stored);
+      started = true;
+    }
+    if (resume.resuming) {
+      metrics_.RunResumed(resume.restored);
+      Result<Event> resumed = events_.Append(session.id, run.id, "run.resumed",
+                                             ResumedData(run, resume, sandbox.info.id), run.generation);
+      if (!resumed.ok()) {
+        if (resumed.status().code() == StatusCode::kAborted) active.lease_lost = true;
+        if (resumed.status().code() == StatusCode::kUnavailable) active.store_down = true;
+        return resumed.status();
+      }
+    }
+    HostTurnContext ctx(agent, session, run, runtime, events_,
+                        {active.cancelled, active.lease_lost, active.store_down}, resume);
+    if (rehydrate) {
+      PADDOCK_ASSIGN_OR_RETURN(std::vector<TranscriptEntry> before,
+                               BuildTranscript(store_, session.id, run.id));
+      std::vector<TranscriptMessage> messages;
+      for (const TranscriptEntry& e : before) messages.push_back({e.role, e.run_id, e.content, e.status});
+      PADDOCK_RETURN_IF_ERROR(
+          harness.Rehydrate(ctx, messages).status().Annotate("rehydrating from the transcript"));
+    }
+    Result<TurnOutcome> outcome = harness.RunTurn(ctx);
+    if (active.lease_lost) return Status::Aborted("lease lost during the run");
+    if (!sandboxes_.CheckAlive(session.id, sandbox.info, "during run " + run.id)) {
+      if (++losses > kMaxSandboxLosses) {
+        return Status::Unavailable("the run lost its sandbox " + std::to_string(losses) + " times");
+      }
+      resume.resuming = true;
+      resume.reason = "the sandbox was lost during the run";
+      continue;
+    }
+    PADDOCK_RETURN_IF_ERROR(outcome.status());
+    exit_code = outcome->exit_code;
+    error = outcome->error;
+    RunStatus status = outcome->status;
+    if (active.cancelled && status != RunStatus::kSucceeded) status = RunStatus::kCancelled;
+    if (!IsTerminal(status)) {
+      error = "harness returned non-terminal status " + std::string(ToString(outcome->status));
+      status = RunStatus::kFailed;
+    }
+    if (status == RunStatus::kFailed) {
+      if (Result<SandboxInfo> now = sandboxes_.Inspect(sandbox.info.id);
+          now.ok() && now->detail.find("out of memory") != std::string::npos) {
+        error += (error.empty() ? "" : "; ") + std::string("the sandbox reached its memory limit");
+      }
+    }
+    // The run's end is durable only with the state it left: snapshot first, then finish. A
+    // run given back (shutdown) or left to the sweeper starts again from the previous one.
+    bool finishing = !(active.shutdown && status != RunStatus::kSucceeded) && !active.store_down;
+    if (finishing) {
+      // A session closed meanwhile keeps no snapshots.
+      Result<Session> now = store_.GetSession(session.id);
+      finishing = now.ok() && now->status != SessionStatus::kClosed;
+    }
+    if (snapshots_ && snapshots_->enabled() && finishing) {
+      Result<SnapshotInfo> snap = snapshots_->Take(runtime, session.id, native, &active.lease);
+      if (!snap.ok()) {
+        if (snap.status().code() == StatusCode::kAborted || snap.status().code() == StatusCode::kNotFound) {
+          active.lease_lost = true;
+          return snap.status();
+        }
+        if (!sandboxes_.CheckAlive(session.id, sandbox.info, "while snapshotting after run " + run.id)) {
+          if (++losses > kMaxSandboxLosses) {
+            return Status::Unavailable("the run lost its sandbox " + std::to_string(losses) + " times");
+          }
+          resume.resuming = true;
+          resume.reason = "the sandbox was lost before its snapshot was taken";
+          continue;
+        }
+        if (snap.status().code() == StatusCode::kUnavailable) {
+          active.store_down = true;
+          return snap.status();
+        }
+        LogWarn("run " + run.id + ": snapshot failed: " + snap.status().ToString());
+        (void)events_.Append(session.id, run.id, "snapshot.failed",
+                             "{\"error\":" + JsonQuote(snap.status().message()) + "}", run.generation);
+      }
+    }
+    return status;
   }
-  events_.Published(*stored);
-  HostTurnContext ctx(agent, session, run, std::move(runtime), events_,
-                      {active.cancelled, active.lease_lost, active.store_down});
-  PADDOCK_ASSIGN_OR_RETURN(TurnOutcome outcome, harness->second->RunTurn(ctx));
-  exit_code = outcome.exit_code;
-  error = outcome.error;
-  if (active.cancelled && outcome.status != RunStatus::kSucceeded) return RunStatus::kCancelled;
-  if (!IsTerminal(outcome.status)) {
-    error = "harness returned non-terminal status " + std::string(ToString(outcome.status));
-    return RunStatus::kFailed;
-  }
-  return outcome.status;
 }
 
 void RunExecutor::Finish(const Run& run, Active& active, RunStatus status, std::optional<int> exit_code,
@@ -197,6 +308,7 @@ void RunExecutor::Finish(const Run& run, Active& active, RunStatus status, std::
     if (finished.ok()) {
       metrics_.RunFinished(ToString(status));
       events_.Published(*finished);
+      sandboxes_.Touch(run.session_id);
       return;
     }
     if (finished.status().code() == StatusCode::kUnavailable && LeaseMayBeHeld(active) &&

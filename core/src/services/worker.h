@@ -23,6 +23,7 @@ class EventService;
 class Metrics;
 class Redactor;
 class SandboxManager;
+class SnapshotService;
 
 struct Harnesses {
   std::map<std::string, std::shared_ptr<Harness>, std::less<>> by_name;
@@ -37,12 +38,17 @@ struct LeaseSettings {
 // Thread safety: Execute is called concurrently for runs of different sessions.
 class RunExecutor {
  public:
+  // `snapshots` may be null (snapshots disabled).
   RunExecutor(SessionStore& store, EventService& events, SandboxManager& sandboxes,
-              const Harnesses& harnesses, Redactor& redactor, Metrics& metrics, LeaseSettings lease);
+              SnapshotService* snapshots, const Harnesses& harnesses, Redactor& redactor, Metrics& metrics,
+              LeaseSettings lease);
 
   // Runs `run` (claimed by this process: running, with its generation) to a terminal status,
   // recording it in the store and as a "run.finished" event — unless the lease is lost on the
-  // way, in which case whoever holds the run now (or the sweeper) decides its outcome.
+  // way, in which case whoever holds the run now (or the sweeper) decides its outcome. A run on
+  // its second or later attempt starts from the session's newest snapshot ("run.resumed");
+  // one whose sandbox dies under it continues in a new one, restored from that snapshot. After
+  // the turn, the session's snapshot is taken before the run is recorded as finished.
   void Execute(const Run& run);
 
   // Asks a run in progress here to stop; true when it was running in this process.
@@ -71,6 +77,7 @@ class RunExecutor {
   SessionStore& store_;
   EventService& events_;
   SandboxManager& sandboxes_;
+  SnapshotService* snapshots_;
   const Harnesses& harnesses_;
   Redactor& redactor_;
   Metrics& metrics_;

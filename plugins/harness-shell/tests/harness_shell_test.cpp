@@ -20,6 +20,7 @@ class ScriptedTurn final : public TurnContext {
   const Run& run() const noexcept override { return run_; }
   Result<ExecResult> Exec(const ExecRequest& request, ExecObserver& observer) noexcept override {
     argv = request.argv;
+    env = request.env;
     for (const auto& c : chunks_) observer.OnOutput(ExecStream::kStdout, c);
     observer.OnOutput(ExecStream::kStderr, "warning: partial");
     ExecResult r;
@@ -31,8 +32,11 @@ class ScriptedTurn final : public TurnContext {
     return Status::Ok();
   }
   bool Cancelled() const noexcept override { return false; }
+  const TurnResume& resume() const noexcept override { return resume_; }
 
   std::vector<std::string> argv;
+  EnvMap env;
+  TurnResume resume_;
   std::vector<std::string> events;
 
  private:
@@ -52,7 +56,14 @@ TEST(ShellHarness, EachOutputLineIsOneEventAndExitZeroSucceeds) {
   ASSERT_OK(outcome);
   EXPECT_EQ(outcome->status, RunStatus::kSucceeded);
   EXPECT_EQ(outcome->exit_code, 0);
-  EXPECT_EQ(turn.argv, (std::vector<std::string>{"/bin/sh", "-c", "the command"}));
+  ASSERT_EQ(turn.argv.size(), 3u);
+  EXPECT_EQ(turn.argv[0], "/bin/sh");
+  EXPECT_EQ(turn.argv[1], "-c");
+  // The state file is sourced first, then the message runs as it was sent.
+  EXPECT_NE(turn.argv[2].find(". \"$PADDOCK_STATE\""), std::string::npos) << turn.argv[2];
+  EXPECT_EQ(turn.argv[2].substr(turn.argv[2].size() - 11), "the command");
+  EXPECT_EQ(turn.env["PADDOCK_STATE"], "/home/paddock/.paddock-shell/state");
+  EXPECT_EQ(turn.env.count("PADDOCK_RESUMING"), 0u);
   ASSERT_EQ(turn.events.size(), 4u);
   EXPECT_EQ(turn.events[0], R"(output {"stream":"stdout","text":"hello"})");
   EXPECT_EQ(turn.events[1], R"(output {"stream":"stdout","text":"world"})");
@@ -81,6 +92,42 @@ TEST(ShellHarness, LongLinesAreSplit) {
   ASSERT_OK((*harness)->RunTurn(turn));
   ASSERT_GE(turn.events.size(), 3u);
   EXPECT_EQ(turn.events[0], R"(output {"stream":"stdout","text":"abcd"})");
+}
+
+TEST(ShellHarness, NativeStateIsTheStateFilesDirectoryAndAResumedTurnIsTold) {
+  TempDir dir;
+  auto harness = LoadHarness("shell", "state_file = \"/workspace/.state/vars\"", dir.path());
+  ASSERT_OK(harness);
+  EXPECT_EQ((*harness)->NativeStatePaths(Agent{}), (std::vector<std::string>{"/workspace/.state"}));
+  ScriptedTurn turn({}, 0);
+  turn.resume_.resuming = true;
+  ASSERT_OK((*harness)->RunTurn(turn));
+  EXPECT_EQ(turn.env["PADDOCK_STATE"], "/workspace/.state/vars");
+  EXPECT_EQ(turn.env["PADDOCK_RESUMING"], "1");
+}
+
+TEST(ShellHarness, RehydrateReplaysNothingButSaysSo) {
+  TempDir dir;
+  auto harness = LoadHarness("shell", "", dir.path());
+  ASSERT_OK(harness);
+  ScriptedTurn turn({}, 0);
+  std::vector<TranscriptMessage> transcript = {{"user", "run_1", "echo hi", std::nullopt},
+                                               {"assistant", "run_1", "hi\n", RunStatus::kSucceeded}};
+  auto outcome = (*harness)->Rehydrate(turn, transcript);
+  ASSERT_OK(outcome);
+  EXPECT_EQ(outcome->replayed, 0);
+  ASSERT_EQ(turn.events.size(), 1u);
+  EXPECT_EQ(turn.events[0], R"(harness.rehydrated {"messages":2,"replayed":0})");
+}
+
+TEST(ShellHarness, AStateFileOutsideTheSandboxRootsIsRefused) {
+  TempDir dir;
+  for (const char* bad : {"/etc/state", "/home/paddock/../../etc/x", "/home/paddock/a$b", "relative/state",
+                          "/workspace/dir/"}) {
+    auto harness = LoadHarness("shell", std::string("state_file = \"") + bad + "\"", dir.path());
+    ASSERT_FALSE(harness.ok()) << bad;
+    EXPECT_NE(harness.status().message().find("state_file"), std::string::npos);
+  }
 }
 
 }  // namespace

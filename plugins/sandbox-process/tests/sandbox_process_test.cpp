@@ -93,11 +93,12 @@ TEST_F(ProcessSandbox, SeesNoHostFilesOutsideItsMounts) {
   ASSERT_OK(sb);
   // The store's files live in the data directory, like dir_ here.
   std::ofstream(dir_.path() + "/store.db") << "store-content";
-  for (const std::string& path :
-       {std::string("/root"), std::string("/home"), std::string("/work"), dir_.path(),
-        dir_.path() + "/store.db", SourceDir(), std::string("/var/lib")}) {
+  for (const std::string& path : {std::string("/root"), std::string("/work"), dir_.path(),
+                                  dir_.path() + "/store.db", SourceDir(), std::string("/var/lib")}) {
     EXPECT_EQ(Run(*sb, "test -e '" + path + "' && echo present || echo absent"), "absent\n") << path;
   }
+  // /home holds the agent's own home only (a tmpfs), nothing of the host's.
+  EXPECT_EQ(Run(*sb, "ls -A /home; echo $HOME; ls -A $HOME | wc -l"), "paddock\n/home/paddock\n0\n");
   // System directories are there, read-only.
   int code = 0;
   Run(*sb, "touch /usr/paddock-probe", &code);

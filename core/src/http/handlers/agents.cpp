@@ -12,8 +12,8 @@ namespace {
 
 // Reads the agent fields of a create or patch body.
 Result<AgentFields> ParseAgentFields(const Poco::JSON::Object& body) {
-  PADDOCK_RETURN_IF_ERROR(
-      CheckFields(body, {"name", "harness", "model", "prompt", "env", "run_timeout_seconds"}));
+  PADDOCK_RETURN_IF_ERROR(CheckFields(
+      body, {"name", "harness", "model", "prompt", "env", "run_timeout_seconds", "idle_timeout_seconds"}));
   AgentFields f;
   PADDOCK_ASSIGN_OR_RETURN(f.name, StringField(body, "name", 200));
   PADDOCK_ASSIGN_OR_RETURN(f.harness, StringField(body, "harness", 100));
@@ -21,6 +21,12 @@ Result<AgentFields> ParseAgentFields(const Poco::JSON::Object& body) {
   PADDOCK_ASSIGN_OR_RETURN(f.prompt, StringField(body, "prompt", 65536));
   PADDOCK_ASSIGN_OR_RETURN(f.env, StringMapField(body, "env"));
   PADDOCK_ASSIGN_OR_RETURN(f.run_timeout_seconds, IntField(body, "run_timeout_seconds"));
+  if (body.has("idle_timeout_seconds") && body.isNull("idle_timeout_seconds")) {
+    f.idle_timeout_seconds.emplace(std::nullopt);  // back to the server's default
+  } else {
+    PADDOCK_ASSIGN_OR_RETURN(std::optional<std::int64_t> idle, IntField(body, "idle_timeout_seconds"));
+    if (idle) f.idle_timeout_seconds.emplace(idle);
+  }
   return f;
 }
 

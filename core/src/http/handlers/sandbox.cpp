@@ -50,6 +50,17 @@ Result<ExecRequest> ParseExec(const Poco::JSON::Object& body) {
 
 }  // namespace
 
+void ListSnapshots(Exchange& x) {
+  if (Status s = x.CheckQuery({}); !s.ok()) return x.SendError(s);
+  Result<std::vector<SnapshotInfo>> snapshots = x.app.sessions().Snapshots(x.Param("id"));
+  if (!snapshots.ok()) return x.SendError(snapshots.status());
+  Poco::JSON::Array::Ptr items = new Poco::JSON::Array();
+  for (const SnapshotInfo& s : *snapshots) items->add(RenderSnapshot(s));
+  Poco::JSON::Object::Ptr o = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  o->set("snapshots", items);
+  x.SendJson(200, o);
+}
+
 void GetSandbox(Exchange& x) {
   Result<SandboxInfo> info = x.app.sessions().Sandbox(x.Param("id"));
   if (!info.ok()) return x.SendError(info.status());

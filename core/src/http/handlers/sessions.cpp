@@ -69,7 +69,19 @@ void GetSession(Exchange& x) {
 }
 
 void DeleteSession(Exchange& x) {
-  if (Status s = x.CheckQuery({}); !s.ok()) return x.SendError(s);
+  if (Status s = x.CheckQuery({"purge"}); !s.ok()) return x.SendError(s);
+  const std::string purge = x.Query("purge").value_or("false");
+  if (purge != "true" && purge != "false") {
+    return x.SendError(Status::InvalidArgument("query parameter 'purge' must be true or false"));
+  }
+  if (purge == "true") {
+    if (Status s = x.app.sessions().Purge(x.Param("id")); !s.ok()) return x.SendError(s);
+    x.response.setStatus(Poco::Net::HTTPResponse::HTTP_NO_CONTENT);
+    x.response.setContentLength(0);
+    x.response.send();
+    x.MarkSent(204);
+    return;
+  }
   Result<Session> session = x.app.sessions().Close(x.Param("id"));
   if (!session.ok()) return x.SendError(session.status());
   x.SendJson(200, RenderSession(*session));
