@@ -16,6 +16,12 @@ namespace fs = std::filesystem;
 
 using ArchivePtr = std::unique_ptr<archive, int (*)(archive*)>;
 
+// libarchive's message for the last error; it has none when a callback failed.
+std::string ErrorOf(archive* a) {
+  const char* e = archive_error_string(a);
+  return e ? e : "write failed";
+}
+
 struct WriteState {
   std::ostream* out;
   std::int64_t written = 0;
@@ -50,14 +56,14 @@ std::string AddPath(archive* a, archive* disk, const fs::path& path, int* entrie
   archive_entry* entry = archive_entry_new();
   archive_entry_copy_sourcepath(entry, path.c_str());
   if (archive_read_disk_entry_from_file(disk, entry, -1, nullptr) != ARCHIVE_OK) {
-    std::string err = archive_error_string(disk) ? archive_error_string(disk) : "cannot read";
+    std::string err = ErrorOf(disk);
     archive_entry_free(entry);
     return path.string() + ": " + err;
   }
   std::string name = path.relative_path().string();
   archive_entry_copy_pathname(entry, name.c_str());
   if (archive_write_header(a, entry) != ARCHIVE_OK) {
-    std::string err = archive_error_string(a);
+    std::string err = ErrorOf(a);
     archive_entry_free(entry);
     return path.string() + ": " + err;
   }
@@ -72,7 +78,7 @@ std::string AddPath(archive* a, archive* disk, const fs::path& path, int* entrie
       ssize_t n;
       while ((n = read(fd, buf, sizeof buf)) > 0) {
         if (archive_write_data(a, buf, static_cast<size_t>(n)) < 0) {
-          error = path.string() + ": " + archive_error_string(a);
+          error = path.string() + ": " + ErrorOf(a);
           break;
         }
       }
@@ -116,7 +122,7 @@ std::string WriteArchiveTo(const Roots& roots, const std::vector<std::string>& p
   if (gzip) archive_write_add_filter_gzip(a.get());
   archive_write_set_bytes_in_last_block(a.get(), 1);
   if (archive_write_open2(a.get(), sink, nullptr, WriteToStream, nullptr, nullptr) != ARCHIVE_OK) {
-    return archive_error_string(a.get());
+    return ErrorOf(a.get());
   }
   for (const fs::path& root : resolved) {
     std::error_code ec;
@@ -132,7 +138,7 @@ std::string WriteArchiveTo(const Roots& roots, const std::vector<std::string>& p
       if (ec) return root.string() + ": " + ec.message();
     }
   }
-  if (archive_write_close(a.get()) != ARCHIVE_OK) return archive_error_string(a.get());
+  if (archive_write_close(a.get()) != ARCHIVE_OK) return ErrorOf(a.get());
   return "";
 }
 
@@ -152,13 +158,13 @@ std::string ExtractArchive(const Roots& roots, std::istream& in, int* entries) {
                                                  ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS |
                                                  ARCHIVE_EXTRACT_UNLINK);
   if (archive_read_open(a.get(), state.get(), nullptr, ReadFromStream, nullptr) != ARCHIVE_OK) {
-    return std::string("not an archive: ") + archive_error_string(a.get());
+    return std::string("not an archive: ") + ErrorOf(a.get());
   }
   for (;;) {
     archive_entry* entry = nullptr;
     int r = archive_read_next_header(a.get(), &entry);
     if (r == ARCHIVE_EOF) break;
-    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return std::string("bad archive: ") + archive_error_string(a.get());
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return std::string("bad archive: ") + ErrorOf(a.get());
     std::string name = archive_entry_pathname(entry);
     Confined target = roots.Resolve("/" + name);
     if (name.empty() || name[0] == '/' || !target.error.empty()) {
@@ -177,19 +183,19 @@ std::string ExtractArchive(const Roots& roots, std::istream& in, int* entries) {
                                                    ARCHIVE_EXTRACT_SECURE_NODOTDOT |
                                                    ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_UNLINK);
     if (archive_write_header(disk.get(), entry) != ARCHIVE_OK) {
-      return "archive entry '" + name + "': " + archive_error_string(disk.get());
+      return "archive entry '" + name + "': " + ErrorOf(disk.get());
     }
     const void* buf;
     size_t size;
     la_int64_t offset;
     while ((r = archive_read_data_block(a.get(), &buf, &size, &offset)) == ARCHIVE_OK) {
       if (archive_write_data_block(disk.get(), buf, size, offset) != ARCHIVE_OK) {
-        return "archive entry '" + name + "': " + archive_error_string(disk.get());
+        return "archive entry '" + name + "': " + ErrorOf(disk.get());
       }
     }
-    if (r != ARCHIVE_EOF) return "archive entry '" + name + "': " + archive_error_string(a.get());
+    if (r != ARCHIVE_EOF) return "archive entry '" + name + "': " + ErrorOf(a.get());
     if (archive_write_finish_entry(disk.get()) != ARCHIVE_OK) {
-      return "archive entry '" + name + "': " + archive_error_string(disk.get());
+      return "archive entry '" + name + "': " + ErrorOf(disk.get());
     }
     ++*entries;
   }

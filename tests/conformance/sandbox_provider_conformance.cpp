@@ -257,6 +257,49 @@ TEST_P(SandboxProviderConformance, ArchiveAndRestoreRoundTrip) {
   EXPECT_CODE(rt.Restore("this is not a tar archive, not even close....................."), kInvalidArgument);
 }
 
+TEST_P(SandboxProviderConformance, SnapshotsCarryTheWorkspaceAndHomeExactlyWithinASizeCap) {
+  auto sb = provider_->Create(Spec("ses_snap"));
+  ASSERT_OK(sb);
+  RuntimeClient rt(sb->runtime);
+  CapturingObserver out;
+  ASSERT_OK(Sh(
+      *sb,
+      "echo $HOME; mkdir -p $HOME/.agent && echo state > $HOME/.agent/s && echo kept > /workspace/a.txt && "
+      "head -c 300000 /dev/urandom > /workspace/big.bin",
+      out));
+  EXPECT_EQ(out.out, std::string(kSandboxHome) + "\n");
+  const std::vector<std::string> paths = {kSandboxWorkspace, std::string(kSandboxHome) + "/.agent",
+                                          std::string(kSandboxHome) + "/.absent"};  // absent: skipped
+  auto snapshot = rt.Archive(paths, /*gzip=*/true);
+  ASSERT_OK(snapshot);
+  // Over max_bytes: refused as such, so the caller can keep less.
+  EXPECT_CODE(rt.Archive(paths, true, 100000), kResourceExhausted);
+  auto small = rt.Archive({std::string(kSandboxHome) + "/.agent"}, true, 100000);
+  ASSERT_OK(small);
+  // The sandbox moves on after the snapshot: new files, changed files, deleted files.
+  CapturingObserver later;
+  ASSERT_OK(Sh(*sb,
+               "echo changed > /workspace/a.txt; echo new > /workspace/new.txt; rm /workspace/big.bin; "
+               "echo more > $HOME/.agent/t",
+               later));
+  // Restoring with clean puts it back exactly as it was.
+  ASSERT_OK(rt.Restore(*snapshot, paths));
+  CapturingObserver after;
+  ASSERT_OK(
+      Sh(*sb, "cat /workspace/a.txt; ls /workspace; ls $HOME/.agent; wc -c < /workspace/big.bin", after));
+  EXPECT_EQ(after.out, "kept\na.txt\nbig.bin\ns\n300000\n");
+  // Into a new sandbox of another session (a new host), too.
+  auto other = provider_->Create(Spec("ses_snap_2"));
+  ASSERT_OK(other);
+  ASSERT_OK(RuntimeClient(other->runtime).Restore(*snapshot, paths));
+  CapturingObserver there;
+  ASSERT_OK(Sh(*other, "cat /workspace/a.txt $HOME/.agent/s", there));
+  EXPECT_EQ(there.out, "kept\nstate\n");
+  // clean is confined to the roots like every path.
+  EXPECT_CODE(rt.Restore(*small, {"/etc"}), kInvalidArgument);
+  EXPECT_CODE(rt.Restore(*small, {"/workspace/../etc"}), kInvalidArgument);
+}
+
 TEST_P(SandboxProviderConformance, ArchivesCannotWriteOutsideTheRoots) {
   auto sb = provider_->Create(Spec("ses_evil_tar"));
   ASSERT_OK(sb);

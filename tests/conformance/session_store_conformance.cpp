@@ -106,14 +106,20 @@ TEST_P(SessionStoreConformance, AgentRoundTripUpdateAndDelete) {
   EXPECT_EQ(got->prompt, "be brief");
   EXPECT_EQ(got->run_timeout_seconds, 42);
   EXPECT_EQ(got->env, a.env);
+  EXPECT_FALSE(got->idle_timeout_seconds.has_value());  // the server's default
 
   a.name = "renamed";
   a.env = {{"C", "3"}};
+  a.idle_timeout_seconds = 0;  // never
   ASSERT_OK(store_->UpdateAgent(a));
   got = store_->GetAgent(a.id);
   ASSERT_OK(got);
   EXPECT_EQ(got->name, "renamed");
   EXPECT_EQ(got->env, (EnvMap{{"C", "3"}}));
+  EXPECT_EQ(got->idle_timeout_seconds, std::optional<std::int64_t>(0));
+  a.idle_timeout_seconds = 90;
+  ASSERT_OK(store_->UpdateAgent(a));
+  EXPECT_EQ(store_->GetAgent(a.id)->idle_timeout_seconds, std::optional<std::int64_t>(90));
 
   ASSERT_OK(store_->DeleteAgent(a.id));
   EXPECT_CODE(store_->GetAgent(a.id), kNotFound);
@@ -716,6 +722,150 @@ TEST_P(SessionStoreConformance, ListEventsHonoursAfterAndLimit) {
   page = store_->ListEvents("ses_missing", 0, 10);
   ASSERT_OK(page);
   EXPECT_TRUE(page->empty());
+}
+
+TEST_P(SessionStoreConformance, SnapshotsAreVersionedPrunedReadBackWholeAndFenced) {
+  Agent a = MakeAgent();
+  ASSERT_OK(store_->CreateAgent(a));
+  Session s = MakeSession(a.id);
+  ASSERT_OK(store_->CreateSession(s, {}));
+  auto none = store_->LatestSnapshot(s.id);
+  ASSERT_OK(none);
+  EXPECT_FALSE(none->has_value());
+
+  // Archives larger than one chunk, with every byte value, come back byte for byte.
+  auto archive = [](int n, char seed) {
+    std::string data(static_cast<size_t>(n), '\0');
+    for (int i = 0; i < n; ++i) data[static_cast<size_t>(i)] = static_cast<char>((i * 131 + seed) & 0xff);
+    return data;
+  };
+  const std::string big = archive(static_cast<int>(kSnapshotChunkBytes) * 2 + 12345, 7);
+  SnapshotInfo info;
+  info.session_id = s.id;
+  info.run_id = "run_1";
+  info.sha256 = "abc";
+  info.gzip = true;
+  info.paths = {"/workspace", "/home/paddock/.state"};
+  info.workspace = info.native = true;
+  std::vector<std::int64_t> versions;
+  for (int i = 0; i < 4; ++i) {
+    auto put = store_->PutSnapshot(info, i == 3 ? big : archive(100 + i, static_cast<char>(i)), 3, nullptr);
+    ASSERT_OK(put);
+    versions.push_back(put->version);
+    EXPECT_GT(put->created_at, 0);
+  }
+  EXPECT_EQ(versions, (std::vector<std::int64_t>{1, 2, 3, 4}));
+  auto latest = store_->LatestSnapshot(s.id);
+  ASSERT_OK(latest);
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->version, 4);
+  EXPECT_EQ((*latest)->size_bytes, static_cast<std::int64_t>(big.size()));
+  EXPECT_EQ((*latest)->paths, info.paths);
+  EXPECT_TRUE((*latest)->gzip);
+  EXPECT_TRUE((*latest)->workspace);
+  EXPECT_EQ((*latest)->run_id, "run_1");
+  auto read = store_->ReadSnapshot(s.id, 4);
+  ASSERT_OK(read);
+  EXPECT_TRUE(*read == big);
+  EXPECT_EQ(*store_->ReadSnapshot(s.id, 2), archive(101, 1));
+  // keep = 3: version 1 is pruned.
+  auto all = store_->ListSnapshots(s.id);
+  ASSERT_OK(all);
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].version, 4);
+  EXPECT_EQ((*all)[2].version, 2);
+  EXPECT_CODE(store_->ReadSnapshot(s.id, 1), kNotFound);
+  // An empty archive (everything left out) is a version too, saying so.
+  SnapshotInfo empty = info;
+  empty.paths.clear();
+  empty.workspace = empty.native = false;
+  empty.omitted = "everything: over max_size";
+  auto e = store_->PutSnapshot(empty, "", 3, nullptr);
+  ASSERT_OK(e);
+  EXPECT_EQ(e->size_bytes, 0);
+  EXPECT_EQ(store_->LatestSnapshot(s.id)->value().omitted, "everything: over max_size");
+  EXPECT_TRUE((*store_->LatestSnapshot(s.id))->paths.empty());
+  EXPECT_EQ(*store_->ReadSnapshot(s.id, e->version), "");
+
+  // Fenced by a run's lease: a worker that lost the run writes nothing.
+  paddock::Run r = MakeRun(s.id);
+  ASSERT_OK(store_->EnqueueRun(r, Message(r), {}));
+  auto c = store_->ClaimNextRun("w", kLease);
+  ASSERT_OK(c);
+  const RunLease lease = LeaseOf(**c), stale{r.id, lease.generation - 1};
+  EXPECT_CODE(store_->PutSnapshot(info, "stale", 3, &stale), kAborted);
+  EXPECT_EQ((*store_->LatestSnapshot(s.id))->version, e->version);
+  auto fenced = store_->PutSnapshot(info, "fresh", 3, &lease);
+  ASSERT_OK(fenced);
+  EXPECT_EQ(fenced->version, e->version + 1);
+
+  EXPECT_CODE(store_->PutSnapshot(info, "x", 0, nullptr), kInvalidArgument);
+  SnapshotInfo orphan = info;
+  orphan.session_id = "ses_missing";
+  EXPECT_CODE(store_->PutSnapshot(orphan, "x", 3, nullptr), kNotFound);
+
+  ASSERT_OK(store_->DeleteSnapshots(s.id));
+  ASSERT_OK(store_->DeleteSnapshots(s.id));  // idempotent
+  EXPECT_TRUE(store_->ListSnapshots(s.id)->empty());
+  EXPECT_FALSE(store_->LatestSnapshot(s.id)->has_value());
+}
+
+TEST_P(SessionStoreConformance, ConcurrentSnapshotWritersGetDistinctVersions) {
+  Agent a = MakeAgent();
+  ASSERT_OK(store_->CreateAgent(a));
+  Session s = MakeSession(a.id);
+  ASSERT_OK(store_->CreateSession(s, {}));
+  SnapshotInfo info;
+  info.session_id = s.id;
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::set<std::int64_t> versions;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 5; ++i) {
+        auto put = store_->PutSnapshot(info, "data", 100, nullptr);
+        ASSERT_OK(put);
+        std::lock_guard lock(mu);
+        versions.insert(put->version);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(versions.size(), 20u);
+  EXPECT_EQ(*versions.rbegin(), 20);
+}
+
+TEST_P(SessionStoreConformance, PurgeRemovesTheSessionAndEverythingOfItOnly) {
+  Agent a = MakeAgent();
+  ASSERT_OK(store_->CreateAgent(a));
+  Session s = MakeSession(a.id), other = MakeSession(a.id);
+  ASSERT_OK(store_->CreateSession(s, IdempotencyKey{"sessions", "k-purge", "h"}));
+  ASSERT_OK(store_->CreateSession(other, {}));
+  for (const Session* x : {&s, &other}) {
+    paddock::Run r = MakeRun(x->id);
+    ASSERT_OK(store_->EnqueueRun(r, Message(r), IdempotencyKey{"messages:" + x->id, "k-msg", "h"}));
+    ASSERT_OK(store_->AppendEvent(x->id, NewEvent{"", "output", "{}"}));
+    SnapshotInfo info;
+    info.session_id = x->id;
+    ASSERT_OK(store_->PutSnapshot(info, "archive", 3, nullptr));
+  }
+  ASSERT_OK(store_->PurgeSession(s.id));
+  EXPECT_CODE(store_->GetSession(s.id), kNotFound);
+  EXPECT_TRUE(store_->ListRuns(s.id, 100)->empty());
+  EXPECT_TRUE(store_->ListEvents(s.id, 0, 100)->empty());
+  EXPECT_TRUE(store_->ListSnapshots(s.id)->empty());
+  EXPECT_FALSE(store_->FindIdempotencyKey("sessions", "k-purge")->has_value());
+  EXPECT_FALSE(store_->FindIdempotencyKey("messages:" + s.id, "k-msg")->has_value());
+  ASSERT_OK(store_->PurgeSession(s.id));  // idempotent
+  // The other session is untouched, and the agent can go once its last session does.
+  EXPECT_OK(store_->GetSession(other.id));
+  EXPECT_EQ(store_->ListRuns(other.id, 100)->size(), 1u);
+  EXPECT_EQ(store_->ListEvents(other.id, 0, 100)->size(), 2u);
+  EXPECT_EQ(store_->ListSnapshots(other.id)->size(), 1u);
+  EXPECT_TRUE(store_->FindIdempotencyKey("messages:" + other.id, "k-msg")->has_value());
+  EXPECT_CODE(store_->DeleteAgent(a.id), kFailedPrecondition);
+  ASSERT_OK(store_->PurgeSession(other.id));
+  EXPECT_OK(store_->DeleteAgent(a.id));
 }
 
 }  // namespace paddock::testing

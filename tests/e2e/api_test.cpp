@@ -15,6 +15,7 @@
 #include <fstream>
 #include <thread>
 
+#include "api_fixture.h"
 #include "http/router.h"
 #include "paddock/testing/assert.h"
 #include "testing.h"
@@ -23,81 +24,6 @@ namespace paddock::testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-bool HasOutput(const std::vector<SseEvent>& events, const std::string& text) {
-  for (const auto& e : events) {
-    if (e.type == "output" && JsonField(e.data, "data.text") == text) return true;
-  }
-  return false;
-}
-
-size_t Finished(const std::vector<SseEvent>& events) {
-  size_t n = 0;
-  for (const auto& e : events) n += e.type == "run.finished";
-  return n;
-}
-
-class Api : public ::testing::Test {
- protected:
-  void StartServer(const std::string& extra = "", std::vector<std::string> env = {}) {
-    server_ = std::make_unique<ServerProcess>(extra, std::move(env));
-    ASSERT_OK(server_->Start());
-  }
-  void SetUp() override { StartServer("", {"CONTAINER_ENV_FOO=bar"}); }
-  void TearDown() override {
-    if (!server_) return;
-    int code = server_->Stop();  // -1: a test stopped it already
-    if (code != -1) {
-      EXPECT_EQ(code, 0) << server_->log();
-    }
-  }
-
-  std::string CreateAgent() {
-    auto r = server_->Request("POST", "/api/agents", R"({"name":"shell agent","harness":"shell"})");
-    EXPECT_EQ(r.status, 201) << r.body;
-    return JsonField(r.body, "id");
-  }
-  std::string CreateSession(const std::string& agent) {
-    auto r = server_->Request("POST", "/api/sessions", "{\"agent_id\":\"" + agent + "\"}");
-    EXPECT_EQ(r.status, 201) << r.body;
-    return JsonField(r.body, "id");
-  }
-  std::string Send(const std::string& session, const std::string& content, int expect = 202,
-                   const std::string& on_busy = "queue") {
-    Poco::JSON::Object body;
-    body.set("content", content);
-    body.set("on_busy", on_busy);
-    std::ostringstream ss;
-    body.stringify(ss);
-    auto r = server_->Request("POST", "/api/sessions/" + session + "/messages", ss.str());
-    EXPECT_EQ(r.status, expect) << r.body;
-    return JsonField(r.body, "run_id");
-  }
-  // Streams the session's events from the start until `runs` runs have finished.
-  std::vector<SseEvent> UntilFinished(const std::string& session, size_t runs) {
-    return ReadStream(server_->port(), "/api/sessions/" + session + "/events/stream", {},
-                      [&](const std::vector<SseEvent>& ev) { return Finished(ev) >= runs; });
-  }
-  // /metrics once it contains `needle` (counters move just after the event that reports the
-  // change is stored), or after 5 s as it is then.
-  std::string MetricsWith(const std::string& needle) {
-    std::string body;
-    for (int i = 0; i < 100; ++i) {
-      body = server_->Request("GET", "/metrics").body;
-      if (body.find(needle) != std::string::npos) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return body;
-  }
-  void ExpectError(const HttpResponse& r, int status, const std::string& code,
-                   const std::string& message_part) {
-    EXPECT_EQ(r.status, status) << r.body;
-    EXPECT_EQ(JsonField(r.body, "error.code"), code) << r.body;
-    EXPECT_NE(JsonField(r.body, "error.message").find(message_part), std::string::npos) << r.body;
-  }
-
-  std::unique_ptr<ServerProcess> server_;
-};
 
 TEST_F(Api, TheDocumentedCurlCallCreatesASession) {
   std::string agent = CreateAgent();
@@ -659,10 +585,12 @@ TEST_F(Recovery, ASandboxKilledBetweenRunsIsReplacedAndKeepsTheWorkspace) {
   EXPECT_NE(JsonField(server_->Request("GET", "/api/sessions/" + session).body, "sandbox_id"), sandbox);
 }
 
-// A run that finds the marker its first attempt left in the workspace finishes at once.
+// A run whose first attempt leaves a partial file and hangs; the attempt after it (told so by
+// the shell harness) lists the workspace, which was rolled back to before the run.
 constexpr char kResumable[] =
-    "if [ -e /workspace/attempted ]; then echo resumed; else touch /workspace/attempted; echo started; sleep "
-    "60; fi";
+    "if [ \"$PADDOCK_RESUMING\" = 1 ]; then echo resumed; ls /workspace; else echo partial > "
+    "/workspace/partial; "
+    "echo started; sleep 60; fi";
 
 // The run cut off by the stop is interrupted and runs again (attempt 2) after the restart; the
 // transcript keeps only the attempt that finished.
@@ -679,10 +607,15 @@ void ExpectRerunAfterRestart(Recovery& t, ServerProcess& server, const std::stri
     }
   }
   EXPECT_TRUE(interrupted);
+  // The first run was lost before any snapshot: the harness was asked to rehydrate.
+  bool rehydrated = false;
+  for (const SseEvent& e : events) rehydrated = rehydrated || e.type == "harness.rehydrated";
+  EXPECT_TRUE(rehydrated);
   EXPECT_EQ(t.RunFieldPublic(session, "status"), "succeeded");
   EXPECT_EQ(t.RunFieldPublic(session, "attempt"), "2");
   auto transcript = server.Request("GET", "/api/sessions/" + session + "/messages");
-  EXPECT_EQ(JsonField(transcript.body, "messages.1.content"), "resumed\n") << transcript.body;
+  EXPECT_EQ(JsonField(transcript.body, "messages.1.content"), "resumed\n")
+      << transcript.body << server.Request("GET", "/api/sessions/" + session + "/events").body;
 }
 
 TEST_F(Recovery, ARunCutOffByACrashRunsAgainAfterRestart) {

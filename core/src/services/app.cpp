@@ -59,6 +59,11 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
         manager->EgressRefused(dir, host, port);
       });
     }
+    const Harnesses* harnesses = &a.harnesses_;
+    a.sandboxes_->SetNativePaths([harnesses](const Agent& agent) {
+      auto h = harnesses->by_name.find(agent.harness);
+      return h == harnesses->by_name.end() ? std::vector<std::string>() : h->second->NativeStatePaths(agent);
+    });
     a.executor_ = std::make_unique<RunExecutor>(*a.store_, *a.events_, *a.sandboxes_, a.snapshots_.get(),
                                                 a.harnesses_, *a.redactor_, *a.metrics_, lease);
     a.workers_ = std::make_unique<WorkerPool>(*a.store_, *a.executor_, NewWorkerId(), w.threads,

@@ -261,7 +261,8 @@ void SandboxManager::Touch(const std::string& session_id) {
   last_active_[session_id] = std::chrono::steady_clock::now();
 }
 
-Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id, bool rollback) {
+Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id,
+                                              const std::vector<std::string>* rollback) {
   auto session_lock = SessionLock(session_id);
   std::lock_guard guard(*session_lock);
   PADDOCK_ASSIGN_OR_RETURN(Session session, store_.GetSession(session_id));
@@ -277,8 +278,8 @@ Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id, boo
       if (bound.ok()) {
         out.info = *info;
         if (rollback && snapshots_) {
-          PADDOCK_ASSIGN_OR_RETURN(
-              out.restored, snapshots_->RestoreLatest(RuntimeClient(info->runtime), session_id, info->id));
+          PADDOCK_ASSIGN_OR_RETURN(out.restored, snapshots_->RestoreLatest(RuntimeClient(info->runtime),
+                                                                           session_id, info->id, rollback));
         }
         Touch(session_id);
         return out;
@@ -331,7 +332,7 @@ Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id, boo
   // The session's state comes back before anyone may use the sandbox.
   if (snapshots_) {
     Result<std::optional<SnapshotInfo>> restored =
-        snapshots_->RestoreLatest(RuntimeClient(sandbox->runtime), session_id, sandbox->id);
+        snapshots_->RestoreLatest(RuntimeClient(sandbox->runtime), session_id, sandbox->id, rollback);
     if (!restored.ok()) {
       RecordLost(session_id, sandbox->id, &*sandbox, "restoring the session's snapshot failed");
       return restored.status();
@@ -360,8 +361,24 @@ Result<EnvMap> SandboxManager::Environment(const Agent& agent, const Session& se
 Result<ExecResult> SandboxManager::Exec(const std::string& session_id, ExecRequest request,
                                         ExecObserver& observer) {
   PADDOCK_ASSIGN_OR_RETURN(EnsuredSandbox sandbox, Ensure(session_id));
-  Result<ExecResult> result = RuntimeClient(sandbox.info.runtime).Exec(request, observer);
+  RuntimeClient runtime(sandbox.info.runtime);
+  Result<ExecResult> result = runtime.Exec(request, observer);
   Touch(session_id);
+  if (!result.ok() || !snapshots_ || !snapshots_->enabled()) return result;
+  // What an operator changed becomes part of the session's state — unless a run is under way,
+  // whose own snapshot (or rollback) decides.
+  Result<std::int64_t> active = store_.CountActiveRuns(session_id);
+  Result<Session> session = store_.GetSession(session_id);
+  if (!active.ok() || *active > 0 || !session.ok()) return result;
+  std::vector<std::string> native;
+  if (Result<Agent> agent = store_.GetAgent(session->agent_id); agent.ok() && native_paths_) {
+    native = native_paths_(*agent);
+  }
+  if (Result<SnapshotInfo> snap = snapshots_->Take(runtime, session_id, native, nullptr); !snap.ok()) {
+    LogWarn("session " + session_id + ": snapshot after exec failed: " + snap.status().ToString());
+    (void)events_.Append(session_id, "", "snapshot.failed",
+                         "{\"error\":" + JsonQuote(snap.status().message()) + "}");
+  }
   return result;
 }
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -67,10 +68,18 @@ class SandboxManager {
 
   // Returns a running sandbox bound to the session, claiming a warm one or creating one when
   // none is bound or the bound one is gone (event "sandbox.lost", then "sandbox.ready"); a new
-  // one gets the session's newest snapshot restored. With `rollback`, the snapshot is restored
-  // into a sandbox that carried on, too (an interrupted run starts again from the last durable
-  // point). Its runtime has the session's current env and secrets. Marks the session active.
-  Result<EnsuredSandbox> Ensure(const std::string& session_id, bool rollback = false);
+  // one gets the session's newest snapshot restored. With `rollback` (the harness's native
+  // paths), any sandbox is rolled back to the last durable point — the newest snapshot, or,
+  // when there is none, an empty workspace and native state — so an interrupted run starts
+  // again from there. Its runtime has the session's current env and secrets. Marks the session
+  // active.
+  Result<EnsuredSandbox> Ensure(const std::string& session_id,
+                                const std::vector<std::string>* rollback = nullptr);
+
+  // How a session's native state paths are found (the agent's harness); set once, before Start.
+  void SetNativePaths(std::function<std::vector<std::string>(const Agent&)> native_paths) {
+    native_paths_ = std::move(native_paths);
+  }
 
   // True when the sandbox still runs and its runtime answers; otherwise records the loss
   // (event "sandbox.lost" with `context`), destroys what is left and unbinds it, so the next
@@ -94,7 +103,8 @@ class SandboxManager {
   Result<EnvMap> Environment(const Agent& agent, const Session& session);
 
   // Runs a command in the session's sandbox outside any run (creating the sandbox if needed,
-  // and restoring the session's snapshot into it).
+  // and restoring the session's snapshot into it). Unless a run is under way, what the command
+  // changed is snapshotted afterwards: it is part of the session's state from then on.
   Result<ExecResult> Exec(const std::string& session_id, ExecRequest request, ExecObserver& observer);
 
   // Ensure() on a background thread; a failure marks a still-provisioning session failed.
@@ -149,6 +159,7 @@ class SandboxManager {
   EgressProxy* egress_;
   SnapshotService* snapshots_;
   SandboxSettings settings_;
+  std::function<std::vector<std::string>(const Agent&)> native_paths_;
 
   std::mutex active_mu_;
   std::map<std::string, std::chrono::steady_clock::time_point> last_active_;  // bound sessions here

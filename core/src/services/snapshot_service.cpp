@@ -104,10 +104,23 @@ Result<SnapshotInfo> SnapshotService::Take(const RuntimeClient& runtime, const s
   return stored;
 }
 
-Result<std::optional<SnapshotInfo>> SnapshotService::RestoreLatest(const RuntimeClient& runtime,
-                                                                   const std::string& session_id,
-                                                                   const std::string& sandbox_id) {
+Result<std::optional<SnapshotInfo>> SnapshotService::RestoreLatest(
+    const RuntimeClient& runtime, const std::string& session_id, const std::string& sandbox_id,
+    const std::vector<std::string>* empty_paths) {
   PADDOCK_ASSIGN_OR_RETURN(std::optional<SnapshotInfo> latest, store_.LatestSnapshot(session_id));
+  if (!latest && empty_paths) {
+    // No snapshot yet: the session started empty. Two zero blocks are an empty tar.
+    std::vector<std::string> paths = {kSandboxWorkspace};
+    for (const std::string& p : *empty_paths) {
+      if (!Under(p, kSandboxWorkspace)) paths.push_back(p);
+    }
+    PADDOCK_RETURN_IF_ERROR(
+        runtime.Restore(std::string(1024, '\0'), paths).Annotate("emptying the session's paths"));
+    (void)events_.Append(session_id, "", "snapshot.restored",
+                         "{\"version\":0,\"size_bytes\":0,\"sandbox_id\":" + JsonQuote(sandbox_id) +
+                             ",\"paths\":" + JsonArray(paths) + ",\"duration_ms\":0}");
+    return latest;
+  }
   if (!latest || latest->paths.empty()) return latest;
   const auto started = std::chrono::steady_clock::now();
   Result<std::string> data = store_.ReadSnapshot(session_id, latest->version);

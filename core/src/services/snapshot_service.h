@@ -33,11 +33,13 @@ class SnapshotService {
 
   // Restores the session's newest snapshot: every path it holds is emptied and refilled from
   // the archive (checked against its digest first), so the sandbox holds exactly what it held
-  // after that snapshot's run. nullopt when the session has no snapshot. Appends
-  // "snapshot.restored".
+  // when the snapshot was taken. nullopt when the session has no snapshot; then, with
+  // `empty_paths`, the workspace and those paths are emptied (the state a session starts
+  // from). Appends "snapshot.restored" (version 0: emptied).
   Result<std::optional<SnapshotInfo>> RestoreLatest(const RuntimeClient& runtime,
                                                     const std::string& session_id,
-                                                    const std::string& sandbox_id);
+                                                    const std::string& sandbox_id,
+                                                    const std::vector<std::string>* empty_paths = nullptr);
 
   SnapshotStore& store() { return store_; }
 

@@ -180,7 +180,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
   for (int losses = 0;;) {
     // A resumed run starts again from the last durable point: the newest snapshot.
     PADDOCK_ASSIGN_OR_RETURN(EnsuredSandbox sandbox,
-                             sandboxes_.Ensure(session.id, /*rollback=*/resume.resuming));
+                             sandboxes_.Ensure(session.id, resume.resuming ? &native : nullptr));
     PADDOCK_ASSIGN_OR_RETURN(session, store_.GetSession(session.id));  // Ensure may have changed it
     RuntimeClient runtime(sandbox.info.runtime);
     resume.restored.clear();
