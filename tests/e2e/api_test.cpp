@@ -492,9 +492,9 @@ TEST_F(Recovery, SessionsHistoryAndWorkspaceSurviveARestart) {
   auto after = UntilFinished(session, 2);
   EXPECT_TRUE(HasOutput(after, "one"));
   // The old sandbox went with the old process; the session noticed and got a new one.
-  bool lost = false;
-  for (const auto& e : after) lost = lost || e.type == "sandbox.lost";
-  EXPECT_TRUE(lost);
+  bool replaced = false;
+  for (const auto& e : after) replaced = replaced || e.type == "sandbox.replaced";
+  EXPECT_TRUE(replaced);
   // History is intact and seq stayed gap-free across the restart.
   for (size_t i = 0; i < after.size(); ++i) EXPECT_EQ(after[i].id, static_cast<std::int64_t>(i + 1));
   for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(after[i].data, before[i].data);

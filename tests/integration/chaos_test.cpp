@@ -111,11 +111,11 @@ TEST(Chaos, NoAcknowledgedRunIsLostOrDuplicatedWhateverDies) {
     for (int j = 0; j < kRunsEach; ++j) {
       for (int i = 0; i < kSessions; ++i) {
         const std::string mark = "m" + std::to_string(i) + "-" + std::to_string(j);
-        auto r = client.Call(
-            "POST", "/api/sessions/" + sessions[i] + "/messages",
-            Message("echo " + mark + " >> /workspace/log.txt; sleep 0.$((RANDOM % 8 + 2)); echo " + mark +
-                    " > /workspace/" + mark + ".txt; echo done " + mark),
-            {{"Idempotency-Key", "chaos-" + mark}});
+        auto r =
+            client.Call("POST", "/api/sessions/" + sessions[i] + "/messages",
+                        Message("echo " + mark + " >> /workspace/log.txt; sleep 1.$((RANDOM % 9)); echo " +
+                                mark + " > /workspace/" + mark + ".txt; echo done " + mark),
+                        {{"Idempotency-Key", "chaos-" + mark}});
         EXPECT_EQ(r.status, 202) << mark << " " << r.body;
         std::lock_guard lock(acked_mu);
         acked[JsonField(r.body, "run_id")] = mark;
@@ -134,11 +134,30 @@ TEST(Chaos, NoAcknowledgedRunIsLostOrDuplicatedWhateverDies) {
   };
   std::map<std::string, int> done;
   bool pg_restarted = false;
+  // Sessions with a run in progress, and the worker (its pid in the lease owner) running it: the
+  // chaos aims there, so that it cuts runs off rather than hitting idle processes.
+  auto running = [&] {
+    std::map<std::string, std::string> out;  // session -> lease owner
+    for (const std::string& s : sessions) {
+      auto r = client.Call("GET", "/api/sessions/" + s + "/runs");
+      for (auto& run : Items(r.body, "runs")) {
+        if (run->getValue<std::string>("status") == "running" && !run->isNull("worker"))
+          out[s] = run->getValue<std::string>("worker");
+      }
+    }
+    return out;
+  };
   for (int step = 0; step < 14; ++step) {
     pause(700, 2000);
     const int action = step == 6 ? 3 : std::uniform_int_distribution<int>(0, 2)(rng);
-    if (action == 0) {  // a worker, hard
-      auto& w = workers[std::uniform_int_distribution<int>(0, 1)(rng)];
+    if (action == 0) {  // a worker, hard: one that holds a run if any does
+      int pick = std::uniform_int_distribution<int>(0, 1)(rng);
+      for (const auto& [session, owner] : running()) {
+        for (int k = 0; k < 2; ++k) {
+          if (owner.find("/" + std::to_string(workers[k]->pid()) + "/") != std::string::npos) pick = k;
+        }
+      }
+      auto& w = workers[pick];
       w->Kill();
       pause(200, 1500);
       ASSERT_OK(w->Start());
@@ -152,11 +171,16 @@ TEST(Chaos, NoAcknowledgedRunIsLostOrDuplicatedWhateverDies) {
       std::lock_guard lock(api_mu);
       ASSERT_OK(api->Start());
       ++done["api server killed"];
-    } else if (action == 2) {  // a sandbox
-      std::vector<pid_t> pids;
+    } else if (action == 2) {  // a sandbox: one running a run if any is
+      std::vector<pid_t> pids, busy;
+      const auto now_running = running();
       for (auto& w : workers) {
-        for (const auto& [id, s] : LiveSandboxes(w->data_dir())) pids.push_back(s.second);
+        for (const auto& [id, s] : LiveSandboxes(w->data_dir())) {
+          pids.push_back(s.second);
+          if (now_running.count(s.first)) busy.push_back(s.second);
+        }
       }
+      if (!busy.empty()) pids = busy;
       if (!pids.empty()) {
         kill(pids[std::uniform_int_distribution<size_t>(0, pids.size() - 1)(rng)], SIGKILL);
         ++done["sandbox killed"];
@@ -208,7 +232,9 @@ TEST(Chaos, NoAcknowledgedRunIsLostOrDuplicatedWhateverDies) {
       EXPECT_EQ(events[k]->getValue<std::int64_t>("seq"), static_cast<std::int64_t>(k + 1)) << s;
       const std::string type = events[k]->getValue<std::string>("type");
       const std::string run = events[k]->isNull("run_id") ? "" : events[k]->getValue<std::string>("run_id");
-      if (type == "run.interrupted" || type == "run.resumed" || type == "sandbox.lost") ++effects[type];
+      if (type == "run.interrupted" || type == "run.resumed" || type == "sandbox.lost" ||
+          type == "sandbox.replaced")
+        ++effects[type];
       if (type == "message.user") ++messages[run];
       if (type == "run.finished") ++finishes[run];
     }
@@ -250,8 +276,9 @@ TEST(Chaos, NoAcknowledgedRunIsLostOrDuplicatedWhateverDies) {
     }
   }
   EXPECT_EQ(mark_session.size(), static_cast<size_t>(kSessions * kRunsEach));
-  std::printf("effects: %d runs interrupted, %d resumed, %d sandboxes lost\n", effects["run.interrupted"],
-              effects["run.resumed"], effects["sandbox.lost"]);
+  std::printf("effects: %d runs interrupted, %d resumed, %d sandboxes lost, %d replaced\n",
+              effects["run.interrupted"], effects["run.resumed"], effects["sandbox.lost"],
+              effects["sandbox.replaced"]);
   std::printf("runs: %d completed, %d lost, %d duplicated\n", completed, lost, duplicated);
   EXPECT_GT(effects["run.resumed"], 0) << "the chaos interrupted no run";
   EXPECT_EQ(completed, kSessions * kRunsEach);

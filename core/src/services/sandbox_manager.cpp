@@ -52,10 +52,18 @@ Status SandboxManager::Start() {
   int reattached = 0;
   for (const SandboxInfo& info : all) {
     bool keep = false;
-    if (!info.session_id.empty() && info.state == SandboxState::kRunning) {
+    if (!info.session_id.empty()) {
       Result<Session> session = store_.GetSession(info.session_id);
       if (!session.ok() && session.status().code() != StatusCode::kNotFound) return session.status();
-      keep = session.ok() && session->sandbox_id == info.id && session->status != SessionStatus::kClosed;
+      const bool bound =
+          session.ok() && session->sandbox_id == info.id && session->status != SessionStatus::kClosed;
+      keep = bound && info.state == SandboxState::kRunning;
+      if (bound && !keep) {
+        // It died while no process watched it: that is a loss, recorded as such.
+        RecordLost(info.session_id, info.id, &info,
+                   (info.detail.empty() ? "gone" : info.detail) + " (found at start)");
+        continue;
+      }
     }
     if (keep && egress_ && !info.egress_dir.empty()) {
       Status reopened = egress_->Reopen(info.egress_dir, Profile(info.profile).allow);
@@ -288,8 +296,18 @@ Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id,
       RecordLost(session_id, session.sandbox_id, &*info, "its runtime does not answer: " + bound.message());
     } else {
       if (!info.ok() && info.status().code() != StatusCode::kNotFound) return info.status();
-      RecordLost(session_id, session.sandbox_id, info.ok() ? &*info : nullptr,
-                 info.ok() ? info->detail : "the provider does not know it");
+      if (info.ok()) {
+        RecordLost(session_id, session.sandbox_id, &*info, info->detail);
+      } else {
+        // Not this process's: another worker's (the session's runs moved here), or destroyed
+        // with the process that had it. Replaced, not lost.
+        (void)store_.SetSessionSandbox(session_id, "");
+        (void)events_.Append(
+            session_id, "", "sandbox.replaced",
+            "{\"sandbox_id\":" + JsonQuote(session.sandbox_id) +
+                ",\"detail\":\"not a sandbox of this worker (another worker's, or gone with an "
+                "earlier process)\"}");
+      }
     }
   }
   const ProfileSettings& profile = Profile("default");
