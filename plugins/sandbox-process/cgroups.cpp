@@ -189,19 +189,19 @@ void Cgroups::Remove(const std::string& id) const {
   }
 }
 
-bool Cgroups::OomKilled(const std::string& id) const {
+long Cgroups::OomKills(const std::string& id) const {
   if (mode_ == CgroupMode::kV2) {
     std::string events = ReadFile(v2_parent_ + "/" + id + "/memory.events");
     auto at = events.find("oom_kill ");
-    return at != std::string::npos && std::atol(events.c_str() + at + 9) > 0;
+    return at == std::string::npos ? 0 : std::atol(events.c_str() + at + 9);
   }
   for (const auto& [c, parent] : v1_parents_) {
     if (c != "memory") continue;
     std::string ctl = ReadFile(parent + "/" + id + "/memory.oom_control");
     auto at = ctl.find("oom_kill ");
-    return at != std::string::npos && std::atol(ctl.c_str() + at + 9) > 0;
+    return at == std::string::npos ? 0 : std::atol(ctl.c_str() + at + 9);
   }
-  return false;
+  return 0;
 }
 
 }  // namespace paddock::plugins::sandbox_process

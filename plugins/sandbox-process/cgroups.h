@@ -31,8 +31,8 @@ class Cgroups {
   // Removes the sandbox's cgroups (their processes must be gone). Idempotent.
   void Remove(const std::string& id) const;
 
-  // True when the sandbox's memory cgroup recorded an out-of-memory kill.
-  bool OomKilled(const std::string& id) const;
+  // How many processes the kernel killed for the sandbox's memory limit so far.
+  long OomKills(const std::string& id) const;
 
  private:
   CgroupMode mode_ = CgroupMode::kNone;

@@ -407,8 +407,9 @@ Result<ProcessSandboxProvider::Record> ProcessSandboxProvider::Load(std::string_
   r.info.runtime.address = "unix:" + SandboxDir(id) + "/run/runtime.sock";
   r.info.state = JailAlive(r.jail) ? SandboxState::kRunning : SandboxState::kGone;
   r.info.detail = "pid " + std::to_string(r.jail.pid);
-  if (r.info.state == SandboxState::kGone && cgroups_.OomKilled(r.info.id))
-    r.info.detail += ", out of memory";
+  // A count, so that a caller comparing two looks can tell a new kill.
+  if (long kills = cgroups_.OomKills(r.info.id); kills > 0)
+    r.info.detail += ", out of memory (" + std::to_string(kills) + " process(es) killed)";
   return r;
 }
 

@@ -130,6 +130,33 @@ TEST_F(Durability, ASandboxKilledDuringARunIsReplacedRestoredAndTheRunResumes) {
             std::string::npos);
 }
 
+TEST_F(Durability, ACommandKilledForMemoryFailsItsRunAndTheSandboxCarriesOn) {
+  server_->Stop();
+  StartServer("[profiles.default]\nmemory = \"64MiB\"\n");
+  std::string session = CreateSession(CreateAgent());
+  Send(session, "python3 -c 'x = bytearray(512 << 20); print(len(x))'");
+  UntilFinished(session, 1);
+  auto runs = server_->Request("GET", "/api/sessions/" + session + "/runs");
+  EXPECT_EQ(JsonField(runs.body, "runs.0.status"), "failed");
+  EXPECT_NE(JsonField(runs.body, "runs.0.error").find("the sandbox reached its memory limit"),
+            std::string::npos)
+      << runs.body;
+  EXPECT_NE(JsonField(server_->Request("GET", "/api/sessions/" + session + "/sandbox").body, "detail")
+                .find("out of memory"),
+            std::string::npos);
+  const std::string sandbox = SessionField(session, "sandbox_id");
+  Send(session, "echo still-here");
+  auto events = UntilFinished(session, 2);
+  EXPECT_TRUE(HasOutput(events, "still-here"));
+  EXPECT_EQ(SessionField(session, "sandbox_id"), sandbox);
+  for (const auto& e : events) EXPECT_NE(e.type, "sandbox.lost");
+  // A later failure that is not about memory does not blame it.
+  Send(session, "exit 3");
+  UntilFinished(session, 3);
+  runs = server_->Request("GET", "/api/sessions/" + session + "/runs");
+  EXPECT_EQ(JsonField(runs.body, "runs.2.error"), "command exited with code 3");
+}
+
 TEST_F(Durability, AnIdleSessionIsSuspendedAndComesBackExactly) {
   server_->Stop();
   StartServer("[sessions]\nidle_timeout = \"1s\"\n");

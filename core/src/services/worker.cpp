@@ -252,8 +252,10 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
       status = RunStatus::kFailed;
     }
     if (status == RunStatus::kFailed) {
+      // The provider's detail counts out-of-memory kills: a new one during the turn explains it.
       if (Result<SandboxInfo> now = sandboxes_.Inspect(sandbox.info.id);
-          now.ok() && now->detail.find("out of memory") != std::string::npos) {
+          now.ok() && now->detail.find("out of memory") != std::string::npos &&
+          now->detail != sandbox.info.detail) {
         error += (error.empty() ? "" : "; ") + std::string("the sandbox reached its memory limit");
       }
     }
