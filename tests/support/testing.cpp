@@ -170,7 +170,7 @@ Status ServerProcess::Start() {
     execve(exec.argv[0], exec.argv.data(), exec.envp.data());
     _exit(127);
   }
-  for (int i = 0; i < 400; ++i) {
+  for (int i = 0; i < 4000; ++i) {  // every 5 ms for 20 s
     std::ifstream in(port_file);
     if (in >> port_) return Status::Ok();
     int wstatus;
@@ -178,7 +178,7 @@ Status ServerProcess::Start() {
       pid_ = -1;
       return Status::Internal("server exited during start-up:\n" + log());
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return Status::DeadlineExceeded("server did not start in 20s:\n" + log());
 }
