@@ -3,10 +3,6 @@
 #include <functional>
 #include <map>
 
-#include <Poco/JSON/Object.h>
-#include <Poco/JSON/Parser.h>
-#include <Poco/SHA2Engine.h>
-
 #include "metrics/metrics.h"
 #include "paddock/events.h"
 #include "paddock/json.h"
@@ -14,6 +10,7 @@
 #include "services/sandbox_manager.h"
 #include "services/transcript.h"
 #include "services/worker.h"
+#include "util/digest.h"
 #include "util/ids.h"
 
 namespace paddock {
@@ -38,12 +35,6 @@ Status CheckIdempotencyKey(const std::string& key) {
     return Status::InvalidArgument("Idempotency-Key must be 1-255 printable ASCII characters without spaces");
   }
   return Status::Ok();
-}
-
-std::string Sha256Hex(const std::string& text) {
-  Poco::SHA2Engine sha(Poco::SHA2Engine::SHA_256);
-  sha.update(text);
-  return Poco::DigestEngine::digestToHex(sha.digest());
 }
 
 // Looks `key` up in `scope`: the resource id an earlier request with the same hash created,

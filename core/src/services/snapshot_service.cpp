@@ -1,27 +1,16 @@
 #include "services/snapshot_service.h"
 
-#include <Poco/SHA2Engine.h>
-
 #include <algorithm>
 #include <chrono>
 
 #include "metrics/metrics.h"
 #include "paddock/json.h"
 #include "services/event_service.h"
+#include "util/digest.h"
 #include "util/log.h"
 
 namespace paddock {
 namespace {
-
-std::string Sha256Hex(std::string_view data) {
-  Poco::SHA2Engine sha(Poco::SHA2Engine::SHA_256);
-  sha.update(data.data(), static_cast<unsigned>(data.size()));
-  return Poco::DigestEngine::digestToHex(sha.digest());
-}
-
-double SecondsSince(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
 
 std::string JsonArray(const std::vector<std::string>& items) {
   std::string out = "[";

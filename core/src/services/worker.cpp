@@ -186,6 +186,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
     resume.restored.clear();
     resume.snapshot_version = 0;
     bool rehydrate = false;
+    std::vector<TranscriptMessage> history;  // earlier messages, for Rehydrate
     if (sandbox.fresh || resume.resuming) {
       if (sandbox.restored) resume.snapshot_version = sandbox.restored->version;
       if (sandbox.restored && sandbox.restored->native) {
@@ -195,6 +196,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
                                  BuildTranscript(store_, session.id, run.id));
         rehydrate = resume.resuming || !before.empty();
         if (rehydrate) resume.restored = "transcript";
+        for (const TranscriptEntry& e : before) history.push_back({e.role, e.run_id, e.content, e.status});
       }
     }
     if (!started) {
@@ -225,12 +227,8 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
     HostTurnContext ctx(agent, session, run, runtime, events_,
                         {active.cancelled, active.lease_lost, active.store_down}, resume);
     if (rehydrate) {
-      PADDOCK_ASSIGN_OR_RETURN(std::vector<TranscriptEntry> before,
-                               BuildTranscript(store_, session.id, run.id));
-      std::vector<TranscriptMessage> messages;
-      for (const TranscriptEntry& e : before) messages.push_back({e.role, e.run_id, e.content, e.status});
       PADDOCK_RETURN_IF_ERROR(
-          harness.Rehydrate(ctx, messages).status().Annotate("rehydrating from the transcript"));
+          harness.Rehydrate(ctx, history).status().Annotate("rehydrating from the transcript"));
     }
     Result<TurnOutcome> outcome = harness.RunTurn(ctx);
     if (active.lease_lost) return Status::Aborted("lease lost during the run");
