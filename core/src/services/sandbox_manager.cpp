@@ -10,6 +10,7 @@
 #include "services/egress_proxy.h"
 #include "services/event_service.h"
 #include "services/snapshot_service.h"
+#include "util/digest.h"
 #include "util/log.h"
 #include "util/redactor.h"
 
@@ -21,10 +22,6 @@ std::string EgressKey() {
   char buf[24];
   std::snprintf(buf, sizeof buf, "eg_%016llx", static_cast<unsigned long long>(rng()));
   return buf;
-}
-
-double SecondsSince(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
 }  // namespace
@@ -508,17 +505,17 @@ Status SandboxManager::Suspend(const std::string& session_id, const std::string&
     forget();  // another worker's sandbox: it decides
     return Status::Ok();
   }
-  // Compare and set: a run that started meanwhile keeps the session.
-  Status suspended =
-      store_.TransitionSession(session_id, SessionStatus::kReady, SessionStatus::kSuspended, reason);
-  if (suspended.code() == StatusCode::kFailedPrecondition) return Status::Ok();
-  PADDOCK_RETURN_IF_ERROR(suspended);
+  // Released first, so that whoever sees `suspended` sees a session without a sandbox. A run of
+  // this process waits for the session lock; one of another process uses a sandbox of its own.
   if (info.ok()) {
     PADDOCK_RETURN_IF_ERROR(DestroySandbox(*info));
   } else {
     PADDOCK_RETURN_IF_ERROR(provider_.Destroy(session.sandbox_id));
   }
-  PADDOCK_RETURN_IF_ERROR(store_.SetSessionSandbox(session_id, ""));
+  if (Result<Session> now = store_.GetSession(session_id);
+      now.ok() && now->sandbox_id == session.sandbox_id) {
+    PADDOCK_RETURN_IF_ERROR(store_.SetSessionSandbox(session_id, ""));
+  }
   forget();
   // The disk copy of the workspace is only worth keeping when the snapshot does not hold it.
   bool in_snapshot = false;
@@ -527,11 +524,16 @@ Status SandboxManager::Suspend(const std::string& session_id, const std::string&
     in_snapshot = latest.ok() && latest->has_value() && (*latest)->workspace;
   }
   if (in_snapshot) (void)provider_.DeleteSessionData(session_id);
-  metrics_.SessionSuspended();
   (void)events_.Append(session_id, "", "sandbox.released",
                        "{\"sandbox_id\":" + JsonQuote(session.sandbox_id) +
                            ",\"reason\":" + JsonQuote(reason) +
                            ",\"workspace_kept\":" + (in_snapshot ? "false" : "true") + "}");
+  // Compare and set: a session another process started a run in meanwhile stays as it is.
+  Status suspended =
+      store_.TransitionSession(session_id, SessionStatus::kReady, SessionStatus::kSuspended, reason);
+  if (suspended.code() == StatusCode::kFailedPrecondition) return Status::Ok();
+  PADDOCK_RETURN_IF_ERROR(suspended);
+  metrics_.SessionSuspended();
   LogInfo("session " + session_id + ": suspended (" + reason + ")");
   return Status::Ok();
 }
