@@ -338,10 +338,6 @@ Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id,
   metrics_.SandboxProvisioned(seconds, true, source);
   char ms[32];
   std::snprintf(ms, sizeof ms, "%.3f", seconds * 1000);
-  (void)events_.Append(session_id, "", "sandbox.ready",
-                       "{\"sandbox_id\":" + JsonQuote(sandbox->id) + ",\"provision_ms\":" + ms +
-                           ",\"source\":" + JsonQuote(source) + ",\"profile\":" + JsonQuote(profile.name) +
-                           "}");
   out.info = *sandbox;
   out.fresh = true;
   // The session's state comes back before anyone may use the sandbox.
@@ -358,6 +354,11 @@ Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id,
     Status ready = store_.TransitionSession(session_id, session.status, SessionStatus::kReady, "");
     if (!ready.ok() && ready.code() != StatusCode::kFailedPrecondition) return ready;
   }
+  // Announced last: whoever hears of it finds the state restored and the session ready.
+  (void)events_.Append(session_id, "", "sandbox.ready",
+                       "{\"sandbox_id\":" + JsonQuote(sandbox->id) + ",\"provision_ms\":" + ms +
+                           ",\"source\":" + JsonQuote(source) + ",\"profile\":" + JsonQuote(profile.name) +
+                           "}");
   Touch(session_id);
   return out;
 }
