@@ -15,10 +15,12 @@ using plugin::Guard;
 constexpr char kAgentColumns[] =
     "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at, idle_timeout_seconds";
 constexpr char kSessionColumns[] =
-    "id, agent_id, status, status_reason, sandbox_id, last_seq, created_at, updated_at";
+    "id, agent_id, status, status_reason, sandbox_id, last_seq, created_at, updated_at, native_session_id, "
+    "model, input_tokens, output_tokens, cache_read_tokens, cost_microusd";
 constexpr char kRunColumns[] =
     "id, session_id, status, content, exit_code, error, attempt, created_at, started_at, finished_at, "
-    "generation, lease_owner, lease_expires_at, cancel_requested";
+    "generation, lease_owner, lease_expires_at, cancel_requested, model, input_tokens, output_tokens, "
+    "cache_read_tokens, cost_microusd";
 constexpr char kEventColumns[] = "session_id, seq, run_id, type, data, created_at";
 
 Agent ReadAgent(const PgResult& r, int i) {
@@ -45,6 +47,12 @@ Session ReadSession(const PgResult& r, int i) {
   s.last_seq = r.Int(i, 5);
   s.created_at = r.Int(i, 6);
   s.updated_at = r.Int(i, 7);
+  s.native_session_id = r.Text(i, 8);
+  s.usage.model = r.Text(i, 9);
+  s.usage.input_tokens = r.Int(i, 10);
+  s.usage.output_tokens = r.Int(i, 11);
+  s.usage.cache_read_tokens = r.Int(i, 12);
+  if (!r.IsNull(i, 13)) s.usage.cost_usd = static_cast<double>(r.Int(i, 13)) / 1e6;
   return s;
 }
 
@@ -64,6 +72,11 @@ Run ReadRun(const PgResult& r, int i) {
   run.lease_owner = r.Text(i, 11);
   run.lease_expires_at = r.Int(i, 12);
   run.cancel_requested = r.Bool(i, 13);
+  run.usage.model = r.Text(i, 14);
+  run.usage.input_tokens = r.Int(i, 15);
+  run.usage.output_tokens = r.Int(i, 16);
+  run.usage.cache_read_tokens = r.Int(i, 17);
+  if (!r.IsNull(i, 18)) run.usage.cost_usd = static_cast<double>(r.Int(i, 18)) / 1e6;
   return run;
 }
 
@@ -367,10 +380,11 @@ Status PostgresSessionStore::CreateSession(const Session& session, const Idempot
     PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
     PgTransaction tx(*conn);
     PADDOCK_RETURN_IF_ERROR(tx.Begin());
-    Status s = conn->Query(std::string("INSERT INTO sessions (") + kSessionColumns +
-                               ") VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
-                           {session.id, session.agent_id, ToString(session.status), session.status_reason,
-                            session.sandbox_id, session.created_at, session.updated_at})
+    Status s = conn->Query(
+                       "INSERT INTO sessions (id, agent_id, status, status_reason, sandbox_id, last_seq, "
+                       "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
+                       {session.id, session.agent_id, ToString(session.status), session.status_reason,
+                        session.sandbox_id, session.created_at, session.updated_at})
                    .status();
     if (s.code() == StatusCode::kAlreadyExists)
       return Status::AlreadyExists("session '" + session.id + "' already exists");
@@ -726,6 +740,58 @@ Result<Event> PostgresSessionStore::FinishRun(const RunLease& lease, RunStatus s
     PADDOCK_ASSIGN_OR_RETURN(Event stored, AppendOn(*conn, run.session_id, e));
     PADDOCK_RETURN_IF_ERROR(tx.Commit());
     return stored;
+  });
+}
+
+Result<Event> PostgresSessionStore::RecordRunUsage(const RunLease& lease, const Usage& usage,
+                                                   const NewEvent& event) noexcept {
+  return Guard([&]() -> Result<Event> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PgTransaction tx(*conn);
+    PADDOCK_RETURN_IF_ERROR(tx.Begin());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                             conn->Query("SELECT session_id FROM runs WHERE id = $1 AND generation = $2 "
+                                         "AND status = 'running' FOR UPDATE",
+                                         {lease.run_id, lease.generation}));
+    if (r.rows() == 0) return LeaseRefusal(*conn, lease);
+    std::string session_id = r.Text(0, 0);
+    std::optional<std::int64_t> micro;
+    if (usage.cost_usd) micro = static_cast<std::int64_t>(*usage.cost_usd * 1e6 + 0.5);
+    for (const char* table : {"runs", "sessions"}) {
+      PADDOCK_RETURN_IF_ERROR(
+          conn->Query(std::string("UPDATE ") + table +
+                          " SET model = CASE WHEN $1 = '' THEN model ELSE $1 END, "
+                          "input_tokens = input_tokens + $2, output_tokens = output_tokens + $3, "
+                          "cache_read_tokens = cache_read_tokens + $4, "
+                          "cost_microusd = CASE WHEN $5::BIGINT IS NULL THEN cost_microusd "
+                          "ELSE COALESCE(cost_microusd, 0) + $5::BIGINT END WHERE id = $6",
+                      {usage.model, usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, micro,
+                       std::string_view(table) == "runs" ? lease.run_id : session_id})
+              .status());
+    }
+    NewEvent e = event;
+    e.run_id = lease.run_id;
+    e.generation = 0;
+    PADDOCK_ASSIGN_OR_RETURN(Event stored, AppendOn(*conn, session_id, e));
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    return stored;
+  });
+}
+
+Status PostgresSessionStore::SetNativeSessionId(const RunLease& lease, std::string_view id) noexcept {
+  return Guard([&]() -> Status {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PgTransaction tx(*conn);
+    PADDOCK_RETURN_IF_ERROR(tx.Begin());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                             conn->Query("SELECT session_id FROM runs WHERE id = $1 AND generation = $2 "
+                                         "AND status = 'running' FOR UPDATE",
+                                         {lease.run_id, lease.generation}));
+    if (r.rows() == 0) return LeaseRefusal(*conn, lease);
+    PADDOCK_RETURN_IF_ERROR(conn->Query("UPDATE sessions SET native_session_id = $1 WHERE id = $2",
+                                        {std::string(id), r.Text(0, 0)})
+                                .status());
+    return tx.Commit();
   });
 }
 

@@ -12,7 +12,8 @@ using plugin::Guard;
 
 constexpr char kRunColumns[] =
     "id, session_id, status, content, exit_code, error, attempt, created_at, started_at, "
-    "finished_at, generation, lease_owner, lease_expires_at, cancel_requested";
+    "finished_at, generation, lease_owner, lease_expires_at, cancel_requested, model, input_tokens, "
+    "output_tokens, cache_read_tokens, cost_microusd";
 
 Run ReadRun(const Statement& st) {
   Run r;
@@ -30,6 +31,11 @@ Run ReadRun(const Statement& st) {
   r.lease_owner = st.Text(11);
   r.lease_expires_at = st.Int(12);
   r.cancel_requested = st.Int(13) != 0;
+  r.usage.model = st.Text(14);
+  r.usage.input_tokens = st.Int(15);
+  r.usage.output_tokens = st.Int(16);
+  r.usage.cache_read_tokens = st.Int(17);
+  if (!st.IsNull(18)) r.usage.cost_usd = static_cast<double>(st.Int(18)) / 1e6;
   return r;
 }
 
@@ -228,6 +234,55 @@ Result<Event> SqliteSessionStore::FinishRun(const RunLease& lease, RunStatus sta
     PADDOCK_RETURN_IF_ERROR(tx.Commit());
     Notify();
     return stored;
+  });
+}
+
+Result<Event> SqliteSessionStore::RecordRunUsage(const RunLease& lease, const Usage& usage,
+                                                 const NewEvent& event) noexcept {
+  return Guard([&]() -> Result<Event> {
+    std::lock_guard lock(mu_);
+    appended_.clear();
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    PADDOCK_ASSIGN_OR_RETURN(Run run, CheckLeaseLocked(lease));
+    for (const char* table : {"runs", "sessions"}) {
+      Statement st(db_, std::string("UPDATE ") + table +
+                            " SET model = CASE WHEN ? = '' THEN model ELSE ? END, "
+                            "input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, "
+                            "cache_read_tokens = cache_read_tokens + ?, "
+                            "cost_microusd = CASE WHEN ? IS NULL THEN cost_microusd "
+                            "ELSE COALESCE(cost_microusd, 0) + ? END WHERE id = ?");
+      st.Bind(1, usage.model).Bind(2, usage.model).Bind(3, usage.input_tokens).Bind(4, usage.output_tokens);
+      st.Bind(5, usage.cache_read_tokens);
+      if (usage.cost_usd) {
+        auto micro = static_cast<std::int64_t>(*usage.cost_usd * 1e6 + 0.5);
+        st.Bind(6, micro).Bind(7, micro);
+      } else {
+        st.BindNull(6).BindNull(7);
+      }
+      st.Bind(8, std::string_view(table) == "runs" ? run.id : run.session_id);
+      PADDOCK_RETURN_IF_ERROR(st.Run());
+    }
+    NewEvent e = event;
+    e.run_id = run.id;
+    e.generation = 0;
+    PADDOCK_ASSIGN_OR_RETURN(Event stored, AppendEventLocked(run.session_id, e));
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    Notify();
+    return stored;
+  });
+}
+
+Status SqliteSessionStore::SetNativeSessionId(const RunLease& lease, std::string_view id) noexcept {
+  return Guard([&]() -> Status {
+    std::lock_guard lock(mu_);
+    Transaction tx(db_);
+    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+    PADDOCK_ASSIGN_OR_RETURN(Run run, CheckLeaseLocked(lease));
+    Statement st(db_, "UPDATE sessions SET native_session_id = ? WHERE id = ?");
+    st.Bind(1, id).Bind(2, run.session_id);
+    PADDOCK_RETURN_IF_ERROR(st.Run());
+    return tx.Commit();
   });
 }
 

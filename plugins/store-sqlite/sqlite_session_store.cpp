@@ -21,7 +21,8 @@ using plugin::Guard;
 constexpr char kAgentColumns[] =
     "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at, idle_timeout_seconds";
 constexpr char kSessionColumns[] =
-    "id, agent_id, status, status_reason, sandbox_id, last_seq, created_at, updated_at";
+    "id, agent_id, status, status_reason, sandbox_id, last_seq, created_at, updated_at, native_session_id, "
+    "model, input_tokens, output_tokens, cache_read_tokens, cost_microusd";
 
 Agent ReadAgent(const Statement& st) {
   Agent a;
@@ -47,6 +48,12 @@ Session ReadSession(const Statement& st) {
   s.last_seq = st.Int(5);
   s.created_at = st.Int(6);
   s.updated_at = st.Int(7);
+  s.native_session_id = st.Text(8);
+  s.usage.model = st.Text(9);
+  s.usage.input_tokens = st.Int(10);
+  s.usage.output_tokens = st.Int(11);
+  s.usage.cache_read_tokens = st.Int(12);
+  if (!st.IsNull(13)) s.usage.cost_usd = static_cast<double>(st.Int(13)) / 1e6;
   return s;
 }
 
@@ -369,7 +376,9 @@ Status SqliteSessionStore::CreateSession(const Session& session, const Idempoten
     Status s;
     PADDOCK_RETURN_IF_ERROR(agent.StepRow("agent '" + session.agent_id + "' does not exist"));
     Statement st(
-        db_, std::string("INSERT INTO sessions (") + kSessionColumns + ") VALUES (?, ?, ?, ?, ?, 0, ?, ?)");
+        db_,
+        "INSERT INTO sessions (id, agent_id, status, status_reason, sandbox_id, last_seq, created_at, "
+        "updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)");
     st.Bind(1, session.id).Bind(2, session.agent_id).Bind(3, ToString(session.status));
     st.Bind(4, session.status_reason).Bind(5, session.sandbox_id);
     st.Bind(6, session.created_at).Bind(7, session.updated_at);

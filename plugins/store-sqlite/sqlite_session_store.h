@@ -70,6 +70,9 @@ class SqliteSessionStore final : public SessionStore {
   Result<Event> StartRun(const RunLease& lease, const NewEvent& event) noexcept override;
   Result<Event> FinishRun(const RunLease& lease, RunStatus status, std::optional<int> exit_code,
                           std::string_view error, const NewEvent& event) noexcept override;
+  Result<Event> RecordRunUsage(const RunLease& lease, const Usage& usage,
+                               const NewEvent& event) noexcept override;
+  Status SetNativeSessionId(const RunLease& lease, std::string_view id) noexcept override;
   Result<Run> CancelRun(std::string_view id, std::string_view reason,
                         const NewEvent& event) noexcept override;
   Result<std::int64_t> CountActiveRuns(std::string_view session_id) noexcept override;

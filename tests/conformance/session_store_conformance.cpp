@@ -407,6 +407,62 @@ TEST_P(SessionStoreConformance, EveryWriteForARunIsFencedByItsLease) {
   EXPECT_EQ(store_->ListEvents(s.id, 0, 100)->size(), 4u);
 }
 
+TEST_P(SessionStoreConformance, UsageAddsUpPerRunAndPerSessionAndIsFenced) {
+  Agent a = MakeAgent();
+  ASSERT_OK(store_->CreateAgent(a));
+  Session s = MakeSession(a.id);
+  ASSERT_OK(store_->CreateSession(s, {}));
+  EXPECT_EQ(store_->GetSession(s.id)->usage.input_tokens, 0);
+  EXPECT_FALSE(store_->GetSession(s.id)->usage.cost_usd.has_value());
+  std::vector<std::string> runs;
+  for (int i = 0; i < 2; ++i) {
+    paddock::Run r = MakeRun(s.id);
+    ASSERT_OK(store_->EnqueueRun(r, Message(r), {}));
+    auto c = store_->ClaimNextRun("w", kLease);
+    ASSERT_OK(c);
+    ASSERT_TRUE(c->has_value());
+    const RunLease lease = LeaseOf(**c);
+    const RunLease stale{r.id, lease.generation - 1};
+    Usage u{"model-a", 100, 10, 5, std::nullopt};
+    EXPECT_CODE(store_->RecordRunUsage(stale, u, NewEvent{r.id, "usage", "{}"}), kAborted);
+    EXPECT_CODE(store_->SetNativeSessionId(stale, "stale"), kAborted);
+    auto e = store_->RecordRunUsage(lease, u, NewEvent{"", "usage", "{}"});
+    ASSERT_OK(e);
+    EXPECT_EQ(e->type, "usage");
+    EXPECT_EQ(e->run_id, r.id);
+    // A second response of the same turn, from another model, with a cost.
+    ASSERT_OK(store_->RecordRunUsage(lease, Usage{"model-b", 50, 20, 0, 0.25}, NewEvent{"", "usage", "{}"}));
+    ASSERT_OK(store_->SetNativeSessionId(lease, "native-" + std::to_string(i)));
+    ASSERT_OK(store_->FinishRun(lease, RunStatus::kSucceeded, 0, "", Finished()));
+    EXPECT_CODE(store_->RecordRunUsage(lease, u, NewEvent{"", "usage", "{}"}), kAborted);  // finished
+    runs.push_back(r.id);
+  }
+  auto run = store_->GetRun(runs[0]);
+  ASSERT_OK(run);
+  EXPECT_EQ(run->usage.model, "model-b");
+  EXPECT_EQ(run->usage.input_tokens, 150);
+  EXPECT_EQ(run->usage.output_tokens, 30);
+  EXPECT_EQ(run->usage.cache_read_tokens, 5);
+  ASSERT_TRUE(run->usage.cost_usd.has_value());
+  EXPECT_DOUBLE_EQ(*run->usage.cost_usd, 0.25);
+  auto listed = store_->ListRuns(s.id, 10);
+  ASSERT_OK(listed);
+  EXPECT_EQ(listed->back().usage.input_tokens, 150);
+  auto session = store_->GetSession(s.id);
+  ASSERT_OK(session);
+  EXPECT_EQ(session->usage.input_tokens, 300);
+  EXPECT_EQ(session->usage.output_tokens, 60);
+  EXPECT_EQ(session->usage.cache_read_tokens, 10);
+  EXPECT_DOUBLE_EQ(session->usage.cost_usd.value_or(0), 0.5);
+  EXPECT_EQ(session->usage.model, "model-b");
+  EXPECT_EQ(session->native_session_id, "native-1");
+  auto page = store_->ListSessions(SessionFilter{});
+  ASSERT_OK(page);
+  EXPECT_EQ(page->items.front().native_session_id, "native-1");
+  // Events: per run the message, two usages, run.finished (refused writes wrote nothing).
+  EXPECT_EQ(store_->ListEvents(s.id, 0, 100)->size(), 8u);
+}
+
 TEST_P(SessionStoreConformance, HeartbeatExtendsTheLeaseAndCarriesCancelRequests) {
   Agent a = MakeAgent();
   ASSERT_OK(store_->CreateAgent(a));

@@ -40,6 +40,35 @@ class TurnContext {
   // Whether this turn resumes an interrupted attempt, and how the sandbox got the session's
   // state back. A harness resumes its agent natively (say, `--resume <id>`) when it can.
   virtual const TurnResume& resume() const noexcept = 0;
+
+  // The directory inside the sandbox where the packages of Harness::Needs are installed
+  // (read-only; npm packages under node_modules/, their commands under node_modules/.bin/).
+  // Empty when the harness needs nothing.
+  virtual std::string tools_dir() const noexcept { return ""; }
+
+  // Records what the model spent (one call per model response or per turn, as the agent
+  // reports it; the host adds them up into the run and the session, and emits a "usage"
+  // event). A non-ok Status means the store refused the write; the harness should stop.
+  [[nodiscard]] virtual Status RecordUsage(const Usage& usage) noexcept {
+    (void)usage;
+    return Status::Unimplemented("this host does not record usage");
+  }
+
+  // The agent's own id for the conversation, as recorded by an earlier turn (empty if none).
+  virtual std::string native_session_id() const noexcept { return ""; }
+  // Records the agent's own id for the conversation so that later turns, in any sandbox, can
+  // resume it.
+  [[nodiscard]] virtual Status SetNativeSessionId(std::string_view id) noexcept {
+    (void)id;
+    return Status::Unimplemented("this host does not record native session ids");
+  }
+};
+
+// What a harness needs in its sandboxes besides the base system. The host installs it once per
+// distinct set (cached on disk, never per run) and mounts it read-only at kSandboxTools.
+struct SandboxNeeds {
+  // npm packages with pinned versions ("@openai/codex@0.169.0"), installed together.
+  std::vector<std::string> npm;
 };
 
 struct RehydrateOutcome {
@@ -71,6 +100,12 @@ class Harness : public Lifecycle {
   // next, with ctx.resume().restored == "transcript". A non-ok Status fails the run.
   [[nodiscard]] virtual Result<RehydrateOutcome> Rehydrate(
       TurnContext& ctx, const std::vector<TranscriptMessage>& transcript) noexcept = 0;
+
+  // What the sandboxes of `agent` need installed (default: nothing).
+  [[nodiscard]] virtual SandboxNeeds Needs(const Agent& agent) const noexcept {
+    (void)agent;
+    return {};
+  }
 };
 
 using HarnessPtr = std::unique_ptr<Harness>;

@@ -135,6 +135,14 @@ class SessionStore : public Lifecycle, public SnapshotStore {
   [[nodiscard]] virtual Result<Event> FinishRun(const RunLease& lease, RunStatus status,
                                                 std::optional<int> exit_code, std::string_view error,
                                                 const NewEvent& event) noexcept = 0;
+  // Adds `usage` to the run's and its session's totals (tokens add up, the model is replaced,
+  // cost adds up when given) and appends `event` (its "usage"), in one transaction, fenced by
+  // `lease` (kAborted, writing nothing, when the run has moved on). Returns the stored event.
+  [[nodiscard]] virtual Result<Event> RecordRunUsage(const RunLease& lease, const Usage& usage,
+                                                     const NewEvent& event) noexcept = 0;
+  // Records the agent's own id for the run's session (Session::native_session_id), fenced by
+  // `lease` like RecordRunUsage.
+  [[nodiscard]] virtual Status SetNativeSessionId(const RunLease& lease, std::string_view id) noexcept = 0;
   // Cancels a run on behalf of a user. A queued run becomes cancelled with `reason` at once,
   // with `event` (its "run.finished") appended in the same transaction; a running one gets
   // cancel_requested, which its worker sees at its next heartbeat (or the sweeper, if the

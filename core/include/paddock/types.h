@@ -72,6 +72,16 @@ inline std::optional<SessionStatus> ParseSessionStatus(std::string_view s) noexc
 }
 
 // One conversation with an agent. Outlives any sandbox it runs in.
+// Tokens and money a model spent: one turn's (reported by its harness), a run's (all its
+// attempts) or a session's (all its runs).
+struct Usage {
+  std::string model;  // the model that answered (the newest, when several did)
+  std::int64_t input_tokens = 0;
+  std::int64_t output_tokens = 0;
+  std::int64_t cache_read_tokens = 0;  // input tokens served from the provider's cache
+  std::optional<double> cost_usd;      // when the agent reported it
+};
+
 struct Session {
   std::string id;
   std::string agent_id;
@@ -79,6 +89,10 @@ struct Session {
   std::string status_reason;  // why the session is failed/closed; empty otherwise
   std::string sandbox_id;     // the sandbox currently bound, or empty
   std::int64_t last_seq = 0;  // seq of the newest event; 0 when there is none
+  // The agent CLI's own id for this conversation (Claude Code's session id, Codex's thread id),
+  // recorded by its harness so that a later turn resumes it; empty until one is known.
+  std::string native_session_id;
+  Usage usage;  // the sum over the session's runs
   TimestampMs created_at = 0;
   TimestampMs updated_at = 0;
 };
@@ -124,6 +138,7 @@ struct Run {
   std::optional<int> exit_code;  // set when the harness reported one
   std::string error;             // why it failed; empty otherwise
   int attempt = 0;               // how many times a worker has claimed it
+  Usage usage;                   // what the model spent on it, over all attempts
   TimestampMs created_at = 0;
   TimestampMs started_at = 0;   // 0 until claimed
   TimestampMs finished_at = 0;  // 0 until terminal
@@ -215,6 +230,12 @@ struct SandboxLimits {
 // What the core asks a provider to create. A provider keys durable per-session data (such as
 // the workspace) on session_id, so a sandbox re-created for the same session finds it again.
 // An empty session_id asks for a warm sandbox: started, but bound to no session until Claim.
+// A host directory seen read-only inside a sandbox.
+struct SandboxMount {
+  std::string host_path;
+  std::string sandbox_path;
+};
+
 struct SandboxSpec {
   std::string session_id;
   std::string agent_id;
@@ -227,6 +248,9 @@ struct SandboxSpec {
   int egress_port = 3128;
   bool host_network = false;  // share the host's network (no isolation; an explicit choice)
   EnvMap labels;              // free-form, recorded by the provider for listing
+  // Host directories the provider mounts read-only inside (the harnesses' tool installs,
+  // at kSandboxTools). A provider that cannot mount host paths bakes them into its image.
+  std::vector<SandboxMount> ro_mounts;
 };
 
 enum class SandboxState { kStarting, kRunning, kGone };
@@ -295,6 +319,8 @@ class ExecObserver {
 // paddock-runtime roots; a harness's native resume state lives under one of them.
 inline constexpr char kSandboxWorkspace[] = "/workspace";
 inline constexpr char kSandboxHome[] = "/home/paddock";
+// Where the tools harnesses declare (SandboxNeeds) are installed, read-only, inside a sandbox.
+inline constexpr char kSandboxTools[] = "/opt/paddock/tools";
 
 // One stored snapshot of a session: an archive (tar, optionally gzip) of the workspace and the
 // harness's native resume state, taken after a run.
