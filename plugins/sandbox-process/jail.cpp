@@ -60,6 +60,7 @@ std::vector<std::string> BwrapArgv(const JailOptions& o, const JailSpec& j) {
   a.insert(a.end(), {"--tmpfs", "/home", "--dir", "/home/paddock", "--bind", j.workspace, "/workspace",
                      "--bind", j.run_dir, "/run/paddock", "--ro-bind", o.runtime, "/run/paddock-runtime"});
   if (!j.egress_dir.empty()) a.insert(a.end(), {"--ro-bind", j.egress_dir, "/run/paddock-egress"});
+  for (const SandboxMount& m : j.ro_mounts) a.insert(a.end(), {"--ro-bind", m.host_path, m.sandbox_path});
   a.insert(a.end(), {"--chdir",    "/workspace",
                      "--clearenv", "--setenv",
                      "PATH",       "/usr/local/bin:/usr/bin:/bin",

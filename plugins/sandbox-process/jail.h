@@ -41,8 +41,9 @@ struct JailSpec {
   std::string egress_dir;  // host dir with the proxy's egress.sock, mounted read-only; may be empty
   int egress_port = 3128;
   bool host_network = false;
-  std::int64_t tmp_bytes = 0;  // size of the /tmp tmpfs; 0: the kernel's default
-  std::string token;           // the runtime's bearer token, passed through a pipe
+  std::int64_t tmp_bytes = 0;           // size of the /tmp tmpfs; 0: the kernel's default
+  std::string token;                    // the runtime's bearer token, passed through a pipe
+  std::vector<SandboxMount> ro_mounts;  // host dirs seen read-only inside
   std::vector<std::string> join_cgroups;
   std::vector<std::pair<int, unsigned long>> rlimits;
 };

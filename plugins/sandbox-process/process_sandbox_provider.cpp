@@ -260,6 +260,7 @@ Result<SandboxInfo> ProcessSandboxProvider::Create(const SandboxSpec& spec) noex
     jail.workspace = config_.root + "/volumes/" + r.volume;
     jail.run_dir = dir + "/run";
     jail.egress_dir = spec.egress_dir;
+    jail.ro_mounts = spec.ro_mounts;
     jail.egress_port = spec.egress_port;
     jail.host_network = spec.host_network;
     jail.tmp_bytes = spec.limits.disk_bytes;

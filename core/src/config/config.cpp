@@ -51,9 +51,25 @@ constexpr paddock_config_key kEgressKeys[] = {
      "Give sandboxes the egress proxy; false: sandboxes have no way out at all."},
     {"allow", PADDOCK_CONFIG_STRING_LIST, 0, "",
      "Hosts every sandbox may reach: \"example.com\", \"*.example.com\" or \"host:port\"."},
-    {"model_gateway", PADDOCK_CONFIG_STRING, 0, "", "URL of the model gateway; its host is always allowed."},
     {"port", PADDOCK_CONFIG_INT, 0, "3128", "Port of the proxy inside each sandbox (on 127.0.0.1)."},
     {"connect_timeout", PADDOCK_CONFIG_DURATION, 0, "10s", "How long the proxy waits to connect upstream."},
+};
+
+constexpr paddock_config_key kModelKeys[] = {
+    {"gateway", PADDOCK_CONFIG_STRING, 0, "",
+     "A LiteLLM-style gateway (one URL for Anthropic and OpenAI APIs): LITELLM_API_BASE in sandboxes."},
+    {"anthropic_base_url", PADDOCK_CONFIG_STRING, 0, "",
+     "Anthropic Messages API base URL (ANTHROPIC_BASE_URL); empty: the gateway."},
+    {"openai_base_url", PADDOCK_CONFIG_STRING, 0, "",
+     "OpenAI API base URL, ending in /v1 (OPENAI_BASE_URL); empty: the gateway's /v1."},
+};
+
+constexpr paddock_config_key kToolKeys[] = {
+    {"dir", PADDOCK_CONFIG_STRING, 0, "", "Where harness tools are installed; empty: <data_dir>/tools."},
+    {"npm", PADDOCK_CONFIG_STRING, 0, "npm", "The npm executable that installs them."},
+    {"install_timeout", PADDOCK_CONFIG_DURATION, 0, "10m", "How long one install may take."},
+    {"preinstall", PADDOCK_CONFIG_BOOL, 0, "true",
+     "Install every loaded harness's tools when the server starts, not at its first run."},
 };
 
 constexpr paddock_config_key kSessionKeys[] = {
@@ -201,14 +217,14 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
   }
   Config config;
   config.source = source;
-  const std::set<std::string> known = {"server",  "worker", "store",    "sandbox",  "secrets",
-                                       "harness", "egress", "profiles", "sessions", "snapshots"};
+  const std::set<std::string> known = {"server", "worker",   "store",    "sandbox",   "secrets", "harness",
+                                       "egress", "profiles", "sessions", "snapshots", "models",  "tools"};
   for (const auto& [key, node] : doc) {
     if (!known.count(std::string(key.str()))) {
       return Invalid(source, static_cast<int>(node.source().begin.line),
                      "unknown section [" + std::string(key.str()) +
                          "]; allowed: server, worker, store, sandbox, secrets, harness, egress, profiles, "
-                         "sessions, snapshots");
+                         "sessions, snapshots, models, tools");
     }
   }
   auto table_of = [&](const char* name) -> Result<const toml::table*> {
@@ -320,17 +336,46 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
     e.enabled = v.GetBool("enabled");
     e.allow = v.GetStringList("allow");
     for (const auto& h : e.allow) PADDOCK_RETURN_IF_ERROR(CheckHost(h, source, s.line));
-    e.model_gateway = v.GetString("model_gateway");
-    if (!e.model_gateway.empty() && e.model_gateway.rfind("http://", 0) != 0 &&
-        e.model_gateway.rfind("https://", 0) != 0) {
-      return Invalid(source, s.line, "[egress] model_gateway must be an http:// or https:// URL");
-    }
     std::int64_t port = v.GetInt("port");
     if (port < 1 || port > 65535) return Invalid(source, s.line, "[egress] port must be 1..65535");
     e.port = static_cast<int>(port);
     e.connect_timeout_ms = v.GetDurationMs("connect_timeout");
     if (e.connect_timeout_ms < 100)
       return Invalid(source, s.line, "[egress] connect_timeout must be at least 100ms");
+  }
+  // [models]: where sandboxes reach models; the egress proxy always allows these hosts.
+  {
+    PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("models"));
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kModelKeys, s));
+    ModelSettings& m = config.models;
+    m.gateway = v.GetString("gateway");
+    m.anthropic_base_url = v.GetString("anthropic_base_url");
+    m.openai_base_url = v.GetString("openai_base_url");
+    for (const auto& [key, url] : {std::pair<const char*, std::string&>{"gateway", m.gateway},
+                                   {"anthropic_base_url", m.anthropic_base_url},
+                                   {"openai_base_url", m.openai_base_url}}) {
+      while (!url.empty() && url.back() == '/') url.pop_back();
+      if (url.empty()) continue;
+      if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+        return Invalid(
+            source, s.line,
+            std::string("[models] ") + key + " must be an http:// or https:// URL, not '" + url + "'");
+      }
+      config.egress.model_urls.push_back(url);
+    }
+  }
+  // [tools]
+  {
+    PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("tools"));
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kToolKeys, s));
+    ToolSettings& t = config.tools;
+    t.dir = v.GetString("dir");
+    t.npm = v.GetString("npm");
+    t.install_timeout_ms = v.GetDurationMs("install_timeout");
+    t.preinstall = v.GetBool("preinstall");
+    if (t.npm.empty()) return Invalid(source, s.line, "[tools] npm must not be empty");
+    if (t.install_timeout_ms < 1000)
+      return Invalid(source, s.line, "[tools] install_timeout must be at least 1s");
   }
   // [profiles.<name>]
   {

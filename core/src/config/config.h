@@ -8,7 +8,9 @@
 //   [store] / [sandbox] / [secrets]   type = "<name>", plus [<kind>.config] for the plugin;
 //                                     [store] also migrate = true|false
 //   [[harness]]                       type = "<name>", plus [harness.config]; one or more
-//   [egress]  enabled, allow, model_gateway, port, connect_timeout
+//   [egress]  enabled, allow, port, connect_timeout
+//   [models]  gateway, anthropic_base_url, openai_base_url
+//   [tools]   dir, npm, install_timeout, preinstall
 //   [profiles.<name>]  memory, cpus, pids, disk, warm, allow, host_network ("default" always exists)
 #pragma once
 
@@ -60,10 +62,26 @@ struct SnapshotSettings {
 struct EgressSettings {
   bool enabled = true;
   std::vector<std::string>
-      allow;                  // hosts every sandbox may reach: "example.com", "*.example.com", "host:port"
-  std::string model_gateway;  // URL of the model gateway; its host is always allowed
-  int port = 3128;            // the proxy's port inside each sandbox (127.0.0.1)
+      allow;  // hosts every sandbox may reach: "example.com", "*.example.com", "host:port"
+  std::vector<std::string> model_urls;  // [models] URLs: their hosts are always allowed
+  int port = 3128;                      // the proxy's port inside each sandbox (127.0.0.1)
   std::int64_t connect_timeout_ms = 10000;
+};
+
+// Where sandboxes reach models ([models]); each becomes an environment variable of every
+// sandbox (LITELLM_API_BASE, ANTHROPIC_BASE_URL, OPENAI_BASE_URL). Keys are secrets.
+struct ModelSettings {
+  std::string gateway;
+  std::string anthropic_base_url;
+  std::string openai_base_url;
+};
+
+// Installs of what harnesses need in their sandboxes ([tools]).
+struct ToolSettings {
+  std::string dir;  // empty: <data_dir>/tools
+  std::string npm = "npm";
+  std::int64_t install_timeout_ms = 600000;
+  bool preinstall = true;
 };
 
 // A sandbox profile: limits, warm pool and egress allow list.
@@ -87,6 +105,8 @@ struct Config {
   WorkerSettings worker;
   bool migrate_on_start = true;  // [store] migrate
   EgressSettings egress;
+  ModelSettings models;
+  ToolSettings tools;
   SessionSettings sessions;
   SnapshotSettings snapshots;
   std::vector<ProfileSettings> profiles;  // "default" first

@@ -5,6 +5,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
+#include <map>
 
 namespace paddock {
 
@@ -72,6 +73,16 @@ struct Metrics::Impl {
               "Sandboxes found lost, sessions suspended when idle, and runs resumed (by how the sandbox got "
               "its state back).")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& tokens =
+      BuildCounter()
+          .Name("paddock_model_tokens_total")
+          .Help("Tokens models spent, by agent, harness, model and kind (input, output, cache_read).")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& cost =
+      BuildCounter()
+          .Name("paddock_model_cost_usd_total")
+          .Help("US dollars models cost, as the agents reported it, by agent, harness and model.")
+          .Register(*registry);
   prometheus::Counter& events_counter = events.Add({});
   prometheus::Counter& interrupted_counter = interrupted.Add({});
   prometheus::Counter& egress_refused = egress.Add({});
@@ -119,6 +130,21 @@ void Metrics::RunResumed(std::string_view restored) {
   impl_->durability
       .Add({{"event", "run_resumed"}, {"restored", std::string(restored.empty() ? "none" : restored)}})
       .Increment();
+}
+
+void Metrics::ModelUsage(std::string_view agent, std::string_view harness, const Usage& usage) {
+  std::string model = usage.model.empty() ? "unknown" : usage.model;
+  auto labels = [&](const char* kind) -> std::map<std::string, std::string> {
+    return {
+        {"agent", std::string(agent)}, {"harness", std::string(harness)}, {"model", model}, {"kind", kind}};
+  };
+  impl_->tokens.Add(labels("input")).Increment(static_cast<double>(usage.input_tokens));
+  impl_->tokens.Add(labels("output")).Increment(static_cast<double>(usage.output_tokens));
+  impl_->tokens.Add(labels("cache_read")).Increment(static_cast<double>(usage.cache_read_tokens));
+  if (usage.cost_usd) {
+    impl_->cost.Add({{"agent", std::string(agent)}, {"harness", std::string(harness)}, {"model", model}})
+        .Increment(*usage.cost_usd);
+  }
 }
 
 void Metrics::RunInterrupted() { impl_->interrupted_counter.Increment(); }

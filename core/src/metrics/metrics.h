@@ -32,6 +32,8 @@ class Metrics {
   void SandboxLost();
   void SessionSuspended();
   void RunResumed(std::string_view restored);
+  // What a model spent for an agent (by its id), through a harness.
+  void ModelUsage(std::string_view agent, std::string_view harness, const Usage& usage);
   void EventsAppended(std::int64_t n);
   void SetSessionCounts(const SessionCounts& counts);
   void PluginLoaded(std::string_view kind, std::string_view name, std::string_view version);

@@ -1,5 +1,7 @@
 #include "services/app.h"
 
+#include <filesystem>
+
 #include "metrics/metrics.h"
 #include "paddock/json.h"
 #include "services/agent_service.h"
@@ -9,6 +11,7 @@
 #include "services/sandbox_manager.h"
 #include "services/session_service.h"
 #include "services/snapshot_service.h"
+#include "services/tool_cache.h"
 #include "util/log.h"
 #include "util/redactor.h"
 
@@ -44,6 +47,22 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
     sandbox.egress = config.egress.enabled;
     sandbox.egress_port = config.egress.port;
     sandbox.idle_timeout = std::chrono::milliseconds(config.sessions.idle_timeout_ms);
+    const ModelSettings& m = config.models;
+    if (!m.gateway.empty()) sandbox.model_env["LITELLM_API_BASE"] = m.gateway;
+    std::string anthropic = !m.anthropic_base_url.empty() ? m.anthropic_base_url : m.gateway;
+    std::string openai = !m.openai_base_url.empty() ? m.openai_base_url
+                         : m.gateway.empty()        ? ""
+                                                    : m.gateway + "/v1";
+    if (!anthropic.empty()) sandbox.model_env["ANTHROPIC_BASE_URL"] = anthropic;
+    if (!openai.empty()) sandbox.model_env["OPENAI_BASE_URL"] = openai;
+    a.tools_ = std::make_unique<ToolCache>(
+        config.tools.dir.empty() ? config.server.data_dir + "/tools" : config.tools.dir, config.tools.npm,
+        std::chrono::milliseconds(config.tools.install_timeout_ms));
+    sandbox.tools_root = a.tools_->root();
+    std::error_code ec;
+    std::filesystem::create_directories(sandbox.tools_root, ec);
+    if (ec) return Status::FailedPrecondition("cannot create " + sandbox.tools_root + ": " + ec.message());
+    std::filesystem::permissions(sandbox.tools_root, std::filesystem::perms(0755), ec);
     if (config.egress.enabled) {
       a.egress_ = std::make_unique<EgressProxy>(config.egress, config.server.data_dir + "/egress");
     }
@@ -64,8 +83,9 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
       auto h = harnesses->by_name.find(agent.harness);
       return h == harnesses->by_name.end() ? std::vector<std::string>() : h->second->NativeStatePaths(agent);
     });
-    a.executor_ = std::make_unique<RunExecutor>(*a.store_, *a.events_, *a.sandboxes_, a.snapshots_.get(),
-                                                a.harnesses_, *a.redactor_, *a.metrics_, lease);
+    a.executor_ =
+        std::make_unique<RunExecutor>(*a.store_, *a.events_, *a.sandboxes_, a.snapshots_.get(), a.harnesses_,
+                                      *a.redactor_, *a.metrics_, lease, a.tools_.get());
     a.workers_ = std::make_unique<WorkerPool>(*a.store_, *a.executor_, NewWorkerId(), w.threads,
                                               std::chrono::milliseconds(w.poll_interval_ms), lease);
   }
@@ -131,6 +151,20 @@ Status App::Start() {
     PADDOCK_RETURN_IF_ERROR(sweeper_->Sweep(now).status());
   }
   if (sandboxes_) PADDOCK_RETURN_IF_ERROR(sandboxes_->Start().Annotate("reattaching sandboxes"));
+  if (tools_) {
+    if (config_.tools.preinstall) {
+      // In the background: a run that needs a set meanwhile waits for the same install.
+      std::vector<SandboxNeeds> sets;
+      for (const auto& [name, h] : harnesses_.by_name) sets.push_back(h->Needs(Agent{}));
+      preinstall_ = std::thread([tools = tools_.get(), sets] {
+        for (const SandboxNeeds& needs : sets) {
+          if (Result<std::string> dir = tools->Ensure(needs); !dir.ok()) {
+            LogWarn("installing sandbox tools: " + dir.status().ToString());
+          }
+        }
+      });
+    }
+  }
   if (workers_) workers_->Start();
   sweeper_->Start();
   if (auto counts = store_->CountSessions(); counts.ok()) metrics_->SetSessionCounts(*counts);
@@ -143,6 +177,8 @@ void App::Stop() {
   if (workers_) workers_->Stop();
   if (sandboxes_) sandboxes_->Stop();
   if (egress_) egress_->Stop();
+  if (tools_) tools_->Stop();
+  if (preinstall_.joinable()) preinstall_.join();
   if (store_ && started_ > 0) store_->SetEventFeed(nullptr);
   while (started_ > 0) {
     --started_;

@@ -4,11 +4,13 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "config/config.h"
 #include "plugins/plugin_host.h"
+#include "services/tool_cache.h"
 #include "services/worker.h"
 
 namespace paddock {
@@ -72,6 +74,8 @@ class App {
   std::unique_ptr<EventService> events_;
   std::unique_ptr<EgressProxy> egress_;
   std::unique_ptr<SnapshotService> snapshots_;
+  std::unique_ptr<ToolCache> tools_;
+  std::thread preinstall_;
   std::unique_ptr<SandboxManager> sandboxes_;
   std::unique_ptr<RunExecutor> executor_;
   std::unique_ptr<WorkerPool> workers_;

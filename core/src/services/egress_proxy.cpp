@@ -72,8 +72,8 @@ void EgressProxy::Stop() {
 std::vector<std::string> EgressProxy::FullAllow(const std::vector<std::string>& allow) const {
   std::vector<std::string> all = settings_.allow;
   all.insert(all.end(), allow.begin(), allow.end());
-  if (!settings_.model_gateway.empty()) {
-    Poco::URI uri(settings_.model_gateway);
+  for (const std::string& url : settings_.model_urls) {
+    Poco::URI uri(url);
     all.push_back(uri.getHost() + ":" + std::to_string(uri.getPort()));
   }
   return all;

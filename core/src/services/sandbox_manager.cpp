@@ -154,6 +154,7 @@ Result<SandboxInfo> SandboxManager::CreateSandbox(const ProfileSettings& profile
   spec.limits = profile.limits;
   spec.host_network = profile.host_network;
   spec.egress_port = settings_.egress_port;
+  if (!settings_.tools_root.empty()) spec.ro_mounts.push_back({settings_.tools_root, kSandboxTools});
   if (egress_ && settings_.egress && !profile.host_network) {
     PADDOCK_ASSIGN_OR_RETURN(spec.egress_dir, egress_->Open(EgressKey(), profile.allow));
   }
@@ -366,7 +367,8 @@ Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id,
 Result<EnvMap> SandboxManager::Environment(const Agent& agent, const Session& session) {
   PADDOCK_ASSIGN_OR_RETURN(std::vector<Secret> secrets,
                            secrets_.Resolve(SecretScope{"", agent.id, session.id}));
-  EnvMap env = agent.env;
+  EnvMap env = settings_.model_env;
+  for (const auto& [name, value] : agent.env) env[name] = value;
   for (const Secret& s : secrets) {
     redactor_.Add(s.value);
     env[s.name] = s.value;

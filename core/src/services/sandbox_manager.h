@@ -40,6 +40,10 @@ struct SandboxSettings {
   // Sessions whose sandbox ran nothing this long are suspended (0: never); an agent's
   // idle_timeout_seconds overrides it.
   std::chrono::milliseconds idle_timeout{0};
+  // Given to every sandbox's commands under the agent's own env (which wins): where models are.
+  EnvMap model_env;
+  // Host directory mounted read-only at kSandboxTools in every sandbox (ToolCache::root()).
+  std::string tools_root;
 };
 
 // A sandbox bound to a session, as Ensure leaves it.

@@ -11,6 +11,7 @@
 #include "services/event_service.h"
 #include "services/sandbox_manager.h"
 #include "services/snapshot_service.h"
+#include "services/tool_cache.h"
 #include "services/transcript.h"
 #include "util/log.h"
 #include "util/redactor.h"
@@ -34,15 +35,25 @@ class HostTurnContext final : public TurnContext {
     std::atomic<bool>& store_down;
   };
 
+  struct Host {
+    SessionStore& store;
+    EventService& events;
+    Metrics& metrics;
+    RunLease lease;
+    std::string tools_dir;
+  };
+
   HostTurnContext(const Agent& agent, const Session& session, const Run& run, RuntimeClient runtime,
-                  EventService& events, Flags flags, TurnResume resume)
+                  Host host, Flags flags, TurnResume resume)
       : agent_(agent),
         session_(session),
         run_(run),
         runtime_(std::move(runtime)),
-        events_(events),
+        host_(std::move(host)),
+        events_(host_.events),
         flags_(flags),
-        resume_(std::move(resume)) {}
+        resume_(std::move(resume)),
+        native_id_(session.native_session_id) {}
 
   const Agent& agent() const noexcept override { return agent_; }
   const Session& session() const noexcept override { return session_; }
@@ -74,14 +85,70 @@ class HostTurnContext final : public TurnContext {
 
   const TurnResume& resume() const noexcept override { return resume_; }
 
+  std::string tools_dir() const noexcept override { return host_.tools_dir; }
+
+  Status RecordUsage(const Usage& usage) noexcept override {
+    try {
+      if (usage.input_tokens < 0 || usage.output_tokens < 0 || usage.cache_read_tokens < 0 ||
+          (usage.cost_usd && *usage.cost_usd < 0)) {
+        return Status::InvalidArgument("usage must not be negative");
+      }
+      std::string data = "{\"model\":" + JsonQuote(usage.model) +
+                         ",\"input_tokens\":" + std::to_string(usage.input_tokens) +
+                         ",\"output_tokens\":" + std::to_string(usage.output_tokens) +
+                         ",\"cache_read_tokens\":" + std::to_string(usage.cache_read_tokens);
+      if (usage.cost_usd) {
+        char cost[64];
+        std::snprintf(cost, sizeof cost, "%.6f", *usage.cost_usd);
+        data += std::string(",\"cost_usd\":") + cost;
+      }
+      data += "}";
+      PADDOCK_ASSIGN_OR_RETURN(NewEvent event, events_.Prepare(run_.id, "usage", data));
+      Result<Event> stored = host_.store.RecordRunUsage(host_.lease, usage, event);
+      if (!stored.ok()) {
+        if (stored.status().code() == StatusCode::kAborted) flags_.lease_lost = true;
+        if (stored.status().code() == StatusCode::kUnavailable) flags_.store_down = true;
+        return stored.status();
+      }
+      events_.Published(*stored);
+      host_.metrics.ModelUsage(agent_.id, agent_.harness, usage);
+      return Status::Ok();
+    } catch (const std::exception& e) {
+      return Status::Internal(std::string("usage: ") + e.what());
+    }
+  }
+
+  std::string native_session_id() const noexcept override {
+    std::lock_guard lock(native_mu_);
+    return native_id_;
+  }
+
+  Status SetNativeSessionId(std::string_view id) noexcept override {
+    try {
+      Status s = host_.store.SetNativeSessionId(host_.lease, id);
+      if (s.code() == StatusCode::kAborted) flags_.lease_lost = true;
+      if (s.code() == StatusCode::kUnavailable) flags_.store_down = true;
+      if (s.ok()) {
+        std::lock_guard lock(native_mu_);
+        native_id_ = std::string(id);
+      }
+      return s;
+    } catch (const std::exception& e) {
+      return Status::Internal(std::string("native session id: ") + e.what());
+    }
+  }
+
  private:
   const Agent& agent_;
   const Session& session_;
   const Run& run_;
   RuntimeClient runtime_;
+  Host host_;
   EventService& events_;
   Flags flags_;
   TurnResume resume_;
+  mutable std::mutex native_mu_;
+  std::string native_id_;
 };
 
 // How often a run may lose its sandbox before it fails instead of resuming in another.
@@ -107,7 +174,7 @@ std::string NewWorkerId() {
 
 RunExecutor::RunExecutor(SessionStore& store, EventService& events, SandboxManager& sandboxes,
                          SnapshotService* snapshots, const Harnesses& harnesses, Redactor& redactor,
-                         Metrics& metrics, LeaseSettings lease)
+                         Metrics& metrics, LeaseSettings lease, ToolCache* tools)
     : store_(store),
       events_(events),
       sandboxes_(sandboxes),
@@ -115,7 +182,8 @@ RunExecutor::RunExecutor(SessionStore& store, EventService& events, SandboxManag
       harnesses_(harnesses),
       redactor_(redactor),
       metrics_(metrics),
-      lease_(lease) {}
+      lease_(lease),
+      tools_(tools) {}
 
 bool RunExecutor::Cancel(const std::string& run_id) {
   std::lock_guard lock(mu_);
@@ -173,6 +241,14 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
   }
   Harness& harness = *found->second;
   const std::vector<std::string> native = harness.NativeStatePaths(agent);
+  std::string tools_dir;
+  if (tools_) {
+    Result<std::string> installed = tools_->Ensure(harness.Needs(agent));
+    if (!installed.ok()) {
+      return installed.status().Annotate("installing what harness '" + agent.harness + "' needs");
+    }
+    tools_dir = *installed;
+  }
   TurnResume resume;
   resume.resuming = run.attempt > 1;
   if (resume.resuming) resume.reason = "attempt " + std::to_string(run.attempt - 1) + " was interrupted";
@@ -224,7 +300,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
         return resumed.status();
       }
     }
-    HostTurnContext ctx(agent, session, run, runtime, events_,
+    HostTurnContext ctx(agent, session, run, runtime, {store_, events_, metrics_, active.lease, tools_dir},
                         {active.cancelled, active.lease_lost, active.store_down}, resume);
     if (rehydrate) {
       PADDOCK_RETURN_IF_ERROR(

@@ -24,6 +24,7 @@ class Metrics;
 class Redactor;
 class SandboxManager;
 class SnapshotService;
+class ToolCache;
 
 struct Harnesses {
   std::map<std::string, std::shared_ptr<Harness>, std::less<>> by_name;
@@ -38,10 +39,11 @@ struct LeaseSettings {
 // Thread safety: Execute is called concurrently for runs of different sessions.
 class RunExecutor {
  public:
-  // `snapshots` may be null (snapshots disabled).
+  // `snapshots` may be null (snapshots disabled); `tools` may be null (harnesses get nothing
+  // installed).
   RunExecutor(SessionStore& store, EventService& events, SandboxManager& sandboxes,
               SnapshotService* snapshots, const Harnesses& harnesses, Redactor& redactor, Metrics& metrics,
-              LeaseSettings lease);
+              LeaseSettings lease, ToolCache* tools = nullptr);
 
   // Runs `run` (claimed by this process: running, with its generation) to a terminal status,
   // recording it in the store and as a "run.finished" event — unless the lease is lost on the
@@ -82,6 +84,7 @@ class RunExecutor {
   Redactor& redactor_;
   Metrics& metrics_;
   LeaseSettings lease_;
+  ToolCache* tools_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Active>> active_;
   bool stopping_ = false;  // guarded by mu_: runs claimed after CancelAll start cancelled
