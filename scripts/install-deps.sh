@@ -9,6 +9,10 @@ packages=(
   bubblewrap util-linux e2fsprogs prometheus binutils procps python3 clang-format
 )
 
+# Node.js and npm: the agent harnesses install their CLIs from npm (Codex runs on node). Any
+# node already on PATH will do; Debian's otherwise.
+if ! command -v npm >/dev/null || ! command -v node >/dev/null; then packages+=(nodejs npm); fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -15,6 +15,7 @@
 #include <Poco/StreamCopier.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -31,6 +32,8 @@ struct ModelServer::State {
   ModelServerUsage usage;
   std::chrono::microseconds busy{0};
   std::chrono::milliseconds delay{0};
+  std::condition_variable wake;  // ends delays early when the server stops
+  bool stopping = false;
   std::atomic<int> next_id{1};
 };
 
@@ -443,12 +446,10 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       res.send() << R"({"error":{"type":"invalid_request_error","message":"the body is not a JSON object"}})";
       return;
     }
-    std::chrono::milliseconds delay;
     {
-      std::lock_guard lock(state_->mu);
-      delay = state_->delay;
+      std::unique_lock lock(state_->mu);
+      state_->wake.wait_for(lock, state_->delay, [&] { return state_->stopping; });
     }
-    if (delay.count() > 0) std::this_thread::sleep_for(delay);
     Ask ask = Read(api, parsed);
     Reply reply = Decide(state_->script, ask, body.size());
     std::string id = std::to_string(state_->next_id++);
@@ -496,7 +497,14 @@ ModelServer::ModelServer(std::vector<ScriptedTurn> script, int port) : state_(st
   server_->start();
 }
 
-ModelServer::~ModelServer() { server_->stopAll(true); }
+ModelServer::~ModelServer() {
+  {
+    std::lock_guard lock(state_->mu);
+    state_->stopping = true;
+  }
+  state_->wake.notify_all();
+  server_->stopAll(true);
+}
 
 std::string ModelServer::BaseUrl() const {
   return "http://" + Poco::Net::DNS::hostName() + ":" + std::to_string(port_);

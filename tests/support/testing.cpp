@@ -48,6 +48,7 @@ std::string PluginDir() { return PADDOCK_TEST_PLUGIN_DIR; }
 std::string FixtureDir() { return PADDOCK_TEST_FIXTURE_DIR; }
 std::string PaddockBinary() { return PADDOCK_TEST_BINARY; }
 std::string SourceDir() { return PADDOCK_TEST_SOURCE_DIR; }
+std::string TestToolsDir() { return PADDOCK_TEST_TOOLS_DIR; }
 
 namespace {
 

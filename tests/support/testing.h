@@ -37,6 +37,9 @@ std::string PluginDir();   // the built plugins
 std::string FixtureDir();  // the broken fixture plugins
 std::string PaddockBinary();
 std::string SourceDir();
+// Where the tests' servers install the agent CLIs ([tools] dir), shared by every test of the
+// build so that each CLI is installed from npm once.
+std::string TestToolsDir();
 
 // Loads <kind>.<name> from `plugin_dir` through the real loader with `config_toml` as its
 // config section, starts it, and returns it; the pointer stops the plugin and then unloads

@@ -9,6 +9,16 @@ namespace paddock {
 
 namespace {
 Poco::JSON::Object::Ptr NewObject() { return new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER); }
+
+Poco::JSON::Object::Ptr RenderUsage(const Usage& u) {
+  auto o = NewObject();
+  o->set("model", u.model.empty() ? Poco::Dynamic::Var() : Poco::Dynamic::Var(u.model));
+  o->set("input_tokens", u.input_tokens);
+  o->set("output_tokens", u.output_tokens);
+  o->set("cache_read_tokens", u.cache_read_tokens);
+  o->set("cost_usd", u.cost_usd ? Poco::Dynamic::Var(*u.cost_usd) : Poco::Dynamic::Var());
+  return o;
+}
 }  // namespace
 
 Poco::JSON::Object::Ptr RenderAgent(const Agent& a) {
@@ -37,6 +47,9 @@ Poco::JSON::Object::Ptr RenderSession(const Session& s) {
   o->set("status_reason", s.status_reason);
   o->set("sandbox_id", s.sandbox_id.empty() ? Poco::Dynamic::Var() : Poco::Dynamic::Var(s.sandbox_id));
   o->set("last_seq", s.last_seq);
+  o->set("native_session_id",
+         s.native_session_id.empty() ? Poco::Dynamic::Var() : Poco::Dynamic::Var(s.native_session_id));
+  o->set("usage", RenderUsage(s.usage));
   o->set("created_at", FormatTime(s.created_at));
   o->set("updated_at", FormatTime(s.updated_at));
   return o;
@@ -52,6 +65,7 @@ Poco::JSON::Object::Ptr RenderRun(const Run& r) {
   o->set("error", r.error);
   o->set("attempt", r.attempt);
   o->set("cancel_requested", r.cancel_requested);
+  o->set("usage", RenderUsage(r.usage));
   o->set("worker", r.lease_owner.empty() ? Poco::Dynamic::Var() : Poco::Dynamic::Var(r.lease_owner));
   o->set("lease_expires_at",
          r.lease_expires_at ? Poco::Dynamic::Var(FormatTime(r.lease_expires_at)) : Poco::Dynamic::Var());

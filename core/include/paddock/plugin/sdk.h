@@ -94,7 +94,10 @@ auto Guard(F&& f) noexcept -> decltype(f()) {
 // Exports the manifest and the factory of a plugin. KIND and NAME are bare words (store,
 // sqlite); KEYS is a paddock::ConfigKeys; FACTORY is callable as
 //   Result<std::unique_ptr<Interface>> FACTORY(const PluginContext&, const ConfigView&)
-#define PADDOCK_DEFINE_PLUGIN(KIND, NAME, VERSION, DESCRIPTION, KEYS, FACTORY)                            \
+// PADDOCK_DEFINE_PLUGIN_NAMED takes the name as a string, for names with a '-' ("claude-code").
+#define PADDOCK_DEFINE_PLUGIN(KIND, NAME, VERSION, DESCRIPTION, KEYS, FACTORY) \
+  PADDOCK_DEFINE_PLUGIN_NAMED(KIND, #NAME, VERSION, DESCRIPTION, KEYS, FACTORY)
+#define PADDOCK_DEFINE_PLUGIN_NAMED(KIND, NAME, VERSION, DESCRIPTION, KEYS, FACTORY)                      \
   extern "C" PADDOCK_PLUGIN_EXPORT const paddock_plugin_manifest* paddock_plugin_manifest_v1(void) {      \
     static const paddock_plugin_manifest manifest = {sizeof(paddock_plugin_manifest),                     \
                                                      PADDOCK_PLUGIN_ABI_MAJOR,                            \
@@ -102,7 +105,7 @@ auto Guard(F&& f) noexcept -> decltype(f()) {
                                                      PADDOCK_SDK_HASH,                                    \
                                                      PADDOCK_TOOLCHAIN,                                   \
                                                      #KIND,                                               \
-                                                     #NAME,                                               \
+                                                     NAME,                                                \
                                                      VERSION,                                             \
                                                      DESCRIPTION,                                         \
                                                      (KEYS).data(),                                       \
