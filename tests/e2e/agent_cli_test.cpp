@@ -42,6 +42,11 @@ class AgentCli : public Api, public ::testing::WithParamInterface<Cli> {
                 {std::string("CONTAINER_ENV_LITELLM_API_KEY=") + kKey});
   }
 
+  void TearDown() override {
+    model_.reset();  // answers a delayed request at once, so nothing waits on it while the server stops
+    Api::TearDown();
+  }
+
   std::string CreateCliSession() {
     auto r = server_->Request("POST", "/api/agents",
                               "{\"name\":\"cli\",\"harness\":\"" + GetParam().harness + "\",\"model\":\"" +

@@ -696,8 +696,9 @@ TEST(Cli, PluginsListsEveryLoadablePluginWithItsSchema) {
   Poco::JSON::Parser parser;
   auto doc = parser.parse(out).extract<Poco::JSON::Object::Ptr>();
   auto plugins = doc->getArray("plugins");
-  ASSERT_EQ(plugins->size(),
-            5u);  // store.sqlite, store.postgres, sandbox.process, harness.shell, secrets.env
+  // store.sqlite, store.postgres, sandbox.process, secrets.env, harness.shell, harness.claude-code,
+  // harness.codex, harness.opencode
+  ASSERT_EQ(plugins->size(), 8u);
   EXPECT_EQ(doc->getArray("refused")->size(), 0u);
   bool saw_sqlite_path = false;
   for (unsigned i = 0; i < plugins->size(); ++i) {
