@@ -37,6 +37,17 @@ Agent ReadAgent(const PgResult& r, int i) {
   return a;
 }
 
+// Usage columns (model, input_tokens, output_tokens, cache_read_tokens, cost_microusd) from `col`.
+Usage ReadUsage(const PgResult& r, int i, int col) {
+  Usage u;
+  u.model = r.Text(i, col);
+  u.input_tokens = r.Int(i, col + 1);
+  u.output_tokens = r.Int(i, col + 2);
+  u.cache_read_tokens = r.Int(i, col + 3);
+  if (!r.IsNull(i, col + 4)) u.cost_usd = static_cast<double>(r.Int(i, col + 4)) / 1e6;
+  return u;
+}
+
 Session ReadSession(const PgResult& r, int i) {
   Session s;
   s.id = r.Text(i, 0);
@@ -48,11 +59,7 @@ Session ReadSession(const PgResult& r, int i) {
   s.created_at = r.Int(i, 6);
   s.updated_at = r.Int(i, 7);
   s.native_session_id = r.Text(i, 8);
-  s.usage.model = r.Text(i, 9);
-  s.usage.input_tokens = r.Int(i, 10);
-  s.usage.output_tokens = r.Int(i, 11);
-  s.usage.cache_read_tokens = r.Int(i, 12);
-  if (!r.IsNull(i, 13)) s.usage.cost_usd = static_cast<double>(r.Int(i, 13)) / 1e6;
+  s.usage = ReadUsage(r, i, 9);
   return s;
 }
 
@@ -72,11 +79,7 @@ Run ReadRun(const PgResult& r, int i) {
   run.lease_owner = r.Text(i, 11);
   run.lease_expires_at = r.Int(i, 12);
   run.cancel_requested = r.Bool(i, 13);
-  run.usage.model = r.Text(i, 14);
-  run.usage.input_tokens = r.Int(i, 15);
-  run.usage.output_tokens = r.Int(i, 16);
-  run.usage.cache_read_tokens = r.Int(i, 17);
-  if (!r.IsNull(i, 18)) run.usage.cost_usd = static_cast<double>(r.Int(i, 18)) / 1e6;
+  run.usage = ReadUsage(r, i, 14);
   return run;
 }
 
@@ -743,18 +746,22 @@ Result<Event> PostgresSessionStore::FinishRun(const RunLease& lease, RunStatus s
   });
 }
 
+Result<std::string> PostgresSessionStore::LockLeasedRun(PgConnection& conn, const RunLease& lease) {
+  PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                           conn.Query("SELECT session_id FROM runs WHERE id = $1 AND generation = $2 "
+                                      "AND status = 'running' FOR UPDATE",
+                                      {lease.run_id, lease.generation}));
+  if (r.rows() == 0) return LeaseRefusal(conn, lease);
+  return r.Text(0, 0);
+}
+
 Result<Event> PostgresSessionStore::RecordRunUsage(const RunLease& lease, const Usage& usage,
                                                    const NewEvent& event) noexcept {
   return Guard([&]() -> Result<Event> {
     PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
     PgTransaction tx(*conn);
     PADDOCK_RETURN_IF_ERROR(tx.Begin());
-    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
-                             conn->Query("SELECT session_id FROM runs WHERE id = $1 AND generation = $2 "
-                                         "AND status = 'running' FOR UPDATE",
-                                         {lease.run_id, lease.generation}));
-    if (r.rows() == 0) return LeaseRefusal(*conn, lease);
-    std::string session_id = r.Text(0, 0);
+    PADDOCK_ASSIGN_OR_RETURN(std::string session_id, LockLeasedRun(*conn, lease));
     std::optional<std::int64_t> micro;
     if (usage.cost_usd) micro = static_cast<std::int64_t>(*usage.cost_usd * 1e6 + 0.5);
     for (const char* table : {"runs", "sessions"}) {
@@ -783,14 +790,10 @@ Status PostgresSessionStore::SetNativeSessionId(const RunLease& lease, std::stri
     PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
     PgTransaction tx(*conn);
     PADDOCK_RETURN_IF_ERROR(tx.Begin());
-    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
-                             conn->Query("SELECT session_id FROM runs WHERE id = $1 AND generation = $2 "
-                                         "AND status = 'running' FOR UPDATE",
-                                         {lease.run_id, lease.generation}));
-    if (r.rows() == 0) return LeaseRefusal(*conn, lease);
-    PADDOCK_RETURN_IF_ERROR(conn->Query("UPDATE sessions SET native_session_id = $1 WHERE id = $2",
-                                        {std::string(id), r.Text(0, 0)})
-                                .status());
+    PADDOCK_ASSIGN_OR_RETURN(std::string session_id, LockLeasedRun(*conn, lease));
+    PADDOCK_RETURN_IF_ERROR(
+        conn->Query("UPDATE sessions SET native_session_id = $1 WHERE id = $2", {std::string(id), session_id})
+            .status());
     return tx.Commit();
   });
 }

@@ -84,6 +84,8 @@ class PostgresSessionStore final : public SessionStore {
   Result<Event> AppendOn(PgConnection& conn, std::string_view session_id, const NewEvent& event);
   // Why a fenced write for `lease` found no row: kNotFound, or kAborted naming the run's state.
   Status LeaseRefusal(PgConnection& conn, const RunLease& lease);
+  // Locks the run while it runs under `lease` and returns its session id; else LeaseRefusal.
+  Result<std::string> LockLeasedRun(PgConnection& conn, const RunLease& lease);
   Result<Run> GetRunOn(PgConnection& conn, std::string_view id, bool for_update = false);
   Result<Agent> GetAgentOn(PgConnection& conn, std::string_view id);
   Status WriteAgentEnv(PgConnection& conn, const Agent& agent);

@@ -91,6 +91,16 @@ std::int64_t Statement::Int(int col) const { return sqlite3_column_int64(stmt_, 
 
 bool Statement::IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 
+Usage ReadUsage(const Statement& st, int col) {
+  Usage u;
+  u.model = st.Text(col);
+  u.input_tokens = st.Int(col + 1);
+  u.output_tokens = st.Int(col + 2);
+  u.cache_read_tokens = st.Int(col + 3);
+  if (!st.IsNull(col + 4)) u.cost_usd = static_cast<double>(st.Int(col + 4)) / 1e6;
+  return u;
+}
+
 Status Exec(sqlite3* db, const std::string& sql) {
   char* err = nullptr;
   int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "paddock/status.h"
+#include "paddock/types.h"
 
 namespace paddock::plugins::store_sqlite {
 
@@ -70,6 +71,10 @@ class Transaction {
 };
 
 Status Exec(sqlite3* db, const std::string& sql);
+
+// Usage columns (model, input_tokens, output_tokens, cache_read_tokens, cost_microusd) of the
+// current row, from `col`.
+Usage ReadUsage(const Statement& st, int col);
 
 // kInvalidArgument unless 1 <= limit <= 1000.
 inline Status CheckLimit(int limit) {

@@ -31,11 +31,7 @@ Run ReadRun(const Statement& st) {
   r.lease_owner = st.Text(11);
   r.lease_expires_at = st.Int(12);
   r.cancel_requested = st.Int(13) != 0;
-  r.usage.model = st.Text(14);
-  r.usage.input_tokens = st.Int(15);
-  r.usage.output_tokens = st.Int(16);
-  r.usage.cache_read_tokens = st.Int(17);
-  if (!st.IsNull(18)) r.usage.cost_usd = static_cast<double>(st.Int(18)) / 1e6;
+  r.usage = ReadUsage(st, 14);
   return r;
 }
 

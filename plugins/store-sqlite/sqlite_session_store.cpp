@@ -49,11 +49,7 @@ Session ReadSession(const Statement& st) {
   s.created_at = st.Int(6);
   s.updated_at = st.Int(7);
   s.native_session_id = st.Text(8);
-  s.usage.model = st.Text(9);
-  s.usage.input_tokens = st.Int(10);
-  s.usage.output_tokens = st.Int(11);
-  s.usage.cache_read_tokens = st.Int(12);
-  if (!st.IsNull(13)) s.usage.cost_usd = static_cast<double>(st.Int(13)) / 1e6;
+  s.usage = ReadUsage(st, 9);
   return s;
 }
 

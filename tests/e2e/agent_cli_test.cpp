@@ -3,10 +3,8 @@
 // reach only through the sandbox's egress proxy; the model key reaches them only through the
 // secrets path.
 #include <gtest/gtest.h>
-#include <signal.h>
 
 #include <chrono>
-#include <fstream>
 #include <thread>
 
 #include "api_fixture.h"
@@ -69,19 +67,6 @@ class AgentCli : public Api, public ::testing::WithParamInterface<Cli> {
       if (ev[i].type == type && ev[i].data.find(text) != std::string::npos) return static_cast<int>(i);
     }
     return -1;
-  }
-
-  void KillSandbox(const std::string& session) {
-    const std::string sandbox =
-        JsonField(server_->Request("GET", "/api/sessions/" + session).body, "sandbox_id");
-    std::ifstream state(server_->data_dir() + "/sandbox-process/sandboxes/" + sandbox + "/state");
-    std::string line;
-    ASSERT_TRUE(std::getline(state, line) && line.rfind("pid=", 0) == 0) << "no state for " << sandbox;
-    const pid_t pid = static_cast<pid_t>(std::stoi(line.substr(4)));
-    ASSERT_EQ(kill(pid, SIGKILL), 0);
-    for (int i = 0; i < 500 && std::ifstream("/proc/" + std::to_string(pid) + "/stat").good(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
   }
 
   std::unique_ptr<ModelServer> model_;

@@ -5,7 +5,10 @@
 #include <Poco/JSON/Object.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <chrono>
+#include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -81,6 +84,22 @@ class Api : public ::testing::Test {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return body;
+  }
+  // SIGKILLs the jail of the session's sandbox and waits until it is gone; returns its id.
+  std::string KillSandbox(const std::string& session) {
+    const std::string sandbox =
+        JsonField(server_->Request("GET", "/api/sessions/" + session).body, "sandbox_id");
+    std::ifstream state(server_->data_dir() + "/sandbox-process/sandboxes/" + sandbox + "/state");
+    std::string line;
+    EXPECT_TRUE(std::getline(state, line) && line.rfind("pid=", 0) == 0)
+        << "no state for sandbox " << sandbox;
+    if (line.rfind("pid=", 0) != 0) return sandbox;
+    const pid_t pid = static_cast<pid_t>(std::stoi(line.substr(4)));
+    EXPECT_EQ(kill(pid, SIGKILL), 0);
+    for (int i = 0; i < 500 && std::ifstream("/proc/" + std::to_string(pid) + "/stat").good(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return sandbox;
   }
   void ExpectError(const HttpResponse& r, int status, const std::string& code,
                    const std::string& message_part) {

@@ -26,21 +26,6 @@ class Durability : public Api {
   std::string SessionField(const std::string& session, const std::string& field) {
     return JsonField(server_->Request("GET", "/api/sessions/" + session).body, field);
   }
-  // SIGKILLs the jail of the session's sandbox and waits until it is gone; returns its id.
-  std::string KillSandbox(const std::string& session) {
-    const std::string sandbox = SessionField(session, "sandbox_id");
-    std::ifstream state(server_->data_dir() + "/sandbox-process/sandboxes/" + sandbox + "/state");
-    std::string line;
-    EXPECT_TRUE(std::getline(state, line) && line.rfind("pid=", 0) == 0)
-        << "no state for sandbox " << sandbox;
-    if (line.rfind("pid=", 0) != 0) return sandbox;
-    const pid_t pid = static_cast<pid_t>(std::stoi(line.substr(4)));
-    EXPECT_EQ(kill(pid, SIGKILL), 0);
-    for (int i = 0; i < 500 && std::ifstream("/proc/" + std::to_string(pid) + "/stat").good(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return sandbox;
-  }
   bool WaitForStatus(const std::string& session, const std::string& status, std::chrono::seconds limit) {
     for (auto deadline = Clock::now() + limit; Clock::now() < deadline;) {
       if (SessionField(session, "status") == status) return true;

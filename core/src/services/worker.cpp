@@ -25,6 +25,14 @@ std::int64_t SteadyMs() {
       .count();
 }
 
+// A failed store write for a run: remember whether the run has moved on (its lease is gone) or
+// the store is unreachable, and pass the status on.
+Status NoteStoreError(Status s, std::atomic<bool>& lease_lost, std::atomic<bool>& store_down) {
+  if (s.code() == StatusCode::kAborted) lease_lost = true;
+  if (s.code() == StatusCode::kUnavailable) store_down = true;
+  return s;
+}
+
 // What a harness sees of the host during one turn. Every event it emits is fenced by the
 // run's lease; a refused one tells the executor why.
 class HostTurnContext final : public TurnContext {
@@ -72,10 +80,7 @@ class HostTurnContext final : public TurnContext {
 
   Status Emit(std::string_view type, std::string_view data) noexcept override {
     try {
-      Status s = events_.Append(session_.id, run_.id, type, data, run_.generation).status();
-      if (s.code() == StatusCode::kAborted) flags_.lease_lost = true;
-      if (s.code() == StatusCode::kUnavailable) flags_.store_down = true;
-      return s;
+      return Noted(events_.Append(session_.id, run_.id, type, data, run_.generation).status());
     } catch (const std::exception& e) {
       return Status::Internal(std::string("emit: ") + e.what());
     }
@@ -105,11 +110,7 @@ class HostTurnContext final : public TurnContext {
       data += "}";
       PADDOCK_ASSIGN_OR_RETURN(NewEvent event, events_.Prepare(run_.id, "usage", data));
       Result<Event> stored = host_.store.RecordRunUsage(host_.lease, usage, event);
-      if (!stored.ok()) {
-        if (stored.status().code() == StatusCode::kAborted) flags_.lease_lost = true;
-        if (stored.status().code() == StatusCode::kUnavailable) flags_.store_down = true;
-        return stored.status();
-      }
+      if (!stored.ok()) return Noted(stored.status());
       events_.Published(*stored);
       host_.metrics.ModelUsage(agent_.id, agent_.harness, usage);
       return Status::Ok();
@@ -125,9 +126,7 @@ class HostTurnContext final : public TurnContext {
 
   Status SetNativeSessionId(std::string_view id) noexcept override {
     try {
-      Status s = host_.store.SetNativeSessionId(host_.lease, id);
-      if (s.code() == StatusCode::kAborted) flags_.lease_lost = true;
-      if (s.code() == StatusCode::kUnavailable) flags_.store_down = true;
+      Status s = Noted(host_.store.SetNativeSessionId(host_.lease, id));
       if (s.ok()) {
         std::lock_guard lock(native_mu_);
         native_id_ = std::string(id);
@@ -139,6 +138,8 @@ class HostTurnContext final : public TurnContext {
   }
 
  private:
+  Status Noted(Status s) const { return NoteStoreError(std::move(s), flags_.lease_lost, flags_.store_down); }
+
   const Agent& agent_;
   const Session& session_;
   const Run& run_;
@@ -294,11 +295,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
       metrics_.RunResumed(resume.restored);
       Result<Event> resumed = events_.Append(session.id, run.id, "run.resumed",
                                              ResumedData(run, resume, sandbox.info.id), run.generation);
-      if (!resumed.ok()) {
-        if (resumed.status().code() == StatusCode::kAborted) active.lease_lost = true;
-        if (resumed.status().code() == StatusCode::kUnavailable) active.store_down = true;
-        return resumed.status();
-      }
+      if (!resumed.ok()) return NoteStoreError(resumed.status(), active.lease_lost, active.store_down);
     }
     HostTurnContext ctx(agent, session, run, runtime, {store_, events_, metrics_, active.lease, tools_dir},
                         {active.cancelled, active.lease_lost, active.store_down}, resume);
