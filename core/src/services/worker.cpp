@@ -33,6 +33,14 @@ Status NoteStoreError(Status s, std::atomic<bool>& lease_lost, std::atomic<bool>
   return s;
 }
 
+// The same for a read: a store that cannot be reached hands the run back (it is re-queued when
+// its lease lapses) rather than failing it.
+template <typename T>
+Result<T> Noted(Result<T> r, std::atomic<bool>& lease_lost, std::atomic<bool>& store_down) {
+  if (!r.ok()) (void)NoteStoreError(r.status(), lease_lost, store_down);
+  return r;
+}
+
 // What a harness sees of the host during one turn. Every event it emits is fenced by the
 // run's lease; a refused one tells the executor why.
 class HostTurnContext final : public TurnContext {
@@ -233,8 +241,10 @@ void RunExecutor::Heartbeat() {
 
 Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::optional<int>& exit_code,
                                      std::string& error) {
-  PADDOCK_ASSIGN_OR_RETURN(Session session, store_.GetSession(run.session_id));
-  PADDOCK_ASSIGN_OR_RETURN(Agent agent, store_.GetAgent(session.agent_id));
+  PADDOCK_ASSIGN_OR_RETURN(Session session,
+                           Noted(store_.GetSession(run.session_id), active.lease_lost, active.store_down));
+  PADDOCK_ASSIGN_OR_RETURN(Agent agent,
+                           Noted(store_.GetAgent(session.agent_id), active.lease_lost, active.store_down));
   auto found = harnesses_.by_name.find(agent.harness);
   if (found == harnesses_.by_name.end()) {
     return Status::FailedPrecondition("harness '" + agent.harness + "' of agent " + agent.id +
@@ -258,7 +268,9 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
     // A resumed run starts again from the last durable point: the newest snapshot.
     PADDOCK_ASSIGN_OR_RETURN(EnsuredSandbox sandbox,
                              sandboxes_.Ensure(session.id, resume.resuming ? &native : nullptr));
-    PADDOCK_ASSIGN_OR_RETURN(session, store_.GetSession(session.id));  // Ensure may have changed it
+    // Ensure may have changed it.
+    PADDOCK_ASSIGN_OR_RETURN(session,
+                             Noted(store_.GetSession(session.id), active.lease_lost, active.store_down));
     RuntimeClient runtime(sandbox.info.runtime);
     resume.restored.clear();
     resume.snapshot_version = 0;
@@ -269,8 +281,9 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
       if (sandbox.restored && sandbox.restored->native) {
         resume.restored = "snapshot";
       } else {
-        PADDOCK_ASSIGN_OR_RETURN(std::vector<TranscriptEntry> before,
-                                 BuildTranscript(store_, session.id, run.id));
+        PADDOCK_ASSIGN_OR_RETURN(
+            std::vector<TranscriptEntry> before,
+            Noted(BuildTranscript(store_, session.id, run.id), active.lease_lost, active.store_down));
         rehydrate = resume.resuming || !before.empty();
         if (rehydrate) resume.restored = "transcript";
         for (const TranscriptEntry& e : before) history.push_back({e.role, e.run_id, e.content, e.status});
