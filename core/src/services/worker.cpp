@@ -266,8 +266,21 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
   bool started = false;
   for (int losses = 0;;) {
     // A resumed run starts again from the last durable point: the newest snapshot.
-    PADDOCK_ASSIGN_OR_RETURN(EnsuredSandbox sandbox,
-                             sandboxes_.Ensure(session.id, resume.resuming ? &native : nullptr));
+    Result<EnsuredSandbox> ensured = sandboxes_.Ensure(session.id, resume.resuming ? &native : nullptr);
+    if (!ensured.ok() && ensured.status().code() == StatusCode::kUnavailable && !active.cancelled) {
+      // Unavailable is either the store or the sandbox provider. An unreachable store hands the
+      // run back (re-queued when its lease lapses); otherwise try again a bounded number of times.
+      PADDOCK_RETURN_IF_ERROR(
+          Noted(store_.GetSession(session.id), active.lease_lost, active.store_down).status());
+      if (++losses > kMaxSandboxLosses) {
+        return ensured.status().Annotate("providing a sandbox failed " + std::to_string(losses) + " times");
+      }
+      LogWarn("run " + run.id + ": providing its sandbox failed (" + ensured.status().ToString() +
+              "); trying again");
+      std::this_thread::sleep_for(std::chrono::milliseconds(250 * losses));
+      continue;
+    }
+    PADDOCK_ASSIGN_OR_RETURN(EnsuredSandbox sandbox, std::move(ensured));
     // Ensure may have changed it.
     PADDOCK_ASSIGN_OR_RETURN(session,
                              Noted(store_.GetSession(session.id), active.lease_lost, active.store_down));
