@@ -138,7 +138,9 @@ TEST_F(FixtureConfig, ValidSectionReachesThePluginTypedWithDefaults) {
 
 TEST(Loader, AFactoryThatThrowsIsReportedNotFatal) {
   TempDir dir;
-  PluginChoice c{"secrets", "throws", {}};
+  PluginChoice c;
+  c.kind = "secrets";
+  c.name = "throws";
   c.config.name = "secrets.config";
   auto p = CreatePlugin(FixtureDir(), c, dir.path());
   ASSERT_FALSE(p.ok());

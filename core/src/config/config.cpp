@@ -4,6 +4,7 @@
 
 #include <toml++/toml.h>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -13,6 +14,8 @@
 
 namespace paddock {
 namespace {
+
+namespace fs = std::filesystem;
 
 constexpr paddock_config_key kServerKeys[] = {
     {"listen", PADDOCK_CONFIG_STRING, 0, "127.0.0.1",
@@ -109,12 +112,18 @@ Status CheckHost(const std::string& host, const std::string& source, int line) {
 
 constexpr paddock_config_key kStoreSelectKeys[] = {
     {"type", PADDOCK_CONFIG_STRING, PADDOCK_CONFIG_REQUIRED, nullptr, "Plugin name."},
+    {"path", PADDOCK_CONFIG_STRING, 0, "",
+     "The plugin's .so, for one built out of tree (relative: to this file's directory); empty: "
+     "paddock-<kind>-<type>.so in plugin_dir."},
     {"migrate", PADDOCK_CONFIG_BOOL, 0, "true",
      "Apply pending schema migrations at start; false: refuse to start until `paddock migrate` ran."},
 };
 
 constexpr paddock_config_key kPluginSelectKeys[] = {
     {"type", PADDOCK_CONFIG_STRING, PADDOCK_CONFIG_REQUIRED, nullptr, "Plugin name."},
+    {"path", PADDOCK_CONFIG_STRING, 0, "",
+     "The plugin's .so, for one built out of tree (relative: to this file's directory); empty: "
+     "paddock-<kind>-<type>.so in plugin_dir."},
 };
 
 RawValue ToRaw(const toml::node& node) {
@@ -176,6 +185,17 @@ Result<PluginChoice> ReadPlugin(const toml::table& table, const std::string& kin
   choice.kind = kind;
   choice.name = view.GetString("type");
   if (choice.name.empty()) return Invalid(source, select.line, "[" + kind + "] type must not be empty");
+  if (std::string path = view.GetString("path"); !path.empty()) {
+    const bool from_file = !source.empty() && source.front() != '<';
+    if (fs::path(path).is_relative() && from_file) path = (fs::path(source).parent_path() / path).string();
+    const std::string file = "paddock-" + kind + "-" + choice.name + ".so";  // as the loader insists
+    if (fs::path(path).filename() != file) {
+      return Invalid(source, select.values.at("path").line,
+                     "[" + kind + "] path must name a file called " + file + ", not " +
+                         fs::path(path).filename().string());
+    }
+    choice.path = path;
+  }
   choice.config.name = kind + ".config";
   choice.config.source = source;
   choice.config.line = select.line;

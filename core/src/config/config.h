@@ -97,6 +97,7 @@ struct PluginChoice {
   std::string kind;   // "store", "sandbox", "secrets", "harness"
   std::string name;   // "sqlite"
   RawSection config;  // the [<kind>.config] table, possibly empty
+  std::string path;   // the .so given by `path`; empty: <plugin_dir>/paddock-<kind>-<name>.so
 };
 
 struct Config {

@@ -138,7 +138,9 @@ PluginSummary Summarize(const LoadedPlugin& plugin) {
 
 Result<PluginObjects> CreatePlugin(const std::string& plugin_dir, const PluginChoice& choice,
                                    const std::string& data_dir) {
-  const std::string path = (fs::path(plugin_dir) / PluginFileName(choice.kind, choice.name)).string();
+  const std::string path = !choice.path.empty()
+                               ? choice.path
+                               : (fs::path(plugin_dir) / PluginFileName(choice.kind, choice.name)).string();
   PADDOCK_ASSIGN_OR_RETURN(std::shared_ptr<LoadedPlugin> plugin, OpenPlugin(path, choice.kind, choice.name));
   const paddock_plugin_manifest* m = plugin->manifest;
   Result<ConfigView> config = ValidateSection(KeySpan(m->config_keys, m->config_key_count), choice.config);
