@@ -166,7 +166,8 @@ struct Reply {
   std::string text;        // assistant text (always some)
   std::string tool;        // a tool call to make, or empty
   std::string tool_input;  // its JSON arguments
-  std::string answered;    // "tool", "answer" or "filler"
+  std::string answered;    // "tool", "answer", "filler" or "error"
+  int error_status = 0;
   std::int64_t input_tokens = 0;
   std::int64_t output_tokens = 0;
 };
@@ -174,17 +175,25 @@ struct Reply {
 Reply Decide(const std::vector<ScriptedTurn>& script, const Ask& ask, size_t body_size) {
   Reply r;
   r.input_tokens = Tokens(body_size);
+  // The newest user text with a trigger decides; within one text (a CLI may merge the user's
+  // messages of several turns into one), the trigger that comes last.
   const ScriptedTurn* turn = nullptr;
   for (const std::string& text : ask.user_texts) {
+    size_t last = 0;
     for (const ScriptedTurn& t : script) {
-      if (!t.trigger.empty() && text.find(t.trigger) != std::string::npos) {
+      const size_t at = t.trigger.empty() ? std::string::npos : text.rfind(t.trigger);
+      if (at != std::string::npos && (!turn || at >= last)) {
         turn = &t;
-        break;
+        last = at;
       }
     }
     if (turn) break;
   }
-  if (!turn || ask.tool.empty()) {
+  if (turn && turn->error_status) {
+    r.text = "scripted error for '" + turn->trigger + "'";
+    r.answered = "error";
+    r.error_status = turn->error_status;
+  } else if (!turn || ask.tool.empty()) {
     r.text = "Paddock test";
     r.answered = "filler";
   } else if (turn->command.empty() || ask.tool_result_last) {
@@ -415,6 +424,16 @@ void AnswerChat(Poco::Net::HTTPServerResponse& res, const Ask& ask, const Reply&
   sse.Raw("[DONE]");
 }
 
+// The providers' error bodies: Anthropic {"type":"error","error":{...}}, OpenAI {"error":{...}}.
+void AnswerError(Poco::Net::HTTPServerResponse& res, const std::string& api, const Reply& r) {
+  Object::Ptr error = Obj({{"type", std::string("invalid_request_error")}, {"message", r.text}});
+  Object::Ptr body =
+      api == "anthropic" ? Obj({{"type", std::string("error")}, {"error", error}}) : Obj({{"error", error}});
+  res.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(r.error_status));
+  res.setContentType("application/json");
+  res.send() << Stringify(body);
+}
+
 class Handler : public Poco::Net::HTTPRequestHandler {
  public:
   explicit Handler(std::shared_ptr<ModelServer::State> state) : state_(std::move(state)) {}
@@ -454,9 +473,15 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     Reply reply = Decide(state_->script, ask, body.size());
     std::string id = std::to_string(state_->next_id++);
     try {
-      if (api == "anthropic") AnswerAnthropic(res, ask, reply, id);
-      if (api == "responses") AnswerResponses(res, ask, reply, id);
-      if (api == "chat") AnswerChat(res, ask, reply, id);
+      if (reply.error_status) {
+        AnswerError(res, api, reply);
+      } else if (api == "anthropic") {
+        AnswerAnthropic(res, ask, reply, id);
+      } else if (api == "responses") {
+        AnswerResponses(res, ask, reply, id);
+      } else {
+        AnswerChat(res, ask, reply, id);
+      }
     } catch (...) {
       // The client went away.
     }

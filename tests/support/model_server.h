@@ -5,8 +5,9 @@
 //
 // Each scripted turn has a trigger: a request whose newest user text contains it is answered
 // with a call of the agent's shell tool running `command`; once the request carries that call's
-// result, it is answered with `answer`. Requests that match no trigger (a CLI's title or topic
-// requests, say) get a short text. Every request is recorded.
+// result, it is answered with `answer`; a turn with an error status is refused instead.
+// Requests that match no trigger (a CLI's title or topic requests, say) get a short text. Every
+// request is recorded.
 #pragma once
 
 #include <chrono>
@@ -26,6 +27,9 @@ struct ScriptedTurn {
   std::string trigger;  // a word of the user's message that selects this turn
   std::string command;  // run through the shell tool; empty: answer at once
   std::string answer;   // the final text
+  // Non-zero: the request is refused with this HTTP status and the provider's error body
+  // (400: an invalid request, which a CLI reports and does not retry).
+  int error_status = 0;
 };
 
 struct RecordedRequest {

@@ -133,16 +133,16 @@ ServerProcess::ServerProcess(const std::string& extra_toml, std::vector<std::str
     : ServerProcess(ServerOptions{{"serve"}, "[store]\ntype = \"sqlite\"\n", extra_toml, std::move(env)}) {}
 
 ServerProcess::ServerProcess(ServerOptions options)
-    : env_(std::move(options.env)), args_(std::move(options.args)) {
+    : binary_(std::move(options.binary)), env_(std::move(options.env)), args_(std::move(options.args)) {
   data_dir_ = dir_ / "data";
   config_path_ = dir_ / "paddock.toml";
   std::ofstream cfg(config_path_);
-  cfg << "[server]\nlisten = \"127.0.0.1\"\nport = 0\ndata_dir = \"" << data_dir_ << "\"\nplugin_dir = \""
-      << PluginDir() << "\"\nlog_level = \"debug\"\n"
+  cfg << "[server]\nlisten = \"127.0.0.1\"\nport = 0\ndata_dir = \"" << data_dir_ << "\"\n";
+  if (!options.plugin_dir.empty()) cfg << "plugin_dir = \"" << options.plugin_dir << "\"\n";
+  cfg << "log_level = \"debug\"\n"
       << "[secrets]\ntype = \"env\"\n"
       << options.store_toml << "[sandbox]\ntype = \"process\"\n[sandbox.config]\ndestroy_on_stop = true\n"
-      << "[[harness]]\ntype = \"shell\"\n"
-      << options.extra_toml;
+      << options.harness_toml << options.extra_toml;
 }
 
 ServerProcess::~ServerProcess() { Stop(); }
@@ -158,7 +158,7 @@ Status ServerProcess::Start() {
   const std::string port_file = dir_ / "port";
   unlink(port_file.c_str());
   const std::string log_file = dir_ / "server.log";
-  std::vector<std::string> argv = {PaddockBinary()};
+  std::vector<std::string> argv = {binary_};
   argv.insert(argv.end(), args_.begin(), args_.end());
   for (const char* a : {"--config", config_path_.c_str(), "--port-file", port_file.c_str(), "--port", "0"})
     argv.emplace_back(a);

@@ -83,6 +83,9 @@ struct ServerOptions {
   std::string store_toml = "[store]\ntype = \"sqlite\"\n";
   std::string extra_toml;
   std::vector<std::string> env;
+  std::string binary = PaddockBinary();
+  std::string plugin_dir = PluginDir();  // empty: the binary's own default
+  std::string harness_toml = "[[harness]]\ntype = \"shell\"\n";
 };
 
 class ServerProcess {
@@ -115,6 +118,7 @@ class ServerProcess {
   TempDir dir_;
   std::string data_dir_;
   std::string config_path_;
+  std::string binary_;
   std::vector<std::string> env_;
   std::vector<std::string> args_;
   pid_t pid_ = -1;
