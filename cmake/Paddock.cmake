@@ -46,8 +46,9 @@ endfunction()
 
 # ---- Plugins ------------------------------------------------------------------------------
 # paddock_add_plugin(KIND store NAME sqlite SOURCES ... [DEPS ...] [OUTPUT_DIR dir])
-# Builds plugins/<kind>-<name>/ as paddock-<kind>-<name>.so: hidden visibility, only the SDK
-# and DEPS linked, undefined symbols refused at link time.
+# Builds plugins/<kind>-<name>/ as paddock-<kind>-<name>.so (cmake/package/PaddockPlugin.cmake,
+# shared with plugins built out of tree) and installs it into lib/paddock/plugins.
+include(${PROJECT_SOURCE_DIR}/cmake/package/PaddockPlugin.cmake)
 function(paddock_add_plugin)
   cmake_parse_arguments(P "" "KIND;NAME;OUTPUT_DIR" "SOURCES;DEPS" ${ARGN})
   string(TOUPPER "PADDOCK_PLUGIN_${P_KIND}_${P_NAME}" opt)
@@ -60,13 +61,22 @@ function(paddock_add_plugin)
   if(NOT P_OUTPUT_DIR)
     set(P_OUTPUT_DIR ${PADDOCK_PLUGIN_OUTPUT_DIR})
   endif()
-  set_target_properties(${target} PROPERTIES
-    OUTPUT_NAME paddock-${P_KIND}-${P_NAME}
-    PREFIX ""
-    LIBRARY_OUTPUT_DIRECTORY ${P_OUTPUT_DIR}
-    CXX_VISIBILITY_PRESET hidden
-    VISIBILITY_INLINES_HIDDEN ON)
-  target_link_libraries(${target} PRIVATE paddock::sdk ${P_DEPS})
-  target_link_options(${target} PRIVATE -Wl,--no-undefined)
+  paddock_plugin_properties(${target} ${P_KIND} ${P_NAME} ${P_OUTPUT_DIR})
+  target_link_libraries(${target} PRIVATE ${P_DEPS})
+  install(TARGETS ${target} LIBRARY DESTINATION lib/paddock/plugins)
   set_property(GLOBAL APPEND PROPERTY PADDOCK_PLUGIN_TARGETS ${target})
+endfunction()
+
+# ---- Install: the server, its plugins, the SDK and the CMake package for out-of-tree plugins --
+include(CMakePackageConfigHelpers)
+function(paddock_install_sdk)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/core/include/paddock DESTINATION include)
+  install(FILES ${PADDOCK_GENERATED_DIR}/paddock/sdk_hash.h DESTINATION include/paddock)
+  set(pkg ${CMAKE_BINARY_DIR}/package)
+  configure_file(${PROJECT_SOURCE_DIR}/cmake/package/paddockConfig.cmake.in ${pkg}/paddockConfig.cmake @ONLY)
+  write_basic_package_version_file(${pkg}/paddockConfigVersion.cmake
+    VERSION ${PROJECT_VERSION} COMPATIBILITY ExactVersion)
+  install(FILES ${pkg}/paddockConfig.cmake ${pkg}/paddockConfigVersion.cmake
+                ${PROJECT_SOURCE_DIR}/cmake/package/PaddockPlugin.cmake
+          DESTINATION lib/cmake/paddock)
 endfunction()
