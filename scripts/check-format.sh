@@ -3,7 +3,7 @@
 # With --fix, reformats them instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(find core plugins tests bench -name '*.cpp' -o -name '*.h' | sort)
+mapfile -t files < <(find core plugins tests bench examples -name '*.cpp' -o -name '*.h' | sort)
 if [ "${1:-}" = "--fix" ]; then
   clang-format -i "${files[@]}"
 else

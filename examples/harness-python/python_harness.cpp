@@ -86,7 +86,9 @@ class PythonHarness final : public plugin::CliHarness {
  protected:
   std::string Name() const override { return "python"; }
 
-  std::string Script(TurnContext&) const override { return "exec \"$PADDOCK_PYTHON\" -u -c \"$PADDOCK_RUNNER\""; }
+  std::string Script(TurnContext&) const override {
+    return "exec \"$PADDOCK_PYTHON\" -u -c \"$PADDOCK_RUNNER\"";
+  }
 
   EnvMap Environment(TurnContext&) const override {
     return {{"PADDOCK_PYTHON", python_}, {"PADDOCK_RUNNER", kRunner}, {"PADDOCK_STATE_DIR", kStateDir}};
@@ -98,8 +100,8 @@ class PythonHarness final : public plugin::CliHarness {
     const std::string text(tab == std::string_view::npos ? "" : line.substr(tab + 1));
     if (tag == "out" || tag == "err") {
       Emit(ctx, state, "output",
-           "{\"stream\":\"" + std::string(tag == "out" ? "stdout" : "stderr") + "\",\"text\":" + JsonQuote(text) +
-               "}");
+           "{\"stream\":\"" + std::string(tag == "out" ? "stdout" : "stderr") +
+               "\",\"text\":" + JsonQuote(text) + "}");
     } else if (tag == "done") {
       state.saw_result = true;
     } else if (tag == "error") {
