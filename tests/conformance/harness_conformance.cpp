@@ -414,7 +414,9 @@ TEST_F(HarnessConformance, OddMessagesEndCleanly) {
   Start({after});
   const std::string session = NewSession();
   const std::vector<std::string> odd = {
-      "quotes ' \" ` $(echo injected) ; && | > < \\ and\nnew\nlines",
+      // A harness that handed the message to a shell unquoted would create /workspace/injected
+      // (one whose messages are shell code sees an unterminated quote).
+      "quotes ' \" ` $(touch /workspace/injected) ; && | > < \\ and\nnew\nlines",
       "unicode: h\xC3\xA9llo \xE2\x9C\x93 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x9A\x80",
       "-flag-looking --message",
       std::string(64 * 1024, 'x'),
