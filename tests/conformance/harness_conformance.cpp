@@ -437,15 +437,18 @@ TEST_F(HarnessConformance, OddMessagesEndCleanly) {
 
 // The --config file as TOML to append to the server's config, with each relative plugin `path`
 // made absolute (it is relative to the file's own directory, and the server's config is elsewhere).
-std::string ReadConfigFragment(const std::string& path) {
-  toml::table doc;
+toml::table ParseToml(const std::string& path) {
   try {
-    doc = toml::parse_file(path);
+    return toml::parse_file(path);
   } catch (const toml::parse_error& e) {
     std::ostringstream s;
     s << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
     Usage(s.str());
   }
+}
+
+std::string ReadConfigFragment(const std::string& path) {
+  toml::table doc = ParseToml(path);
   const fs::path dir = fs::absolute(path).parent_path();
   auto absolute = [&](toml::table& t) {
     if (auto* p = t["path"].as_string(); p && fs::path(p->get()).is_relative()) {
@@ -477,14 +480,7 @@ std::string ReadConfigFragment(const std::string& path) {
 
 Suite LoadSuite(const std::string& path) {
   Suite suite;
-  toml::table doc;
-  try {
-    doc = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream s;
-    s << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
-    Usage(s.str());
-  }
+  const toml::table doc = ParseToml(path);
   std::set<std::string> known = {"harness", "model", "model_server", "usage", "env", "turn_timeout"};
   for (const char* step : kStepNames) known.insert(step);
   for (const auto& [key, value] : doc) {

@@ -103,29 +103,20 @@ shell = "/bin/bash"
 }
 
 TEST(Config, APluginBuiltOutOfTreeIsLoadedFromItsPath) {
-  const std::string base = R"(
-[secrets]
-type = "env"
-[store]
-type = "sqlite"
-[sandbox]
-type = "process"
-[[harness]]
-type = "echo"
-)";
+  const std::string base = std::string(kMinimal) + "[[harness]]\ntype = \"echo\"\n";
   auto relative = ParseConfig(base + "path = \"build/paddock-harness-echo.so\"\n", "/etc/acme/paddock.toml");
   ASSERT_OK(relative);
-  EXPECT_EQ(relative->plugins[3].path, "/etc/acme/build/paddock-harness-echo.so");
-  EXPECT_EQ(relative->plugins[0].path, "");  // the others come from plugin_dir
+  EXPECT_EQ(relative->plugins[4].path, "/etc/acme/build/paddock-harness-echo.so");
+  EXPECT_EQ(relative->plugins[3].path, "");  // the others come from plugin_dir
   auto absolute =
       ParseConfig(base + "path = \"/opt/acme/paddock-harness-echo.so\"\n", "/etc/acme/paddock.toml");
   ASSERT_OK(absolute);
-  EXPECT_EQ(absolute->plugins[3].path, "/opt/acme/paddock-harness-echo.so");
+  EXPECT_EQ(absolute->plugins[4].path, "/opt/acme/paddock-harness-echo.so");
   // The loader insists on the file's name: refused here, at the line, not at load time.
   auto misnamed = ParseConfig(base + "path = \"/opt/acme/libecho.so\"\n", "f.toml");
   EXPECT_CODE(misnamed, kInvalidArgument);
   EXPECT_EQ(misnamed.status().message(),
-            "f.toml:10: [harness] path must name a file called paddock-harness-echo.so, not libecho.so");
+            "f.toml:12: [harness] path must name a file called paddock-harness-echo.so, not libecho.so");
 }
 
 TEST(Schema, DurationsAndSizes) {
