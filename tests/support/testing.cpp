@@ -12,14 +12,17 @@
 #include <Poco/StreamCopier.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -39,7 +42,46 @@ TempDir::TempDir() {
   fs::permissions(path_, fs::perms(0755));
 }
 
+namespace {
+
+// Processes whose command line names something under `dir`, and their children: the jails of a
+// server that was SIGKILLed mid-creation may outlive it; a test's directory takes them with it
+// so that no test leaves processes or mounts behind.
+void KillProcessesUnder(const std::string& dir) {
+  std::vector<pid_t> found;
+  std::map<pid_t, pid_t> parent;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(name));
+    std::ifstream cmd(entry.path() / "cmdline");
+    std::string line((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+    if (pid != getpid() && line.find(dir + "/") != std::string::npos) found.push_back(pid);
+    std::ifstream stat(entry.path() / "stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    if (auto close = text.rfind(')'); close != std::string::npos) {
+      std::istringstream rest(text.substr(close + 2));
+      std::string state;
+      pid_t ppid = 0;
+      if (rest >> state >> ppid) parent[pid] = ppid;
+    }
+  }
+  for (const auto& [pid, ppid] : parent) {
+    if (std::find(found.begin(), found.end(), ppid) != found.end()) kill(pid, SIGKILL);  // a jail's init
+  }
+  for (pid_t pid : found) kill(pid, SIGKILL);
+  // And the workspace volumes such a server left mounted.
+  std::ifstream mounts("/proc/mounts");
+  for (std::string device, point, rest; mounts >> device >> point && std::getline(mounts, rest);) {
+    if (point.rfind(dir + "/", 0) == 0) umount2(point.c_str(), MNT_DETACH);
+  }
+}
+
+}  // namespace
+
 TempDir::~TempDir() {
+  KillProcessesUnder(path_);
   std::error_code ec;
   fs::remove_all(path_, ec);
 }
