@@ -10,7 +10,6 @@
 #include <memory>
 #include <string>
 
-#include "paddock/json.h"
 #include "paddock/plugin/cli_harness.h"
 #include "paddock/plugin/sdk.h"
 
@@ -99,15 +98,13 @@ class PythonHarness final : public plugin::CliHarness {
     const std::string_view tag = line.substr(0, tab);
     const std::string text(tab == std::string_view::npos ? "" : line.substr(tab + 1));
     if (tag == "out" || tag == "err") {
-      Emit(ctx, state, "output",
-           "{\"stream\":\"" + std::string(tag == "out" ? "stdout" : "stderr") +
-               "\",\"text\":" + JsonQuote(text) + "}");
+      Output(ctx, state, text, /*is_stderr=*/tag == "err");
     } else if (tag == "done") {
       state.saw_result = true;
     } else if (tag == "error") {
       state.saw_result = true;
       state.error = text;
-      Emit(ctx, state, "agent.error", "{\"message\":" + JsonQuote(text) + "}");
+      AgentError(ctx, state, text);
     }
   }
 

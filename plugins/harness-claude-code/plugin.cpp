@@ -73,7 +73,7 @@ class ClaudeCodeHarness final : public plugin::CliHarness {
 
   EnvMap Environment(TurnContext& ctx) const override {
     EnvMap env;
-    env["PADDOCK_MODEL"] = ctx.agent().model.empty() ? config_.model : ctx.agent().model;
+    env["PADDOCK_MODEL"] = ModelOf(ctx, config_.model);
     env["PADDOCK_PROMPT"] = ctx.agent().prompt;
     return env;
   }
@@ -102,7 +102,7 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/claude" "${args[@]}")" +
       Poco::JSON::Parser parser;
       o = parser.parse(std::string(line)).extract<Object::Ptr>();
     } catch (...) {
-      Emit(ctx, state, "output", "{\"stream\":\"stdout\",\"text\":" + JsonQuote(line) + "}");
+      Output(ctx, state, line);
       return;
     }
     std::string type = o->optValue<std::string>("type", "");
@@ -117,18 +117,14 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/claude" "${args[@]}")" +
         Object::Ptr block = b.extract<Object::Ptr>();
         std::string kind = block->optValue<std::string>("type", "");
         if (kind == "text" && type == "assistant") {
-          Emit(ctx, state, "assistant.text",
-               "{\"text\":" + JsonQuote(block->optValue<std::string>("text", "")) + "}");
+          Text(ctx, state, block->optValue<std::string>("text", ""));
         } else if (kind == "tool_use") {
-          Emit(ctx, state, "tool.call",
-               "{\"id\":" + JsonQuote(block->optValue<std::string>("id", "")) +
-                   ",\"name\":" + JsonQuote(block->optValue<std::string>("name", "")) +
-                   ",\"input\":" + (block->has("input") ? Json(block->get("input")) : "{}") + "}");
+          ToolCall(ctx, state, block->optValue<std::string>("id", ""),
+                   block->optValue<std::string>("name", ""),
+                   block->has("input") ? Json(block->get("input")) : "");
         } else if (kind == "tool_result") {
-          Emit(ctx, state, "tool.result",
-               "{\"id\":" + JsonQuote(block->optValue<std::string>("tool_use_id", "")) +
-                   ",\"output\":" + JsonQuote(ResultText(block->get("content"))) +
-                   ",\"is_error\":" + (block->optValue<bool>("is_error", false) ? "true" : "false") + "}");
+          ToolResult(ctx, state, block->optValue<std::string>("tool_use_id", ""),
+                     ResultText(block->get("content")), block->optValue<bool>("is_error", false));
         }
       }
     } else if (type == "result") {
@@ -156,13 +152,13 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/claude" "${args[@]}")" +
       } else if (o->has("total_cost_usd")) {
         usage.cost_usd = o->optValue<double>("total_cost_usd", 0);
       }
-      if (usage.model.empty()) usage.model = ctx.agent().model.empty() ? config_.model : ctx.agent().model;
+      if (usage.model.empty()) usage.model = ModelOf(ctx, config_.model);
       Record(ctx, state, usage);
       if (o->optValue<bool>("is_error", false)) {
         std::string why = o->optValue<std::string>("result", "");
         if (why.empty()) why = o->optValue<std::string>("subtype", "error");
         state.error = "claude: " + why;
-        Emit(ctx, state, "agent.error", "{\"message\":" + JsonQuote(why) + "}");
+        AgentError(ctx, state, why);
       }
     }
   }

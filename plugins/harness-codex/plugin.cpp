@@ -43,7 +43,7 @@ class CodexHarness final : public plugin::CliHarness {
   std::string Name() const override { return "codex"; }
 
   EnvMap Environment(TurnContext& ctx) const override {
-    return {{"PADDOCK_MODEL", ctx.agent().model.empty() ? config_.model : ctx.agent().model},
+    return {{"PADDOCK_MODEL", ModelOf(ctx, config_.model)},
             {"PADDOCK_PROMPT", ctx.agent().prompt},
             {"PADDOCK_WIRE_API", config_.wire_api},
             {"CODEX_HOME", kCodexHome}};
@@ -82,7 +82,7 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/codex" "${args[@]}" "$PADDOCK_MESSAGE" </
       Poco::JSON::Parser parser;
       o = parser.parse(std::string(line)).extract<Object::Ptr>();
     } catch (...) {
-      Emit(ctx, state, "output", "{\"stream\":\"stdout\",\"text\":" + JsonQuote(line) + "}");
+      Output(ctx, state, line);
       return;
     }
     std::string type = o->optValue<std::string>("type", "");
@@ -95,39 +95,30 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/codex" "${args[@]}" "$PADDOCK_MESSAGE" </
       std::string id = item->optValue<std::string>("id", "");
       bool done = type == "item.completed";
       if (kind == "agent_message" && done) {
-        Emit(ctx, state, "assistant.text",
-             "{\"text\":" + JsonQuote(item->optValue<std::string>("text", "")) + "}");
+        Text(ctx, state, item->optValue<std::string>("text", ""));
       } else if (kind == "command_execution") {
         if (!done) {
-          Emit(ctx, state, "tool.call",
-               "{\"id\":" + JsonQuote(id) + ",\"name\":\"exec_command\",\"input\":{\"command\":" +
-                   JsonQuote(item->optValue<std::string>("command", "")) + "}}");
+          ToolCall(ctx, state, id, "exec_command",
+                   "{\"command\":" + JsonQuote(item->optValue<std::string>("command", "")) + "}");
         } else {
           int code = item->optValue<int>("exit_code", -1);
-          Emit(ctx, state, "tool.result",
-               "{\"id\":" + JsonQuote(id) +
-                   ",\"output\":" + JsonQuote(item->optValue<std::string>("aggregated_output", "")) +
-                   ",\"exit_code\":" + std::to_string(code) +
-                   ",\"is_error\":" + (code == 0 ? "false" : "true") + "}");
+          ToolResult(ctx, state, id, item->optValue<std::string>("aggregated_output", ""), code != 0,
+                     ",\"exit_code\":" + std::to_string(code));
         }
       } else if (kind == "file_change" && done) {
         std::ostringstream changes;
         if (item->has("changes")) Poco::JSON::Stringifier::condense(item->get("changes"), changes);
-        Emit(ctx, state, "tool.call",
-             "{\"id\":" + JsonQuote(id) + ",\"name\":\"apply_patch\",\"input\":{\"changes\":" +
-                 (changes.str().empty() ? "[]" : changes.str()) + "}}");
-        Emit(ctx, state, "tool.result",
-             "{\"id\":" + JsonQuote(id) +
-                 ",\"output\":" + JsonQuote(item->optValue<std::string>("status", "")) + ",\"is_error\":" +
-                 (item->optValue<std::string>("status", "") == "failed" ? "true" : "false") + "}");
+        ToolCall(ctx, state, id, "apply_patch",
+                 "{\"changes\":" + (changes.str().empty() ? "[]" : changes.str()) + "}");
+        const std::string status = item->optValue<std::string>("status", "");
+        ToolResult(ctx, state, id, status, status == "failed");
       } else if (kind == "error" && done) {
-        Emit(ctx, state, "agent.error",
-             "{\"message\":" + JsonQuote(item->optValue<std::string>("message", "")) + "}");
+        AgentError(ctx, state, item->optValue<std::string>("message", ""));
       }
     } else if (type == "turn.completed") {
       state.saw_result = true;
       Usage usage;
-      usage.model = ctx.agent().model.empty() ? config_.model : ctx.agent().model;
+      usage.model = ModelOf(ctx, config_.model);
       if (Object::Ptr u = o->getObject("usage")) {
         usage.cache_read_tokens = u->optValue<std::int64_t>("cached_input_tokens", 0);
         usage.input_tokens = u->optValue<std::int64_t>("input_tokens", 0);
@@ -138,7 +129,7 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/codex" "${args[@]}" "$PADDOCK_MESSAGE" </
       Object::Ptr err = o->getObject("error");
       std::string message =
           err ? err->optValue<std::string>("message", "") : o->optValue<std::string>("message", "");
-      Emit(ctx, state, "agent.error", "{\"message\":" + JsonQuote(message) + "}");
+      AgentError(ctx, state, message);
       if (type == "turn.failed") {
         state.saw_result = true;
         state.error = "codex: " + message;

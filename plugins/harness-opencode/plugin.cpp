@@ -46,7 +46,7 @@ class OpencodeHarness final : public plugin::CliHarness {
   std::string Name() const override { return "opencode"; }
 
   EnvMap Environment(TurnContext& ctx) const override {
-    std::string model = ctx.agent().model.empty() ? config_.model : ctx.agent().model;
+    std::string model = ModelOf(ctx, config_.model);
     // The provider: an OpenAI-compatible endpoint, its URL and key taken from the environment
     // by opencode itself ({env:...}), so neither is written to disk.
     Object::Ptr models = new Object;
@@ -104,34 +104,29 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/opencode" "${args[@]}" "$PADDOCK_MESSAGE"
       Poco::JSON::Parser parser;
       o = parser.parse(std::string(line)).extract<Object::Ptr>();
     } catch (...) {
-      Emit(ctx, state, "output", "{\"stream\":\"stdout\",\"text\":" + JsonQuote(line) + "}");
+      Output(ctx, state, line);
       return;
     }
     std::string type = o->optValue<std::string>("type", "");
     Native(ctx, state, o->optValue<std::string>("sessionID", ""));
     Object::Ptr part = o->getObject("part");
     if (type == "text" && part) {
-      Emit(ctx, state, "assistant.text",
-           "{\"text\":" + JsonQuote(part->optValue<std::string>("text", "")) + "}");
+      Text(ctx, state, part->optValue<std::string>("text", ""));
     } else if (type == "tool_use" && part) {
       Object::Ptr st = part->getObject("state");
       std::string id = part->optValue<std::string>("callID", "");
       std::ostringstream input;
       if (st && st->has("input")) Poco::JSON::Stringifier::condense(st->get("input"), input);
-      Emit(ctx, state, "tool.call",
-           "{\"id\":" + JsonQuote(id) + ",\"name\":" + JsonQuote(part->optValue<std::string>("tool", "")) +
-               ",\"input\":" + (input.str().empty() ? "{}" : input.str()) + "}");
+      ToolCall(ctx, state, id, part->optValue<std::string>("tool", ""), input.str());
       std::string status = st ? st->optValue<std::string>("status", "") : "";
       if (status == "completed" || status == "error") {
         bool error = status == "error";
         std::string output = st->optValue<std::string>(error ? "error" : "output", "");
-        Emit(ctx, state, "tool.result",
-             "{\"id\":" + JsonQuote(id) + ",\"output\":" + JsonQuote(output) +
-                 ",\"is_error\":" + (error ? "true" : "false") + "}");
+        ToolResult(ctx, state, id, output, error);
       }
     } else if (type == "step_finish" && part) {
       Usage usage;
-      usage.model = ctx.agent().model.empty() ? config_.model : ctx.agent().model;
+      usage.model = ModelOf(ctx, config_.model);
       if (Object::Ptr t = part->getObject("tokens")) {
         usage.input_tokens = t->optValue<std::int64_t>("input", 0);
         usage.output_tokens =
@@ -151,7 +146,7 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/opencode" "${args[@]}" "$PADDOCK_MESSAGE"
         message = data ? data->optValue<std::string>("message", "") : "";
         if (message.empty()) message = err->optValue<std::string>("name", "error");
       }
-      Emit(ctx, state, "agent.error", "{\"message\":" + JsonQuote(message) + "}");
+      AgentError(ctx, state, message);
       state.saw_result = true;
       state.error = "opencode: " + message;
     }

@@ -114,6 +114,35 @@ class CliHarness : public Harness {
   static void Record(TurnContext& ctx, TurnState& state, const Usage& usage) {
     if (state.status.ok()) state.status = ctx.RecordUsage(usage);
   }
+  // The events above, each in its one shape. `input` is JSON; `extra` is more fields of the
+  // result (",\"exit_code\":0") placed before is_error.
+  static void Output(TurnContext& ctx, TurnState& state, std::string_view text, bool is_stderr = false) {
+    Emit(ctx, state, "output",
+         std::string("{\"stream\":\"") + (is_stderr ? "stderr" : "stdout") +
+             "\",\"text\":" + JsonQuote(text) + "}");
+  }
+  static void Text(TurnContext& ctx, TurnState& state, std::string_view text) {
+    Emit(ctx, state, "assistant.text", "{\"text\":" + JsonQuote(text) + "}");
+  }
+  static void ToolCall(TurnContext& ctx, TurnState& state, std::string_view id, std::string_view name,
+                       std::string_view input) {
+    Emit(ctx, state, "tool.call",
+         "{\"id\":" + JsonQuote(id) + ",\"name\":" + JsonQuote(name) +
+             ",\"input\":" + std::string(input.empty() ? "{}" : input) + "}");
+  }
+  static void ToolResult(TurnContext& ctx, TurnState& state, std::string_view id, std::string_view output,
+                         bool is_error, std::string_view extra = "") {
+    Emit(ctx, state, "tool.result",
+         "{\"id\":" + JsonQuote(id) + ",\"output\":" + JsonQuote(output) + std::string(extra) +
+             ",\"is_error\":" + (is_error ? "true" : "false") + "}");
+  }
+  static void AgentError(TurnContext& ctx, TurnState& state, std::string_view message) {
+    Emit(ctx, state, "agent.error", "{\"message\":" + JsonQuote(message) + "}");
+  }
+  // The agent's model, else the harness's configured default.
+  static std::string ModelOf(const TurnContext& ctx, const std::string& fallback) {
+    return ctx.agent().model.empty() ? fallback : ctx.agent().model;
+  }
   // Records the CLI's session id when it is new, with an "agent.session" event.
   static void Native(TurnContext& ctx, TurnState& state, const std::string& id) {
     if (id.empty() || id == ctx.native_session_id() || !state.status.ok()) return;
