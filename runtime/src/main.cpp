@@ -24,7 +24,7 @@ namespace {
 constexpr char kUsage[] =
     "usage: paddock-runtime --listen unix:PATH|tcp:HOST:PORT (--token-fd N | --token-file PATH)\n"
     "                       [--ready-fd N] [--root DIR]... [--env NAME=VALUE]... [--cwd DIR]\n"
-    "                       [--egress-socket PATH --egress-port PORT]\n"
+    "                       [--egress-socket PATH --egress-port PORT] [--claimable]\n"
     "The token may also come from the file named by PADDOCK_RUNTIME_TOKEN_FILE.\n";
 
 [[noreturn]] void Die(const std::string& message) {
@@ -77,6 +77,8 @@ int main(int argc, char** argv) {
       token_fd = std::atoi(value().c_str());
     } else if (arg == "--token-file") {
       token_file = value();
+    } else if (arg == "--claimable") {
+      options.claimable = true;
     } else if (arg == "--ready-fd") {
       ready_fd = std::atoi(value().c_str());
     } else if (arg == "--root") {

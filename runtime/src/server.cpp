@@ -235,7 +235,12 @@ class Runtime {
   void Handle(HTTPServerRequest& req, HTTPServerResponse& resp) {
     try {
       std::string auth = req.get("Authorization", "");
-      if (!ConstantTimeEquals(auth, "Bearer " + options_.token)) {
+      std::string token;
+      {
+        std::lock_guard lock(mu_);
+        token = options_.token;
+      }
+      if (!ConstantTimeEquals(auth, "Bearer " + token)) {
         resp.set("WWW-Authenticate", "Bearer");
         Fail(HTTPResponse::HTTP_UNAUTHORIZED, "missing or wrong bearer token");
       }
@@ -259,6 +264,7 @@ class Runtime {
     const std::string& m = req.getMethod();
     if (path == "/v1/health" && m == "GET") return Health(resp);
     if (path == "/v1/env" && m == "PUT") return PutEnv(req, resp);
+    if (path == "/v1/claim" && m == "POST") return ClaimToken(req, resp);
     if (path == "/v1/exec" && m == "POST") return Exec(req, resp);
     if (path.rfind("/v1/exec/", 0) == 0 && path.size() > 14 && path.substr(path.size() - 5) == "/kill" &&
         m == "POST") {
@@ -298,6 +304,26 @@ class Runtime {
       o.set("processes", static_cast<int>(processes_.size()));
       o.set("execs", static_cast<int>(execs_.size()));
     }
+    SendJson(resp, HTTPResponse::HTTP_OK, o);
+  }
+
+  // Replaces a pool's bootstrap token with the sandbox's own, once.
+  void ClaimToken(HTTPServerRequest& req, HTTPServerResponse& resp) {
+    Object::Ptr body = ReadJson(req);
+    if (!body->has("token") || !body->get("token").isString()) BadRequest("'token' must be a string");
+    std::string token = body->getValue<std::string>("token");
+    if (token.size() < 16) BadRequest("'token' must be at least 16 characters");
+    {
+      std::lock_guard lock(mu_);
+      if (!claimable_) {
+        Fail(HTTPResponse::HTTP_CONFLICT,
+             "this runtime's token cannot be replaced (it was claimed already, or not started --claimable)");
+      }
+      claimable_ = false;
+      options_.token = token;
+    }
+    Object o;
+    o.set("claimed", true);
     SendJson(resp, HTTPResponse::HTTP_OK, o);
   }
 
@@ -840,9 +866,10 @@ class Runtime {
     SendJson(resp, HTTPResponse::HTTP_OK, o);
   }
 
-  const Options& options_;
+  Options options_;  // a copy: the token may be replaced (ClaimToken)
   Roots roots_;
   std::mutex mu_;
+  bool claimable_ = options_.claimable;
   std::map<std::string, std::string> session_env_;
   std::map<std::string, std::pair<pid_t, std::shared_ptr<std::atomic<bool>>>> execs_;
   std::map<std::string, std::shared_ptr<BackgroundProcess>> processes_;

@@ -12,6 +12,9 @@ namespace paddock::runtime {
 struct Options {
   std::string listen;  // "unix:/path" or "tcp:host:port"
   std::string token;
+  // The token is a pool's bootstrap token: POST /v1/claim replaces it, once, with the sandbox's
+  // own (a warm Kubernetes pod learns its per-sandbox token after adoption).
+  bool claimable = false;
   std::vector<std::string> roots = {"/workspace", "/home/paddock", "/tmp"};
   std::map<std::string, std::string> base_env;  // every command's environment before the rest
   std::string default_cwd = "/workspace";
