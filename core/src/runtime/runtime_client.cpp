@@ -157,8 +157,6 @@ std::unique_ptr<HTTPClientSession> Connect(const RuntimeEndpoint& ep, std::chron
     Poco::Net::StreamSocket socket;
     socket.connect(addr, t);
     auto session = std::make_unique<HTTPClientSession>(socket);
-    session->setHost(addr.host().toString());
-    session->setPort(addr.port());
     session->setTimeout(Poco::Timespan(3600, 0));
     return session;
   }
