@@ -42,6 +42,7 @@ class ProcessSandboxProvider final : public SandboxProvider {
   Status Destroy(std::string_view id) noexcept override;
   Result<std::vector<SandboxInfo>> List() noexcept override;
   Status DeleteSessionData(std::string_view session_id) noexcept override;
+  bool KeepsSessionData() const noexcept override { return true; }
 
  private:
   struct Record {

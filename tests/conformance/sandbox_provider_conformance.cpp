@@ -314,7 +314,9 @@ TEST_P(SandboxProviderConformance, ArchivesCannotWriteOutsideTheRoots) {
   EXPECT_CODE(rt.Restore(*evil), kInvalidArgument);
 }
 
-TEST_P(SandboxProviderConformance, TheWorkspaceSurvivesItsSandbox) {
+// A provider that keeps session data gives the session's next sandbox its workspace; one that
+// does not (sandboxes are cattle, the core's snapshots carry the state) starts it empty.
+TEST_P(SandboxProviderConformance, TheWorkspaceSurvivesItsSandboxExactlyWhenTheProviderSaysSo) {
   auto first = provider_->Create(Spec("ses_keep"));
   ASSERT_OK(first);
   ASSERT_OK(RuntimeClient(first->runtime).PutFile("/workspace/kept.txt", "kept"));
@@ -322,6 +324,11 @@ TEST_P(SandboxProviderConformance, TheWorkspaceSurvivesItsSandbox) {
   auto second = provider_->Create(Spec("ses_keep"));
   ASSERT_OK(second);
   auto kept = RuntimeClient(second->runtime).GetFile("/workspace/kept.txt");
+  if (!provider_->KeepsSessionData()) {
+    EXPECT_CODE(kept, kNotFound);
+    ASSERT_OK(provider_->DeleteSessionData("ses_keep"));
+    return;
+  }
   ASSERT_OK(kept);
   EXPECT_EQ(*kept, "kept");
   ASSERT_OK(provider_->Destroy(second->id));
@@ -341,7 +348,20 @@ TEST_P(SandboxProviderConformance, AWarmSandboxIsClaimedOnceAndNeverForASessionW
   ASSERT_OK(claimed);
   EXPECT_EQ(claimed->session_id, "ses_claim");
   EXPECT_CODE(provider_->Claim(warm->id, "ses_other"), kFailedPrecondition);
+  auto bound = provider_->Inspect(claimed->id);
+  ASSERT_OK(bound);
+  EXPECT_EQ(bound->session_id, "ses_claim");
   ASSERT_OK(RuntimeClient(claimed->runtime).PutFile("/workspace/mine", "claimed"));
+  EXPECT_CODE(provider_->Claim("psb_never", "ses_x"), kNotFound);
+  if (!provider_->KeepsSessionData()) {
+    // Nothing outlives the sandbox, so a session never has data that a warm one could not take.
+    auto warm2 = provider_->Create(warm_spec);
+    ASSERT_OK(warm2);
+    auto taken = provider_->Claim(warm2->id, "ses_claim_2");
+    ASSERT_OK(taken);
+    EXPECT_EQ(taken->session_id, "ses_claim_2");
+    return;
+  }
   // The claimed sandbox serves the session's durable data from now on.
   ASSERT_OK(provider_->Destroy(claimed->id));
   auto again = provider_->Create(Spec("ses_claim"));
@@ -356,7 +376,6 @@ TEST_P(SandboxProviderConformance, AWarmSandboxIsClaimedOnceAndNeverForASessionW
   auto still = provider_->Inspect(warm2->id);
   ASSERT_OK(still);
   EXPECT_TRUE(still->session_id.empty());
-  EXPECT_CODE(provider_->Claim("psb_never", "ses_x"), kNotFound);
 }
 
 TEST_P(SandboxProviderConformance, RejectsInvalidSpecs) {

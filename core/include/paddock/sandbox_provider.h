@@ -47,6 +47,23 @@ class SandboxProvider : public Lifecycle {
   // of this provider created.
   [[nodiscard]] virtual Result<std::vector<SandboxInfo>> List() noexcept = 0;
 
+  // Suspends a running sandbox: its processes end, what it keeps on disk stays, and Resume
+  // brings it back (with a new runtime endpoint, which Resume returns). Optional:
+  // kUnimplemented when the provider cannot; the core then destroys idle sandboxes instead.
+  [[nodiscard]] virtual Status Suspend(std::string_view id) noexcept {
+    (void)id;
+    return Status::Unimplemented("this sandbox provider cannot suspend sandboxes");
+  }
+  [[nodiscard]] virtual Result<SandboxInfo> Resume(std::string_view id) noexcept {
+    (void)id;
+    return Status::Unimplemented("this sandbox provider cannot resume sandboxes");
+  }
+
+  // Whether a session's workspace outlives its sandbox on this provider (a later Create for the
+  // session sees it, and a session with data cannot Claim a warm sandbox). A provider whose
+  // sandboxes keep nothing relies on the core's snapshots alone to carry a session's state.
+  [[nodiscard]] virtual bool KeepsSessionData() const noexcept { return false; }
+
   // Removes the durable per-session data (workspace). Idempotent.
   // REQUIRES: no sandbox of the session is running.
   [[nodiscard]] virtual Status DeleteSessionData(std::string_view session_id) noexcept {

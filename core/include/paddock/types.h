@@ -239,6 +239,7 @@ struct SandboxMount {
 struct SandboxSpec {
   std::string session_id;
   std::string agent_id;
+  std::string team_id;  // may be empty; a provider may place a team's sandboxes apart
   std::string profile = "default";
   SandboxLimits limits;
   // Egress: the host directory holding the control plane's proxy socket "egress.sock", which
