@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config git curl
   libpoco-dev libboost-dev libboost-filesystem-dev libtomlplusplus-dev libspdlog-dev
-  prometheus-cpp-dev libsqlite3-dev libpq-dev postgresql libgtest-dev libgmock-dev libssl-dev libarchive-dev
+  prometheus-cpp-dev libsqlite3-dev libpq-dev postgresql libgtest-dev libgmock-dev libssl-dev libarchive-dev libyaml-cpp-dev
   bubblewrap util-linux e2fsprogs prometheus binutils procps python3 clang-format
 )
 

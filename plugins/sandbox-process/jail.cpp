@@ -61,6 +61,13 @@ std::vector<std::string> BwrapArgv(const JailOptions& o, const JailSpec& j) {
                      "--bind", j.run_dir, "/run/paddock", "--ro-bind", o.runtime, "/run/paddock-runtime"});
   if (!j.egress_dir.empty()) a.insert(a.end(), {"--ro-bind", j.egress_dir, "/run/paddock-egress"});
   for (const SandboxMount& m : j.ro_mounts) a.insert(a.end(), {"--ro-bind", m.host_path, m.sandbox_path});
+  for (const SandboxMount& m : j.rw_mounts) a.insert(a.end(), {"--bind", m.host_path, m.sandbox_path});
+  if (!j.runtime_args.empty()) {
+    a.insert(a.end(), {"--chdir", "/workspace", "--clearenv", "--setenv", "PATH",
+                       "/usr/local/bin:/usr/bin:/bin", "--cap-drop", "ALL", "--", "/run/paddock-runtime"});
+    a.insert(a.end(), j.runtime_args.begin(), j.runtime_args.end());
+    return a;
+  }
   a.insert(a.end(), {"--chdir",    "/workspace",
                      "--clearenv", "--setenv",
                      "PATH",       "/usr/local/bin:/usr/bin:/bin",

@@ -46,6 +46,11 @@ struct JailSpec {
   std::vector<SandboxMount> ro_mounts;  // host dirs seen read-only inside
   std::vector<std::string> join_cgroups;
   std::vector<std::pair<int, unsigned long>> rlimits;
+  // Extra host dirs seen read-write inside (after the fixed mounts).
+  std::vector<SandboxMount> rw_mounts;
+  // When set, the runtime's arguments instead of the defaults (listen on run_dir's socket,
+  // token from a pipe); they must include --ready-fd 4.
+  std::vector<std::string> runtime_args;
 };
 
 // Starts a jail. bwrap's and the runtime's stderr go to `log_path`. Returns once the runtime

@@ -1,0 +1,542 @@
+// sandbox.k8s against the fake Kubernetes API server (tests/support/fake_kube): the
+// SandboxProvider conformance suite in both modes, and what the plugin promises on top — warm
+// adoption with the token handed over after it, fail-fast reasons, the ready deadline,
+// relisting after 410, deletion, the orphan-sweep list, suspend/resume, credentials — plus the
+// fake's own fidelity to the API (what it refuses, as the real server would).
+#include <fstream>
+#include <thread>
+
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Parser.h>
+
+#include "fake_kube.h"
+#include "kube_client.h"
+#include "paddock/testing/sandbox_provider_conformance.h"
+#include "runtime/runtime_client.h"
+#include "testing.h"
+
+namespace paddock::testing {
+namespace {
+
+using paddock::plugins::sandbox_k8s::KubeClient;
+using paddock::plugins::sandbox_k8s::LoadKubeconfig;
+using Poco::JSON::Object;
+
+std::string RuntimeBinary() {
+  std::string paddock = PADDOCK_TEST_BINARY;
+  return paddock.substr(0, paddock.rfind('/') + 1) + "paddock-runtime";
+}
+
+// A fake cluster with the agent-sandbox CRDs, the profile's SandboxTemplate and SandboxWarmPool
+// from deploy/base/sandbox-templates.yaml (so those manifests are checked against the CRDs and
+// used as deployed), and a provider configured against it.
+struct Cluster {
+  TempDir dir;
+  std::unique_ptr<FakeKube> kube;
+  std::string kubeconfig;
+
+  explicit Cluster(int warm_replicas = 0) {
+    FakeKubeOptions o;
+    o.crd_dir = PADDOCK_TEST_CRD_DIR;
+    o.data_dir = dir.path() + "/kube";
+    o.runtime = RuntimeBinary();
+    kube = std::make_unique<FakeKube>(o);
+    Status started = kube->Start();
+    EXPECT_OK(started) << "the agent-sandbox CRDs are looked up at " << PADDOCK_TEST_CRD_DIR
+                       << " (set PADDOCK_AGENT_SANDBOX_CRDS when configuring)";
+    kubeconfig = kube->WriteKubeconfig(dir.path() + "/kubeconfig");
+    for (const std::string& doc :
+         YamlDocumentsAsJson(std::string(PADDOCK_TEST_SOURCE_DIR) + "/deploy/base/sandbox-templates.yaml")) {
+      Poco::JSON::Parser p;
+      Object::Ptr o2 = p.parse(doc).extract<Object::Ptr>();
+      if (o2->getValue<std::string>("kind") == "SandboxWarmPool")
+        o2->getObject("spec")->set("replicas", warm_replicas);
+      std::ostringstream ss;
+      o2->stringify(ss);
+      EXPECT_OK(kube->Create(ss.str()));
+    }
+  }
+  ~Cluster() { kube->Stop(); }
+
+  std::string Config(const std::string& mode, const std::string& extra = "") const {
+    std::string timeout = extra.find("ready_timeout") == std::string::npos ? "ready_timeout = \"30s\"\n" : "";
+    return "kubeconfig = \"" + kubeconfig + "\"\nmode = \"" + mode + "\"\n" + timeout + extra;
+  }
+  Result<std::shared_ptr<SandboxProvider>> Provider(const std::string& mode, const std::string& extra = "") {
+    return LoadSandbox("k8s", Config(mode, extra), dir.path());
+  }
+};
+
+Result<std::shared_ptr<SandboxProvider>> FreshProvider(const std::string& mode) {
+  auto cluster = std::make_shared<Cluster>();
+  PADDOCK_ASSIGN_OR_RETURN(auto p, cluster->Provider(mode));
+  // The provider goes first, then the cluster.
+  return std::shared_ptr<SandboxProvider>(p.get(), [p, cluster](SandboxProvider*) mutable {
+    p.reset();
+    cluster.reset();
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    K8s, SandboxProviderConformance,
+    ::testing::Values(SandboxProviderUnderTest{"claim", [] { return FreshProvider("claim"); }},
+                      SandboxProviderUnderTest{"sandbox", [] { return FreshProvider("sandbox"); }}),
+    [](const ::testing::TestParamInfo<SandboxProviderUnderTest>& i) { return i.param.name; });
+
+SandboxSpec Spec(const std::string& session, const std::string& profile = "default") {
+  SandboxSpec s;
+  s.session_id = session;
+  s.agent_id = "agt_test";
+  s.profile = profile;
+  return s;
+}
+
+std::string NameOf(const SandboxInfo& info) { return info.id.substr(0, info.id.find('.')); }
+
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return done();
+}
+
+int Count(const std::vector<std::string>& lines, const std::string& needle) {
+  int n = 0;
+  for (const auto& l : lines) n += l.find(needle) != std::string::npos ? 1 : 0;
+  return n;
+}
+
+TEST(SandboxK8s, AWarmSandboxIsAdoptedAndGetsItsOwnTokenOnlyAfterAdoption) {
+  Cluster c(/*warm_replicas=*/1);
+  auto p = c.Provider("claim");
+  ASSERT_OK(p);
+  // The pool's pod starts once the provider made the pool token Secret.
+  ASSERT_TRUE(WaitFor([&] {
+    auto pools = c.kube->List("sandboxwarmpools", "paddock");
+    return !pools.empty() && pools[0]->has("status") &&
+           pools[0]->getObject("status")->optValue<int>("readyReplicas", 0) == 1;
+  }));
+  c.kube->ClearLog();
+  auto sb = (*p)->Create(Spec("ses_warm"));
+  ASSERT_OK(sb);
+  EXPECT_NE(sb->detail.find("sandbox paddock-default-"), std::string::npos)
+      << sb->detail;  // adopted, not cold
+  // The runtime answers to the sandbox's own token, no longer to the pool's.
+  EXPECT_OK(RuntimeClient(sb->runtime).Health());
+  auto pool_secret = c.kube->Get("secrets", "paddock", "paddock-runtime-pool");
+  ASSERT_TRUE(pool_secret);
+  RuntimeEndpoint with_pool = sb->runtime;
+  // The token is in a Secret owned by the claim, and in no custom resource the plugin sent.
+  auto secret = c.kube->Get("secrets", "paddock", NameOf(*sb) + "-runtime");
+  ASSERT_TRUE(secret);
+  auto owner = secret->getObject("metadata")->getArray("ownerReferences")->getObject(0);
+  EXPECT_EQ(owner->getValue<std::string>("kind"), "SandboxClaim");
+  EXPECT_EQ(owner->getValue<std::string>("name"), NameOf(*sb));
+  for (const std::string& body : c.kube->Bodies()) {
+    EXPECT_EQ(body.find(sb->runtime.token), std::string::npos) << body;
+  }
+  // The pool's token (which the pod can read) no longer opens its runtime.
+  CapturingObserver out;
+  ASSERT_OK(Sh(*sb, "cat /var/run/paddock/token/token", out));
+  with_pool.token = out.out;
+  EXPECT_CODE(RuntimeClient(with_pool).Health(), kPermissionDenied);
+  // One warm create: the claim, one watch, the token Secret.
+  EXPECT_EQ(Count(c.kube->Requests(),
+                  "POST /apis/extensions.agents.x-k8s.io/v1beta1/namespaces/paddock/sandboxclaims"),
+            1);
+  EXPECT_EQ(Count(c.kube->Requests(), "watch=1"), 1);
+  EXPECT_EQ(Count(c.kube->Requests(), "POST /api/v1/namespaces/paddock/secrets"), 1);
+  ASSERT_OK((*p)->Destroy(sb->id));
+  EXPECT_FALSE(c.kube->Get("secrets", "paddock", NameOf(*sb) + "-runtime"));
+  EXPECT_FALSE(c.kube->Get("sandboxclaims", "paddock", NameOf(*sb)));
+}
+
+TEST(SandboxK8s, ATerminalReasonFailsFastWithTheReasonAndLeavesNothing) {
+  Cluster c;
+  auto p = c.Provider("claim");
+  ASSERT_OK(p);
+  auto start = std::chrono::steady_clock::now();
+  auto sb = (*p)->Create(Spec("ses_x", "gpu"));  // no SandboxWarmPool paddock-gpu
+  EXPECT_CODE(sb, kFailedPrecondition);
+  EXPECT_NE(sb.status().message().find("WarmPoolNotFound"), std::string::npos) << sb.status().message();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));  // well within ready_timeout
+  EXPECT_TRUE(c.kube->List("sandboxclaims", "paddock").empty());
+  EXPECT_TRUE(c.kube->List("secrets", "paddock").size() == 1);  // only the pool token
+}
+
+TEST(SandboxK8s, ASandboxThatNeverBecomesReadyFailsAtTheDeadlineWithTheLastReason) {
+  Cluster c;
+  // A template whose pod waits for a Secret that never comes.
+  ASSERT_OK(c.kube->Create(R"({"apiVersion":"extensions.agents.x-k8s.io/v1beta1","kind":"SandboxTemplate",
+    "metadata":{"name":"paddock-stuck","namespace":"paddock"},
+    "spec":{"podTemplate":{"spec":{"containers":[{"name":"runtime","image":"paddock-sandbox:dev",
+      "command":["paddock-runtime"],"args":["--listen","tcp:0.0.0.0:8888","--token-file","/t/token"],
+      "volumeMounts":[{"name":"t","mountPath":"/t"}]}],
+      "volumes":[{"name":"t","secret":{"secretName":"never"}}]}}}})"));
+  ASSERT_OK(c.kube->Create(R"({"apiVersion":"extensions.agents.x-k8s.io/v1beta1","kind":"SandboxWarmPool",
+    "metadata":{"name":"paddock-stuck","namespace":"paddock"},"spec":{"replicas":0,"sandboxTemplateRef":{"name":"paddock-stuck"}}})"));
+  auto p = c.Provider("claim", "ready_timeout = \"2s\"\n");
+  ASSERT_OK(p);
+  auto sb = (*p)->Create(Spec("ses_stuck", "stuck"));
+  EXPECT_CODE(sb, kUnavailable);
+  EXPECT_NE(sb.status().message().find("not Ready within 2 s"), std::string::npos) << sb.status().message();
+  EXPECT_NE(sb.status().message().find("secret \"never\" not found"), std::string::npos)
+      << sb.status().message();
+  EXPECT_TRUE(WaitFor([&] { return c.kube->List("sandboxclaims", "paddock").empty(); }));
+}
+
+TEST(SandboxK8s, AWatchThatLostItsPlaceRelistsAndCarriesOn) {
+  Cluster c;
+  ASSERT_OK(c.kube->Create(R"({"apiVersion":"extensions.agents.x-k8s.io/v1beta1","kind":"SandboxTemplate",
+    "metadata":{"name":"paddock-late","namespace":"paddock"},
+    "spec":{"podTemplate":{"spec":{"containers":[{"name":"runtime","image":"paddock-sandbox:dev",
+      "command":["paddock-runtime"],"args":["--listen","tcp:0.0.0.0:8888","--token-file","/t/token","--claimable"],
+      "volumeMounts":[{"name":"t","mountPath":"/t"}]}],
+      "volumes":[{"name":"t","secret":{"secretName":"late"}}]}}}})"));
+  ASSERT_OK(c.kube->Create(R"({"apiVersion":"extensions.agents.x-k8s.io/v1beta1","kind":"SandboxWarmPool",
+    "metadata":{"name":"paddock-late","namespace":"paddock"},"spec":{"replicas":0,"sandboxTemplateRef":{"name":"paddock-late"}}})"));
+  auto p = c.Provider("claim");
+  ASSERT_OK(p);
+  Result<SandboxInfo> sb = Status::Internal("not run");
+  std::thread create([&] { sb = (*p)->Create(Spec("ses_late", "late")); });
+  struct Join {
+    std::thread& t;
+    ~Join() { t.join(); }
+  } join{create};
+  ASSERT_TRUE(WaitFor([&] { return Count(c.kube->Requests(), "watch=1") >= 1; }));
+  // History moves on and is forgotten, and every watch is dropped (as after an etcd compaction
+  // and an API server restart): the plugin's next watch gets 410 Expired and must relist.
+  c.kube->Compact();
+  ASSERT_OK(c.kube->Create(
+      R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":"unrelated","namespace":"paddock"}})"));
+  c.kube->Compact();
+  c.kube->DropWatches();
+  ASSERT_TRUE(WaitFor([&] { return Count(c.kube->Requests(), "watch=1") >= 3; }));
+  // The pool token the pod needs arrives; the claim becomes Ready.
+  auto pool = c.kube->Get("secrets", "paddock", "paddock-runtime-pool");
+  ASSERT_TRUE(pool);
+  ASSERT_OK(
+      c.kube->Create(R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":"late","namespace":"paddock"},
+    "data":{"token":")" +
+                     pool->getObject("data")->getValue<std::string>("token") + R"("}})"));
+  ASSERT_TRUE(WaitFor([&] { return sb.ok() || sb.status().code() != StatusCode::kInternal; }));
+  ASSERT_OK(sb);
+  EXPECT_OK(RuntimeClient(sb->runtime).Health());
+  // Relisted by name after the 410.
+  EXPECT_GE(
+      Count(c.kube->Requests(),
+            "GET /apis/extensions.agents.x-k8s.io/v1beta1/namespaces/paddock/sandboxclaims?fieldSelector"),
+      1);
+}
+
+TEST(SandboxK8s, ListFindsThisInstancesSandboxesWithTheirTokensForTheOrphanSweep) {
+  Cluster c;
+  auto p = c.Provider("claim");
+  ASSERT_OK(p);
+  auto a = (*p)->Create(Spec("ses_a"));
+  ASSERT_OK(a);
+  auto b = (*p)->Create(Spec(""));
+  ASSERT_OK(b);
+  // Another Paddock's claim in the same namespace is not ours.
+  ASSERT_OK(c.kube->Create(R"({"apiVersion":"extensions.agents.x-k8s.io/v1beta1","kind":"SandboxClaim",
+    "metadata":{"name":"theirs","namespace":"paddock","labels":{"app.kubernetes.io/managed-by":"paddock","paddock.dev/instance":"other"}},
+    "spec":{"warmPoolRef":{"name":"paddock-default"}}})"));
+  // A new process of this Paddock (the old one's memory is gone) sees both, ready to use.
+  auto again = c.Provider("claim");
+  ASSERT_OK(again);
+  auto all = (*again)->List();
+  ASSERT_OK(all);
+  ASSERT_EQ(all->size(), 2u);
+  for (const SandboxInfo& i : *all) {
+    EXPECT_TRUE(i.id == a->id || i.id == b->id) << i.id;
+    EXPECT_EQ(i.state, SandboxState::kRunning);
+    EXPECT_OK(RuntimeClient(i.runtime).Health());
+  }
+  auto inspected = (*again)->Inspect(a->id);
+  ASSERT_OK(inspected);
+  EXPECT_EQ(inspected->session_id, "ses_a");
+  EXPECT_EQ(inspected->runtime.token, a->runtime.token);
+  EXPECT_CODE((*again)->Inspect("theirs.paddock"), kNotFound);
+}
+
+TEST(SandboxK8s, ADeadPodIsReportedGone) {
+  Cluster c;
+  auto p = c.Provider("claim");
+  ASSERT_OK(p);
+  auto sb = (*p)->Create(Spec("ses_dead"));
+  ASSERT_OK(sb);
+  c.kube->KillPod("paddock", NameOf(*sb));
+  ASSERT_TRUE(WaitFor([&] {
+    auto i = (*p)->Inspect(sb->id);
+    return i.ok() && i->state == SandboxState::kGone;
+  }));
+  auto i = (*p)->Inspect(sb->id);
+  ASSERT_OK(i);
+  EXPECT_NE(i->detail.find("PodFailed"), std::string::npos) << i->detail;
+}
+
+class SuspendResume : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SuspendResume, KeepsTheWorkspaceAndHandsTheNewPodItsToken) {
+  Cluster c;
+  auto p = c.Provider(GetParam());
+  ASSERT_OK(p);
+  auto sb = (*p)->Create(Spec("ses_sleep"));
+  ASSERT_OK(sb);
+  ASSERT_OK(RuntimeClient(sb->runtime).PutFile("/workspace/kept.txt", "kept"));
+  ASSERT_OK((*p)->Suspend(sb->id));
+  auto asleep = (*p)->Inspect(sb->id);
+  ASSERT_OK(asleep);
+  EXPECT_EQ(asleep->state, SandboxState::kGone);
+  EXPECT_NE(asleep->detail.find("SandboxSuspended"), std::string::npos) << asleep->detail;
+  EXPECT_CODE(RuntimeClient(sb->runtime).Health(), kUnavailable);
+  auto awake = (*p)->Resume(sb->id);
+  ASSERT_OK(awake);
+  EXPECT_EQ(awake->state, SandboxState::kRunning);
+  EXPECT_NE(awake->runtime.address, sb->runtime.address);  // a new pod, a new IP
+  EXPECT_EQ(awake->runtime.token, sb->runtime.token);
+  auto kept = RuntimeClient(awake->runtime).GetFile("/workspace/kept.txt");
+  ASSERT_OK(kept);
+  EXPECT_EQ(*kept, "kept");
+  EXPECT_CODE((*p)->Suspend("psb-none.paddock"), kNotFound);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, SuspendResume, ::testing::Values("claim", "sandbox"));
+
+TEST(SandboxK8s, ANamespacePerTeam) {
+  Cluster c;
+  auto p = c.Provider("claim", "namespace_per_team = true\n");
+  ASSERT_OK(p);
+  SandboxSpec s = Spec("ses_team");
+  s.team_id = "blue";
+  auto sb = (*p)->Create(s);  // paddock-blue has no warm pool: refused there, fast
+  EXPECT_CODE(sb, kFailedPrecondition);
+  EXPECT_GE(Count(c.kube->Requests(),
+                  "POST /apis/extensions.agents.x-k8s.io/v1beta1/namespaces/paddock-blue/sandboxclaims"),
+            1);
+  s.team_id = "Not A Namespace";
+  EXPECT_CODE((*p)->Create(s), kInvalidArgument);
+}
+
+TEST(SandboxK8s, CredentialsAreCheckedAtStartWithAMessageThatSaysWhatToFix) {
+  Cluster c;
+  std::string wrong = c.kube->WriteKubeconfig(c.dir.path() + "/wrong", "not-the-token-at-all");
+  auto bad = LoadSandbox("k8s", "kubeconfig = \"" + wrong + "\"\n", c.dir.path());
+  EXPECT_CODE(bad, kPermissionDenied);
+  EXPECT_NE(bad.status().message().find("were refused"), std::string::npos) << bad.status().message();
+  auto missing = LoadSandbox("k8s", "kubeconfig = \"" + c.dir.path() + "/none\"\n", c.dir.path());
+  EXPECT_CODE(missing, kFailedPrecondition);
+  std::ofstream(c.dir.path() + "/exec")
+      << "apiVersion: v1\nkind: Config\ncurrent-context: x\nclusters:\n- name: x\n"
+         "  cluster: {server: 'https://127.0.0.1:1'}\ncontexts:\n- name: x\n"
+         "  context: {cluster: x, user: u}\nusers:\n- name: u\n"
+         "  user: {exec: {command: aws}}\n";
+  auto exec = LoadSandbox("k8s", "kubeconfig = \"" + c.dir.path() + "/exec\"\n", c.dir.path());
+  EXPECT_CODE(exec, kInvalidArgument);
+  EXPECT_NE(exec.status().message().find("exec"), std::string::npos);
+  auto other_context =
+      LoadSandbox("k8s", "kubeconfig = \"" + c.kubeconfig + "\"\ncontext = \"nope\"\n", c.dir.path());
+  EXPECT_CODE(other_context, kInvalidArgument);
+  EXPECT_CODE(LoadSandbox("k8s", "kubeconfig = \"" + c.kubeconfig + "\"\nmode = \"pods\"\n", c.dir.path()),
+              kInvalidArgument);
+  // A server whose certificate the kubeconfig's CA did not sign is refused.
+  std::string text;
+  {
+    std::ifstream in(c.kubeconfig);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  auto pos = text.find("    certificate-authority:");
+  ASSERT_NE(pos, std::string::npos);
+  text.erase(pos, text.find('\n', pos) - pos + 1);
+  std::ofstream(c.dir.path() + "/noca") << text;
+  auto untrusted = LoadSandbox("k8s", "kubeconfig = \"" + c.dir.path() + "/noca\"\n", c.dir.path());
+  EXPECT_CODE(untrusted, kUnavailable);
+}
+
+// ---- The fake refuses what the real API server refuses ------------------------------------
+
+class FakeApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto creds = LoadKubeconfig(c_.kubeconfig, "");
+    ASSERT_OK(creds);
+    client_ = std::make_unique<KubeClient>(*creds);
+  }
+  Object::Ptr Call(const std::string& method, const std::string& path, const std::string& body, int want,
+                   const std::string& ct = "application/json") {
+    auto r = client_->Call(method, path, body, ct);
+    EXPECT_OK(r);
+    if (!r.ok()) return new Object;
+    EXPECT_EQ(r->status, want) << method << " " << path << ": " << r->Message();
+    return r->body;
+  }
+  static constexpr char kClaims[] =
+      "/apis/extensions.agents.x-k8s.io/v1beta1/namespaces/paddock/sandboxclaims";
+  Cluster c_;
+  std::unique_ptr<KubeClient> client_;
+};
+
+TEST_F(FakeApi, RefusesWhatFailsTheCrdSchemaOrDoesNotMatchTheUrl) {
+  auto wrong_version = Call(
+      "POST", kClaims,
+      R"({"apiVersion":"extensions.agents.x-k8s.io/v1alpha1","kind":"SandboxClaim","metadata":{"name":"a"},"spec":{"warmPoolRef":{"name":"p"}}})",
+      400);
+  EXPECT_NE(wrong_version->getValue<std::string>("message").find("does not match the expected API version"),
+            std::string::npos);
+  Call(
+      "POST", kClaims,
+      R"({"apiVersion":"extensions.agents.x-k8s.io/v1beta1","kind":"Sandbox","metadata":{"name":"a"},"spec":{}})",
+      400);
+  auto required = Call(
+      "POST", kClaims,
+      R"({"apiVersion":"extensions.agents.x-k8s.io/v1beta1","kind":"SandboxClaim","metadata":{"name":"a"},"spec":{}})",
+      422);
+  EXPECT_EQ(required->getValue<std::string>("reason"), "Invalid");
+  EXPECT_NE(required->getValue<std::string>("message").find("spec.warmPoolRef: Required value"),
+            std::string::npos);
+  auto type = Call(
+      "POST", kClaims,
+      R"({"apiVersion":"extensions.agents.x-k8s.io/v1beta1","kind":"SandboxClaim","metadata":{"name":"a"},"spec":{"warmPoolRef":{"name":7}}})",
+      422);
+  EXPECT_NE(
+      type->getValue<std::string>("message").find("spec.warmPoolRef.name in body must be of type string"),
+      std::string::npos);
+  auto unknown = Call(
+      "POST", std::string(kClaims) + "?fieldValidation=Strict",
+      R"({"apiVersion":"extensions.agents.x-k8s.io/v1beta1","kind":"SandboxClaim","metadata":{"name":"a"},"spec":{"warmPoolRef":{"name":"p"},"bogus":1}})",
+      400);
+  EXPECT_NE(unknown->getValue<std::string>("message").find("unknown field \"spec.bogus\""),
+            std::string::npos);
+  auto enum_ = Call(
+      "POST", std::string(kClaims),
+      R"({"apiVersion":"extensions.agents.x-k8s.io/v1beta1","kind":"SandboxClaim","metadata":{"name":"a"},"spec":{"warmPoolRef":{"name":"p"},"lifecycle":{"shutdownPolicy":"Sometimes"}}})",
+      422);
+  EXPECT_NE(enum_->getValue<std::string>("message").find("Unsupported value"), std::string::npos);
+  Call(
+      "POST", kClaims,
+      R"({"apiVersion":"extensions.agents.x-k8s.io/v1beta1","kind":"SandboxClaim","metadata":{"name":"Not_A_Name"},"spec":{"warmPoolRef":{"name":"p"}}})",
+      422);
+  Call(
+      "POST", kClaims,
+      R"({"apiVersion":"extensions.agents.x-k8s.io/v1beta1","kind":"SandboxClaim","metadata":{"name":"a","namespace":"elsewhere"},"spec":{"warmPoolRef":{"name":"p"}}})",
+      400);
+  Call("POST", kClaims, "{not json", 400);
+  // Without Strict, unknown fields are pruned (and a warning sent); status is not writable here.
+  auto pruned = Call(
+      "POST", kClaims,
+      R"({"apiVersion":"extensions.agents.x-k8s.io/v1beta1","kind":"SandboxClaim","metadata":{"name":"a"},"spec":{"warmPoolRef":{"name":"p"},"bogus":1},"status":{"sandbox":{"name":"x"}}})",
+      201);
+  EXPECT_FALSE(pruned->getObject("spec")->has("bogus"));
+  EXPECT_FALSE(pruned->has("status"));
+  Call(
+      "POST", kClaims,
+      R"({"apiVersion":"extensions.agents.x-k8s.io/v1beta1","kind":"SandboxClaim","metadata":{"name":"a"},"spec":{"warmPoolRef":{"name":"p"}}})",
+      409);
+  Call("GET", std::string(kClaims) + "/none", "", 404);
+  Call("GET", "/apis/extensions.agents.x-k8s.io/v1beta1/namespaces/paddock/gadgets", "", 404);
+  Call("GET", std::string(kClaims) + "?fieldSelector=spec.warmPoolRef.name%3Dp", "", 400);
+  Call("PATCH", std::string(kClaims) + "/a", R"({"spec":{}})", 415, "application/strategic-merge-patch+json");
+  // Optimistic locking: a write with a stale resourceVersion is a Conflict.
+  auto current = Call("GET", std::string(kClaims) + "/a", "", 200);
+  std::string rv = current->getObject("metadata")->getValue<std::string>("resourceVersion");
+  Call("PATCH", std::string(kClaims) + "/a", R"({"metadata":{"labels":{"x":"1"}}})", 200,
+       "application/merge-patch+json");
+  Call("PATCH", std::string(kClaims) + "/a",
+       R"({"metadata":{"resourceVersion":")" + rv + R"(","labels":{"x":"2"}}})", 409,
+       "application/merge-patch+json");
+  // The status subresource: only status there, never status through the main resource.
+  auto main = Call("PATCH", std::string(kClaims) + "/a", R"({"status":{"sandbox":{"name":"via-main"}}})", 200,
+                   "application/merge-patch+json");
+  auto sandbox_name = [](const Object::Ptr& o) -> std::string {
+    auto st = o->getObject("status");
+    auto sb = st ? st->getObject("sandbox") : nullptr;
+    return sb ? sb->optValue<std::string>("name", "") : "";
+  };
+  EXPECT_NE(sandbox_name(main), "via-main");
+  auto sub = Call("PATCH", std::string(kClaims) + "/a/status",
+                  R"({"status":{"sandbox":{"name":"via-status"}},"spec":{"warmPoolRef":{"name":"changed"}}})",
+                  200, "application/merge-patch+json");
+  EXPECT_EQ(sandbox_name(sub), "via-status");
+  EXPECT_EQ(sub->getObject("spec")->getObject("warmPoolRef")->getValue<std::string>("name"), "p");
+  Call("DELETE", std::string(kClaims) + "/a", "", 200);
+  Call("DELETE", std::string(kClaims) + "/a", "", 404);
+  // A core Secret with data that is not base64 is refused.
+  Call("POST", "/api/v1/namespaces/paddock/secrets",
+       R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"},"data":{"k":"***"}})", 422);
+  // No token, no entry.
+  auto creds = LoadKubeconfig(c_.kubeconfig, "");
+  ASSERT_OK(creds);
+  creds->token = "";
+  auto anonymous = KubeClient(*creds).Call("GET", kClaims);
+  ASSERT_OK(anonymous);
+  EXPECT_EQ(anonymous->status, 401);
+}
+
+TEST_F(FakeApi, WatchesStreamFromAResourceVersionWithBookmarksSelectorsAnd410) {
+  auto made = Call(
+      "POST", kClaims,
+      R"({"apiVersion":"extensions.agents.x-k8s.io/v1beta1","kind":"SandboxClaim","metadata":{"name":"w","labels":{"team":"a"}},"spec":{"warmPoolRef":{"name":"p"}}})",
+      201);
+  std::string rv = made->getObject("metadata")->getValue<std::string>("resourceVersion");
+  Call(
+      "POST", kClaims,
+      R"({"apiVersion":"extensions.agents.x-k8s.io/v1beta1","kind":"SandboxClaim","metadata":{"name":"other","labels":{"team":"b"}},"spec":{"warmPoolRef":{"name":"p"}}})",
+      201);
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    Call("PATCH", std::string(kClaims) + "/w", R"({"metadata":{"labels":{"step":"two"}}})", 200,
+         "application/merge-patch+json");
+    Call("PATCH", std::string(kClaims) + "/other", R"({"metadata":{"labels":{"step":"two"}}})", 200,
+         "application/merge-patch+json");
+    Call("DELETE", std::string(kClaims) + "/w", "", 200);
+  });
+  std::vector<std::string> seen;
+  auto watched =
+      client_->Watch(std::string(kClaims) +
+                         "?watch=1&allowWatchBookmarks=true&labelSelector=team%3Da&resourceVersion=" + rv +
+                         "&timeoutSeconds=5",
+                     std::chrono::steady_clock::now() + std::chrono::seconds(10),
+                     [&](const std::string& type, const Object::Ptr& o) {
+                       seen.push_back(type + " " +
+                                      (o->has("metadata") && o->getObject("metadata")->has("name")
+                                           ? o->getObject("metadata")->getValue<std::string>("name")
+                                           : ""));
+                       return type != "DELETED";
+                     });
+  writer.join();
+  ASSERT_OK(watched);
+  // Only "w" (team=a), only what came after rv: MODIFIED (the claim controller may add more), then DELETED.
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_EQ(seen.front(), "MODIFIED w");
+  EXPECT_EQ(seen.back(), "DELETED w");
+  for (const auto& s : seen) EXPECT_EQ(s.find("other"), std::string::npos) << s;
+  // A quiet watch gets bookmarks.
+  std::vector<std::string> quiet;
+  (void)client_->Watch(std::string(kClaims) +
+                           "?watch=1&allowWatchBookmarks=true&labelSelector=team%3Dnone&resourceVersion=" +
+                           rv + "&timeoutSeconds=3",
+                       std::chrono::steady_clock::now() + std::chrono::seconds(5),
+                       [&](const std::string& type, const Object::Ptr&) {
+                         quiet.push_back(type);
+                         return type != "BOOKMARK";
+                       });
+  ASSERT_FALSE(quiet.empty());
+  EXPECT_EQ(quiet.back(), "BOOKMARK");
+  // A version older than the kept history: ERROR 410 Expired.
+  c_.kube->Compact();
+  int code = 0;
+  (void)client_->Watch(std::string(kClaims) + "?watch=1&resourceVersion=" + rv,
+                       std::chrono::steady_clock::now() + std::chrono::seconds(5),
+                       [&](const std::string& type, const Object::Ptr& o) {
+                         if (type == "ERROR") code = o->optValue<int>("code", 0);
+                         return false;
+                       });
+  EXPECT_EQ(code, 410);
+}
+
+}  // namespace
+}  // namespace paddock::testing
