@@ -477,6 +477,8 @@ struct FakeKube::Impl {
   std::vector<std::thread> pod_threads;
   std::uint32_t next_ip = 0;
   std::uint64_t watch_epoch = 0;  // DropWatches ends the streams of an older epoch
+  std::map<std::string, std::chrono::steady_clock::time_point> claim_created;
+  std::vector<double> claim_ready_ms;
 
   static std::string Key(const std::string& plural, const std::string& ns, const std::string& name) {
     return plural + "/" + ns + "/" + name;
@@ -492,6 +494,8 @@ struct FakeKube::Impl {
     } else {
       objects[Key(plural, ns, name)] = obj;
     }
+    if (plural == "sandboxclaims" && type == "ADDED")
+      claim_created[ns + "/" + name] = std::chrono::steady_clock::now();
     events.push_back(Event{rv, plural, ns, type, Clone(obj)});
     while (events.size() > opt.history) {
       compacted = events.front().rv;
@@ -1205,6 +1209,15 @@ struct FakeKube::Impl {
     conds->add(c);
   }
 
+  static bool ReadyTrue(Object::Ptr status) {
+    Array::Ptr conds = Arr(status, "conditions");
+    for (size_t i = 0; conds && i < conds->size(); ++i) {
+      Object::Ptr c = conds->getObject(static_cast<unsigned>(i));
+      if (Str(c, "type") == "Ready") return Str(c, "status") == "True";
+    }
+    return false;
+  }
+
   static bool HasCondition(Object::Ptr status, const std::string& type) {
     Array::Ptr conds = Arr(status, "conditions");
     for (size_t i = 0; conds && i < conds->size(); ++i) {
@@ -1217,6 +1230,15 @@ struct FakeKube::Impl {
   void UpdateStatus(const std::string& plural, Object::Ptr current, Object::Ptr status) {
     Object::Ptr old = Obj(current, "status");
     if (old && ToJson(old) == ToJson(status)) return;
+    if (plural == "sandboxclaims" && ReadyTrue(status) && !ReadyTrue(old)) {
+      auto it = claim_created.find(Str(Obj(current, "metadata"), "namespace") + "/" +
+                                   Str(Obj(current, "metadata"), "name"));
+      if (it != claim_created.end()) {
+        claim_ready_ms.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - it->second).count());
+        claim_created.erase(it);
+      }
+    }
     Object::Ptr next = Clone(current);
     next->set("status", status);
     Commit(plural, Str(Obj(current, "metadata"), "namespace"), "MODIFIED", next);
@@ -1962,6 +1984,11 @@ int FakeKube::RunningPods() const {
   int n = 0;
   for (const auto& [k, p] : impl_->pods) n += paddock::plugins::sandbox_process::JailAlive(p.jail) ? 1 : 0;
   return n;
+}
+
+std::vector<double> FakeKube::ClaimReadyMs() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->claim_ready_ms;
 }
 
 std::vector<std::string> FakeKube::Requests() const {

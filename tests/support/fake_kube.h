@@ -70,6 +70,9 @@ class FakeKube {
   // The processes of the pod of Sandbox `name` die (as if the node lost it).
   void KillPod(const std::string& ns, const std::string& name);
   int RunningPods() const;
+  // Server-side time from each claim's creation to its first Ready=True, in ms (what the
+  // simulated controller and kubelet take, without the client).
+  std::vector<double> ClaimReadyMs() const;
   // Every request as "VERB path?query", and the bodies of writes, in order.
   std::vector<std::string> Requests() const;
   std::vector<std::string> Bodies() const;

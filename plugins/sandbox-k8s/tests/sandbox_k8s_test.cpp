@@ -357,6 +357,30 @@ TEST(SandboxK8s, CredentialsAreCheckedAtStartWithAMessageThatSaysWhatToFix) {
   EXPECT_CODE(untrusted, kUnavailable);
 }
 
+TEST(SandboxK8s, TheShippedKubernetesConfigsAreValid) {
+  Cluster c;
+  // kind.toml names the context kind writes; deploy's config uses the current one.
+  std::string text;
+  {
+    std::ifstream in(c.kubeconfig);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  text.replace(text.find("contexts:\n"), 10,
+               "contexts:\n- name: kind-paddock\n  context:\n    cluster: fake\n    user: tester\n");
+  std::ofstream(c.dir.path() + "/both") << text;
+  setenv("KUBECONFIG", (c.dir.path() + "/both").c_str(), 1);
+  std::string plugin_dir = PADDOCK_TEST_PLUGIN_DIR_K8S;
+  for (const std::string& file : {std::string(PADDOCK_TEST_SOURCE_DIR) + "/config/kind.toml",
+                                  std::string(PADDOCK_TEST_SOURCE_DIR) + "/deploy/base/paddock.toml"}) {
+    auto [code, out] =
+        RunCommand({PADDOCK_TEST_BINARY, "check-config", "--config", file, "--plugin-dir", plugin_dir});
+    EXPECT_EQ(code, 0) << file << ": " << out;
+  }
+  unsetenv("KUBECONFIG");
+}
+
 // ---- The fake refuses what the real API server refuses ------------------------------------
 
 class FakeApi : public ::testing::Test {

@@ -1,0 +1,142 @@
+// sandbox.k8s against the fake Kubernetes API server: how long Create takes through the plugin
+// (claim → watch → Ready → token hand-over → runtime answers), next to what the fake's
+// simulated controller and kubelet take for the same claim server-side (creation → Ready) in
+// the same run, so the difference is the plugin's own overhead; cold (empty pool) and warm
+// (adopted from the pool). Then the API calls of one sandbox's lifecycle.
+//
+//   build/bin/k8s_bench [N]      (default N = 20)
+#include <cstdio>
+#include <map>
+#include <thread>
+
+#include <Poco/JSON/Parser.h>
+
+#include "baselines.h"
+#include "fake_kube.h"
+#include "testing.h"
+
+using namespace paddock;
+using namespace paddock::testing;
+
+namespace {
+
+struct Run {
+  std::vector<double> create, server, destroy;
+};
+
+Run Measure(int n, int warm) {
+  TempDir dir;
+  FakeKubeOptions o;
+  o.crd_dir = PADDOCK_BENCH_CRD_DIR;
+  o.data_dir = dir.path() + "/kube";
+  std::string paddock = PADDOCK_BENCH_BINARY;
+  o.runtime = paddock.substr(0, paddock.rfind('/') + 1) + "paddock-runtime";
+  FakeKube kube(o);
+  if (Status s = kube.Start(); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    std::exit(1);
+  }
+  std::string kubeconfig = kube.WriteKubeconfig(dir.path() + "/kubeconfig");
+  for (const std::string& doc :
+       YamlDocumentsAsJson(std::string(PADDOCK_BENCH_SOURCE_DIR) + "/deploy/base/sandbox-templates.yaml")) {
+    Poco::JSON::Parser p;
+    auto obj = p.parse(doc).extract<Poco::JSON::Object::Ptr>();
+    if (obj->getValue<std::string>("kind") == "SandboxWarmPool")
+      obj->getObject("spec")->set("replicas", warm);
+    std::ostringstream ss;
+    obj->stringify(ss);
+    (void)kube.Create(ss.str());
+  }
+  auto provider = LoadSandbox("k8s", "kubeconfig = \"" + kubeconfig + "\"\n", dir.path());
+  if (!provider.ok()) {
+    std::fprintf(stderr, "%s\n", provider.status().ToString().c_str());
+    std::exit(1);
+  }
+  Run r;
+  for (int i = 0; i < n; ++i) {
+    if (warm > 0) {
+      // A full pool before each claim, so every one is adopted.
+      for (int t = 0; t < 500; ++t) {
+        auto pools = kube.List("sandboxwarmpools", "paddock");
+        if (!pools.empty() && pools[0]->has("status") &&
+            pools[0]->getObject("status")->optValue<int>("readyReplicas", 0) >= warm) {
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+    SandboxSpec spec;
+    spec.session_id = "ses_bench_" + std::to_string(i);
+    auto start = Clock::now();
+    auto sb = (*provider)->Create(spec);
+    r.create.push_back(Ms(Clock::now() - start));
+    if (!sb.ok()) {
+      std::fprintf(stderr, "create: %s\n", sb.status().ToString().c_str());
+      std::exit(1);
+    }
+    start = Clock::now();
+    (void)(*provider)->Destroy(sb->id);
+    r.destroy.push_back(Ms(Clock::now() - start));
+  }
+  r.server = kube.ClaimReadyMs();
+  if (warm > 0) r.server.resize(std::min(r.server.size(), static_cast<size_t>(n)));
+  return r;
+}
+
+void Print(const char* what, const Run& r) {
+  double c50 = Percentile(r.create, 0.5), c95 = Percentile(r.create, 0.95);
+  double s50 = Percentile(r.server, 0.5), s95 = Percentile(r.server, 0.95);
+  std::printf("%-5s create through the plugin  p50 %7.1f ms  p95 %7.1f ms\n", what, c50, c95);
+  std::printf("%-5s claim → Ready server-side  p50 %7.1f ms  p95 %7.1f ms   (baseline)\n", what, s50, s95);
+  std::printf("%-5s plugin overhead            p50 %7.1f ms  (%.2fx the server-side time)\n", what, c50 - s50,
+              c50 / s50);
+  std::printf("%-5s destroy (foreground, until gone) p50 %7.1f ms\n", what, Percentile(r.destroy, 0.5));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int n = argc > 1 ? std::max(1, std::atoi(argv[1])) : 20;
+  Print("cold", Measure(n, 0));
+  Print("warm", Measure(n, 1));
+
+  // The API calls of one lifecycle (create, inspect, destroy), as the server saw them.
+  TempDir dir;
+  FakeKubeOptions o;
+  o.crd_dir = PADDOCK_BENCH_CRD_DIR;
+  o.data_dir = dir.path() + "/kube";
+  std::string paddock = PADDOCK_BENCH_BINARY;
+  o.runtime = paddock.substr(0, paddock.rfind('/') + 1) + "paddock-runtime";
+  FakeKube kube(o);
+  (void)kube.Start();
+  std::string kubeconfig = kube.WriteKubeconfig(dir.path() + "/kubeconfig");
+  for (const std::string& doc :
+       YamlDocumentsAsJson(std::string(PADDOCK_BENCH_SOURCE_DIR) + "/deploy/base/sandbox-templates.yaml")) {
+    (void)kube.Create(doc);
+  }
+  auto provider = LoadSandbox("k8s", "kubeconfig = \"" + kubeconfig + "\"\n", dir.path());
+  if (!provider.ok()) return 1;
+  for (int t = 0; t < 500; ++t) {
+    auto pools = kube.List("sandboxwarmpools", "paddock");
+    if (!pools.empty() && pools[0]->has("status") &&
+        pools[0]->getObject("status")->optValue<int>("readyReplicas", 0) >= 2)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kube.ClearLog();
+  SandboxSpec spec;
+  spec.session_id = "ses_calls";
+  auto sb = (*provider)->Create(spec);
+  if (!sb.ok()) return 1;
+  std::printf("\nAPI calls of one warm sandbox's lifecycle:\n  Create:\n");
+  for (const auto& r : kube.Requests()) std::printf("    %s\n", r.c_str());
+  kube.ClearLog();
+  (void)(*provider)->Inspect(sb->id);
+  std::printf("  Inspect (the token cached; a new process reads its Secret once more):\n");
+  for (const auto& r : kube.Requests()) std::printf("    %s\n", r.c_str());
+  kube.ClearLog();
+  (void)(*provider)->Destroy(sb->id);
+  std::printf("  Destroy:\n");
+  for (const auto& r : kube.Requests()) std::printf("    %s\n", r.c_str());
+  return 0;
+}

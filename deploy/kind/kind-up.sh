@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# A local Kubernetes cluster for Paddock, idempotent: creates the kind cluster (unless it
+# exists), installs the agent-sandbox controller and CRDs from its release manifest, builds the
+# control-plane and sandbox images and loads them into the cluster, and writes the cluster's
+# kubeconfig, and runs Paddock in the cluster (deploy/overlays/kind: web, worker, Postgres, the
+# migration Job, a warm pool of one). Needs docker (or podman), kind and kubectl, and the
+# network (images, the agent-sandbox release).
+#
+#   deploy/kind/kind-up.sh            # cluster "paddock", agent-sandbox v0.5.6
+#   KIND_CLUSTER=dev AGENT_SANDBOX_VERSION=v0.5.6 deploy/kind/kind-up.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+cluster=${KIND_CLUSTER:-paddock}
+version=${AGENT_SANDBOX_VERSION:-v0.5.6}
+manifest=${AGENT_SANDBOX_MANIFEST:-https://github.com/kubernetes-sigs/agent-sandbox/releases/download/${version}/sandbox-with-extensions.yaml}
+kubeconfig=${KIND_KUBECONFIG:-$HOME/.kube/paddock-kind}
+engine=${CONTAINER_ENGINE:-docker}
+
+for tool in kind kubectl "$engine"; do
+  command -v "$tool" >/dev/null || { echo "kind-up: '$tool' is not installed" >&2; exit 1; }
+done
+
+if kind get clusters 2>/dev/null | grep -qx "$cluster"; then
+  echo "kind-up: cluster '$cluster' exists"
+else
+  kind create cluster --name "$cluster" --config deploy/kind/kind-config.yaml --wait 120s
+fi
+mkdir -p "$(dirname "$kubeconfig")"
+kind get kubeconfig --name "$cluster" >"$kubeconfig"
+export KUBECONFIG=$kubeconfig
+
+echo "kind-up: agent-sandbox controller $version"
+kubectl apply --server-side -f "$manifest"
+kubectl -n agent-sandbox-system rollout status deployment/agent-sandbox-controller --timeout=180s
+for crd in sandboxes.agents.x-k8s.io sandboxclaims.extensions.agents.x-k8s.io \
+           sandboxtemplates.extensions.agents.x-k8s.io sandboxwarmpools.extensions.agents.x-k8s.io; do
+  kubectl wait --for=condition=Established "crd/$crd" --timeout=60s
+done
+
+echo "kind-up: building images"
+"$engine" build -f deploy/docker/control-plane.Dockerfile -t paddock:dev .
+"$engine" build -f deploy/docker/sandbox.Dockerfile -t paddock-sandbox:dev .
+kind load docker-image --name "$cluster" paddock:dev paddock-sandbox:dev
+
+# Paddock (the pool token Secret is made by the first Paddock process that needs it).
+kubectl apply -k deploy/overlays/kind
+kubectl -n paddock wait --for=condition=complete job/paddock-migrate --timeout=300s
+kubectl -n paddock rollout status deployment/paddock-web --timeout=300s
+kubectl -n paddock rollout status deployment/paddock-worker --timeout=300s
+# A Paddock on this machine (config/kind.toml) reaches sandboxes at their pod IPs: route the
+# pod network through the node (Linux with docker; needs root).
+node_ip=$("$engine" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "${cluster}-control-plane")
+echo "kind-up: ready. KUBECONFIG=$kubeconfig"
+echo "  in the cluster:  kubectl -n paddock port-forward svc/paddock 3000:3000"
+echo "  on this machine: ip route replace 10.244.0.0/16 via $node_ip && paddock serve --config config/kind.toml"
