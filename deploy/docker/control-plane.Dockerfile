@@ -9,7 +9,7 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPADDOCK_BUILD_TESTS=OFF \
-    && cmake --build /build --target paddock paddock-runtime paddock_plugins \
+    && cmake --build /build --target server \
     && cmake --install /build --prefix /opt/paddock
 
 FROM debian:12-slim

@@ -172,9 +172,9 @@ TEST(Loader, EveryBuiltPluginLoadsAndExportsOnlyTheTwoSymbols) {
     EXPECT_EQ(symbols, (std::set<std::string>{"paddock_plugin_create_v1", "paddock_plugin_manifest_v1"}))
         << p.path;
   }
-  EXPECT_EQ(
-      ids, (std::set<std::string>{"harness.claude-code", "harness.codex", "harness.opencode", "harness.shell",
-                                  "sandbox.process", "secrets.env", "store.postgres", "store.sqlite"}));
+  EXPECT_EQ(ids, (std::set<std::string>{"harness.claude-code", "harness.codex", "harness.opencode",
+                                        "harness.shell", "sandbox.k8s", "sandbox.process", "secrets.env",
+                                        "store.postgres", "store.sqlite"}));
 }
 
 }  // namespace

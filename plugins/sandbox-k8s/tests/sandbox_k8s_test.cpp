@@ -3,6 +3,7 @@
 // adoption with the token handed over after it, fail-fast reasons, the ready deadline,
 // relisting after 410, deletion, the orphan-sweep list, suspend/resume, credentials — plus the
 // fake's own fidelity to the API (what it refuses, as the real server would).
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -355,6 +356,30 @@ TEST(SandboxK8s, CredentialsAreCheckedAtStartWithAMessageThatSaysWhatToFix) {
   std::ofstream(c.dir.path() + "/noca") << text;
   auto untrusted = LoadSandbox("k8s", "kubeconfig = \"" + c.dir.path() + "/noca\"\n", c.dir.path());
   EXPECT_CODE(untrusted, kUnavailable);
+}
+
+TEST(SandboxK8s, InAPodTheServiceAccountIsUsed) {
+  Cluster c;
+  // What the kubelet projects into a pod, and the environment it sets.
+  TempDir sa;
+  std::filesystem::copy_file(c.kube->ca_file(), sa.path() + "/ca.crt");
+  std::ofstream(sa.path() + "/token") << "fake-kube-token-0123456789\n";
+  std::ofstream(sa.path() + "/namespace") << "paddock";
+  std::string server = c.kube->server();
+  setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
+  setenv("KUBERNETES_SERVICE_PORT", server.substr(server.rfind(':') + 1).c_str(), 1);
+  auto creds = paddock::plugins::sandbox_k8s::InClusterCredentials(sa.path());
+  unsetenv("KUBERNETES_SERVICE_HOST");
+  unsetenv("KUBERNETES_SERVICE_PORT");
+  ASSERT_OK(creds);
+  EXPECT_EQ(creds->namespace_, "paddock");
+  KubeClient client(*creds);
+  auto listed =
+      client.Call("GET", "/apis/extensions.agents.x-k8s.io/v1beta1/namespaces/paddock/sandboxwarmpools");
+  ASSERT_OK(listed);
+  EXPECT_EQ(listed->status, 200) << listed->Message();
+  // Outside a pod it says so.
+  EXPECT_CODE(paddock::plugins::sandbox_k8s::InClusterCredentials(sa.path()), kFailedPrecondition);
 }
 
 TEST(SandboxK8s, TheShippedKubernetesConfigsAreValid) {
