@@ -24,62 +24,72 @@ struct Run {
   std::vector<double> create, server, destroy;
 };
 
-Run Measure(int n, int warm) {
+// A fake cluster with deploy/base's template and a warm pool of `warm`, and sandbox.k8s on it.
+struct Cluster {
   TempDir dir;
-  FakeKubeOptions o;
-  o.crd_dir = PADDOCK_BENCH_CRD_DIR;
-  o.data_dir = dir.path() + "/kube";
-  std::string paddock = PADDOCK_BENCH_BINARY;
-  o.runtime = paddock.substr(0, paddock.rfind('/') + 1) + "paddock-runtime";
-  FakeKube kube(o);
-  if (Status s = kube.Start(); !s.ok()) {
-    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+  std::unique_ptr<FakeKube> kube;
+  std::shared_ptr<SandboxProvider> provider;
+
+  explicit Cluster(int warm) {
+    FakeKubeOptions o;
+    o.crd_dir = PADDOCK_BENCH_CRD_DIR;
+    o.data_dir = dir.path() + "/kube";
+    std::string paddock = PADDOCK_BENCH_BINARY;
+    o.runtime = paddock.substr(0, paddock.rfind('/') + 1) + "paddock-runtime";
+    kube = std::make_unique<FakeKube>(o);
+    if (Status s = kube->Start(); !s.ok()) Die(s.ToString());
+    std::string kubeconfig = kube->WriteKubeconfig(dir.path() + "/kubeconfig");
+    for (const std::string& doc :
+         YamlDocumentsAsJson(std::string(PADDOCK_BENCH_SOURCE_DIR) + "/deploy/base/sandbox-templates.yaml")) {
+      Poco::JSON::Parser p;
+      auto obj = p.parse(doc).extract<Poco::JSON::Object::Ptr>();
+      if (obj->getValue<std::string>("kind") == "SandboxWarmPool")
+        obj->getObject("spec")->set("replicas", warm);
+      std::ostringstream ss;
+      obj->stringify(ss);
+      if (Status s = kube->Create(ss.str()); !s.ok()) Die(s.ToString());
+    }
+    auto p = LoadSandbox("k8s", "kubeconfig = \"" + kubeconfig + "\"\n", dir.path());
+    if (!p.ok()) Die(p.status().ToString());
+    provider = *p;
+  }
+  ~Cluster() {
+    provider.reset();
+    kube->Stop();
+  }
+  static void Die(const std::string& why) {
+    std::fprintf(stderr, "%s\n", why.c_str());
     std::exit(1);
   }
-  std::string kubeconfig = kube.WriteKubeconfig(dir.path() + "/kubeconfig");
-  for (const std::string& doc :
-       YamlDocumentsAsJson(std::string(PADDOCK_BENCH_SOURCE_DIR) + "/deploy/base/sandbox-templates.yaml")) {
-    Poco::JSON::Parser p;
-    auto obj = p.parse(doc).extract<Poco::JSON::Object::Ptr>();
-    if (obj->getValue<std::string>("kind") == "SandboxWarmPool")
-      obj->getObject("spec")->set("replicas", warm);
-    std::ostringstream ss;
-    obj->stringify(ss);
-    (void)kube.Create(ss.str());
+  // Waits until the pool has `n` ready sandboxes.
+  void PoolReady(int n) {
+    for (int t = 0; t < 500; ++t) {
+      auto pools = kube->List("sandboxwarmpools", "paddock");
+      if (!pools.empty() && pools[0]->has("status") &&
+          pools[0]->getObject("status")->optValue<int>("readyReplicas", 0) >= n) {
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
-  auto provider = LoadSandbox("k8s", "kubeconfig = \"" + kubeconfig + "\"\n", dir.path());
-  if (!provider.ok()) {
-    std::fprintf(stderr, "%s\n", provider.status().ToString().c_str());
-    std::exit(1);
-  }
+};
+
+Run Measure(int n, int warm) {
+  Cluster c(warm);
   Run r;
   for (int i = 0; i < n; ++i) {
-    if (warm > 0) {
-      // A full pool before each claim, so every one is adopted.
-      for (int t = 0; t < 500; ++t) {
-        auto pools = kube.List("sandboxwarmpools", "paddock");
-        if (!pools.empty() && pools[0]->has("status") &&
-            pools[0]->getObject("status")->optValue<int>("readyReplicas", 0) >= warm) {
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-    }
+    if (warm > 0) c.PoolReady(warm);  // a full pool before each claim, so every one is adopted
     SandboxSpec spec;
     spec.session_id = "ses_bench_" + std::to_string(i);
     auto start = Clock::now();
-    auto sb = (*provider)->Create(spec);
+    auto sb = c.provider->Create(spec);
     r.create.push_back(Ms(Clock::now() - start));
-    if (!sb.ok()) {
-      std::fprintf(stderr, "create: %s\n", sb.status().ToString().c_str());
-      std::exit(1);
-    }
+    if (!sb.ok()) Cluster::Die("create: " + sb.status().ToString());
     start = Clock::now();
-    (void)(*provider)->Destroy(sb->id);
+    (void)c.provider->Destroy(sb->id);
     r.destroy.push_back(Ms(Clock::now() - start));
   }
-  r.server = kube.ClaimReadyMs();
-  if (warm > 0) r.server.resize(std::min(r.server.size(), static_cast<size_t>(n)));
+  r.server = c.kube->ClaimReadyMs();
   return r;
 }
 
@@ -101,41 +111,22 @@ int main(int argc, char** argv) {
   Print("warm", Measure(n, 1));
 
   // The API calls of one lifecycle (create, inspect, destroy), as the server saw them.
-  TempDir dir;
-  FakeKubeOptions o;
-  o.crd_dir = PADDOCK_BENCH_CRD_DIR;
-  o.data_dir = dir.path() + "/kube";
-  std::string paddock = PADDOCK_BENCH_BINARY;
-  o.runtime = paddock.substr(0, paddock.rfind('/') + 1) + "paddock-runtime";
-  FakeKube kube(o);
-  (void)kube.Start();
-  std::string kubeconfig = kube.WriteKubeconfig(dir.path() + "/kubeconfig");
-  for (const std::string& doc :
-       YamlDocumentsAsJson(std::string(PADDOCK_BENCH_SOURCE_DIR) + "/deploy/base/sandbox-templates.yaml")) {
-    (void)kube.Create(doc);
-  }
-  auto provider = LoadSandbox("k8s", "kubeconfig = \"" + kubeconfig + "\"\n", dir.path());
-  if (!provider.ok()) return 1;
-  for (int t = 0; t < 500; ++t) {
-    auto pools = kube.List("sandboxwarmpools", "paddock");
-    if (!pools.empty() && pools[0]->has("status") &&
-        pools[0]->getObject("status")->optValue<int>("readyReplicas", 0) >= 2)
-      break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  Cluster c(2);
+  c.PoolReady(2);
+  FakeKube& kube = *c.kube;
   kube.ClearLog();
   SandboxSpec spec;
   spec.session_id = "ses_calls";
-  auto sb = (*provider)->Create(spec);
+  auto sb = c.provider->Create(spec);
   if (!sb.ok()) return 1;
   std::printf("\nAPI calls of one warm sandbox's lifecycle:\n  Create:\n");
   for (const auto& r : kube.Requests()) std::printf("    %s\n", r.c_str());
   kube.ClearLog();
-  (void)(*provider)->Inspect(sb->id);
+  (void)c.provider->Inspect(sb->id);
   std::printf("  Inspect (the token cached; a new process reads its Secret once more):\n");
   for (const auto& r : kube.Requests()) std::printf("    %s\n", r.c_str());
   kube.ClearLog();
-  (void)(*provider)->Destroy(sb->id);
+  (void)c.provider->Destroy(sb->id);
   std::printf("  Destroy:\n");
   for (const auto& r : kube.Requests()) std::printf("    %s\n", r.c_str());
   return 0;

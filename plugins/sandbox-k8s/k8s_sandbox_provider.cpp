@@ -638,6 +638,14 @@ Result<SandboxInfo> K8sSandboxProvider::CreateImpl(const SandboxSpec& spec) {
   return info;
 }
 
+std::string K8sSandboxProvider::WatchQuery(const std::string& collection, const std::string& name,
+                                           const std::string& rv, Clock::time_point deadline) const {
+  auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline - Clock::now()).count();
+  return collection +
+         "?watch=1&allowWatchBookmarks=true&fieldSelector=" + QueryEscape("metadata.name=" + name) +
+         "&resourceVersion=" + QueryEscape(rv) + "&timeoutSeconds=" + std::to_string(std::max<long>(1, left));
+}
+
 Result<Object::Ptr> K8sSandboxProvider::WaitReady(const Ref& ref, std::string rv,
                                                   Clock::time_point deadline) {
   Object::Ptr last_seen;
@@ -646,43 +654,42 @@ Result<Object::Ptr> K8sSandboxProvider::WaitReady(const Ref& ref, std::string rv
   Object::Ptr ready;
   const std::string collection = ResourcePath(ref.ns);
   while (!outcome && !ready) {
-    auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline - Clock::now()).count();
-    if (left <= 0) break;
-    std::string query = collection + "?watch=1&allowWatchBookmarks=true&fieldSelector=" +
-                        QueryEscape("metadata.name=" + ref.name) + "&resourceVersion=" + QueryEscape(rv) +
-                        "&timeoutSeconds=" + std::to_string(left);
+    if (Clock::now() >= deadline) break;
     bool gone = false;
-    Result<int> watched = client_->Watch(query, deadline, [&](const std::string& type, const Object::Ptr& o) {
-      if (type == "BOOKMARK") {
-        rv = Str(Obj(o, "metadata"), "resourceVersion");
-        return true;
-      }
-      if (type == "ERROR") {
-        if (o->optValue<int>("code", 0) == 410)
-          gone = true;
-        else
-          outcome = Status::Unavailable("watching " + ref.name + ": " + Str(o, "message"));
-        return false;
-      }
-      rv = Str(Obj(o, "metadata"), "resourceVersion");
-      if (type == "DELETED") {
-        outcome = Status::Unavailable("sandbox " + ref.name + " was deleted before it became Ready");
-        return false;
-      }
-      last_seen = o;
-      auto c = FindCondition(o, "Ready");
-      if (c && c->status == "True" &&
-          (config_.mode == "sandbox" || !Str(Obj(Obj(o, "status"), "sandbox"), "name").empty())) {
-        ready = o;
-        return false;
-      }
-      if (c) last_reason = c->reason + (c->message.empty() ? "" : ": " + c->message);
-      if (c && c->status == "False" && IsTerminal(c->reason)) {
-        outcome = Status::FailedPrecondition("sandbox " + ref.name + " cannot become Ready: " + last_reason);
-        return false;
-      }
-      return true;
-    });
+    Result<int> watched = client_->Watch(
+        WatchQuery(collection, ref.name, rv, deadline), deadline,
+        [&](const std::string& type, const Object::Ptr& o) {
+          if (type == "BOOKMARK") {
+            rv = Str(Obj(o, "metadata"), "resourceVersion");
+            return true;
+          }
+          if (type == "ERROR") {
+            if (o->optValue<int>("code", 0) == 410)
+              gone = true;
+            else
+              outcome = Status::Unavailable("watching " + ref.name + ": " + Str(o, "message"));
+            return false;
+          }
+          rv = Str(Obj(o, "metadata"), "resourceVersion");
+          if (type == "DELETED") {
+            outcome = Status::Unavailable("sandbox " + ref.name + " was deleted before it became Ready");
+            return false;
+          }
+          last_seen = o;
+          auto c = FindCondition(o, "Ready");
+          if (c && c->status == "True" &&
+              (config_.mode == "sandbox" || !Str(Obj(Obj(o, "status"), "sandbox"), "name").empty())) {
+            ready = o;
+            return false;
+          }
+          if (c) last_reason = c->reason + (c->message.empty() ? "" : ": " + c->message);
+          if (c && c->status == "False" && IsTerminal(c->reason)) {
+            outcome =
+                Status::FailedPrecondition("sandbox " + ref.name + " cannot become Ready: " + last_reason);
+            return false;
+          }
+          return true;
+        });
     if (watched.ok() && *watched == 410) gone = true;
     if (watched.ok() && *watched != 200 && *watched != 410 && !outcome) {
       outcome = Status::Unavailable("watching " + ref.name + " failed with HTTP " + std::to_string(*watched));
@@ -723,15 +730,12 @@ Status K8sSandboxProvider::WaitGone(const std::string& collection, const std::st
     if (got.status == 404) return Status::Ok();
     if (got.status != 200) return ApiError(got, "reading " + name);
     std::string rv = Str(Obj(got.body, "metadata"), "resourceVersion");
-    auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline - Clock::now()).count();
-    std::string query = collection + "?watch=1&allowWatchBookmarks=true&fieldSelector=" +
-                        QueryEscape("metadata.name=" + name) + "&resourceVersion=" + QueryEscape(rv) +
-                        "&timeoutSeconds=" + std::to_string(std::max<long>(1, left));
     bool deleted = false;
-    Result<int> watched = client_->Watch(query, deadline, [&](const std::string& type, const Object::Ptr&) {
-      deleted = type == "DELETED";
-      return !deleted && type != "ERROR";
-    });
+    Result<int> watched = client_->Watch(WatchQuery(collection, name, rv, deadline), deadline,
+                                         [&](const std::string& type, const Object::Ptr&) {
+                                           deleted = type == "DELETED";
+                                           return !deleted && type != "ERROR";
+                                         });
     if (deleted) return Status::Ok();
     if (!watched.ok() && watched.status().code() != StatusCode::kDeadlineExceeded) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -744,25 +748,23 @@ Status K8sSandboxProvider::WaitGone(const std::string& collection, const std::st
 Status K8sSandboxProvider::WaitSuspended(const Ref& sandbox, std::string rv, Clock::time_point deadline) {
   std::optional<Status> outcome;
   while (!outcome && Clock::now() < deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline - Clock::now()).count();
-    std::string query = SandboxesPath(sandbox.ns) + "?watch=1&allowWatchBookmarks=true&fieldSelector=" +
-                        QueryEscape("metadata.name=" + sandbox.name) + "&resourceVersion=" + QueryEscape(rv) +
-                        "&timeoutSeconds=" + std::to_string(std::max<long>(1, left));
-    Result<int> watched = client_->Watch(query, deadline, [&](const std::string& type, const Object::Ptr& o) {
-      if (type == "ERROR" || type == "DELETED") {
-        outcome = type == "DELETED" ? Status::NotFound("sandbox deleted while suspending")
-                                    : Status::Unavailable(Str(o, "message"));
-        return false;
-      }
-      rv = Str(Obj(o, "metadata"), "resourceVersion");
-      if (type == "BOOKMARK") return true;
-      auto c = FindCondition(o, "Suspended");
-      if (c && c->status == "True") {
-        outcome = Status::Ok();
-        return false;
-      }
-      return true;
-    });
+    Result<int> watched =
+        client_->Watch(WatchQuery(SandboxesPath(sandbox.ns), sandbox.name, rv, deadline), deadline,
+                       [&](const std::string& type, const Object::Ptr& o) {
+                         if (type == "ERROR" || type == "DELETED") {
+                           outcome = type == "DELETED" ? Status::NotFound("sandbox deleted while suspending")
+                                                       : Status::Unavailable(Str(o, "message"));
+                           return false;
+                         }
+                         rv = Str(Obj(o, "metadata"), "resourceVersion");
+                         if (type == "BOOKMARK") return true;
+                         auto c = FindCondition(o, "Suspended");
+                         if (c && c->status == "True") {
+                           outcome = Status::Ok();
+                           return false;
+                         }
+                         return true;
+                       });
     if (!watched.ok() && watched.status().code() != StatusCode::kDeadlineExceeded) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }

@@ -78,6 +78,9 @@ class K8sSandboxProvider final : public SandboxProvider {
                        const std::string& name = "") const;
   std::string Selector() const;  // this instance's objects
 
+  // A watch of one object by name from `rv`, with bookmarks, ending by the deadline.
+  std::string WatchQuery(const std::string& collection, const std::string& name, const std::string& rv,
+                         std::chrono::steady_clock::time_point deadline) const;
   // Watches the claim or Sandbox from `rv` until Ready=True (returns it), a terminal reason,
   // its deletion or the deadline. 410 Gone: lists it again and watches from there.
   Result<Poco::JSON::Object::Ptr> WaitReady(const Ref& ref, std::string rv,

@@ -264,53 +264,20 @@ void Validate(const YAML::Node& s, const Var& v, const std::string& path, Valida
   if (!s || !s.IsMap()) return;
   const bool int_or_string = s["x-kubernetes-int-or-string"] && s["x-kubernetes-int-or-string"].as<bool>();
   const std::string type = s["type"] ? s["type"].as<std::string>() : "";
-  if (int_or_string) {
-    if (!v.isString() && !v.isInteger()) {
+  // The value's type against the schema's: (schema type, whether the value is of it).
+  const std::pair<const char*, bool> checks[] = {{"integer,string", v.isString() || v.isInteger()},
+                                                 {"object", IsObject(v)},
+                                                 {"array", IsArray(v)},
+                                                 {"string", v.isString()},
+                                                 {"integer", v.isInteger()},
+                                                 {"number", v.isNumeric()},
+                                                 {"boolean", v.isBoolean()}};
+  const std::string want = int_or_string ? "integer,string" : type;
+  for (const auto& [name, ok] : checks) {
+    if (want == name && !ok) {
       out.Fail("FieldValueTypeInvalid", path,
-               "Invalid value: \"" + TypeName(v) + "\": " + path +
-                   " in body must be of type integer,string: \"" + TypeName(v) + "\"");
-      return;
-    }
-  } else if (type == "object") {
-    if (!IsObject(v)) {
-      out.Fail("FieldValueTypeInvalid", path,
-               "Invalid value: \"" + TypeName(v) + "\": " + path + " in body must be of type object: \"" +
-                   TypeName(v) + "\"");
-      return;
-    }
-  } else if (type == "array") {
-    if (!IsArray(v)) {
-      out.Fail("FieldValueTypeInvalid", path,
-               "Invalid value: \"" + TypeName(v) + "\": " + path + " in body must be of type array: \"" +
-                   TypeName(v) + "\"");
-      return;
-    }
-  } else if (type == "string") {
-    if (!v.isString()) {
-      out.Fail("FieldValueTypeInvalid", path,
-               "Invalid value: \"" + TypeName(v) + "\": " + path + " in body must be of type string: \"" +
-                   TypeName(v) + "\"");
-      return;
-    }
-  } else if (type == "integer") {
-    if (!v.isInteger()) {
-      out.Fail("FieldValueTypeInvalid", path,
-               "Invalid value: \"" + TypeName(v) + "\": " + path + " in body must be of type integer: \"" +
-                   TypeName(v) + "\"");
-      return;
-    }
-  } else if (type == "number") {
-    if (!v.isNumeric()) {
-      out.Fail("FieldValueTypeInvalid", path,
-               "Invalid value: \"" + TypeName(v) + "\": " + path + " in body must be of type number: \"" +
-                   TypeName(v) + "\"");
-      return;
-    }
-  } else if (type == "boolean") {
-    if (!v.isBoolean()) {
-      out.Fail("FieldValueTypeInvalid", path,
-               "Invalid value: \"" + TypeName(v) + "\": " + path + " in body must be of type boolean: \"" +
-                   TypeName(v) + "\"");
+               "Invalid value: \"" + TypeName(v) + "\": " + path + " in body must be of type " + want +
+                   ": \"" + TypeName(v) + "\"");
       return;
     }
   }
