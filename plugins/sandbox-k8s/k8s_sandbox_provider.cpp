@@ -241,11 +241,6 @@ Status K8sSandboxProvider::Start() noexcept {
   }
 }
 
-Health K8sSandboxProvider::GetHealth() const noexcept {
-  std::lock_guard lock(mu_);
-  return health_;
-}
-
 std::string K8sSandboxProvider::Namespace(const std::string& team) const {
   if (!config_.namespace_per_team || team.empty()) return default_namespace_;
   return default_namespace_ + "-" + team;
@@ -631,7 +626,6 @@ Result<SandboxInfo> K8sSandboxProvider::CreateImpl(const SandboxSpec& spec) {
   {
     std::lock_guard lock(mu_);
     tokens_[ref.name + "." + ref.ns] = token;
-    health_ = Health{};
   }
   SandboxInfo info = InfoOf(ref, *ready);
   info.runtime.token = token;
@@ -960,13 +954,11 @@ Result<std::vector<SandboxInfo>> K8sSandboxProvider::ListImpl() {
   if (Array::Ptr items = secrets.body->getArray("items")) {
     for (size_t i = 0; i < items->size(); ++i) {
       Object::Ptr s = items->getObject(static_cast<unsigned>(i));
-      std::string sb = Label(s, kSandboxLabel);
       std::string name = Str(Obj(s, "metadata"), "name");
       if (name.size() > 8 && name.substr(name.size() - 8) == "-runtime") {
         token_of[name.substr(0, name.size() - 8) + "." + Str(Obj(s, "metadata"), "namespace")] =
             Unbase64(Str(Obj(s, "data"), "token"));
       }
-      (void)sb;
     }
   }
   std::vector<SandboxInfo> out;
@@ -1047,20 +1039,18 @@ Status K8sSandboxProvider::DeleteSessionData(std::string_view session_id) noexce
   try {
     if (config_.mode != "sandbox" || session_id.empty() || !ValidLabelValue(session_id)) return Status::Ok();
     const std::string session(session_id);
-    std::vector<std::string> namespaces = {default_namespace_};
-    for (const std::string& ns : namespaces) {
-      PADDOCK_ASSIGN_OR_RETURN(
-          KubeReply got,
-          client_->Call("GET", CorePath(ns, "persistentvolumeclaims") + "?labelSelector=" +
-                                   QueryEscape(Selector() + "," + kSessionLabel + "=" + session)));
-      if (got.status != 200) return ApiError(got, "listing the volumes of session " + session);
-      Array::Ptr items = got.body->getArray("items");
-      for (size_t i = 0; items && i < items->size(); ++i) {
-        std::string name = Str(Obj(items->getObject(static_cast<unsigned>(i)), "metadata"), "name");
-        PADDOCK_ASSIGN_OR_RETURN(KubeReply del,
-                                 client_->Call("DELETE", CorePath(ns, "persistentvolumeclaims", name)));
-        if (del.status != 200 && del.status != 404) return ApiError(del, "deleting volume " + name);
-      }
+    const std::string& ns = default_namespace_;
+    PADDOCK_ASSIGN_OR_RETURN(
+        KubeReply got,
+        client_->Call("GET", CorePath(ns, "persistentvolumeclaims") + "?labelSelector=" +
+                                 QueryEscape(Selector() + "," + kSessionLabel + "=" + session)));
+    if (got.status != 200) return ApiError(got, "listing the volumes of session " + session);
+    Array::Ptr items = got.body->getArray("items");
+    for (size_t i = 0; items && i < items->size(); ++i) {
+      std::string name = Str(Obj(items->getObject(static_cast<unsigned>(i)), "metadata"), "name");
+      PADDOCK_ASSIGN_OR_RETURN(KubeReply del,
+                               client_->Call("DELETE", CorePath(ns, "persistentvolumeclaims", name)));
+      if (del.status != 200 && del.status != 404) return ApiError(del, "deleting volume " + name);
     }
     return Status::Ok();
   } catch (const std::exception& e) {

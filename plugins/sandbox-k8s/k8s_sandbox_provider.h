@@ -45,7 +45,6 @@ class K8sSandboxProvider final : public SandboxProvider {
   ~K8sSandboxProvider() override;
 
   Status Start() noexcept override;
-  Health GetHealth() const noexcept override;
 
   Result<SandboxInfo> Create(const SandboxSpec& spec) noexcept override;
   Result<SandboxInfo> Claim(std::string_view id, std::string_view session_id) noexcept override;
@@ -113,7 +112,6 @@ class K8sSandboxProvider final : public SandboxProvider {
   mutable std::mutex mu_;
   std::map<std::string, std::string> pool_tokens_;  // namespace → pool token
   std::map<std::string, std::string> tokens_;       // sandbox id → its runtime token
-  mutable Health health_;
 };
 
 }  // namespace paddock::plugins::sandbox_k8s

@@ -255,48 +255,8 @@ std::string KubeClient::Token() {
   return token_;
 }
 
-void KubeClient::Count(const std::string& method, const std::string& path, bool watch) {
-  // "/apis/<group>/<version>/namespaces/<ns>/<resource>[/<name>[/<sub>]]" → resource[/sub].
-  std::string p = path.substr(0, path.find('?'));
-  std::vector<std::string> parts;
-  std::stringstream ss(p);
-  for (std::string part; std::getline(ss, part, '/');) {
-    if (!part.empty()) parts.push_back(part);
-  }
-  std::string resource;
-  auto ns = std::find(parts.begin(), parts.end(), "namespaces");
-  if (ns != parts.end() && ns + 2 < parts.end()) {
-    resource = *(ns + 2);
-    bool named = ns + 3 < parts.end();
-    if (ns + 4 < parts.end()) resource += "/" + *(ns + 4);
-    std::string verb = method == "GET"      ? (watch ? "watch" : (named ? "get" : "list"))
-                       : method == "POST"   ? "create"
-                       : method == "PUT"    ? "update"
-                       : method == "PATCH"  ? "patch"
-                       : method == "DELETE" ? "delete"
-                                            : method;
-    resource = verb + " " + resource;
-  } else {
-    resource = method + " " + p;
-  }
-  std::lock_guard lock(mu_);
-  for (auto& [k, n] : counts_) {
-    if (k == resource) {
-      ++n;
-      return;
-    }
-  }
-  counts_.emplace_back(resource, 1);
-}
-
-std::vector<std::pair<std::string, int>> KubeClient::RequestCounts() const {
-  std::lock_guard lock(mu_);
-  return counts_;
-}
-
 Result<KubeReply> KubeClient::Call(const std::string& method, const std::string& path_and_query,
                                    const std::string& body, const std::string& content_type) {
-  Count(method, path_and_query, false);
   std::string token = Token();
   // A pooled connection the server closed in the meantime fails on first use: one retry on a
   // fresh connection (safe: the request never reached the server).
@@ -347,7 +307,6 @@ Result<KubeReply> KubeClient::Call(const std::string& method, const std::string&
 
 Result<int> KubeClient::Watch(const std::string& path_and_query,
                               std::chrono::steady_clock::time_point deadline, const WatchHandler& on_event) {
-  Count("GET", path_and_query, true);
   auto left =
       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   if (left.count() <= 0) return Status::DeadlineExceeded("deadline passed before the watch started");

@@ -72,15 +72,11 @@ class KubeClient {
   Result<int> Watch(const std::string& path_and_query, std::chrono::steady_clock::time_point deadline,
                     const WatchHandler& on_event);
 
-  // Counts of requests made, by "VERB resource" (for the closing figures and tests).
-  std::vector<std::pair<std::string, int>> RequestCounts() const;
-
  private:
   std::unique_ptr<Poco::Net::HTTPClientSession> NewSession(std::chrono::milliseconds timeout);
   std::unique_ptr<Poco::Net::HTTPClientSession> TakeSession();
   void ReturnSession(std::unique_ptr<Poco::Net::HTTPClientSession> session);
   std::string Token();
-  void Count(const std::string& method, const std::string& path, bool watch);
 
   KubeCredentials credentials_;
   std::string host_;
@@ -92,7 +88,6 @@ class KubeClient {
   std::vector<std::unique_ptr<Poco::Net::HTTPClientSession>> idle_;
   std::string token_;
   std::chrono::steady_clock::time_point token_read_{};
-  std::vector<std::pair<std::string, int>> counts_;
 };
 
 // "a-b" → "a-b"; anything else percent-encoded for a query value.

@@ -397,8 +397,6 @@ void Validate(const YAML::Node& s, const Var& v, const std::string& path, Valida
       for (const auto& p : props) {
         std::string k = p.first.as<std::string>();
         if (!o->has(k) && p.second["default"]) {
-          YAML::Emitter e;
-          e << YAML::DoubleQuoted << YAML::Flow << YAML::Node(p.second["default"]);
           // Defaults of the agent-sandbox CRDs are scalars.
           const YAML::Node& d = p.second["default"];
           std::string t = p.second["type"] ? p.second["type"].as<std::string>() : "";
@@ -642,6 +640,14 @@ struct FakeKube::Impl {
     s->set("details", details);
     s->set("code", code);
     SendJson(resp, code, s);
+  }
+
+  static void Conflict(Poco::Net::HTTPServerResponse& resp, const Kind& kind, const std::string& name) {
+    SendStatus(
+        resp, 409, "Conflict",
+        "Operation cannot be fulfilled on " + kind.Qualified() + " \"" + name +
+            "\": the object has been modified; please apply your changes to the latest version and try again",
+        &kind, name);
   }
 
   static void NotFound(Poco::Net::HTTPServerResponse& resp, const Kind& kind, const std::string& name) {
@@ -1024,11 +1030,7 @@ struct FakeKube::Impl {
     }
     if (want != Str(Obj(current, "metadata"), "resourceVersion")) {
       lock.unlock();
-      return SendStatus(resp, 409, "Conflict",
-                        "Operation cannot be fulfilled on " + kind.Qualified() + " \"" + name +
-                            "\": the object has been modified; please apply your changes to the latest "
-                            "version and try again",
-                        &kind, name);
+      return Conflict(resp, kind, name);
     }
     Finish(resp, lock, kind, ns, current, Merge(kind, current, *body, sub), strict);
   }
@@ -1062,11 +1064,7 @@ struct FakeKube::Impl {
     std::string want = Str(Obj(*body, "metadata"), "resourceVersion");
     if (!want.empty() && want != Str(Obj(current, "metadata"), "resourceVersion")) {
       lock.unlock();
-      return SendStatus(resp, 409, "Conflict",
-                        "Operation cannot be fulfilled on " + kind.Qualified() + " \"" + name +
-                            "\": the object has been modified; please apply your changes to the latest "
-                            "version and try again",
-                        &kind, name);
+      return Conflict(resp, kind, name);
     }
     Object::Ptr patched = Clone(current);
     MergePatch(patched, *body);
