@@ -1,7 +1,10 @@
 #include "services/worker.h"
 
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
 #include <unistd.h>
 
+#include <optional>
 #include <random>
 
 #include "metrics/metrics.h"
@@ -86,9 +89,30 @@ class HostTurnContext final : public TurnContext {
     }
   }
 
+  // "output" events pass through the stream redactor, so that a secret split across two
+  // chunks of a stream never shows in either; anything else first shows what it holds back.
   Status Emit(std::string_view type, std::string_view data) noexcept override {
     try {
+      std::lock_guard lock(emit_mu_);
+      if (type == "output") {
+        std::optional<std::pair<std::string, std::string>> chunk = OutputChunk(data);
+        if (chunk) {
+          std::string shown = output_.Feed(chunk->first, chunk->second);
+          return shown.empty() ? Status::Ok() : AppendOutput(chunk->first, shown);
+        }
+      }
+      PADDOCK_RETURN_IF_ERROR(FlushOutputLocked());
       return Noted(events_.Append(session_.id, run_.id, type, data, run_.generation).status());
+    } catch (const std::exception& e) {
+      return Status::Internal(std::string("emit: ") + e.what());
+    }
+  }
+
+  // Shows what the stream redactor still holds (the turn ended).
+  Status FlushOutput() noexcept {
+    try {
+      std::lock_guard lock(emit_mu_);
+      return FlushOutputLocked();
     } catch (const std::exception& e) {
       return Status::Internal(std::string("emit: ") + e.what());
     }
@@ -148,6 +172,39 @@ class HostTurnContext final : public TurnContext {
  private:
   Status Noted(Status s) const { return NoteStoreError(std::move(s), flags_.lease_lost, flags_.store_down); }
 
+  // (stream, text) of an "output" event's data {"stream": ..., "text": ...}; nullopt for any
+  // other shape, which is then stored as it is (and redacted as every event is).
+  static std::optional<std::pair<std::string, std::string>> OutputChunk(std::string_view data) {
+    try {
+      Poco::JSON::Parser parser;
+      Poco::Dynamic::Var parsed = parser.parse(std::string(data));
+      if (parsed.type() != typeid(Poco::JSON::Object::Ptr)) return std::nullopt;
+      auto obj = parsed.extract<Poco::JSON::Object::Ptr>();
+      if (obj->size() != 2 || !obj->has("stream") || !obj->has("text")) return std::nullopt;
+      Poco::Dynamic::Var stream = obj->get("stream"), text = obj->get("text");
+      if (!stream.isString() || !text.isString()) return std::nullopt;
+      return std::make_pair(stream.extract<std::string>(), text.extract<std::string>());
+    } catch (const Poco::Exception&) {
+      return std::nullopt;
+    }
+  }
+
+  Status AppendOutput(const std::string& stream, const std::string& text) {
+    return Noted(events_
+                     .Append(session_.id, run_.id, "output",
+                             "{\"stream\":" + JsonQuote(stream) + ",\"text\":" + JsonQuote(text) + "}",
+                             run_.generation)
+                     .status());
+  }
+
+  Status FlushOutputLocked() {
+    for (const std::string& stream : output_.Pending()) {
+      std::string text = output_.Flush(stream);
+      if (!text.empty()) PADDOCK_RETURN_IF_ERROR(AppendOutput(stream, text));
+    }
+    return Status::Ok();
+  }
+
   const Agent& agent_;
   const Session& session_;
   const Run& run_;
@@ -158,6 +215,8 @@ class HostTurnContext final : public TurnContext {
   TurnResume resume_;
   mutable std::mutex native_mu_;
   std::string native_id_;
+  std::mutex emit_mu_;
+  StreamRedactor output_{events_.redactor()};  // guarded by emit_mu_
 };
 
 // How often a run may lose its sandbox before it fails instead of resuming in another.
@@ -330,6 +389,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
           harness.Rehydrate(ctx, history).status().Annotate("rehydrating from the transcript"));
     }
     Result<TurnOutcome> outcome = harness.RunTurn(ctx);
+    if (Status flushed = ctx.FlushOutput(); !flushed.ok() && outcome.ok()) outcome = flushed;
     if (active.lease_lost) return Status::Aborted("lease lost during the run");
     if (!sandboxes_.CheckAlive(session.id, sandbox.info, "during run " + run.id)) {
       if (++losses > kMaxSandboxLosses) {
