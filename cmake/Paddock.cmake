@@ -80,3 +80,20 @@ function(paddock_install_sdk)
                 ${PROJECT_SOURCE_DIR}/cmake/package/PaddockPlugin.cmake
           DESTINATION lib/cmake/paddock)
 endfunction()
+
+# ---- Close-on-exec from birth: paddock_cloexec(<executable>) ------------------------------
+# Links runtime/cloexec/cloexec.c into an executable and exports its definitions, so that they
+# take the place of the C library's descriptor-creating calls for the executable, the plugins
+# it loads and every library they use (docs/architecture.md, "The sandbox boundary").
+add_library(paddock_cloexec_objects OBJECT ${PROJECT_SOURCE_DIR}/runtime/cloexec/cloexec.c)
+set(PADDOCK_CLOEXEC_SYMBOLS
+    socket socketpair accept accept4 pipe pipe2 epoll_create epoll_create1 inotify_init inotify_init1
+    eventfd timerfd_create signalfd memfd_create dup open open64 openat openat64 __open_2 __open64_2
+    __openat_2 __openat64_2 creat creat64 fopen fopen64 paddock_cloexec_linked)
+function(paddock_cloexec target)
+  target_sources(${target} PRIVATE $<TARGET_OBJECTS:paddock_cloexec_objects>)
+  target_link_libraries(${target} PRIVATE ${CMAKE_DL_LIBS})
+  foreach(_sym IN LISTS PADDOCK_CLOEXEC_SYMBOLS)
+    target_link_options(${target} PRIVATE "LINKER:--export-dynamic-symbol=${_sym}")
+  endforeach()
+endfunction()

@@ -160,13 +160,13 @@ Result<JailProcess> StartJail(const JailOptions& options, const JailSpec& jail, 
   (void)!write(token[1], jail.token.data(), jail.token.size());
   close(token[1]);
   int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  SpawnSpec spec;
+  ChildSpec spec;
   spec.argv = BwrapArgv(options, jail);
   spec.env = {"PATH=/usr/local/bin:/usr/bin:/bin"};
   spec.drop_to = options.host_creds;
-  spec.stdout_fd = log;
-  spec.stderr_fd = log;
-  spec.extra_fds = {{info[1], 3}, {ready[1], 4}, {token[0], 5}};
+  // bwrap gets these and nothing else: its stdio is the log, 3-5 the start-up pipes.
+  spec.fds = {{info[1], 3}, {ready[1], 4}, {token[0], 5}};
+  if (log >= 0) spec.fds.insert(spec.fds.end(), {{log, 1}, {log, 2}});
   spec.detach = true;  // the jail outlives this call and, by design, this process
   spec.join_cgroups = jail.join_cgroups;
   spec.rlimits = jail.rlimits;

@@ -72,7 +72,7 @@ bool Mounted(const std::string& path) {
 }
 
 Status RunTool(const std::vector<std::string>& argv) {
-  SpawnSpec spec;
+  ChildSpec spec;
   spec.argv = argv;
   spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
   std::string output;

@@ -75,6 +75,9 @@ std::pair<pid_t, int> Children::Spawn(const SpawnRequest& request) {
   redirect(request.stdin_fd, 0, O_RDONLY);
   redirect(request.stdout_fd, 1, O_WRONLY);
   redirect(request.stderr_fd, 2, O_WRONLY);
+  // Nothing but 0, 1 and 2: not the runtime's listener, its connections, the egress socket,
+  // the token or ready pipes, nor the pipes of other commands, whatever their flags.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   if (!request.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, request.cwd.c_str());
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);

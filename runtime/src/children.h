@@ -1,4 +1,5 @@
-// Child processes of the runtime. As PID 1 of the sandbox the runtime reaps every process that
+// Child processes of the runtime: the one place paddock-runtime starts them. A child gets
+// stdin, stdout and stderr and no other descriptor. As PID 1 of the sandbox the runtime reaps every process that
 // ends, its own children and orphans alike; a children table hands each exit status of a child
 // we started to whoever waits for it.
 #pragma once

@@ -2,7 +2,12 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <initializer_list>
+#include <vector>
 
 #include <cerrno>
 #include <cstdio>
@@ -55,9 +60,26 @@ void SignalReady(void* arg) {
   close(fd);
 }
 
+// Closes every descriptor from 3 up but `keep` (what the caller named on the command line):
+// whatever the runtime was started with stays out of its children's and its own way.
+void CloseInheritedDescriptors(std::initializer_list<int> keep) {
+  int next = 3;
+  std::vector<int> sorted(keep);
+  std::sort(sorted.begin(), sorted.end());
+  for (int fd : sorted) {
+    if (fd < next) continue;
+    if (fd > next) syscall(SYS_close_range, static_cast<unsigned>(next), static_cast<unsigned>(fd - 1), 0u);
+    next = fd + 1;
+  }
+  syscall(SYS_close_range, static_cast<unsigned>(next), ~0u, 0u);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Code in the sandbox runs as our uid: it must not ptrace us or read our memory, environment
+  // or descriptors through /proc/1. Children are dumpable again after their exec.
+  prctl(PR_SET_DUMPABLE, 0);
   Options options;
   int ready_fd = -1;
   std::string token_file;
@@ -104,6 +126,7 @@ int main(int argc, char** argv) {
     }
   }
   if (options.listen.empty()) Die(std::string("--listen is required\n") + kUsage);
+  CloseInheritedDescriptors({token_fd, ready_fd});
   if (token_fd >= 0) {
     options.token = Trim(ReadFd(token_fd));
   } else {

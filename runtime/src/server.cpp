@@ -909,7 +909,7 @@ std::string Serve(const Options& options, void (*on_ready)(void*), void* ready_a
       socket.listen(256);
       chmod(path.c_str(), 0600);
     } else if (options.listen.rfind("tcp:", 0) == 0) {
-      socket.bind(Poco::Net::SocketAddress(options.listen.substr(4)), true);
+      socket.bind(Poco::Net::SocketAddress(options.listen.substr(4)), true, false);  // no SO_REUSEPORT
       socket.listen(256);
     } else {
       return "--listen must be unix:PATH or tcp:HOST:PORT, got '" + options.listen + "'";

@@ -38,6 +38,7 @@
 #include <Poco/URI.h>
 
 #include "jail.h"
+#include "testing.h"
 
 namespace paddock::testing {
 namespace {
@@ -1786,10 +1787,10 @@ Status FakeKube::Start() {
     Poco::Net::ServerSocket socket;
     if (m.opt.tls) {
       const std::string key = m.opt.data_dir + "/server.key", cert = m.opt.data_dir + "/server.crt";
-      std::string cmd =
-          "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " + cert +
-          " -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:localhost >/dev/null 2>&1";
-      if (std::system(cmd.c_str()) != 0)
+      if (RunCommand({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out",
+                      cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                      "subjectAltName=IP:127.0.0.1,DNS:localhost"})
+              .first != 0)
         return Status::Unavailable("openssl could not make the fake server's certificate");
       static std::once_flag once;
       std::call_once(once, [] { Poco::Net::initializeSSL(); });

@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "config/config.h"
+#include "paddock/process.h"
 #include "plugins/plugin_host.h"
 
 namespace paddock::testing {
@@ -116,18 +117,16 @@ std::shared_ptr<T> StopOnRelease(std::shared_ptr<T> inner) {
 }
 
 // argv and envp for execve: `args`, and this process's environment plus `extra_env`.
-struct ExecVectors {
-  ExecVectors(std::vector<std::string> a, const std::vector<std::string>& extra_env) : args(std::move(a)) {
-    for (char** e = environ; *e; ++e) env.emplace_back(*e);
-    env.insert(env.end(), extra_env.begin(), extra_env.end());
-    for (auto& x : args) argv.push_back(x.data());
-    argv.push_back(nullptr);
-    for (auto& x : env) envp.push_back(x.data());
-    envp.push_back(nullptr);
-  }
-  std::vector<std::string> args, env;
-  std::vector<char*> argv, envp;
-};
+// A child of the test program with this process's environment plus `extra_env`, started by
+// the SDK's spawn (paddock/process.h) like every other child.
+process::ChildSpec Child(std::vector<std::string> argv, const std::vector<std::string>& extra_env) {
+  process::ChildSpec spec;
+  if (!argv.empty()) argv[0] = process::FindExecutable(argv[0]).value_or(argv[0]);
+  spec.argv = std::move(argv);
+  for (char** e = environ; *e; ++e) spec.env.emplace_back(*e);
+  spec.env.insert(spec.env.end(), extra_env.begin(), extra_env.end());
+  return spec;
+}
 
 }  // namespace
 
@@ -183,8 +182,7 @@ ServerProcess::ServerProcess(ServerOptions options)
   if (!options.plugin_dir.empty()) cfg << "plugin_dir = \"" << options.plugin_dir << "\"\n";
   cfg << "log_level = \"debug\"\n"
       << "[secrets]\ntype = \"env\"\n"
-      << options.store_toml << "[sandbox]\ntype = \"process\"\n[sandbox.config]\ndestroy_on_stop = true\n"
-      << options.harness_toml << options.extra_toml;
+      << options.store_toml << options.sandbox_toml << options.harness_toml << options.extra_toml;
 }
 
 ServerProcess::~ServerProcess() { Stop(); }
@@ -202,17 +200,19 @@ Status ServerProcess::Start() {
   const std::string log_file = dir_ / "server.log";
   std::vector<std::string> argv = {binary_};
   argv.insert(argv.end(), args_.begin(), args_.end());
-  for (const char* a : {"--config", config_path_.c_str(), "--port-file", port_file.c_str(), "--port", "0"})
+  const std::string port = std::to_string(port_);
+  for (const char* a :
+       {"--config", config_path_.c_str(), "--port-file", port_file.c_str(), "--port", port.c_str()})
     argv.emplace_back(a);
-  ExecVectors exec(std::move(argv), env_);
-  pid_ = fork();
-  if (pid_ == 0) {
-    int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    execve(exec.argv[0], exec.argv.data(), exec.envp.data());
-    _exit(127);
-  }
+  process::ChildSpec spec = Child(std::move(argv), env_);
+  int log_fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) return Status::Internal("cannot open " + log_file);
+  spec.fds = {{log_fd, 1}, {log_fd, 2}};
+  spec.new_process_group = false;
+  Result<pid_t> started = process::Spawn(spec);
+  close(log_fd);
+  if (!started.ok()) return started.status();
+  pid_ = *started;
   for (int i = 0; i < 4000; ++i) {  // every 5 ms for 20 s
     std::ifstream in(port_file);
     if (in >> port_) return Status::Ok();
@@ -271,18 +271,17 @@ HttpResponse ServerProcess::Request(const std::string& method, const std::string
 std::pair<int, std::string> RunCommand(const std::vector<std::string>& argv_in,
                                        const std::vector<std::string>& env_in) {
   int pipefd[2];
-  if (pipe(pipefd) != 0) return {-1, "pipe failed"};
-  ExecVectors exec(argv_in, env_in);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pipefd[1], 1);
-    dup2(pipefd[1], 2);
-    close(pipefd[0]);
-    close(pipefd[1]);
-    execvpe(exec.argv[0], exec.argv.data(), exec.envp.data());
-    _exit(127);
-  }
+  if (pipe2(pipefd, O_CLOEXEC) != 0) return {-1, "pipe failed"};
+  process::ChildSpec spec = Child(argv_in, env_in);
+  spec.fds = {{pipefd[1], 1}, {pipefd[1], 2}};
+  spec.new_process_group = false;
+  Result<pid_t> started = process::Spawn(spec);
   close(pipefd[1]);
+  if (!started.ok()) {
+    close(pipefd[0]);
+    return {127, started.status().message()};
+  }
+  const pid_t pid = *started;
   std::string output;
   char buf[4096];
   ssize_t n;

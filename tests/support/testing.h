@@ -86,6 +86,7 @@ struct ServerOptions {
   std::string binary = PaddockBinary();
   std::string plugin_dir = PluginDir();  // empty: the binary's own default
   std::string harness_toml = "[[harness]]\ntype = \"shell\"\n";
+  std::string sandbox_toml = "[sandbox]\ntype = \"process\"\n[sandbox.config]\ndestroy_on_stop = true\n";
 };
 
 class ServerProcess {
@@ -98,7 +99,8 @@ class ServerProcess {
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 
-  // Starts the server and waits until it listens. Returns the failure with the server's log.
+  // Starts the server and waits until it listens (a restart listens on the port it had, as a
+  // restarted service does). Returns the failure with the server's log.
   Status Start();
   // SIGTERM, then waits for the exit status.
   int Stop();

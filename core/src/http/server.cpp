@@ -130,8 +130,10 @@ HttpServer::~HttpServer() { Stop(); }
 Status HttpServer::Start() {
   try {
     impl_->socket = std::make_unique<Poco::Net::ServerSocket>();
-    impl_->socket->bind(Poco::Net::SocketAddress(impl_->listen, static_cast<Poco::UInt16>(impl_->port)),
-                        true);
+    // SO_REUSEADDR (a restart binds past TIME_WAIT) but not SO_REUSEPORT: no other socket may
+    // share the port, so connections can never be spread over a listener that is not ours.
+    impl_->socket->bind(Poco::Net::SocketAddress(impl_->listen, static_cast<Poco::UInt16>(impl_->port)), true,
+                        false);
     impl_->socket->listen(256);
     auto params = new Poco::Net::HTTPServerParams();
     params->setMaxThreads(impl_->max_connections);

@@ -1,10 +1,8 @@
 #include "services/tool_cache.h"
 
-#include <Poco/Pipe.h>
-#include <Poco/PipeStream.h>
-#include <Poco/Process.h>
-#include <Poco/StreamCopier.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,12 +12,28 @@
 #include <fstream>
 #include <thread>
 
+#include "paddock/process.h"
 #include "util/digest.h"
 #include "util/log.h"
 
 namespace paddock {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// npm's environment: the server's, without the values meant for sandboxes.
+std::vector<std::string> ToolEnvironment() {
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view kv(*e);
+    if (kv.rfind("CONTAINER_ENV_", 0) == 0 || kv.rfind("PADDOCK_", 0) == 0) continue;
+    env.emplace_back(kv);
+  }
+  return env;
+}
+
+}  // namespace
 
 ToolCache::ToolCache(std::string root, std::string npm, std::chrono::milliseconds install_timeout)
     : root_(std::move(root)), npm_(std::move(npm)), timeout_(install_timeout) {}
@@ -35,7 +49,7 @@ std::string ToolCache::Key(const SandboxNeeds& needs) {
 void ToolCache::Stop() {
   std::lock_guard lock(mu_);
   stopping_ = true;
-  if (running_pid_ > 0) ::kill(static_cast<pid_t>(running_pid_), SIGKILL);
+  if (running_pid_ > 0) ::kill(-static_cast<pid_t>(running_pid_), SIGKILL);  // npm and what it started
 }
 
 Result<std::string> ToolCache::Ensure(const SandboxNeeds& needs) {
@@ -77,45 +91,68 @@ Status ToolCache::Install(const SandboxNeeds& needs, const std::string& dir) {
   LogInfo("installing sandbox tools " + list + " into " + dir);
   auto started = std::chrono::steady_clock::now();
 
-  Poco::Process::Args args = {"install",           "--prefix",        tmp,
-                              "--no-audit",        "--no-fund",       "--omit=dev",
-                              "--no-package-lock", "--loglevel=error"};
-  args.insert(args.end(), needs.npm.begin(), needs.npm.end());
-  Poco::Pipe out;
+  std::optional<std::string> npm = process::FindExecutable(npm_);
+  if (!npm) {
+    fs::remove_all(tmp, ec);
+    return Status::FailedPrecondition("cannot run " + npm_ + " to install " + list + ": not found in PATH");
+  }
+  process::ChildSpec spec;
+  spec.argv = {*npm,         "install",           "--prefix",        tmp, "--no-audit", "--no-fund",
+               "--omit=dev", "--no-package-lock", "--loglevel=error"};
+  spec.argv.insert(spec.argv.end(), needs.npm.begin(), needs.npm.end());
+  spec.env = ToolEnvironment();
+  spec.cwd = tmp;
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return Status::Unavailable(std::string("pipe: ") + strerror(errno));
+  spec.fds = {{out[1], 1}, {out[1], 2}};
   std::string output;
   int code = -1;
-  try {
+  {
     std::unique_lock running(mu_);
     if (stopping_) {
+      close(out[0]);
+      close(out[1]);
       fs::remove_all(tmp, ec);
       return Status::Unavailable("the server is stopping");
     }
-    Poco::ProcessHandle ph = Poco::Process::launch(npm_, args, tmp, nullptr, &out, &out);
-    running_pid_ = ph.id();
-    running.unlock();
-    std::atomic<bool> done{false};
-    std::mutex wait_mu;
-    std::condition_variable cv;
-    std::thread watchdog([&] {
-      std::unique_lock lock(wait_mu);
-      if (!cv.wait_for(lock, timeout_, [&] { return done.load(); })) Poco::Process::kill(ph);
-    });
-    Poco::PipeInputStream in(out);
-    Poco::StreamCopier::copyToString(in, output);
-    code = ph.wait();
-    running.lock();
-    running_pid_ = 0;
-    running.unlock();
-    {
-      std::lock_guard lock(wait_mu);
-      done = true;
+    Result<pid_t> started_npm = process::Spawn(spec);
+    close(out[1]);
+    if (!started_npm.ok()) {
+      close(out[0]);
+      fs::remove_all(tmp, ec);
+      return Status::FailedPrecondition("cannot run " + npm_ + " to install " + list + ": " +
+                                        started_npm.status().message());
     }
-    cv.notify_all();
-    watchdog.join();
-  } catch (const std::exception& e) {
-    fs::remove_all(tmp, ec);
-    return Status::FailedPrecondition("cannot run " + npm_ + " to install " + list + ": " + e.what());
+    running_pid_ = *started_npm;
   }
+  const pid_t pid = static_cast<pid_t>(running_pid_);
+  std::atomic<bool> done{false};
+  std::mutex wait_mu;
+  std::condition_variable cv;
+  std::thread watchdog([&] {
+    std::unique_lock lock(wait_mu);
+    if (!cv.wait_for(lock, timeout_, [&] { return done.load(); })) ::kill(-pid, SIGKILL);
+  });
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(out[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0) output.append(buf, static_cast<size_t>(n));
+  }
+  close(out[0]);
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+  {
+    std::lock_guard running(mu_);
+    running_pid_ = 0;
+  }
+  {
+    std::lock_guard lock(wait_mu);
+    done = true;
+  }
+  cv.notify_all();
+  watchdog.join();
   if (code != 0) {
     fs::remove_all(tmp, ec);
     if (output.size() > 2000) output = output.substr(output.size() - 2000);
