@@ -460,6 +460,16 @@ Result<Object::Ptr> K8sSandboxProvider::BuildSandbox(const SandboxSpec& spec, co
   ws->set("persistentVolumeClaim", claim);
   out_volumes->add(ws);
   pod_spec->set("volumes", out_volumes);
+  // The profile's hardening: its runtime class, and the container runtime's default syscall
+  // filter unless the profile turned filtering off (seccomp_allow needs a Localhost profile,
+  // which is the operator's to install: docs/architecture.md).
+  if (!spec.hardening.runtime_class.empty()) pod_spec->set("runtimeClassName", spec.hardening.runtime_class);
+  Object::Ptr pod_security =
+      pod_spec->has("securityContext") ? pod_spec->getObject("securityContext") : Object::Ptr(new Object);
+  Object::Ptr seccomp = new Object;
+  seccomp->set("type", spec.hardening.seccomp ? "RuntimeDefault" : "Unconfined");
+  pod_security->set("seccompProfile", seccomp);
+  pod_spec->set("securityContext", pod_security);
   // Its runtime holds its own token from the start: no hand-over.
   if (Array::Ptr containers = pod_spec->getArray("containers")) {
     for (size_t i = 0; i < containers->size(); ++i) {

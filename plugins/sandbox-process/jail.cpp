@@ -1,5 +1,7 @@
 #include "jail.h"
 
+#include "syscall_filter.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -41,6 +43,7 @@ std::vector<std::string> BwrapArgv(const JailOptions& o, const JailSpec& j) {
                                 "--info-fd",
                                 "3"};
   if (!j.host_network) a.push_back("--unshare-net");
+  if (j.hardening.seccomp) a.insert(a.end(), {"--disable-userns", "--seccomp", "6"});
   for (const auto& path : o.ro_binds) {
     a.insert(a.end(), {"--ro-bind-try", path, path});
   }
@@ -159,6 +162,15 @@ Result<JailProcess> StartJail(const JailOptions& options, const JailSpec& jail, 
   // The token is short: the pipe buffer holds it, so it is written before the jail starts.
   (void)!write(token[1], jail.token.data(), jail.token.size());
   close(token[1]);
+  int filter = -1;
+  if (jail.hardening.seccomp) {
+    Result<int> compiled = CompileFilter(jail.hardening);
+    if (!compiled.ok()) {
+      for (int fd : {info[0], info[1], ready[0], ready[1], token[0]}) close(fd);
+      return compiled.status();
+    }
+    filter = *compiled;
+  }
   int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   ChildSpec spec;
   spec.argv = BwrapArgv(options, jail);
@@ -167,6 +179,7 @@ Result<JailProcess> StartJail(const JailOptions& options, const JailSpec& jail, 
   // bwrap gets these and nothing else: its stdio is the log, 3-5 the start-up pipes.
   spec.fds = {{info[1], 3}, {ready[1], 4}, {token[0], 5}};
   if (log >= 0) spec.fds.insert(spec.fds.end(), {{log, 1}, {log, 2}});
+  if (filter >= 0) spec.fds.emplace_back(filter, 6);
   spec.detach = true;  // the jail outlives this call and, by design, this process
   spec.join_cgroups = jail.join_cgroups;
   spec.rlimits = jail.rlimits;
@@ -175,6 +188,7 @@ Result<JailProcess> StartJail(const JailOptions& options, const JailSpec& jail, 
   close(ready[1]);
   close(token[0]);
   if (log >= 0) close(log);
+  if (filter >= 0) close(filter);
   auto cleanup = [&] {
     close(info[0]);
     close(ready[0]);

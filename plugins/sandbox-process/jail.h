@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "paddock/hardening.h"
 #include "paddock/status.h"
 #include "paddock/types.h"
 #include "spawn.h"
@@ -46,6 +47,9 @@ struct JailSpec {
   std::vector<SandboxMount> ro_mounts;  // host dirs seen read-only inside
   std::vector<std::string> join_cgroups;
   std::vector<std::pair<int, unsigned long>> rlimits;
+  // The syscall filter (installed by bwrap right before it starts the runtime) and, with it,
+  // no nested user namespaces.
+  SandboxHardening hardening;
   // Extra host dirs seen read-write inside (after the fixed mounts).
   std::vector<SandboxMount> rw_mounts;
   // When set, the runtime's arguments instead of the defaults (listen on run_dir's socket,

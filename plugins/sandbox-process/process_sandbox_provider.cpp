@@ -292,6 +292,13 @@ Result<SandboxInfo> ProcessSandboxProvider::Create(const SandboxSpec& spec) noex
     } else {
       r.info.limits.emplace_back("network", spec.egress_dir.empty() ? "none" : "egress proxy only");
     }
+    jail.hardening = spec.hardening;
+    r.info.limits.emplace_back("seccomp", Describe(spec.hardening));
+    r.info.limits.emplace_back("user namespaces", spec.hardening.seccomp ? "none nested" : "allowed");
+    if (!spec.hardening.seccomp || !spec.hardening.seccomp_allow.empty()) {
+      logger_.Warn("sandbox " + r.info.id + ": profile '" + spec.profile +
+                   "' relaxes the syscall filter: " + Describe(spec.hardening));
+    }
     Result<JailProcess> started = StartJail(config_.jail, jail, dir + "/bwrap.log");
     if (!started.ok()) return fail(started.status());
     r.jail = *started;

@@ -1578,6 +1578,16 @@ struct FakeKube::Impl {
       };
       JailSpec js;
       js.host_network = true;
+      // The container's seccompProfile, else the pod's, else the kubelet's default
+      // (Unconfined); RuntimeDefault is the container runtime's filter, here bubblewrap's.
+      std::string seccomp = "Unconfined";
+      for (Object::Ptr sc : {Obj(pod_spec, "securityContext"), Obj(c, "securityContext")}) {
+        if (Object::Ptr profile = Obj(sc, "seccompProfile"); profile && !Str(profile, "type").empty())
+          seccomp = Str(profile, "type");
+      }
+      if (seccomp != "RuntimeDefault" && seccomp != "Unconfined")
+        throw std::runtime_error("seccompProfile " + seccomp + " is not simulated");
+      js.hardening.seccomp = seccomp == "RuntimeDefault";
       js.run_dir = pod.dir + "/run";
       own(js.run_dir);
       std::map<std::string, Object::Ptr> volumes;

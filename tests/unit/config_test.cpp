@@ -32,6 +32,40 @@ TEST(Config, EmbeddedDefaultIsTheOneProcessSetup) {
   EXPECT_FALSE(c->server.data_dir.empty());
 }
 
+TEST(Config, AProfileRelaxesTheSyscallFilterOnlyByName) {
+  auto c = ParseConfig(std::string(kMinimal) + "[profiles.default]\n", "f.toml");
+  ASSERT_OK(c);
+  EXPECT_TRUE(c->profiles.front().hardening.seccomp);  // on unless turned off
+  EXPECT_TRUE(c->profiles.front().hardening.seccomp_allow.empty());
+  c = ParseConfig(std::string(kMinimal) +
+                      "[profiles.prof]\nseccomp_allow = [\"perf_event_open\"]\nruntime_class = \"gvisor\"\n"
+                      "[profiles.open]\nseccomp = \"off\"\n",
+                  "f.toml");
+  ASSERT_OK(c);
+  auto profile = [&](const std::string& name) {
+    for (const auto& p : c->profiles) {
+      if (p.name == name) return p;
+    }
+    ADD_FAILURE() << "no profile " << name;
+    return ProfileSettings{};
+  };
+  EXPECT_EQ(profile("prof").hardening.seccomp_allow, std::vector<std::string>{"perf_event_open"});
+  EXPECT_EQ(profile("prof").hardening.runtime_class, "gvisor");
+  EXPECT_FALSE(profile("open").hardening.seccomp);
+  EXPECT_TRUE(profile("default").hardening.seccomp);
+  c = ParseConfig(std::string(kMinimal) + "[profiles.default]\nseccomp_allow = [\"read\"]\n", "f.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find(
+                "seccomp_allow: 'read' is not refused by the default filter; it refuses: acct"),
+            std::string::npos)
+      << c.status().message();
+  c = ParseConfig(std::string(kMinimal) + "[profiles.default]\nseccomp = \"lax\"\n", "f.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("seccomp must be \"default\" or \"off\""), std::string::npos);
+  c = ParseConfig(std::string(kMinimal) + "[profiles.default]\nruntime_class = \"GVisor!\"\n", "f.toml");
+  ASSERT_FALSE(c.ok());
+}
+
 TEST(Config, SyntaxErrorNamesFileLineAndColumn) {
   auto c = ParseConfig("[server]\nport = 3000\nlisten = \"x\n", "my.toml");
   ASSERT_FALSE(c.ok());

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include "paddock/hardening.h"
 
 namespace paddock {
 
@@ -252,6 +253,8 @@ struct SandboxSpec {
   // Host directories the provider mounts read-only inside (the harnesses' tool installs,
   // at kSandboxTools). A provider that cannot mount host paths bakes them into its image.
   std::vector<SandboxMount> ro_mounts;
+  // The syscall filter and runtime class of the sandbox's profile (paddock/hardening.h).
+  SandboxHardening hardening;
 };
 
 enum class SandboxState { kStarting, kRunning, kGone };

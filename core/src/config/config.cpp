@@ -100,6 +100,12 @@ constexpr paddock_config_key kProfileKeys[] = {
      "Hosts this profile's sandboxes may reach besides [egress] allow."},
     {"host_network", PADDOCK_CONFIG_BOOL, 0, "false",
      "Share the host's network: no isolation, no proxy. Logged at every sandbox start."},
+    {"seccomp", PADDOCK_CONFIG_STRING, 0, "default",
+     "\"default\": the syscall filter and no nested user namespaces; \"off\": neither (logged at start)."},
+    {"seccomp_allow", PADDOCK_CONFIG_STRING_LIST, 0, "",
+     "Syscalls of the default filter's refused list that this profile lets through."},
+    {"runtime_class", PADDOCK_CONFIG_STRING, 0, "",
+     "Kubernetes: runtimeClassName of the profile's sandbox pods (gVisor, Kata); empty: the cluster's."},
 };
 
 Status CheckHost(const std::string& host, const std::string& source, int line) {
@@ -457,6 +463,31 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
       p.allow = v.GetStringList("allow");
       for (const auto& h : p.allow) PADDOCK_RETURN_IF_ERROR(CheckHost(h, source, s.line));
       p.host_network = v.GetBool("host_network");
+      std::string seccomp = v.GetString("seccomp");
+      if (seccomp != "default" && seccomp != "off") {
+        return Invalid(source, s.line, "[profiles." + name + "] seccomp must be \"default\" or \"off\"");
+      }
+      p.hardening.seccomp = seccomp == "default";
+      p.hardening.seccomp_allow = v.GetStringList("seccomp_allow");
+      for (const auto& call : p.hardening.seccomp_allow) {
+        if (!IsRefusedSyscall(call)) {
+          std::string refused;
+          for (std::string_view k : kRefusedSyscalls)
+            refused += (refused.empty() ? "" : ", ") + std::string(k);
+          return Invalid(source, s.line,
+                         "[profiles." + name + "] seccomp_allow: '" + call +
+                             "' is not refused by the default filter; it refuses: " + refused);
+        }
+      }
+      p.hardening.runtime_class = v.GetString("runtime_class");
+      for (char c : p.hardening.runtime_class) {
+        if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+              c == '-' || c == '.')) {
+          return Invalid(
+              source, s.line,
+              "[profiles." + name + "] runtime_class must be a Kubernetes name (a-z, 0-9, '-', '.')");
+        }
+      }
       config.profiles.push_back(std::move(p));
     }
   }

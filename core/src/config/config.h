@@ -11,7 +11,8 @@
 //   [egress]  enabled, allow, port, connect_timeout
 //   [models]  gateway, anthropic_base_url, openai_base_url
 //   [tools]   dir, npm, install_timeout, preinstall
-//   [profiles.<name>]  memory, cpus, pids, disk, warm, allow, host_network ("default" always exists)
+//   [profiles.<name>]  memory, cpus, pids, disk, warm, allow, host_network, seccomp, seccomp_allow,
+//                      runtime_class ("default" always exists)
 #pragma once
 
 #include <cstdint>
@@ -91,6 +92,7 @@ struct ProfileSettings {
   int warm = 0;  // ready sandboxes kept for new sessions
   std::vector<std::string> allow;
   bool host_network = false;
+  SandboxHardening hardening;  // seccomp, seccomp_allow, runtime_class
 };
 
 struct PluginChoice {

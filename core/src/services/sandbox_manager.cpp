@@ -38,12 +38,23 @@ SandboxManager::SandboxManager(SessionStore& store, SandboxProvider& provider, S
       egress_(egress),
       snapshots_(snapshots),
       settings_(std::move(settings)) {
-  if (settings_.profiles.empty()) settings_.profiles.push_back(ProfileSettings{"default", {}, 0, {}, false});
+  if (settings_.profiles.empty())
+    settings_.profiles.push_back(ProfileSettings{"default", {}, 0, {}, false, {}});
 }
 
 SandboxManager::~SandboxManager() { Stop(); }
 
 Status SandboxManager::Start() {
+  for (const ProfileSettings& p : settings_.profiles) {
+    const std::string line =
+        "profile " + p.name + ": sandbox syscall filter " + Describe(p.hardening) +
+        (p.hardening.runtime_class.empty() ? "" : ", runtime class " + p.hardening.runtime_class);
+    if (!p.hardening.seccomp || !p.hardening.seccomp_allow.empty()) {
+      LogWarn(line + " (relaxed by the profile)");
+    } else {
+      LogInfo(line);
+    }
+  }
   // Sandboxes of an earlier process: reattach the ones an open session is still bound to.
   PADDOCK_ASSIGN_OR_RETURN(std::vector<SandboxInfo> all, provider_.List());
   int reattached = 0;
@@ -153,6 +164,7 @@ Result<SandboxInfo> SandboxManager::CreateSandbox(const ProfileSettings& profile
   spec.profile = profile.name;
   spec.limits = profile.limits;
   spec.host_network = profile.host_network;
+  spec.hardening = profile.hardening;
   spec.egress_port = settings_.egress_port;
   if (!settings_.tools_root.empty()) spec.ro_mounts.push_back({settings_.tools_root, kSandboxTools});
   if (egress_ && settings_.egress && !profile.host_network) {

@@ -13,6 +13,7 @@
 #include "fake_kube.h"
 #include "kube_client.h"
 #include "paddock/testing/sandbox_provider_conformance.h"
+#include "probe.h"
 #include "runtime/runtime_client.h"
 #include "testing.h"
 
@@ -585,6 +586,65 @@ TEST_F(FakeApi, WatchesStreamFromAResourceVersionWithBookmarksSelectorsAnd410) {
                          return false;
                        });
   EXPECT_EQ(code, 410);
+}
+
+}  // namespace
+}  // namespace paddock::testing
+
+namespace paddock::testing {
+namespace {
+
+// The runtime in a pod keeps its descriptors, its memory and the refused calls from the code it
+// runs, as it does under sandbox.process (the fake kubelet applies RuntimeDefault as the
+// container runtime would: with the default filter).
+TEST(SandboxK8sBoundary, CodeInAPodSeesOnlyItsStdioAndTheRefusedCallsFail) {
+  for (const char* mode : {"claim", "sandbox"}) {
+    Cluster c;
+    auto p = c.Provider(mode);
+    ASSERT_OK(p);
+    auto sb = (*p)->Create(Spec(std::string("ses_probe_") + mode));
+    ASSERT_OK(sb);
+    CapturingObserver out;
+    auto r = Sh(*sb, ProbeCommand(), out, std::chrono::seconds(60));
+    ASSERT_OK(r);
+    ExpectSealed(out.out + out.err, std::string("a command in a pod, mode ") + mode);
+    ASSERT_OK((*p)->Destroy(sb->id));
+  }
+}
+
+// A profile names the runtime class of its pods and may turn the filter off; both reach the pod.
+TEST(SandboxK8sBoundary, TheProfilesRuntimeClassAndFilterReachThePod) {
+  Cluster c;
+  auto p = c.Provider("sandbox");
+  ASSERT_OK(p);
+  SandboxSpec spec = Spec("ses_gvisor");
+  spec.hardening.runtime_class = "gvisor";
+  auto sb = (*p)->Create(spec);
+  ASSERT_OK(sb);
+  auto pod = c.kube->Get("sandboxes", "paddock", NameOf(*sb))
+                 ->getObject("spec")
+                 ->getObject("podTemplate")
+                 ->getObject("spec");
+  EXPECT_EQ(pod->getValue<std::string>("runtimeClassName"), "gvisor");
+  EXPECT_EQ(pod->getObject("securityContext")->getObject("seccompProfile")->getValue<std::string>("type"),
+            "RuntimeDefault");
+  ASSERT_OK((*p)->Destroy(sb->id));
+
+  spec = Spec("ses_unconfined");
+  spec.hardening.seccomp = false;
+  sb = (*p)->Create(spec);
+  ASSERT_OK(sb);
+  pod = c.kube->Get("sandboxes", "paddock", NameOf(*sb))
+            ->getObject("spec")
+            ->getObject("podTemplate")
+            ->getObject("spec");
+  EXPECT_EQ(pod->getObject("securityContext")->getObject("seccompProfile")->getValue<std::string>("type"),
+            "Unconfined");
+  CapturingObserver out;
+  ASSERT_OK(Sh(*sb, ProbeCommand(), out, std::chrono::seconds(60)));
+  EXPECT_EQ(Line(out.out, "seccomp"), "0") << out.out;  // what the profile asked for
+  EXPECT_EQ(Line(out.out, "fds"), "0 1 2") << out.out;  // the runtime's part holds regardless
+  ASSERT_OK((*p)->Destroy(sb->id));
 }
 
 }  // namespace
