@@ -1,4 +1,6 @@
 // Baselines measured next to Paddock's figures in the same run, and small statistics helpers.
+// The bare bwrap and fork/exec baselines fork and exec by hand on purpose: they measure the
+// system calls alone, without paddock::process::Spawn's descriptor arrangement.
 #pragma once
 
 #include <grp.h>

@@ -74,9 +74,10 @@ void ResumeAfterRestart(int n) {
               Percentile(resume, 1.0), r / l);
 }
 
-double Run(const std::string& command) {
+double Run(const std::vector<std::string>& argv) {
   auto t0 = Clock::now();
-  if (std::system(command.c_str()) != 0) std::fprintf(stderr, "failed: %s\n", command.c_str());
+  if (auto [code, out] = RunCommand(argv); code != 0)
+    std::fprintf(stderr, "%s failed: %s\n", argv[0].c_str(), out.c_str());
   return MsSince(t0);
 }
 
@@ -150,10 +151,10 @@ void SnapshotSizes(int n) {
       (void)(*provider)->Destroy(target->id);
       (void)(*provider)->DeleteSessionData(other.session_id);
       const std::string tgz = dir.path() + "/baseline.tgz", into = dir.path() + "/baseline";
-      tar_c.push_back(Run("tar -czf " + tgz + " -C " + host_ws + " ."));
+      tar_c.push_back(Run({"tar", "-czf", tgz, "-C", host_ws, "."}));
       std::filesystem::remove_all(into);
       std::filesystem::create_directories(into);
-      tar_x.push_back(Run("tar -xzf " + tgz + " -C " + into));
+      tar_x.push_back(Run({"tar", "-xzf", tgz, "-C", into}));
     }
     (void)(*provider)->Destroy(sb->id);
     const double tk = Percentile(take, 0.5), rs = Percentile(restore, 0.5), tc = Percentile(tar_c, 0.5),

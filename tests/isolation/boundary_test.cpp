@@ -155,9 +155,10 @@ std::vector<std::string> InheritableDescriptors(pid_t pid) {
 
 class Boundary : public ::testing::Test {
  protected:
-  void StartServer(bool destroy_on_stop = true) {
+  void StartServer(bool destroy_on_stop = true, const std::string& extra_toml = "") {
     ServerOptions o;
     if (!destroy_on_stop) o.sandbox_toml = "[sandbox]\ntype = \"process\"\n";
+    o.extra_toml = extra_toml;
     server_ = std::make_unique<ServerProcess>(std::move(o));
     ASSERT_OK(server_->Start());
   }
@@ -217,6 +218,33 @@ TEST_F(Boundary, ACommandSeesOnlyItsStdioAndCannotReachTheRuntimeOrTheRefusedCal
   auto sandbox = server_->Request("GET", "/api/sessions/" + session + "/sandbox");
   EXPECT_NE(sandbox.body.find("default filter ("), std::string::npos) << sandbox.body;
   EXPECT_NE(sandbox.body.find("\"user namespaces\""), std::string::npos) << sandbox.body;
+}
+
+// A profile lets exactly the calls it names through, says so at start and in the sandbox's
+// limits; "off" drops the filter and the nested user namespace ban, and the runtime's own
+// guard (descriptors, /proc/1) holds either way.
+TEST_F(Boundary, AProfileRelaxesTheFilterOnlyAsFarAsItSays) {
+  StartServer(true, "[profiles.default]\nseccomp_allow = [\"perf_event_open\"]\n");
+  std::string session = ReadySession();
+  std::string probe = Exec(session, ProbeCommand());
+  EXPECT_EQ(Line(probe, "seccomp"), "2") << probe;
+  EXPECT_EQ(Line(probe, "perf_event_open").rfind("ALLOWED", 0), 0u) << probe;
+  for (const char* call : {"keyctl", "bpf", "userfaultfd", "unshare"})
+    EXPECT_EQ(Line(probe, call), "refused") << call;
+  auto sandbox = server_->Request("GET", "/api/sessions/" + session + "/sandbox");
+  EXPECT_NE(sandbox.body.find("allowed by the profile: perf_event_open"), std::string::npos) << sandbox.body;
+  EXPECT_NE(server_->log().find("relaxed by the profile"), std::string::npos);
+  server_->Stop();
+
+  StartServer(true, "[profiles.default]\nseccomp = \"off\"\n");
+  session = ReadySession();
+  probe = Exec(session, ProbeCommand());
+  EXPECT_EQ(Line(probe, "seccomp"), "0") << probe;
+  EXPECT_EQ(Line(probe, "unshare").rfind("ALLOWED", 0), 0u) << probe;
+  EXPECT_EQ(Line(probe, "fds"), "0 1 2") << probe;
+  EXPECT_EQ(Line(probe, "proc1 mem"), "denied") << probe;
+  sandbox = server_->Request("GET", "/api/sessions/" + session + "/sandbox");
+  EXPECT_NE(sandbox.body.find("\"seccomp\":\"off\""), std::string::npos) << sandbox.body;
 }
 
 TEST_F(Boundary, ABackgroundProcessAndTheHarnessCommandSeeOnlyTheirStdio) {
