@@ -89,7 +89,7 @@ add_library(paddock_cloexec_objects OBJECT ${PROJECT_SOURCE_DIR}/runtime/cloexec
 set(PADDOCK_CLOEXEC_SYMBOLS
     socket socketpair accept accept4 pipe pipe2 epoll_create epoll_create1 inotify_init inotify_init1
     eventfd timerfd_create signalfd memfd_create dup open open64 openat openat64 __open_2 __open64_2
-    __openat_2 __openat64_2 creat creat64 fopen fopen64 paddock_cloexec_linked)
+    __openat_2 __openat64_2 creat creat64 fopen fopen64)
 function(paddock_cloexec target)
   target_sources(${target} PRIVATE $<TARGET_OBJECTS:paddock_cloexec_objects>)
   target_link_libraries(${target} PRIVATE ${CMAKE_DL_LIBS})

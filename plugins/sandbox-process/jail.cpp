@@ -1,7 +1,5 @@
 #include "jail.h"
 
-#include "syscall_filter.h"
-
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -15,6 +13,8 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "syscall_filter.h"
 
 namespace paddock::plugins::sandbox_process {
 namespace {

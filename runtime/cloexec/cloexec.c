@@ -32,9 +32,6 @@
 
 #define PADDOCK_EXPORT __attribute__((visibility("default")))
 
-/* A marker the tests look for to check the interposition is linked in. */
-PADDOCK_EXPORT const char paddock_cloexec_linked[] = "paddock-cloexec";
-
 static int as_int(long r) { return (int)r; }
 
 PADDOCK_EXPORT int socket(int domain, int type, int protocol) {

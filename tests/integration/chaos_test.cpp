@@ -29,23 +29,6 @@ constexpr char kChaosToml[] =
     "[worker]\nthreads = 3\nlease_ttl = \"3s\"\nheartbeat_interval = \"500ms\"\nsweep_interval = \"500ms\"\n"
     "poll_interval = \"200ms\"\nmax_attempts = 25\nreconcile_interval = \"2s\"\n";
 
-// Live sandboxes of a worker's data directory: sandbox id -> (session id, jail pid).
-std::map<std::string, std::pair<std::string, pid_t>> LiveSandboxes(const std::string& data_dir) {
-  std::map<std::string, std::pair<std::string, pid_t>> out;
-  std::error_code ec;
-  for (const auto& dir : fs::directory_iterator(data_dir + "/sandbox-process/sandboxes", ec)) {
-    std::ifstream state(dir.path() / "state");
-    std::string line, session;
-    pid_t pid = 0;
-    while (std::getline(state, line)) {
-      if (line.rfind("pid=", 0) == 0) pid = static_cast<pid_t>(std::stol(line.substr(4)));
-      if (line.rfind("session=", 0) == 0) session = line.substr(8);
-    }
-    if (pid > 0 && kill(pid, 0) == 0) out[dir.path().filename().string()] = {session, pid};
-  }
-  return out;
-}
-
 // One client that keeps sending until the API acknowledges, with the same Idempotency-Key, so
 // that a message is never sent twice whatever the server does in between.
 class Client {

@@ -117,23 +117,6 @@ std::vector<std::string> HostSocketsHeldBy(pid_t pid, const std::set<std::string
   return out;
 }
 
-// The init pids of the live sandboxes of a server's data directory.
-std::vector<pid_t> SandboxInits(const std::string& data_dir) {
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const auto& dir : fs::directory_iterator(data_dir + "/sandbox-process/sandboxes", ec)) {
-    std::istringstream state(ReadFile((dir.path() / "state").string()));
-    std::string line;
-    while (std::getline(state, line)) {
-      if (line.rfind("pid=", 0) == 0) {
-        pid_t pid = static_cast<pid_t>(std::stol(line.substr(4)));
-        if (kill(pid, 0) == 0) out.push_back(pid);
-      }
-    }
-  }
-  return out;
-}
-
 // Descriptors of `pid` (from 3 up) without close-on-exec.
 std::vector<std::string> InheritableDescriptors(pid_t pid) {
   std::vector<std::string> out;
@@ -273,9 +256,10 @@ TEST_F(Boundary, EveryDescriptorOfTheServerAndOfTheRuntimeIsCloseOnExec) {
   Exec(session, "true");  // a connection to the runtime, a finished child
   std::vector<std::string> server_fds = InheritableDescriptors(server_->pid());
   EXPECT_TRUE(server_fds.empty()) << ::testing::PrintToString(server_fds);
-  std::vector<pid_t> inits = SandboxInits(server_->data_dir());
-  ASSERT_FALSE(inits.empty());
-  for (pid_t init : inits) {
+  auto sandboxes = LiveSandboxes(server_->data_dir());
+  ASSERT_FALSE(sandboxes.empty());
+  for (const auto& [id, s] : sandboxes) {
+    const pid_t init = s.second;
     std::vector<std::string> runtime_fds = InheritableDescriptors(init);
     EXPECT_TRUE(runtime_fds.empty()) << "runtime " << init << ": " << ::testing::PrintToString(runtime_fds);
   }
@@ -317,10 +301,10 @@ TEST_F(Boundary, AfterAKillAndAStopTheServerThatComesBackAnswersEveryRequest) {
     const auto tcp = HostTcpInodes();
     const auto listeners = ListeningUnixPaths();
     std::vector<std::string> held;
-    std::vector<pid_t> inits = SandboxInits(server_->data_dir());
-    EXPECT_GE(inits.size(), 2u) << "the sandboxes did not survive " << after;
-    for (pid_t init : inits) {
-      for (pid_t p : ProcessesOfSandbox(init)) {
+    auto sandboxes = LiveSandboxes(server_->data_dir());
+    EXPECT_GE(sandboxes.size(), 2u) << "the sandboxes did not survive " << after;
+    for (const auto& [id, s] : sandboxes) {
+      for (pid_t p : ProcessesOfSandbox(s.second)) {
         for (auto& h : HostSocketsHeldBy(p, tcp, listeners)) held.push_back(h);
       }
     }

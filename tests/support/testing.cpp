@@ -268,6 +268,22 @@ HttpResponse ServerProcess::Request(const std::string& method, const std::string
   return out;
 }
 
+std::map<std::string, std::pair<std::string, pid_t>> LiveSandboxes(const std::string& data_dir) {
+  std::map<std::string, std::pair<std::string, pid_t>> out;
+  std::error_code ec;
+  for (const auto& dir : fs::directory_iterator(data_dir + "/sandbox-process/sandboxes", ec)) {
+    std::ifstream state(dir.path() / "state");
+    std::string line, session;
+    pid_t pid = 0;
+    while (std::getline(state, line)) {
+      if (line.rfind("pid=", 0) == 0) pid = static_cast<pid_t>(std::stol(line.substr(4)));
+      if (line.rfind("session=", 0) == 0) session = line.substr(8);
+    }
+    if (pid > 0 && kill(pid, 0) == 0) out[dir.path().filename().string()] = {session, pid};
+  }
+  return out;
+}
+
 std::pair<int, std::string> RunCommand(const std::vector<std::string>& argv_in,
                                        const std::vector<std::string>& env_in) {
   int pipefd[2];

@@ -127,6 +127,10 @@ class ServerProcess {
   int port_ = 0;
 };
 
+// Live sandboxes (sandbox.process) of a server's data directory: sandbox id -> (session id,
+// pid of the jail's init).
+std::map<std::string, std::pair<std::string, pid_t>> LiveSandboxes(const std::string& data_dir);
+
 // Runs a command, returns (exit code, combined stdout+stderr).
 std::pair<int, std::string> RunCommand(const std::vector<std::string>& argv,
                                        const std::vector<std::string>& env = {});

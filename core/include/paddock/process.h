@@ -43,7 +43,6 @@ struct ChildSpec {
   // is open in the child.
   std::vector<std::pair<int, int>> fds;
   bool new_process_group = true;                       // so the whole tree can be signalled
-  bool new_session = false;                            // setsid (implies a new process group)
   bool detach = false;                                 // double fork: the child is not ours to reap
   std::optional<Credentials> drop_to;                  // setgroups/setgid/setuid before exec
   std::vector<std::string> join_cgroups;               // cgroup.procs files the child joins before exec
@@ -97,11 +96,7 @@ inline void CloseRange(int first, int last) {
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);  // fails harmlessly for KILL/STOP
-  if (spec.new_session) {
-    setsid();
-  } else if (spec.new_process_group) {
-    setpgid(0, 0);
-  }
+  if (spec.new_process_group) setpgid(0, 0);
   // Move every descriptor out of the way of the numbers the child gets, then put each at its
   // number (dup2 gives the copy no close-on-exec flag) and close everything else.
   int top = 2;

@@ -107,6 +107,7 @@ Status ToolCache::Install(const SandboxNeeds& needs, const std::string& dir) {
   spec.fds = {{out[1], 1}, {out[1], 2}};
   std::string output;
   int code = -1;
+  pid_t pid = 0;
   {
     std::unique_lock running(mu_);
     if (stopping_) {
@@ -123,9 +124,9 @@ Status ToolCache::Install(const SandboxNeeds& needs, const std::string& dir) {
       return Status::FailedPrecondition("cannot run " + npm_ + " to install " + list + ": " +
                                         started_npm.status().message());
     }
-    running_pid_ = *started_npm;
+    pid = *started_npm;
+    running_pid_ = pid;
   }
-  const pid_t pid = static_cast<pid_t>(running_pid_);
   std::atomic<bool> done{false};
   std::mutex wait_mu;
   std::condition_variable cv;

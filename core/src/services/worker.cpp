@@ -94,7 +94,7 @@ class HostTurnContext final : public TurnContext {
   Status Emit(std::string_view type, std::string_view data) noexcept override {
     try {
       std::lock_guard lock(emit_mu_);
-      if (type == "output") {
+      if (type == "output" && !events_.redactor().empty()) {
         std::optional<std::pair<std::string, std::string>> chunk = OutputChunk(data);
         if (chunk) {
           std::string shown = output_.Feed(chunk->first, chunk->second);
