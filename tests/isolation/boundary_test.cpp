@@ -10,6 +10,7 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/StreamCopier.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -138,8 +139,10 @@ std::vector<std::string> InheritableDescriptors(pid_t pid) {
 
 class Boundary : public ::testing::Test {
  protected:
-  void StartServer(bool destroy_on_stop = true, const std::string& extra_toml = "") {
+  void StartServer(bool destroy_on_stop = true, const std::string& extra_toml = "",
+                   std::vector<std::pair<int, int>> inherit_fds = {}) {
     ServerOptions o;
+    o.inherit_fds = std::move(inherit_fds);
     if (!destroy_on_stop) o.sandbox_toml = "[sandbox]\ntype = \"process\"\n";
     o.extra_toml = extra_toml;
     server_ = std::make_unique<ServerProcess>(std::move(o));
@@ -251,7 +254,15 @@ TEST_F(Boundary, ABackgroundProcessAndTheHarnessCommandSeeOnlyTheirStdio) {
 }
 
 TEST_F(Boundary, EveryDescriptorOfTheServerAndOfTheRuntimeIsCloseOnExec) {
-  StartServer();
+  // A parent that leaves a descriptor open (here a pipe at 9): the server marks it too.
+  int left_open[2];
+  ASSERT_EQ(pipe2(left_open, O_CLOEXEC), 0);
+  StartServer(true, "", {{left_open[0], 9}});
+  close(left_open[0]);
+  close(left_open[1]);
+  char target[64] = {0};
+  const std::string fd9 = "/proc/" + std::to_string(server_->pid()) + "/fd/9";
+  ASSERT_GT(readlink(fd9.c_str(), target, sizeof target - 1), 0) << "the server was not handed fd 9";
   const std::string session = ReadySession();
   Exec(session, "true");  // a connection to the runtime, a finished child
   std::vector<std::string> server_fds = InheritableDescriptors(server_->pid());

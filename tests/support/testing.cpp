@@ -174,7 +174,10 @@ ServerProcess::ServerProcess(const std::string& extra_toml, std::vector<std::str
     : ServerProcess(ServerOptions{{"serve"}, "[store]\ntype = \"sqlite\"\n", extra_toml, std::move(env)}) {}
 
 ServerProcess::ServerProcess(ServerOptions options)
-    : binary_(std::move(options.binary)), env_(std::move(options.env)), args_(std::move(options.args)) {
+    : binary_(std::move(options.binary)),
+      env_(std::move(options.env)),
+      args_(std::move(options.args)),
+      inherit_fds_(std::move(options.inherit_fds)) {
   data_dir_ = dir_ / "data";
   config_path_ = dir_ / "paddock.toml";
   std::ofstream cfg(config_path_);
@@ -208,6 +211,7 @@ Status ServerProcess::Start() {
   int log_fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) return Status::Internal("cannot open " + log_file);
   spec.fds = {{log_fd, 1}, {log_fd, 2}};
+  spec.fds.insert(spec.fds.end(), inherit_fds_.begin(), inherit_fds_.end());
   spec.new_process_group = false;
   Result<pid_t> started = process::Spawn(spec);
   close(log_fd);

@@ -87,6 +87,9 @@ struct ServerOptions {
   std::string plugin_dir = PluginDir();  // empty: the binary's own default
   std::string harness_toml = "[[harness]]\ntype = \"shell\"\n";
   std::string sandbox_toml = "[sandbox]\ntype = \"process\"\n[sandbox.config]\ndestroy_on_stop = true\n";
+  // Descriptors the server inherits besides stdio, as (descriptor here, number there): what a
+  // careless parent process might leave open.
+  std::vector<std::pair<int, int>> inherit_fds = {};
 };
 
 class ServerProcess {
@@ -123,6 +126,7 @@ class ServerProcess {
   std::string binary_;
   std::vector<std::string> env_;
   std::vector<std::string> args_;
+  std::vector<std::pair<int, int>> inherit_fds_;
   pid_t pid_ = -1;
   int port_ = 0;
 };
