@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything, and runs every test (unit, conformance,
-# isolation, end to end). This is what CI runs.
+# isolation, end to end, contract, packaging). This is what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# The API contract check's validator (tests/contract/package-lock.json).
+npm ci --prefix tests/contract --no-audit --no-fund --loglevel=error
+# A Release build of the server, the runtime and the unit tests (what packages and images
+# ship, -O3), next to the RelWithDebInfo build every other test runs against.
+BUILD_DIR=build-release BUILD_TYPE=Release bash scripts/build.sh server unit_tests
+build-release/bin/unit_tests --gtest_brief=1 </dev/null
 bash scripts/build.sh
 cd build
 ctest --output-on-failure -j "$(nproc)" --timeout 300 </dev/null

@@ -235,6 +235,31 @@ TEST_F(Api, ClosingASessionIsIdempotentAndKeepsItsHistory) {
               "failed_precondition", "still has 1 session");
 }
 
+TEST_F(Api, AgentsCanBeReadAndChangedAndSnapshotsListed) {
+  const std::string agent = CreateAgent();
+  auto got = server_->Request("GET", "/api/agents/" + agent);
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(JsonField(got.body, "name"), "shell agent");
+  auto renamed = server_->Request("PATCH", "/api/agents/" + agent, R"({"name":"renamed agent"})");
+  ASSERT_EQ(renamed.status, 200) << renamed.body;
+  EXPECT_EQ(JsonField(renamed.body, "name"), "renamed agent");
+  EXPECT_EQ(JsonField(server_->Request("GET", "/api/agents/" + agent).body, "name"), "renamed agent");
+  // Bad changes are refused and change nothing.
+  EXPECT_EQ(server_->Request("PATCH", "/api/agents/" + agent, R"({"name":42})").status, 400);
+  EXPECT_EQ(server_->Request("PATCH", "/api/agents/" + agent, "{not json").status, 400);
+  EXPECT_EQ(server_->Request("PATCH", "/api/agents/" + agent, R"({"name":"x"})", "text/plain").status, 415);
+  EXPECT_EQ(JsonField(server_->Request("GET", "/api/agents/" + agent).body, "name"), "renamed agent");
+  EXPECT_EQ(server_->Request("GET", "/api/agents/agt_missing").status, 404);
+  EXPECT_EQ(server_->Request("PATCH", "/api/agents/agt_missing", R"({"name":"y"})").status, 404);
+
+  const std::string session = CreateSession(agent);
+  Send(session, "echo snapshot me");
+  UntilFinished(session, 1);
+  auto snapshots = server_->Request("GET", "/api/sessions/" + session + "/snapshots");
+  ASSERT_EQ(snapshots.status, 200) << snapshots.body;
+  EXPECT_EQ(server_->Request("GET", "/api/sessions/ses_missing/snapshots").status, 404);
+}
+
 TEST_F(Api, HealthReadinessMetricsAndPlugins) {
   EXPECT_EQ(server_->Request("GET", "/healthz").status, 200);
   auto ready = server_->Request("GET", "/readyz");

@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "config/config.h"
+#include "paddock/json.h"
 #include "paddock/process.h"
 #include "plugins/plugin_host.h"
 
@@ -44,6 +45,24 @@ TempDir::TempDir() {
 }
 
 namespace {
+
+// With PADDOCK_CONTRACT_LOG set, every response a test receives is appended there, one JSON
+// line each, for the contract check against docs/openapi.json (tests/contract/check.mjs).
+void RecordResponse(const std::string& method, const std::string& path, int status,
+                    const std::string& content_type, const std::string& body) {
+  const char* log = std::getenv("PADDOCK_CONTRACT_LOG");
+  if (!log || !*log) return;
+  std::string line = "{\"method\":" + JsonQuote(method) + ",\"path\":" + JsonQuote(path) +
+                     ",\"status\":" + std::to_string(status) +
+                     ",\"content_type\":" + JsonQuote(content_type) + ",\"body\":" + JsonQuote(body) + "}\n";
+  // One write on an O_APPEND descriptor: lines of tests running in parallel do not interleave.
+  const int fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    ADD_FAILURE() << "could not record a response in " << log;
+  }
+  close(fd);
+}
 
 // Processes whose command line names something under `dir`, and their children: the jails of a
 // server that was SIGKILLed mid-creation may outlive it; a test's directory takes them with it
@@ -265,6 +284,7 @@ HttpResponse ServerProcess::Request(const std::string& method, const std::string
     out.status = resp.getStatus();
     for (const auto& [k, v] : resp) out.headers[k] = v;
     Poco::StreamCopier::copyToString(in, out.body);
+    RecordResponse(method, path, out.status, resp.getContentType(), out.body);
   } catch (const Poco::Exception& e) {
     out.status = -1;
     out.body = e.displayText();
@@ -325,6 +345,7 @@ std::vector<SseEvent> ReadStream(int port, const std::string& path,
   session.sendRequest(req);
   Poco::Net::HTTPResponse resp;
   std::istream& in = session.receiveResponse(resp);
+  RecordResponse("GET", path, resp.getStatus(), resp.getContentType(), "");
   EXPECT_EQ(resp.getStatus(), 200);
   EXPECT_EQ(resp.getContentType(), "text/event-stream");
   auto deadline = std::chrono::steady_clock::now() + timeout;
