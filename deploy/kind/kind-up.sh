@@ -3,7 +3,8 @@
 # exists), installs the agent-sandbox controller and CRDs from its release manifest, builds the
 # control-plane and sandbox images and loads them into the cluster, and writes the cluster's
 # kubeconfig, and runs Paddock in the cluster (deploy/overlays/kind: web, worker, Postgres, the
-# migration Job, a warm pool of one). Needs docker (or podman), kind and kubectl, and the
+# migration Job, a warm pool of one). Last it prints the [sandbox] section for a Paddock on this
+# machine (config/kind.toml: sandbox.kind, which needs no route to the pod network). Needs docker (or podman), kind and kubectl, and the
 # network (images, the agent-sandbox release).
 #
 #   deploy/kind/kind-up.sh            # cluster "paddock", agent-sandbox v0.5.6
@@ -48,9 +49,16 @@ kubectl apply -k deploy/overlays/kind
 kubectl -n paddock wait --for=condition=complete job/paddock-migrate --timeout=300s
 kubectl -n paddock rollout status deployment/paddock-web --timeout=300s
 kubectl -n paddock rollout status deployment/paddock-worker --timeout=300s
-# A Paddock on this machine (config/kind.toml) reaches sandboxes at their pod IPs: route the
-# pod network through the node (Linux with docker; needs root).
-node_ip=$("$engine" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "${cluster}-control-plane")
+# A Paddock on this machine reaches the sandboxes through the API server (sandbox.kind's
+# runtime_access = "apiserver"): no route to the pod network.
 echo "kind-up: ready. KUBECONFIG=$kubeconfig"
 echo "  in the cluster:  kubectl -n paddock port-forward svc/paddock 3000:3000"
-echo "  on this machine: ip route replace 10.244.0.0/16 via $node_ip && paddock serve --config config/kind.toml"
+echo "  on this machine: paddock serve --config config/kind.toml, whose [sandbox] section is:"
+cat <<CONFIG
+    [sandbox]
+    type = "kind"
+    [sandbox.config]
+    cluster = "$cluster"
+    namespace = "paddock"
+    mode = "claim"
+CONFIG

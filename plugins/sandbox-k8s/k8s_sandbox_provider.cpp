@@ -219,6 +219,7 @@ K8sSandboxProvider::K8sSandboxProvider(K8sConfig config, KubeCredentials credent
                        : !credentials.namespace_.empty() ? credentials.namespace_
                                                          : "default";
   client_ = std::make_unique<KubeClient>(std::move(credentials));
+  if (config_.runtime_access == "apiserver") relay_ = std::make_unique<ApiServerRelay>(*client_);
 }
 
 K8sSandboxProvider::~K8sSandboxProvider() = default;
@@ -233,8 +234,12 @@ Status K8sSandboxProvider::Start() noexcept {
     if (config_.mode == "claim") {
       if (auto token = PoolToken(default_namespace_); !token.ok()) return token.status();
     }
+    if (relay_) {
+      PADDOCK_RETURN_IF_ERROR(relay_->Start());
+    }
     logger_.Info("sandbox.k8s: " + client_->credentials().source + ", namespace " + default_namespace_ +
-                 ", mode " + config_.mode);
+                 ", mode " + config_.mode + ", runtimes reached " +
+                 (relay_ ? "through the API server (relay " + relay_->address() + ")" : "at their pod IPs"));
     return Status::Ok();
   } catch (const std::exception& e) {
     return Status::Internal(std::string("sandbox.k8s start: ") + e.what());
@@ -386,18 +391,86 @@ Status K8sSandboxProvider::CreateTokenSecret(const Ref& ref, const Object::Ptr& 
   return Status::Ok();
 }
 
-Status K8sSandboxProvider::HandOverToken(const std::string& address, const std::string& pool_token,
-                                         const std::string& token, Clock::time_point deadline) {
+Result<int> K8sSandboxProvider::CallRuntime(const std::string& address, const RelayTarget& pod,
+                                            const std::string& method, const std::string& path,
+                                            const std::string& token, const std::string& body) {
+  if (!relay_) return RuntimeCall(address, method, path, token, body);
+  std::istringstream in(body);
+  ForwardRequest f;
+  f.method = method;
+  f.path_and_query = PodProxyPath(pod, path);
+  f.headers = {{"X-Paddock-Runtime-Token", token}, {"Content-Type", "application/json"}};
+  f.body = &in;
+  f.content_length = static_cast<std::int64_t>(body.size());
+  int status = 0;
+  Status sent = client_->Forward(f, [&](const Poco::Net::HTTPResponse& resp, std::istream& answer) {
+    status = static_cast<int>(resp.getStatus());
+    std::string ignored((std::istreambuf_iterator<char>(answer)), std::istreambuf_iterator<char>());
+  });
+  if (!sent.ok()) return sent;
+  // The API server's own answers when it cannot reach the pod (503) are not the runtime's.
+  if (status == 502 || status == 503) {
+    return Status::Unavailable("the API server cannot reach pod " + pod.ns + "/" + pod.pod + " (HTTP " +
+                               std::to_string(status) + ")");
+  }
+  return status;
+}
+
+Result<RelayTarget> K8sSandboxProvider::PodOf(const Ref& ref, const Object::Ptr& object) {
+  RelayTarget t{ref.ns, "", config_.runtime_port};
+  auto annotated = [](const Object::Ptr& o) {
+    Object::Ptr a = Obj(Obj(o, "metadata"), "annotations");
+    return Str(a, "agents.x-k8s.io/pod-name");
+  };
+  if (config_.mode == "sandbox") {
+    t.pod = annotated(object);
+    if (t.pod.empty()) t.pod = ref.name;
+    return t;
+  }
+  const std::string id = ref.name + "." + ref.ns;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = pods_.find(id); it != pods_.end()) {
+      t.pod = it->second;
+      return t;
+    }
+  }
+  const std::string sandbox = Str(Obj(Obj(object, "status"), "sandbox"), "name");
+  if (sandbox.empty()) return Status::Unavailable("claim " + ref.name + " names no Sandbox yet");
+  PADDOCK_ASSIGN_OR_RETURN(KubeReply got, client_->Call("GET", SandboxesPath(ref.ns, sandbox)));
+  if (got.status != 200) return ApiError(got, "reading sandbox " + sandbox);
+  t.pod = annotated(got.body);
+  if (t.pod.empty()) t.pod = sandbox;
+  std::lock_guard lock(mu_);
+  pods_[id] = t.pod;
+  return t;
+}
+
+Status K8sSandboxProvider::Route(SandboxInfo& info, const Ref& ref, const Object::Ptr& object) {
+  if (!relay_ || info.runtime.address.empty()) return Status::Ok();
+  PADDOCK_ASSIGN_OR_RETURN(RelayTarget pod, PodOf(ref, object));
+  {
+    std::lock_guard lock(mu_);
+    tokens_[info.id] = info.runtime.token;  // Destroy forgets the relay's route with it
+  }
+  relay_->Register(info.runtime.token, pod);
+  info.runtime.address = relay_->address();
+  return Status::Ok();
+}
+
+Status K8sSandboxProvider::HandOverToken(const std::string& address, const RelayTarget& pod,
+                                         const std::string& pool_token, const std::string& token,
+                                         Clock::time_point deadline) {
   Object::Ptr body = new Object;
   body->set("token", token);
   const std::string text = ToJson(body);
   Status last = Status::Unavailable("no attempt");
   do {
-    Result<int> r = RuntimeCall(address, "POST", "/v1/claim", pool_token, text);
+    Result<int> r = CallRuntime(address, pod, "POST", "/v1/claim", pool_token, text);
     if (r.ok() && *r == 200) return Status::Ok();
     if (r.ok()) {
       // 401: it has its own token already — a retry after a lost answer finds it set.
-      if (Result<int> h = RuntimeCall(address, "GET", "/v1/health", token, ""); h.ok() && *h == 200) {
+      if (Result<int> h = CallRuntime(address, pod, "GET", "/v1/health", token, ""); h.ok() && *h == 200) {
         return Status::Ok();
       }
       return Status::Unavailable("the runtime at " + address + " refused its token (HTTP " +
@@ -631,7 +704,13 @@ Result<SandboxInfo> K8sSandboxProvider::CreateImpl(const SandboxSpec& spec) {
     if (Status s = CreateTokenSecret(ref, *ready, token, labels); !s.ok()) return fail(s);
     Result<std::string> pool_token = PoolToken(ref.ns);
     if (!pool_token.ok()) return fail(pool_token.status());
-    if (Status s = HandOverToken(address, *pool_token, token, deadline); !s.ok()) return fail(s);
+    RelayTarget pod;
+    if (relay_) {
+      Result<RelayTarget> found = PodOf(ref, *ready);
+      if (!found.ok()) return fail(found.status());
+      pod = *found;
+    }
+    if (Status s = HandOverToken(address, pod, *pool_token, token, deadline); !s.ok()) return fail(s);
   }
   {
     std::lock_guard lock(mu_);
@@ -639,6 +718,7 @@ Result<SandboxInfo> K8sSandboxProvider::CreateImpl(const SandboxSpec& spec) {
   }
   SandboxInfo info = InfoOf(ref, *ready);
   info.runtime.token = token;
+  if (Status s = Route(info, ref, *ready); !s.ok()) return fail(s);
   return info;
 }
 
@@ -836,6 +916,9 @@ Result<SandboxInfo> K8sSandboxProvider::InspectImpl(const Ref& ref) {
     info.state = SandboxState::kStarting;  // its runtime has not been handed its token
     info.detail = "runtime token not handed over";
   }
+  if (info.state == SandboxState::kRunning) {
+    PADDOCK_RETURN_IF_ERROR(Route(info, ref, got.body));
+  }
   return info;
 }
 
@@ -904,7 +987,12 @@ Status K8sSandboxProvider::DestroyImpl(const Ref& ref) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(config_.destroy_timeout_ms);
   {
     std::lock_guard lock(mu_);
-    tokens_.erase(ref.name + "." + ref.ns);
+    auto it = tokens_.find(ref.name + "." + ref.ns);
+    if (it != tokens_.end()) {
+      if (relay_) relay_->Forget(it->second);
+      tokens_.erase(it);
+    }
+    pods_.erase(ref.name + "." + ref.ns);
   }
   // Foreground: the claim stays until the Sandbox and its pod are gone, so "gone" means the
   // sandbox's processes ended.
@@ -978,6 +1066,12 @@ Result<std::vector<SandboxInfo>> K8sSandboxProvider::ListImpl() {
       Ref ref{Str(Obj(o, "metadata"), "name"), Str(Obj(o, "metadata"), "namespace")};
       SandboxInfo info = InfoOf(ref, o);
       info.runtime.token = token_of[info.id];
+      if (info.state == SandboxState::kRunning && !info.runtime.token.empty()) {
+        if (Status routed = Route(info, ref, o); !routed.ok()) {
+          info.state = SandboxState::kStarting;
+          info.detail = routed.message();
+        }
+      }
       out.push_back(std::move(info));
     }
   }
@@ -1038,10 +1132,20 @@ Result<SandboxInfo> K8sSandboxProvider::ResumeImpl(const Ref& ref) {
   if (config_.mode == "claim") {
     // A new pod from the template: its runtime starts with the pool's token again.
     PADDOCK_ASSIGN_OR_RETURN(std::string pool_token, PoolToken(ref.ns));
-    PADDOCK_RETURN_IF_ERROR(HandOverToken(Address(ip, config_.runtime_port), pool_token, token, deadline));
+    {
+      std::lock_guard lock(mu_);
+      pods_.erase(ref.name + "." + ref.ns);  // a new pod
+    }
+    RelayTarget pod;
+    if (relay_) {
+      PADDOCK_ASSIGN_OR_RETURN(pod, PodOf(ref, ready));
+    }
+    PADDOCK_RETURN_IF_ERROR(
+        HandOverToken(Address(ip, config_.runtime_port), pod, pool_token, token, deadline));
   }
   SandboxInfo info = InfoOf(ref, ready);
   info.runtime.token = token;
+  PADDOCK_RETURN_IF_ERROR(Route(info, ref, ready));
   return info;
 }
 

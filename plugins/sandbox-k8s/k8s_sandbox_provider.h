@@ -1,5 +1,6 @@
 // K8sSandboxProvider: sandboxes as kubernetes-sigs/agent-sandbox resources, created and watched
-// through the Kubernetes REST API; the core reaches each one's paddock-runtime at pod IP + port.
+// through the Kubernetes REST API; the core reaches each one's paddock-runtime at pod IP + port,
+// or through the API server's pod proxy (runtime_access "apiserver", api_relay.h).
 //
 // mode "claim" (default): a SandboxClaim against the profile's SandboxWarmPool; the pod comes
 //   from the pool's SandboxTemplate, warm or cold. Its runtime starts with the pool's bootstrap
@@ -17,6 +18,7 @@
 #include <mutex>
 #include <string>
 
+#include "api_relay.h"
 #include "kube_client.h"
 #include "paddock/plugin/sdk.h"
 
@@ -35,6 +37,10 @@ struct K8sConfig {
   std::string workspace_size = "10Gi";         // sandbox mode: a session's PersistentVolumeClaim
   std::string storage_class;                   // sandbox mode; empty: the cluster's default
   int runtime_port = 8888;
+  // How the core reaches a sandbox's runtime: "pod_ip" (the pod network is routable from
+  // here: the control plane runs in the cluster) or "apiserver" (through the API server's pod
+  // proxy, by a loopback relay: no route to the pod network needed).
+  std::string runtime_access = "pod_ip";
   std::int64_t ready_timeout_ms = 180000;
   std::int64_t destroy_timeout_ms = 60000;
 };
@@ -95,8 +101,15 @@ class K8sSandboxProvider final : public SandboxProvider {
   Status CreateTokenSecret(const Ref& ref, const Poco::JSON::Object::Ptr& owner, const std::string& token,
                            const std::map<std::string, std::string>& labels);
   // Gives a claimed pod's runtime its own token (it started with the pool's).
-  Status HandOverToken(const std::string& address, const std::string& pool_token, const std::string& token,
-                       std::chrono::steady_clock::time_point deadline);
+  Status HandOverToken(const std::string& address, const RelayTarget& pod, const std::string& pool_token,
+                       const std::string& token, std::chrono::steady_clock::time_point deadline);
+  // One call to a runtime the provider makes itself: at `address`, or through the API server.
+  Result<int> CallRuntime(const std::string& address, const RelayTarget& pod, const std::string& method,
+                          const std::string& path, const std::string& token, const std::string& body);
+  // The pod of a claim or Sandbox (agent-sandbox's pod-name annotation, else the Sandbox's name).
+  Result<RelayTarget> PodOf(const Ref& ref, const Poco::JSON::Object::Ptr& object);
+  // apiserver access: requests with the info's token are relayed to its pod.
+  Status Route(SandboxInfo& info, const Ref& ref, const Poco::JSON::Object::Ptr& object);
   Result<Poco::JSON::Object::Ptr> BuildSandbox(const SandboxSpec& spec, const Ref& ref,
                                                const std::map<std::string, std::string>& labels,
                                                const std::string& pvc);
@@ -107,11 +120,13 @@ class K8sSandboxProvider final : public SandboxProvider {
 
   K8sConfig config_;
   std::unique_ptr<KubeClient> client_;
+  std::unique_ptr<ApiServerRelay> relay_;  // runtime_access "apiserver"
   Logger& logger_;
   std::string default_namespace_;
   mutable std::mutex mu_;
   std::map<std::string, std::string> pool_tokens_;  // namespace → pool token
   std::map<std::string, std::string> tokens_;       // sandbox id → its runtime token
+  std::map<std::string, std::string> pods_;         // sandbox id → its pod's name (claim mode)
 };
 
 }  // namespace paddock::plugins::sandbox_k8s

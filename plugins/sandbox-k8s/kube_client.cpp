@@ -21,6 +21,7 @@
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/SSLException.h>
 #include <Poco/Net/SSLManager.h>
+#include <Poco/StreamCopier.h>
 #include <Poco/URI.h>
 
 namespace paddock::plugins::sandbox_k8s {
@@ -85,17 +86,9 @@ std::vector<std::string> PemCertificates(const std::string& bundle) {
   return out;
 }
 
-}  // namespace
-
-Result<KubeCredentials> LoadKubeconfig(const std::string& path, const std::string& context) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    return Status::FailedPrecondition("cannot read kubeconfig '" + path + "'");
-  } catch (const std::exception& e) {
-    return Status::InvalidArgument("kubeconfig '" + path + "' is not valid YAML: " + e.what());
-  }
+// `path` names the kubeconfig in messages; file references are relative to `dir`.
+Result<KubeCredentials> FromKubeconfig(const YAML::Node& root, const std::string& path, const fs::path& dir,
+                                       const std::string& context) {
   try {
     std::string ctx_name = context;
     if (ctx_name.empty() && root["current-context"]) ctx_name = root["current-context"].as<std::string>();
@@ -113,7 +106,6 @@ Result<KubeCredentials> LoadKubeconfig(const std::string& path, const std::strin
                                      cluster_name + "', which has no server");
     }
     YAML::Node user = Named(root, "users", user_name, "user");
-    const fs::path dir = fs::path(path).parent_path();
     KubeCredentials c;
     c.source = "kubeconfig " + path + ", context " + ctx_name;
     c.server = cluster["server"].as<std::string>();
@@ -147,6 +139,32 @@ Result<KubeCredentials> LoadKubeconfig(const std::string& path, const std::strin
   } catch (const std::exception& e) {
     return Status::InvalidArgument("kubeconfig '" + path + "' is malformed: " + e.what());
   }
+}
+
+}  // namespace
+
+Result<KubeCredentials> LoadKubeconfig(const std::string& path, const std::string& context) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return Status::FailedPrecondition("cannot read kubeconfig '" + path + "'");
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument("kubeconfig '" + path + "' is not valid YAML: " + e.what());
+  }
+  return FromKubeconfig(root, path, fs::path(path).parent_path(), context);
+}
+
+Result<KubeCredentials> ParseKubeconfig(const std::string& text, const std::string& source,
+                                        const std::string& context) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument("kubeconfig from " + source + " is not valid YAML: " + e.what());
+  }
+  if (!root.IsMap()) return Status::InvalidArgument("kubeconfig from " + source + " is not a YAML mapping");
+  return FromKubeconfig(root, source, fs::current_path(), context);
 }
 
 Result<KubeCredentials> InClusterCredentials(const std::string& dir) {
@@ -302,6 +320,39 @@ Result<KubeReply> KubeClient::Call(const std::string& method, const std::string&
       return Status::Unavailable("the Kubernetes API server (" + credentials_.server +
                                  ") cannot be reached: " + e.what());
     }
+  }
+}
+
+Status KubeClient::Forward(const ForwardRequest& request, const ForwardHandler& on_response) {
+  std::string token = Token();
+  auto session = TakeSession();
+  bool answered = false;
+  try {
+    Poco::Net::HTTPRequest req(request.method, request.path_and_query, Poco::Net::HTTPMessage::HTTP_1_1);
+    for (const auto& [name, value] : request.headers) req.set(name, value);
+    req.set("User-Agent", "paddock-sandbox-k8s");
+    if (!token.empty()) req.set("Authorization", "Bearer " + token);
+    if (request.content_length < 0) {
+      req.setChunkedTransferEncoding(true);
+    } else if (request.content_length > 0 || request.method == "POST" || request.method == "PUT") {
+      req.setContentLength64(request.content_length);
+    }
+    std::ostream& out = session->sendRequest(req);
+    if (request.body && request.content_length != 0) Poco::StreamCopier::copyStream64(*request.body, out);
+    Poco::Net::HTTPResponse resp;
+    std::istream& in = session->receiveResponse(resp);
+    answered = true;
+    on_response(resp, in);
+    if (resp.getKeepAlive() && in.eof()) ReturnSession(std::move(session));
+    return Status::Ok();
+  } catch (const Poco::Net::SSLException& e) {
+    if (answered) throw;
+    return Status::Unavailable("TLS with the Kubernetes API server (" + credentials_.server +
+                               ") failed: " + e.displayText());
+  } catch (const Poco::Exception& e) {
+    if (answered) throw;
+    return Status::Unavailable("the Kubernetes API server (" + credentials_.server +
+                               ") cannot be reached: " + e.displayText());
   }
 }
 

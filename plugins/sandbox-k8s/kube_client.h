@@ -15,7 +15,8 @@
 
 namespace Poco::Net {
 class HTTPClientSession;
-}
+class HTTPResponse;
+}  // namespace Poco::Net
 
 namespace paddock::plugins::sandbox_k8s {
 
@@ -36,6 +37,10 @@ struct KubeCredentials {
 // are relative to the kubeconfig's directory. Exec and auth-provider plugins are refused with
 // a message saying what to use instead.
 Result<KubeCredentials> LoadKubeconfig(const std::string& path, const std::string& context);
+// The same from kubeconfig text (what `kind get kubeconfig` prints); `source` names it in
+// messages. Its file references, if any, are relative to the working directory.
+Result<KubeCredentials> ParseKubeconfig(const std::string& text, const std::string& source,
+                                        const std::string& context);
 
 // The pod's service account: KUBERNETES_SERVICE_HOST/PORT and `dir`/{token,ca.crt,namespace}.
 Result<KubeCredentials> InClusterCredentials(
@@ -51,6 +56,18 @@ struct KubeReply {
   std::string Reason() const;  // a Status object's reason ("NotFound", "AlreadyExists", ...)
 };
 
+// A request passed through to a subresource that answers with a stream (a pod's proxy): the
+// body comes from `body` (`content_length` bytes; -1: chunked until its end), the answer is
+// handed to `on_response` to read as it arrives.
+struct ForwardRequest {
+  std::string method;
+  std::string path_and_query;
+  std::vector<std::pair<std::string, std::string>> headers;  // besides Authorization and Host
+  std::istream* body = nullptr;
+  std::int64_t content_length = 0;
+};
+using ForwardHandler = std::function<void(const Poco::Net::HTTPResponse& response, std::istream& body)>;
+
 // A watch event: type ADDED, MODIFIED, DELETED, BOOKMARK or ERROR (object: a Status).
 using WatchHandler = std::function<bool(const std::string& type, const Poco::JSON::Object::Ptr& object)>;
 
@@ -65,6 +82,11 @@ class KubeClient {
   // One request. Transport failures are kUnavailable; any HTTP answer is a KubeReply.
   Result<KubeReply> Call(const std::string& method, const std::string& path_and_query,
                          const std::string& body = "", const std::string& content_type = "application/json");
+
+  // One request through to a subresource. Transport failures before an answer are
+  // kUnavailable; any answer goes to `on_response`. The connection is reused only when
+  // `on_response` read the answer to its end.
+  Status Forward(const ForwardRequest& request, const ForwardHandler& on_response);
 
   // A watch request (`path_and_query` must include watch=1). Calls `on_event` for each event
   // until it returns false, the server ends the stream, or `deadline` passes. Returns the

@@ -60,7 +60,9 @@ struct HttpError {
 [[noreturn]] void Fail(HTTPResponse::HTTPStatus status, std::string message) {
   throw HttpError{status, std::move(message)};
 }
-[[noreturn]] void BadRequest(std::string message) { Fail(HTTPResponse::HTTP_BAD_REQUEST, std::move(message)); }
+[[noreturn]] void BadRequest(std::string message) {
+  Fail(HTTPResponse::HTTP_BAD_REQUEST, std::move(message));
+}
 
 std::string ToJson(const Object& o) {
   std::ostringstream ss;
@@ -223,7 +225,7 @@ struct BackgroundProcess {
   std::vector<std::string> argv;
   std::int64_t started_at = 0;
   std::mutex mu;
-  std::string log;          // the last kMaxLogBytes of combined output
+  std::string log;            // the last kMaxLogBytes of combined output
   std::uint64_t dropped = 0;  // bytes before log[0]
   bool output_done = false;
 };
@@ -234,7 +236,12 @@ class Runtime {
 
   void Handle(HTTPServerRequest& req, HTTPServerResponse& resp) {
     try {
+      // Through the Kubernetes API server's pod proxy the token comes as X-Paddock-Runtime-Token:
+      // the API server authenticates the caller with Authorization and strips it.
       std::string auth = req.get("Authorization", "");
+      if (!req.has("Authorization") && req.has("X-Paddock-Runtime-Token")) {
+        auth = "Bearer " + req.get("X-Paddock-Runtime-Token");
+      }
       std::string token;
       {
         std::lock_guard lock(mu_);
@@ -448,7 +455,8 @@ class Runtime {
         Children::SignalGroup(pid, SIGKILL);
       }
       if (!status) status = Children::Instance().Poll(pid);
-      if (status && drain_until == Clock::time_point{}) drain_until = Clock::now() + std::chrono::milliseconds(200);
+      if (status && drain_until == Clock::time_point{})
+        drain_until = Clock::now() + std::chrono::milliseconds(200);
       // Output still held open by a background child of the command is not waited for.
       if (status && Clock::now() >= drain_until) break;
       if (open_pipes == 0 && !status) {
@@ -637,12 +645,13 @@ class Runtime {
   void SignalProcess(const std::string& id, HTTPServerRequest& req, HTTPServerResponse& resp) {
     auto p = FindProcess(id);
     Object::Ptr body = ReadJson(req);
-    static const std::map<std::string, int> kSignals = {{"TERM", SIGTERM}, {"KILL", SIGKILL}, {"INT", SIGINT},
-                                                        {"HUP", SIGHUP},   {"STOP", SIGSTOP}, {"CONT", SIGCONT},
-                                                        {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"QUIT", SIGQUIT}};
+    static const std::map<std::string, int> kSignals = {
+        {"TERM", SIGTERM}, {"KILL", SIGKILL}, {"INT", SIGINT},   {"HUP", SIGHUP},  {"STOP", SIGSTOP},
+        {"CONT", SIGCONT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"QUIT", SIGQUIT}};
     std::string name = GetString(*body, "signal", "TERM");
     auto it = kSignals.find(name);
-    if (it == kSignals.end()) BadRequest("unknown signal '" + name + "' (TERM, KILL, INT, HUP, STOP, CONT, USR1, USR2, QUIT)");
+    if (it == kSignals.end())
+      BadRequest("unknown signal '" + name + "' (TERM, KILL, INT, HUP, STOP, CONT, USR1, USR2, QUIT)");
     if (!Children::Instance().Poll(p->pid)) Children::SignalGroup(p->pid, it->second);
     SendJson(resp, HTTPResponse::HTTP_OK, Describe(*p));
   }
@@ -820,7 +829,8 @@ class Runtime {
     }
     if (!error.empty()) {
       unlink(spool.c_str());
-      Fail(too_large ? HTTPResponse::HTTP_REQUESTENTITYTOOLARGE : HTTPResponse::HTTP_UNPROCESSABLE_ENTITY, error);
+      Fail(too_large ? HTTPResponse::HTTP_REQUESTENTITYTOOLARGE : HTTPResponse::HTTP_UNPROCESSABLE_ENTITY,
+           error);
     }
     std::ifstream in(spool, std::ios::binary);
     unlink(spool.c_str());
@@ -880,7 +890,9 @@ class Runtime {
 class Handler final : public Poco::Net::HTTPRequestHandler {
  public:
   explicit Handler(Runtime& runtime) : runtime_(runtime) {}
-  void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override { runtime_.Handle(req, resp); }
+  void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
+    runtime_.Handle(req, resp);
+  }
 
  private:
   Runtime& runtime_;

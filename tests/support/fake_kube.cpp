@@ -25,8 +25,11 @@
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Parser.h>
 #include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
@@ -34,6 +37,7 @@
 #include <Poco/Net/SSLManager.h>
 #include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
+#include <Poco/String.h>
 #include <Poco/Timestamp.h>
 #include <Poco/URI.h>
 
@@ -750,6 +754,9 @@ struct FakeKube::Impl {
     if (i < parts.size()) plural = parts[i++];
     if (i < parts.size()) name = parts[i++];
     if (i < parts.size()) sub = parts[i++];
+    if (group.empty() && version == "v1" && plural == "pods" && sub == "proxy" && !ns.empty()) {
+      return ProxyToPod(req, resp, ns, name, uri, body);
+    }
     auto kit = kinds.find(plural);
     if (kit == kinds.end() || kit->second.group != group || kit->second.version != version ||
         i < parts.size() || (!sub.empty() && (sub != "status" || !kit->second.has_status))) {
@@ -785,6 +792,73 @@ struct FakeKube::Impl {
     if (method == "DELETE" && !name.empty()) return Delete(resp, kind, ns, name, q["propagationPolicy"]);
     SendStatus(resp, 405, "MethodNotAllowed",
                "the server does not allow this method on the requested resource");
+  }
+
+  // The pod proxy subresource, as kube-apiserver serves it: /api/v1/namespaces/NS/pods/
+  // NAME[:PORT]/proxy/PATH?QUERY goes to the pod's IP and port with the caller's headers but
+  // Authorization (the API server authenticated with it and strips it) and the hop-by-hop ones;
+  // the answer streams back as the pod sends it. 404 for a pod that does not exist, 503 when
+  // the pod's port does not answer.
+  void ProxyToPod(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp,
+                  const std::string& ns, const std::string& name_port, const Poco::URI& uri,
+                  const std::string& body) {
+    std::string name = name_port, port = "80";
+    if (auto colon = name_port.find(':'); colon != std::string::npos) {
+      name = name_port.substr(0, colon);
+      port = name_port.substr(colon + 1);
+    }
+    std::string ip;
+    {
+      std::lock_guard lock(mu);
+      auto it = pods.find(ns + "/" + name);
+      if (it == pods.end() || !paddock::plugins::sandbox_process::JailAlive(it->second.jail)) {
+        return SendStatus(resp, 404, "NotFound", "pods \"" + name + "\" not found");
+      }
+      ip = it->second.ip;
+    }
+    const std::string path = uri.getPath();
+    std::string rest = path.substr(path.find("/proxy") + 6);
+    if (rest.empty()) rest = "/";
+    if (!uri.getRawQuery().empty()) rest += "?" + uri.getRawQuery();
+    Poco::Net::HTTPClientSession pod(ip, static_cast<Poco::UInt16>(std::stoi(port)));
+    pod.setTimeout(Poco::Timespan(3600, 0));
+    Poco::Net::HTTPRequest out(req.getMethod(), rest, Poco::Net::HTTPMessage::HTTP_1_1);
+    static const std::set<std::string> kDropped = {
+        "authorization",     "host",    "connection", "keep-alive",         "content-length",
+        "transfer-encoding", "upgrade", "te",         "proxy-authorization"};
+    for (const auto& [k, v] : req) {
+      if (!kDropped.count(Poco::toLower(k))) out.add(k, v);
+    }
+    out.set("X-Forwarded-For", req.clientAddress().host().toString());
+    if (!body.empty() || req.getMethod() == "POST" || req.getMethod() == "PUT") {
+      out.setContentLength(static_cast<std::streamsize>(body.size()));
+    }
+    Poco::Net::HTTPResponse answer;
+    std::istream* in = nullptr;
+    try {
+      pod.sendRequest(out) << body;
+      in = &pod.receiveResponse(answer);
+    } catch (const Poco::Exception& e) {
+      return SendStatus(
+          resp, 503, "ServiceUnavailable",
+          "error trying to reach service: dial tcp " + ip + ":" + port + ": " + e.displayText());
+    }
+    resp.setStatus(answer.getStatus());
+    for (const auto& [k, v] : answer) {
+      if (!kDropped.count(Poco::toLower(k))) resp.add(k, v);
+    }
+    resp.setChunkedTransferEncoding(true);
+    std::ostream& to = resp.send();
+    char buf[16384];
+    for (;;) {
+      const int c = in->get();
+      if (c == std::char_traits<char>::eof()) break;
+      buf[0] = static_cast<char>(c);
+      const std::streamsize more = in->readsome(buf + 1, sizeof buf - 1);
+      to.write(buf, 1 + more);
+      to.flush();
+      if (!to) break;
+    }
   }
 
   Result<Object::Ptr> ParseBody(Poco::Net::HTTPServerResponse& resp, const std::string& body) {

@@ -8,6 +8,7 @@
 //  - every custom resource validated against the OpenAPI v3 schema of the real CRDs
 //    (required fields, types, enums, patterns, bounds); unknown fields pruned, or refused with
 //    fieldValidation=Strict; apiVersion/kind must match the URL;
+//  - the pod proxy subresource (pods/NAME:PORT/proxy/PATH), streaming, Authorization stripped;
 //  - the status subresource (status ignored on the main resource, only status on /status);
 //  - merge patch, label selectors (=, ==, !=, key, !key) and field selectors
 //    (metadata.name, metadata.namespace);

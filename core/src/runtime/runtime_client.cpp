@@ -94,6 +94,10 @@ Status ErrorFor(int status, const std::string& body) {
       return Status::NotFound(message);
     case 507:
       return Status::ResourceExhausted(message);
+    case 502:  // a gateway on the way (the Kubernetes API server's pod proxy) cannot reach it
+    case 503:
+    case 504:
+      return Status::Unavailable(message);
     default:
       return Status::Internal("runtime answered " + std::to_string(status) + ": " + message);
   }

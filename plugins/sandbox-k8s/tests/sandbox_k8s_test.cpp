@@ -9,6 +9,9 @@
 
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Parser.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
 
 #include "fake_kube.h"
 #include "kube_client.h"
@@ -23,6 +26,7 @@ namespace {
 using paddock::plugins::sandbox_k8s::KubeClient;
 using paddock::plugins::sandbox_k8s::LoadKubeconfig;
 using Poco::JSON::Object;
+namespace fs = std::filesystem;
 
 std::string RuntimeBinary() {
   std::string paddock = PADDOCK_TEST_BINARY;
@@ -67,11 +71,60 @@ struct Cluster {
   Result<std::shared_ptr<SandboxProvider>> Provider(const std::string& mode, const std::string& extra = "") {
     return LoadSandbox("k8s", Config(mode, extra), dir.path());
   }
+
+  // A stand-in for the kind CLI (kind needs a container engine, which these machines do not
+  // have, and only this is kind's part): `kind get kubeconfig --name paddock` prints a
+  // kubeconfig for the fake API server the way kind writes one (context, cluster and user
+  // kind-paddock, the CA inline, no namespace); any other cluster gets kind's error and exit 1.
+  // It writes its environment to <dir>/kind.env.
+  std::string FakeKind() const {
+    const std::string script = dir.path() + "/kind";
+    std::ofstream(script) << "#!/bin/sh\nenv > '" << dir.path() << "/kind.env'\n"
+                          << R"(
+if [ "$1 $2 $3" != 'get kubeconfig --name' ]; then echo "unknown command" >&2; exit 1; fi
+if [ "$4" != paddock ]; then
+  echo "ERROR: could not locate any control plane nodes for cluster named '$4'. Use the --name option to select a different cluster" >&2
+  exit 1
+fi
+cat <<KUBECONFIG
+apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: $(base64 -w0 < ')"
+                          << kube->ca_file() << R"(')
+    server: )" << kube->server()
+                          << R"(
+  name: kind-paddock
+contexts:
+- context:
+    cluster: kind-paddock
+    user: kind-paddock
+  name: kind-paddock
+current-context: kind-paddock
+kind: Config
+preferences: {}
+users:
+- name: kind-paddock
+  user:
+    token: fake-kube-token-0123456789
+KUBECONFIG
+)";
+    fs::permissions(script, fs::perms::owner_all);
+    return script;
+  }
+  std::string KindConfig(const std::string& mode, const std::string& extra = "") const {
+    return "kind = \"" + FakeKind() + "\"\nnamespace = \"paddock\"\nmode = \"" + mode +
+           "\"\nready_timeout = \"30s\"\n" + extra;
+  }
 };
 
-Result<std::shared_ptr<SandboxProvider>> FreshProvider(const std::string& mode) {
+// A provider on a cluster of its own: sandbox.k8s with `extra` config, or sandbox.kind.
+Result<std::shared_ptr<SandboxProvider>> FreshProvider(const std::string& mode, const std::string& extra = "",
+                                                       bool kind = false) {
   auto cluster = std::make_shared<Cluster>();
-  PADDOCK_ASSIGN_OR_RETURN(auto p, cluster->Provider(mode));
+  auto loaded = kind ? LoadSandbox("kind", cluster->KindConfig(mode, extra), cluster->dir.path())
+                     : cluster->Provider(mode, extra);
+  PADDOCK_ASSIGN_OR_RETURN(auto p, loaded);
   // The provider goes first, then the cluster.
   return std::shared_ptr<SandboxProvider>(p.get(), [p, cluster](SandboxProvider*) mutable {
     p.reset();
@@ -81,8 +134,16 @@ Result<std::shared_ptr<SandboxProvider>> FreshProvider(const std::string& mode) 
 
 INSTANTIATE_TEST_SUITE_P(
     K8s, SandboxProviderConformance,
-    ::testing::Values(SandboxProviderUnderTest{"claim", [] { return FreshProvider("claim"); }},
-                      SandboxProviderUnderTest{"sandbox", [] { return FreshProvider("sandbox"); }}),
+    ::testing::Values(
+        SandboxProviderUnderTest{"claim", [] { return FreshProvider("claim"); }},
+        SandboxProviderUnderTest{"sandbox", [] { return FreshProvider("sandbox"); }},
+        // The same suite with every runtime call through the API server's pod proxy.
+        SandboxProviderUnderTest{"claim_apiserver",
+                                 [] { return FreshProvider("claim", "runtime_access = \"apiserver\"\n"); }},
+        SandboxProviderUnderTest{"sandbox_apiserver",
+                                 [] { return FreshProvider("sandbox", "runtime_access = \"apiserver\"\n"); }},
+        // sandbox.kind: its credentials from `kind get kubeconfig`, API-server access by default.
+        SandboxProviderUnderTest{"kind", [] { return FreshProvider("claim", "", /*kind=*/true); }}),
     [](const ::testing::TestParamInfo<SandboxProviderUnderTest>& i) { return i.param.name; });
 
 SandboxSpec Spec(const std::string& session, const std::string& profile = "default") {
@@ -400,8 +461,12 @@ TEST(SandboxK8s, TheShippedKubernetesConfigsAreValid) {
   std::string plugin_dir = PADDOCK_TEST_PLUGIN_DIR_K8S;
   for (const std::string& file : {std::string(PADDOCK_TEST_SOURCE_DIR) + "/config/kind.toml",
                                   std::string(PADDOCK_TEST_SOURCE_DIR) + "/deploy/base/paddock.toml"}) {
+    // config/kind.toml is sandbox.kind: it asks kind (here the stand-in) for the kubeconfig.
+    const std::string path = std::getenv("PATH");
+    setenv("PATH", (fs::path(c.FakeKind()).parent_path().string() + ":" + path).c_str(), 1);
     auto [code, out] =
         RunCommand({PADDOCK_TEST_BINARY, "check-config", "--config", file, "--plugin-dir", plugin_dir});
+    setenv("PATH", path.c_str(), 1);
     EXPECT_EQ(code, 0) << file << ": " << out;
   }
   unsetenv("KUBECONFIG");
@@ -645,6 +710,170 @@ TEST(SandboxK8sBoundary, TheProfilesRuntimeClassAndFilterReachThePod) {
   EXPECT_EQ(Line(out.out, "seccomp"), "0") << out.out;  // what the profile asked for
   EXPECT_EQ(Line(out.out, "fds"), "0 1 2") << out.out;  // the runtime's part holds regardless
   ASSERT_OK((*p)->Destroy(sb->id));
+}
+
+// ---- Through the API server: runtime_access "apiserver" and sandbox.kind -------------------
+
+// What a process on this machine that is not the core can do with the relay's port.
+HttpResponse RelayRequest(const std::string& address, const std::string& method, const std::string& uri,
+                          const std::string& token) {
+  const std::string hostport = address.substr(4);  // tcp:127.0.0.1:PORT
+  HttpResponse out;
+  try {
+    Poco::Net::HTTPClientSession session(
+        "127.0.0.1", static_cast<Poco::UInt16>(std::stoi(hostport.substr(hostport.rfind(':') + 1))));
+    session.setTimeout(Poco::Timespan(10, 0));
+    Poco::Net::HTTPRequest req(method, uri, Poco::Net::HTTPMessage::HTTP_1_1);
+    if (!token.empty()) req.set("Authorization", "Bearer " + token);
+    session.sendRequest(req);
+    Poco::Net::HTTPResponse resp;
+    std::istream& in = session.receiveResponse(resp);
+    out.status = resp.getStatus();
+    out.body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } catch (const Poco::Exception& e) {
+    out.status = -1;
+    out.body = e.displayText();
+  }
+  return out;
+}
+
+int ProxyRequests(const FakeKube& kube) { return Count(kube.Requests(), "/proxy/"); }
+
+TEST(SandboxK8sApiServer, EveryRuntimeCallGoesThroughThePodProxyAndStreams) {
+  Cluster c(/*warm_replicas=*/1);
+  auto p = c.Provider("claim", "runtime_access = \"apiserver\"\n");
+  ASSERT_OK(p);
+  auto sb = (*p)->Create(Spec("ses_proxy"));
+  ASSERT_OK(sb);
+  // The core is given the loopback relay, not the pod IP (which a control plane outside the
+  // cluster could not route to).
+  EXPECT_EQ(sb->runtime.address.rfind("tcp:127.0.0.1:", 0), 0u) << sb->runtime.address;
+  EXPECT_EQ(sb->detail.find(sb->runtime.address.substr(4)), std::string::npos) << sb->detail;
+  c.kube->ClearLog();
+
+  // An exec's output arrives while the command runs: the command waits for a file that a
+  // second exec, started when the first line arrives, creates. Buffered anywhere on the way,
+  // the first line would never come and the command would run into its timeout.
+  struct Streamed : ExecObserver {
+    const SandboxInfo* sandbox = nullptr;
+    std::string out;
+    bool released = false;
+    void OnOutput(ExecStream, std::string_view chunk) noexcept override {
+      out.append(chunk);
+      if (!released && out.find("first") != std::string::npos) {
+        released = true;
+        CapturingObserver ignored;
+        (void)Sh(*sandbox, "touch /tmp/go", ignored);
+      }
+    }
+  } streamed;
+  streamed.sandbox = &*sb;
+  ExecRequest wait_for_go;
+  wait_for_go.argv = {"sh", "-c", "echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo second"};
+  wait_for_go.timeout = std::chrono::seconds(20);
+  auto ran = RuntimeClient(sb->runtime).Exec(wait_for_go, streamed);
+  ASSERT_OK(ran);
+  EXPECT_FALSE(ran->timed_out);
+  EXPECT_EQ(ran->exit_code, 0);
+  EXPECT_EQ(streamed.out, "first\nsecond\n");
+  const std::string pod = c.kube->Get("sandboxclaims", "paddock", NameOf(*sb))
+                              ->getObject("status")
+                              ->getObject("sandbox")
+                              ->getValue<std::string>("name");
+  EXPECT_EQ(Count(c.kube->Requests(), "POST /api/v1/namespaces/paddock/pods/" + pod + ":8888/proxy/v1/exec"),
+            2);
+  ASSERT_OK((*p)->Destroy(sb->id));
+}
+
+TEST(SandboxK8sApiServer, TheRelayOpensNoDoorToTheClusterOrToOtherSandboxes) {
+  Cluster c;
+  auto p = c.Provider("sandbox", "runtime_access = \"apiserver\"\n");
+  ASSERT_OK(p);
+  auto sb = (*p)->Create(Spec("ses_door"));
+  ASSERT_OK(sb);
+  const std::string relay = sb->runtime.address;
+  ASSERT_EQ(RelayRequest(relay, "GET", "/v1/health", sb->runtime.token).status, 200);
+  c.kube->ClearLog();
+  // No token, a made-up one, the pool's: 401, and nothing reaches the API server.
+  for (const std::string& token : {std::string(), std::string("0123456789abcdef0123456789abcdef"),
+                                   std::string("fake-kube-token-0123456789")}) {
+    auto r = RelayRequest(relay, "GET", "/v1/health", token);
+    EXPECT_EQ(r.status, 401) << token << ": " << r.body;
+  }
+  // A sandbox's own token does not climb out of its pod's proxy path to the API server's other
+  // resources (which the relay would call with the provider's credentials).
+  for (const std::string& uri :
+       {std::string("/v1/../../../../../api/v1/namespaces/paddock/secrets"),
+        std::string("/v1/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/api/v1/namespaces/paddock/secrets"),
+        std::string("/api/v1/namespaces/paddock/secrets"), std::string("/v1/./health")}) {
+    auto r = RelayRequest(relay, "GET", uri, sb->runtime.token);
+    EXPECT_EQ(r.status, 400) << uri << ": " << r.body;
+  }
+  EXPECT_EQ(Count(c.kube->Requests(), "secrets"), 0);
+  EXPECT_EQ(ProxyRequests(*c.kube), 0);
+  // A destroyed sandbox's token opens nothing any more: its runtime is gone (503).
+  const std::string token = sb->runtime.token;
+  ASSERT_OK((*p)->Destroy(sb->id));
+  EXPECT_EQ(RelayRequest(relay, "GET", "/v1/health", token).status, 503);
+  EXPECT_EQ(ProxyRequests(*c.kube), 0);
+}
+
+TEST(SandboxK8sApiServer, AProviderRestartedFindsItsSandboxesThroughTheApiServer) {
+  Cluster c;
+  std::string id;
+  {
+    auto first = c.Provider("sandbox", "runtime_access = \"apiserver\"\n");
+    ASSERT_OK(first);
+    auto sb = (*first)->Create(Spec("ses_restart"));
+    ASSERT_OK(sb);
+    id = sb->id;
+  }
+  auto second = c.Provider("sandbox", "runtime_access = \"apiserver\"\n");
+  ASSERT_OK(second);
+  auto found = (*second)->Inspect(id);
+  ASSERT_OK(found);
+  EXPECT_EQ(found->state, SandboxState::kRunning);
+  EXPECT_EQ(found->runtime.address.rfind("tcp:127.0.0.1:", 0), 0u);
+  CapturingObserver out;
+  ASSERT_OK(Sh(*found, "echo still here", out));
+  EXPECT_EQ(out.out, "still here\n");
+  ASSERT_OK((*second)->Destroy(id));
+}
+
+TEST(SandboxKind, FindsItsClusterThroughKindAndPassesKindNoSecrets) {
+  Cluster c;
+  setenv("PADDOCK_TEST_KIND_SECRET", "s3cr3t-value", 1);
+  auto p = LoadSandbox("kind", c.KindConfig("claim"), c.dir.path());
+  unsetenv("PADDOCK_TEST_KIND_SECRET");
+  ASSERT_OK(p);
+  auto sb = (*p)->Create(Spec("ses_kind"));
+  ASSERT_OK(sb);
+  EXPECT_EQ(sb->runtime.address.rfind("tcp:127.0.0.1:", 0), 0u)
+      << "kind reaches runtimes through the API server";
+  CapturingObserver out;
+  ASSERT_OK(Sh(*sb, "echo via kind", out));
+  EXPECT_EQ(out.out, "via kind\n");
+  std::ifstream env(c.dir.path() + "/kind.env");
+  std::string text((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("PATH="), std::string::npos) << text;
+  EXPECT_EQ(text.find("s3cr3t"), std::string::npos) << text;
+  ASSERT_OK((*p)->Destroy(sb->id));
+}
+
+TEST(SandboxKind, SaysWhatIsWrongWhenKindCannotHelp) {
+  Cluster c;
+  auto wrong = LoadSandbox("kind", c.KindConfig("claim", "cluster = \"other\"\n"), c.dir.path());
+  EXPECT_CODE(wrong, kFailedPrecondition);
+  EXPECT_NE(
+      wrong.status().message().find("could not locate any control plane nodes for cluster named 'other'"),
+      std::string::npos)
+      << wrong.status().message();
+  EXPECT_NE(wrong.status().message().find("kind-up.sh"), std::string::npos);
+  auto missing = LoadSandbox("kind", "kind = \"no-such-kind-binary\"\n", c.dir.path());
+  EXPECT_CODE(missing, kFailedPrecondition);
+  EXPECT_NE(missing.status().message().find("not on PATH"), std::string::npos) << missing.status().message();
+  auto access = LoadSandbox("kind", c.KindConfig("claim", "runtime_access = \"nodeport\"\n"), c.dir.path());
+  EXPECT_CODE(access, kInvalidArgument);
 }
 
 }  // namespace

@@ -1,0 +1,78 @@
+#include "k8s_config.h"
+
+namespace paddock::plugins::sandbox_k8s {
+
+std::vector<paddock_config_key> SharedConfigKeys(const char* access_default) {
+  return {
+      {"namespace", PADDOCK_CONFIG_STRING, 0, "",
+       "Namespace of the sandboxes; empty: the context's (or the service account's) namespace, else "
+       "'default'."},
+      {"namespace_per_team", PADDOCK_CONFIG_BOOL, 0, "false",
+       "Put a team's sandboxes in namespace '<namespace>-<team>' (each needs the templates, pools and "
+       "RBAC)."},
+      {"mode", PADDOCK_CONFIG_STRING, 0, "claim",
+       "'claim': a SandboxClaim against the profile's SandboxWarmPool (warm or cold); 'sandbox': a Sandbox "
+       "built from the profile's SandboxTemplate, with a workspace volume per session."},
+      {"runtime_access", PADDOCK_CONFIG_STRING, 0, access_default,
+       "How sandboxes' runtimes are reached: 'pod_ip' (the pod network is routable from here, as inside the "
+       "cluster) or 'apiserver' (through the API server's pod proxy: no route to the pod network needed; "
+       "RBAC pods/proxy)."},
+      {"warm_pool", PADDOCK_CONFIG_STRING, 0, "paddock-{profile}",
+       "SandboxWarmPool name for a profile (claim mode)."},
+      {"template", PADDOCK_CONFIG_STRING, 0, "paddock-{profile}",
+       "SandboxTemplate name for a profile (sandbox mode)."},
+      {"instance", PADDOCK_CONFIG_STRING, 0, "paddock",
+       "Value of the paddock.dev/instance label on everything this Paddock creates (several may share a "
+       "namespace)."},
+      {"pool_token_secret", PADDOCK_CONFIG_STRING, 0, "paddock-runtime-pool",
+       "Secret (key 'token') that warm pods' runtimes start with until they are claimed; created if "
+       "missing."},
+      {"token_volume", PADDOCK_CONFIG_STRING, 0, "runtime-token",
+       "The template's volume holding the runtime's token (sandbox mode mounts the sandbox's own Secret "
+       "there)."},
+      {"workspace_volume", PADDOCK_CONFIG_STRING, 0, "workspace",
+       "The template's volume mounted at /workspace (sandbox mode mounts the session's volume there)."},
+      {"workspace_size", PADDOCK_CONFIG_STRING, 0, "10Gi",
+       "Size of a session's workspace volume when the profile sets no disk limit (sandbox mode)."},
+      {"storage_class", PADDOCK_CONFIG_STRING, 0, "",
+       "StorageClass of workspace volumes (sandbox mode); empty: the cluster's default."},
+      {"runtime_port", PADDOCK_CONFIG_INT, 0, "8888", "Port paddock-runtime listens on in the pod."},
+      {"ready_timeout", PADDOCK_CONFIG_DURATION, 0, "180s", "How long a sandbox may take to become Ready."},
+      {"destroy_timeout", PADDOCK_CONFIG_DURATION, 0, "60s",
+       "How long deleting a sandbox may take to finish."},
+  };
+}
+
+Result<K8sConfig> ParseK8sConfig(const ConfigView& config, const std::string& access_default) {
+  K8sConfig c;
+  c.mode = config.GetString("mode", "claim");
+  if (c.mode != "claim" && c.mode != "sandbox") {
+    return Status::InvalidArgument("mode must be 'claim' or 'sandbox', not '" + c.mode + "'");
+  }
+  c.runtime_access = config.GetString("runtime_access", access_default);
+  if (c.runtime_access != "pod_ip" && c.runtime_access != "apiserver") {
+    return Status::InvalidArgument("runtime_access must be 'pod_ip' or 'apiserver', not '" +
+                                   c.runtime_access + "'");
+  }
+  c.namespace_ = config.GetString("namespace");
+  c.namespace_per_team = config.GetBool("namespace_per_team");
+  c.warm_pool = config.GetString("warm_pool", c.warm_pool);
+  c.template_ = config.GetString("template", c.template_);
+  c.instance = config.GetString("instance", c.instance);
+  c.pool_token_secret = config.GetString("pool_token_secret", c.pool_token_secret);
+  c.token_volume = config.GetString("token_volume", c.token_volume);
+  c.workspace_volume = config.GetString("workspace_volume", c.workspace_volume);
+  c.workspace_size = config.GetString("workspace_size", c.workspace_size);
+  c.storage_class = config.GetString("storage_class");
+  std::int64_t port = config.GetInt("runtime_port", 8888);
+  if (port < 1 || port > 65535) return Status::InvalidArgument("runtime_port must be 1..65535");
+  c.runtime_port = static_cast<int>(port);
+  c.ready_timeout_ms = config.GetDurationMs("ready_timeout", 180000);
+  c.destroy_timeout_ms = config.GetDurationMs("destroy_timeout", 60000);
+  if (c.ready_timeout_ms <= 0 || c.destroy_timeout_ms <= 0) {
+    return Status::InvalidArgument("ready_timeout and destroy_timeout must be positive");
+  }
+  return c;
+}
+
+}  // namespace paddock::plugins::sandbox_k8s
