@@ -2,9 +2,12 @@
 // (claim → watch → Ready → token hand-over → runtime answers), next to what the fake's
 // simulated controller and kubelet take for the same claim server-side (creation → Ready) in
 // the same run, so the difference is the plugin's own overhead; cold (empty pool) and warm
-// (adopted from the pool). Then the API calls of one sandbox's lifecycle.
+// (adopted from the pool). Then an exec's round trip and a streamed exec through the API
+// server's pod proxy (runtime_access "apiserver", what sandbox.kind uses) next to the same at
+// the pod IP (the baseline) on the same fake cluster, and the API calls of one sandbox's
+// lifecycle.
 //
-//   build/bin/k8s_bench [N]      (default N = 20)
+//   build/bin/k8s_bench [N]      (default N = 20; the exec comparison runs 10N round trips)
 #include <cstdio>
 #include <map>
 #include <thread>
@@ -13,6 +16,7 @@
 
 #include "baselines.h"
 #include "fake_kube.h"
+#include "runtime/runtime_client.h"
 #include "testing.h"
 
 using namespace paddock;
@@ -30,7 +34,7 @@ struct Cluster {
   std::unique_ptr<FakeKube> kube;
   std::shared_ptr<SandboxProvider> provider;
 
-  explicit Cluster(int warm) {
+  explicit Cluster(int warm, const std::string& extra = "") {
     FakeKubeOptions o;
     o.crd_dir = PADDOCK_BENCH_CRD_DIR;
     o.data_dir = dir.path() + "/kube";
@@ -49,7 +53,7 @@ struct Cluster {
       obj->stringify(ss);
       if (Status s = kube->Create(ss.str()); !s.ok()) Die(s.ToString());
     }
-    auto p = LoadSandbox("k8s", "kubeconfig = \"" + kubeconfig + "\"\n", dir.path());
+    auto p = LoadSandbox("k8s", "kubeconfig = \"" + kubeconfig + "\"\n" + extra, dir.path());
     if (!p.ok()) Die(p.status().ToString());
     provider = *p;
   }
@@ -105,10 +109,75 @@ void Print(const char* what, const Run& r) {
 
 }  // namespace
 
+struct ExecTimes {
+  std::vector<double> round_trip;
+  double stream_mib_s = 0;
+};
+
+// `n` execs of `true`, then one exec streaming 32 MiB of output, against `sandbox`.
+ExecTimes MeasureExec(const SandboxInfo& sandbox, int n) {
+  RuntimeClient runtime(sandbox.runtime);
+  ExecTimes t;
+  ExecRequest nothing;
+  nothing.argv = {"true"};
+  for (int i = 0; i < n; ++i) {
+    CapturingObserver out;
+    auto start = Clock::now();
+    auto r = runtime.Exec(nothing, out);
+    t.round_trip.push_back(Ms(Clock::now() - start));
+    if (!r.ok()) Cluster::Die("exec: " + r.status().ToString());
+  }
+  struct Counting : ExecObserver {
+    size_t bytes = 0;
+    void OnOutput(ExecStream, std::string_view chunk) noexcept override { bytes += chunk.size(); }
+  } counted;
+  ExecRequest stream;
+  stream.argv = {"head", "-c", "33554432", "/dev/zero"};
+  auto start = Clock::now();
+  auto r = runtime.Exec(stream, counted);
+  const double seconds = Ms(Clock::now() - start) / 1000;
+  if (!r.ok() || counted.bytes != 33554432u) Cluster::Die("streaming exec: " + r.status().ToString());
+  t.stream_mib_s = 32 / seconds;
+  return t;
+}
+
+void CompareAccess(int n) {
+  // Two providers on one fake cluster, told apart by their instance label: the pod-IP path and
+  // the API-server path, each with a sandbox of its own, measured turn about.
+  Cluster c(0);
+  auto relayed = LoadSandbox("k8s",
+                             "kubeconfig = \"" + c.dir.path() + "/kubeconfig\"\ninstance = \"relayed\"\n" +
+                                 "runtime_access = \"apiserver\"\n",
+                             c.dir.path() + "/relayed");
+  if (!relayed.ok()) Cluster::Die(relayed.status().ToString());
+  SandboxSpec spec;
+  spec.session_id = "ses_direct";
+  auto direct_sb = c.provider->Create(spec);
+  spec.session_id = "ses_relayed";
+  auto relayed_sb = (*relayed)->Create(spec);
+  if (!direct_sb.ok() || !relayed_sb.ok()) Cluster::Die("create for the exec comparison");
+  (void)MeasureExec(*direct_sb, 10);  // warm both paths' connections
+  (void)MeasureExec(*relayed_sb, 10);
+  ExecTimes direct = MeasureExec(*direct_sb, n), via = MeasureExec(*relayed_sb, n);
+  const double d50 = Percentile(direct.round_trip, 0.5), v50 = Percentile(via.round_trip, 0.5);
+  std::printf("\nexec `true` round trip, %d each (same cluster, same run):\n", n);
+  std::printf("  pod IP (baseline)          p50 %6.2f ms  p95 %6.2f ms\n", d50,
+              Percentile(direct.round_trip, 0.95));
+  std::printf("  through the API server     p50 %6.2f ms  p95 %6.2f ms   (%.2fx)\n", v50,
+              Percentile(via.round_trip, 0.95), v50 / d50);
+  std::printf("exec streaming 32 MiB of output:\n");
+  std::printf("  pod IP (baseline)          %7.1f MiB/s\n", direct.stream_mib_s);
+  std::printf("  through the API server     %7.1f MiB/s   (%.2fx)\n", via.stream_mib_s,
+              via.stream_mib_s / direct.stream_mib_s);
+  (void)(*relayed)->Destroy(relayed_sb->id);
+  (void)c.provider->Destroy(direct_sb->id);
+}
+
 int main(int argc, char** argv) {
   const int n = argc > 1 ? std::max(1, std::atoi(argv[1])) : 20;
   Print("cold", Measure(n, 0));
   Print("warm", Measure(n, 1));
+  CompareAccess(10 * n);
 
   // The API calls of one lifecycle (create, inspect, destroy), as the server saw them.
   Cluster c(2);

@@ -247,6 +247,12 @@ class Runtime {
         std::lock_guard lock(mu_);
         token = options_.token;
       }
+      // Answers go out in small pieces (a stream's lines, the chunked ending): over TCP, Nagle
+      // would hold each behind the client's delayed ACK.
+      if (auto* impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl*>(&req);
+          impl && options_.listen.rfind("tcp:", 0) == 0) {
+        impl->socket().setNoDelay(true);
+      }
       if (!ConstantTimeEquals(auth, "Bearer " + token)) {
         resp.set("WWW-Authenticate", "Bearer");
         Fail(HTTPResponse::HTTP_UNAUTHORIZED, "missing or wrong bearer token");
