@@ -63,22 +63,22 @@ function(paddock_add_plugin)
   endif()
   paddock_plugin_properties(${target} ${P_KIND} ${P_NAME} ${P_OUTPUT_DIR})
   target_link_libraries(${target} PRIVATE ${P_DEPS})
-  install(TARGETS ${target} LIBRARY DESTINATION lib/paddock/plugins)
+  install(TARGETS ${target} LIBRARY DESTINATION lib/paddock/plugins COMPONENT server)
   set_property(GLOBAL APPEND PROPERTY PADDOCK_PLUGIN_TARGETS ${target})
 endfunction()
 
 # ---- Install: the server, its plugins, the SDK and the CMake package for out-of-tree plugins --
 include(CMakePackageConfigHelpers)
 function(paddock_install_sdk)
-  install(DIRECTORY ${PROJECT_SOURCE_DIR}/core/include/paddock DESTINATION include)
-  install(FILES ${PADDOCK_GENERATED_DIR}/paddock/sdk_hash.h DESTINATION include/paddock)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/core/include/paddock DESTINATION include COMPONENT sdk)
+  install(FILES ${PADDOCK_GENERATED_DIR}/paddock/sdk_hash.h DESTINATION include/paddock COMPONENT sdk)
   set(pkg ${CMAKE_BINARY_DIR}/package)
   configure_file(${PROJECT_SOURCE_DIR}/cmake/package/paddockConfig.cmake.in ${pkg}/paddockConfig.cmake @ONLY)
   write_basic_package_version_file(${pkg}/paddockConfigVersion.cmake
     VERSION ${PROJECT_VERSION} COMPATIBILITY ExactVersion)
   install(FILES ${pkg}/paddockConfig.cmake ${pkg}/paddockConfigVersion.cmake
                 ${PROJECT_SOURCE_DIR}/cmake/package/PaddockPlugin.cmake
-          DESTINATION lib/cmake/paddock)
+          DESTINATION lib/cmake/paddock COMPONENT sdk)
 endfunction()
 
 # ---- Close-on-exec from birth: paddock_cloexec(<executable>) ------------------------------

@@ -10,6 +10,8 @@ npm ci --prefix tests/contract --no-audit --no-fund --loglevel=error
 # ship, -O3), next to the RelWithDebInfo build every other test runs against.
 BUILD_DIR=build-release BUILD_TYPE=Release bash scripts/build.sh server unit_tests
 build-release/bin/unit_tests --gtest_brief=1 </dev/null
+# ... and the Debian package from it (the package_deb test installs it).
+bash scripts/package.sh
 bash scripts/build.sh
 cd build
 ctest --output-on-failure -j "$(nproc)" --timeout 300 </dev/null
