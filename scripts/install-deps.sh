@@ -7,6 +7,7 @@ packages=(
   libpoco-dev libboost-dev libboost-filesystem-dev libtomlplusplus-dev libspdlog-dev
   prometheus-cpp-dev libsqlite3-dev libpq-dev postgresql libgtest-dev libgmock-dev libssl-dev libarchive-dev libyaml-cpp-dev
   libseccomp-dev bubblewrap util-linux e2fsprogs prometheus binutils procps python3 python3-yaml clang-format
+  podman buildah debootstrap adduser  # the image and package tests
 )
 
 # Node.js and npm: the agent harnesses install their CLIs from npm (Codex runs on node). Any

@@ -1,26 +1,46 @@
-# The control plane: `paddock` (serve, worker, migrate) with its plugins. Built from the
-# repository root:  docker build -f deploy/docker/control-plane.Dockerfile -t paddock:dev .
+# The control plane: `paddock` (serve, worker, migrate) with its plugins, installed from the
+# Debian package (cmake/Package.cmake), so the image's libraries are the package's computed
+# Depends. Built from the repository root:
+#   docker build -f deploy/docker/control-plane.Dockerfile -t paddock:dev .
+# compiles Paddock in Release and makes the package in the image (the steps of
+# scripts/package.sh);
+#   docker build -f deploy/docker/control-plane.Dockerfile --build-arg SOURCE=package -t paddock:dev .
+# takes the package scripts/package.sh made instead (build-release/paddock_*_amd64.deb).
+ARG SOURCE=build
+
 FROM debian:12 AS build
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-      build-essential cmake ninja-build pkg-config git ca-certificates \
+      build-essential cmake ninja-build pkg-config git ca-certificates file \
       libpoco-dev libboost-dev libboost-filesystem-dev libtomlplusplus-dev libspdlog-dev \
       prometheus-cpp-dev libsqlite3-dev libpq-dev libssl-dev libarchive-dev libyaml-cpp-dev \
+      libseccomp-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPADDOCK_BUILD_TESTS=OFF \
     && cmake --build /build --target server \
-    && cmake --install /build --prefix /opt/paddock
+    && cd /build && cpack -G DEB && mkdir /out && cp paddock_*_amd64.deb /out/
+
+FROM scratch AS package
+COPY build-release/paddock_*_amd64.deb /out/
+
+FROM ${SOURCE} AS deb
 
 FROM debian:12-slim
-RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-      ca-certificates libpoco-crypto80 libpoco-foundation80 libpoco-json80 libpoco-net80 libpoco-netssl80 \
-      libpoco-util80 libboost-filesystem1.74.0 libtomlplusplus3 libspdlog1.10 libprometheus-cpp-core1.0 \
-      libprometheus-cpp-pull1.0 libsqlite3-0 libpq5 libarchive13 libyaml-cpp0.7 \
-    && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home /var/lib/paddock paddock
-COPY --from=build /opt/paddock /opt/paddock
-ENV PATH=/opt/paddock/bin:$PATH PADDOCK_PLUGIN_DIR=/opt/paddock/lib/paddock/plugins PADDOCK_DATA_DIR=/var/lib/paddock
+COPY --from=deb /out/ /tmp/deb/
+# uid 10001, as the manifests run it (deploy/base); the package's postinst keeps an existing
+# paddock user. The Debian packages paddock-runtime needs go to runtime-packages, for
+# sandbox.Dockerfile.
+RUN groupadd --system --gid 10001 paddock \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/paddock --no-create-home paddock \
+    && apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends ca-certificates /tmp/deb/paddock_*_amd64.deb \
+    && rm -rf /var/lib/apt/lists/* /tmp/deb \
+    && for lib in $(ldd /usr/bin/paddock-runtime | awk '$3 ~ /^\// {print $3}'); do \
+         dpkg -S "*/$(basename "$lib")" | head -1 | cut -d: -f1; \
+       done | sort -u > /usr/share/doc/paddock/runtime-packages \
+    && test -s /usr/share/doc/paddock/runtime-packages
+ENV PADDOCK_DATA_DIR=/var/lib/paddock
 USER 10001
 EXPOSE 3000 3001
 ENTRYPOINT ["paddock"]

@@ -10,6 +10,10 @@ ARG BASE=paddock-sandbox:dev
 FROM ${BASE}
 ARG NPM_PACKAGE
 ARG TOOLS_KEY
+# Behind a TLS-intercepting proxy: a CA bundle npm (node) should trust, mounted into the build,
+# e.g. --volume /etc/ssl/certs/ca-certificates.crt:/run/build-ca.crt:ro
+#      --build-arg NODE_EXTRA_CA_CERTS=/run/build-ca.crt
+ARG NODE_EXTRA_CA_CERTS
 USER root
 RUN test -n "${NPM_PACKAGE}" && test -n "${TOOLS_KEY}" \
     && apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm \
