@@ -173,8 +173,8 @@ TEST(Loader, EveryBuiltPluginLoadsAndExportsOnlyTheTwoSymbols) {
         << p.path;
   }
   EXPECT_EQ(ids, (std::set<std::string>{"harness.claude-code", "harness.codex", "harness.opencode",
-                                        "harness.shell", "sandbox.k8s", "sandbox.process", "secrets.env",
-                                        "store.postgres", "store.sqlite"}));
+                                        "harness.shell", "sandbox.k8s", "sandbox.kind", "sandbox.process",
+                                        "secrets.env", "store.postgres", "store.sqlite"}));
 }
 
 }  // namespace
