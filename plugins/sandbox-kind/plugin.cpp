@@ -2,10 +2,6 @@
 // cluster's credentials itself and reaches the sandboxes' runtimes through the API server
 // (runtime_access "apiserver" by default), so nothing on this machine needs a route to the
 // pod network (deploy/kind/kind-up.sh makes the cluster).
-#include <poll.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdlib>
 
@@ -55,62 +51,19 @@ struct Output {
 
 // Runs `argv` and collects its output, killing it when `timeout` passes.
 Result<Output> Capture(std::vector<std::string> argv, std::chrono::milliseconds timeout) {
-  int out_pipe[2], err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0) return Status::Internal("pipe failed");
-  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
-    close(out_pipe[0]);
-    close(out_pipe[1]);
-    return Status::Internal("pipe failed");
-  }
   process::ChildSpec spec;
   spec.argv = std::move(argv);
   spec.env = KindEnvironment();
-  spec.fds = {{out_pipe[1], 1}, {err_pipe[1], 2}};
-  Result<pid_t> started = process::Spawn(spec);
-  close(out_pipe[1]);
-  close(err_pipe[1]);
-  if (!started.ok()) {
-    close(out_pipe[0]);
-    close(err_pipe[0]);
-    return started.status();
-  }
   Output o;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  int open_fds = 2;
-  bool timed_out = false;
-  while (open_fds > 0) {
-    auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      break;
-    }
-    if (poll(fds, 2, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      char buf[8192];
-      ssize_t n = read(fds[i].fd, buf, sizeof buf);
-      if (n > 0) {
-        std::string& to = i == 0 ? o.out : o.err;
-        if (to.size() < (1u << 20)) to.append(buf, static_cast<size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      }
-    }
-  }
-  for (auto& f : fds) {
-    if (f.fd >= 0) close(f.fd);
-  }
-  if (timed_out) kill(-*started, SIGKILL);
-  int status = 0;
-  while (waitpid(*started, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out)
+  PADDOCK_ASSIGN_OR_RETURN(
+      ExecResult ran,
+      process::RunAndStream(spec, {timeout, {}}, [&](ExecStream stream, std::string_view chunk) {
+        std::string& to = stream == ExecStream::kStdout ? o.out : o.err;
+        if (to.size() < (1u << 20)) to.append(chunk);
+      }));
+  if (ran.timed_out)
     return Status::DeadlineExceeded("did not finish in " + std::to_string(timeout.count()) + " ms");
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  o.exit_code = ran.exit_code;
   return o;
 }
 
