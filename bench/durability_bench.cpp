@@ -10,7 +10,7 @@
 #include "baselines.h"
 #include "metrics/metrics.h"
 #include "runtime/runtime_client.h"
-#include "services/event_service.h"
+#include "services/events/event_service.h"
 #include "services/snapshot_service.h"
 #include "testing.h"
 #include "util/redactor.h"

@@ -26,7 +26,7 @@
 #include "http/server.h"
 #include "plugins/plugin_host.h"
 #include "services/app.h"
-#include "services/event_service.h"
+#include "services/events/event_service.h"
 #include "testing.h"
 #include "util/log.h"
 #include "util/redactor.h"
@@ -133,7 +133,9 @@ Figures StoreAppends(SessionStore& store, int n) {
 // the start of its append to its arrival on an SSE stream of `app`'s HTTP server.
 std::vector<double> DeliveryLatency(App& app, const std::string& session, int n,
                                     const std::function<void(int)>& append) {
-  HttpServer server(app, ApiRouter(), "127.0.0.1", 0, 16, 1 << 20);
+  ServerSettings settings;
+  settings.listen = "127.0.0.1";
+  HttpServer server(app, ApiRouter(), settings, 0);
   Check(server.Start().ok(), "http server");
   std::vector<Clock::time_point> sent(n), received(n);
   std::atomic<bool> connected{false};

@@ -8,6 +8,7 @@
 //   paddock version
 #include <linux/close_range.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -26,7 +27,7 @@
 #include "paddock/json.h"
 #include "plugins/plugin_host.h"
 #include "services/app.h"
-#include "services/event_service.h"
+#include "services/events/event_service.h"
 #include "util/log.h"
 #include "util/redactor.h"
 
@@ -111,6 +112,29 @@ Result<Config> LoadConfig(const Args& args, bool worker_role = false) {
   return config;
 }
 
+// Every connection is a descriptor: the soft RLIMIT_NOFILE goes up to the hard limit. Children
+// get the original soft limit back (process::Spawn reads PADDOCK_CHILD_NOFILE): programs that
+// use select() or size tables by the limit expect the usual one. Called before any thread starts
+// (setenv).
+void RaiseOpenFilesLimit() {
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  const rlim_t before = rl.rlim_cur;
+  if (!std::getenv("PADDOCK_CHILD_NOFILE")) setenv("PADDOCK_CHILD_NOFILE", std::to_string(before).c_str(), 1);
+  if (rl.rlim_cur == rl.rlim_max) {
+    LogInfo("open files: limit " + std::to_string(rl.rlim_cur) + " (soft = hard)");
+    return;
+  }
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    LogWarn("open files: cannot raise the soft limit " + std::to_string(before) + " to " +
+            std::to_string(rl.rlim_max) + ": " + strerror(errno));
+    return;
+  }
+  LogInfo("open files: soft limit raised from " + std::to_string(before) + " to " +
+          std::to_string(rl.rlim_max) + " (children get " + std::to_string(before) + ")");
+}
+
 // `serve` (the API, and the worker unless disabled) and `worker` (the worker, and only health and
 // metrics over HTTP).
 int Serve(const Args& args, bool worker_role) {
@@ -118,6 +142,7 @@ int Serve(const Args& args, bool worker_role) {
   if (!config.ok()) return Fail(config.status().message());
   auto redactor = std::make_shared<Redactor>();
   InitLogging(redactor, config->server.log_level);
+  RaiseOpenFilesLimit();
 
   // Block the termination signals in every thread; the main thread waits for them below.
   sigset_t signals;
@@ -133,9 +158,8 @@ int Serve(const Args& args, bool worker_role) {
   if (!app.ok()) return Fail(app.status().message());
   if (Status s = (*app)->Start(); !s.ok()) return Fail(s.message());
 
-  HttpServer server(**app, worker_role ? WorkerRouter() : ApiRouter(), config->server.listen,
-                    worker_role ? config->worker.port : config->server.port, config->server.max_connections,
-                    config->server.max_body_bytes);
+  HttpServer server(**app, worker_role ? WorkerRouter() : ApiRouter(), config->server,
+                    worker_role ? config->worker.port : config->server.port);
   if (Status s = server.Start(); !s.ok()) {
     (*app)->Stop();
     return Fail(s.message());
@@ -153,8 +177,8 @@ int Serve(const Args& args, bool worker_role) {
   int sig = 0;
   sigwait(&signals, &sig);
   LogInfo(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + "; shutting down");
-  (*app)->events().Shutdown();  // ends event streams so their connections can close
-  server.Stop();
+  server.Stop();  // requests in flight finish; event streams end with a comment
+  (*app)->events().Shutdown();
   (*app)->Stop();
   LogInfo("stopped");
   return 0;

@@ -5,7 +5,7 @@
 #include "http/exchange.h"
 #include "paddock/json.h"
 #include "paddock/testing/assert.h"
-#include "services/event_service.h"
+#include "services/events/event_service.h"
 #include "util/ids.h"
 #include "util/redactor.h"
 

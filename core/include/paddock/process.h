@@ -94,7 +94,7 @@ inline void CloseRange(int first, int last) {
 // Everything the child does between fork and exec; only async-signal-safe calls. `moved` has
 // room for one descriptor per spec.fds entry.
 [[noreturn]] inline void ExecChild(const ChildSpec& spec, char* const* argv, char* const* envp, int devnull,
-                                   int report_fd, int* moved) {
+                                   int report_fd, int* moved, rlim_t child_nofile) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -135,6 +135,13 @@ inline void CloseRange(int first, int last) {
     if (fd < 0 || write(fd, "0", 1) != 1) ChildFail(report, 2);
     close(fd);
   }
+  if (child_nofile > 0) {  // the limit the server started with (it raised its own)
+    struct rlimit rl {};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > child_nofile) {
+      rl.rlim_cur = child_nofile;
+      if (setrlimit(RLIMIT_NOFILE, &rl) != 0) ChildFail(report, 3);
+    }
+  }
   for (const auto& [resource, value] : spec.rlimits) {
     struct rlimit rl = {value, value};
     if (setrlimit(resource, &rl) != 0) ChildFail(report, 3);
@@ -169,6 +176,10 @@ inline Result<pid_t> Spawn(const ChildSpec& spec) {
   std::vector<char*> argv = detail::CStrings(spec.argv);
   std::vector<char*> envp = detail::CStrings(spec.env);
   std::vector<int> moved(spec.fds.size() + 1);  // filled in the child: no allocation after fork
+  // A server that raised its own open-files limit records the one children get (main.cpp).
+  rlim_t child_nofile = 0;
+  if (const char* v = getenv("PADDOCK_CHILD_NOFILE"))
+    child_nofile = static_cast<rlim_t>(strtoull(v, nullptr, 10));
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (devnull < 0) return Status::Internal(std::string("open /dev/null: ") + strerror(errno));
   int report[2];
@@ -186,7 +197,7 @@ inline Result<pid_t> Spawn(const ChildSpec& spec) {
       if (grandchild < 0) detail::ChildFail(report[1], 0);
       if (grandchild != 0) _exit(0);
     }
-    detail::ExecChild(spec, argv.data(), envp.data(), devnull, report[1], moved.data());
+    detail::ExecChild(spec, argv.data(), envp.data(), devnull, report[1], moved.data(), child_nofile);
   }
   int fork_errno = errno;
   close(devnull);

@@ -26,8 +26,31 @@ constexpr paddock_config_key kServerKeys[] = {
     {"plugin_dir", PADDOCK_CONFIG_STRING, 0, "",
      "Where paddock-<kind>-<name>.so files are; empty: $PADDOCK_PLUGIN_DIR or next to the binary."},
     {"max_body_size", PADDOCK_CONFIG_SIZE, 0, "1MiB", "Largest request body accepted (413 above)."},
-    {"max_connections", PADDOCK_CONFIG_INT, 0, "64", "Requests served at once, open event streams included."},
     {"log_level", PADDOCK_CONFIG_STRING, 0, "info", "debug, info, warn or error."},
+    {"io_threads", PADDOCK_CONFIG_INT, 0, "2",
+     "Event-loop threads that accept, read requests and write responses and event streams."},
+    {"handler_threads", PADDOCK_CONFIG_INT, 0, "16",
+     "Requests handled at once (event streams do not count)."},
+    {"max_queued_requests", PADDOCK_CONFIG_INT, 0, "256",
+     "Requests waiting for a handler thread; past it: 503 with Retry-After."},
+    {"max_connections", PADDOCK_CONFIG_INT, 0, "10000",
+     "Open connections in total, event streams included; past it: 503 (capped by the open-files limit)."},
+    {"max_connections_per_client", PADDOCK_CONFIG_INT, 0, "1000",
+     "Open connections from one client address; past it: 503."},
+    {"health_reserve", PADDOCK_CONFIG_INT, 0, "32",
+     "Connections past the limits still accepted for /healthz, /readyz and /metrics only."},
+    {"header_timeout", PADDOCK_CONFIG_DURATION, 0, "10s",
+     "Deadline for a request's whole header, from the connection or the request's first byte."},
+    {"body_timeout", PADDOCK_CONFIG_DURATION, 0, "30s", "Deadline for a request's whole body."},
+    {"idle_timeout", PADDOCK_CONFIG_DURATION, 0, "60s",
+     "How long a kept-alive connection may wait for its next request."},
+    {"write_timeout", PADDOCK_CONFIG_DURATION, 0, "30s",
+     "Deadline for writing one response, or one batch of a stream, to a client that does not read."},
+    {"stream_buffer", PADDOCK_CONFIG_SIZE, 0, "1MiB",
+     "Events waiting for one slow stream; past it the stream is cut (the client resumes with "
+     "Last-Event-ID)."},
+    {"shutdown_grace", PADDOCK_CONFIG_DURATION, 0, "10s",
+     "On SIGTERM: how long requests in flight may take to finish before connections are closed."},
 };
 
 constexpr paddock_config_key kWorkerKeys[] = {
@@ -288,10 +311,49 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
     if (out.max_body_bytes < 1024 || out.max_body_bytes > (1LL << 30)) {
       return Invalid(source, s.line, "[server] max_body_size must be between 1KiB and 1GiB");
     }
-    std::int64_t conns = v.GetInt("max_connections");
-    if (conns < 2 || conns > 10000)
-      return Invalid(source, s.line, "[server] max_connections must be 2..10000");
-    out.max_connections = static_cast<int>(conns);
+    // Integer limits: (key, field, min, max).
+    const struct {
+      const char* key;
+      int* field;
+      std::int64_t min, max;
+    } ints[] = {
+        {"io_threads", &out.io_threads, 1, 64},
+        {"handler_threads", &out.handler_threads, 1, 1024},
+        {"max_queued_requests", &out.max_queued_requests, 0, 100000},
+        {"max_connections", &out.max_connections, 2, 1000000},
+        {"max_connections_per_client", &out.max_connections_per_client, 1, 1000000},
+        {"health_reserve", &out.health_reserve, 0, 10000},
+    };
+    for (const auto& i : ints) {
+      std::int64_t n = v.GetInt(i.key);
+      if (n < i.min || n > i.max) {
+        return Invalid(source, s.line,
+                       std::string("[server] ") + i.key + " must be " + std::to_string(i.min) + ".." +
+                           std::to_string(i.max) + ", not " + std::to_string(n));
+      }
+      *i.field = static_cast<int>(n);
+    }
+    const struct {
+      const char* key;
+      std::int64_t* field;
+      std::int64_t min_ms;
+    } durations[] = {
+        {"header_timeout", &out.header_timeout_ms, 100}, {"body_timeout", &out.body_timeout_ms, 100},
+        {"idle_timeout", &out.idle_timeout_ms, 100},     {"write_timeout", &out.write_timeout_ms, 100},
+        {"shutdown_grace", &out.shutdown_grace_ms, 0},
+    };
+    for (const auto& d : durations) {
+      *d.field = v.GetDurationMs(d.key);
+      if (*d.field < d.min_ms) {
+        return Invalid(
+            source, s.line,
+            std::string("[server] ") + d.key + " must be at least " + std::to_string(d.min_ms) + "ms");
+      }
+    }
+    out.stream_buffer_bytes = v.GetSizeBytes("stream_buffer");
+    if (out.stream_buffer_bytes < 4096 || out.stream_buffer_bytes > (1LL << 30)) {
+      return Invalid(source, s.line, "[server] stream_buffer must be between 4KiB and 1GiB");
+    }
     out.log_level = v.GetString("log_level");
     if (out.log_level != "debug" && out.log_level != "info" && out.log_level != "warn" &&
         out.log_level != "error") {

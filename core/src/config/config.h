@@ -31,8 +31,20 @@ struct ServerSettings {
   std::string data_dir;    // resolved: never empty after LoadConfig
   std::string plugin_dir;  // empty: found next to the executable
   std::int64_t max_body_bytes = 1 << 20;
-  int max_connections = 64;
   std::string log_level = "info";
+  // The front door (http/server.h).
+  int io_threads = 2;
+  int handler_threads = 16;
+  int max_queued_requests = 256;
+  int max_connections = 10000;
+  int max_connections_per_client = 1000;
+  int health_reserve = 32;
+  std::int64_t header_timeout_ms = 10000;
+  std::int64_t body_timeout_ms = 30000;
+  std::int64_t idle_timeout_ms = 60000;
+  std::int64_t write_timeout_ms = 30000;
+  std::int64_t stream_buffer_bytes = 1 << 20;
+  std::int64_t shutdown_grace_ms = 10000;
 };
 
 struct WorkerSettings {

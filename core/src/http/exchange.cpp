@@ -47,8 +47,24 @@ int HttpStatusFor(StatusCode code) {
   return 500;
 }
 
-Exchange::Exchange(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp, App& a,
-                   std::map<std::string, std::string> params,
+const std::string* HttpRequest::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() && Poco::icompare(k, std::string(name)) == 0) return &v;
+  }
+  return nullptr;
+}
+
+void HttpReply::Set(std::string name, std::string value) {
+  for (auto& [k, v] : headers) {
+    if (Poco::icompare(k, name) == 0) {
+      v = std::move(value);
+      return;
+    }
+  }
+  headers.emplace_back(std::move(name), std::move(value));
+}
+
+Exchange::Exchange(const HttpRequest& req, HttpReply& resp, App& a, std::map<std::string, std::string> params,
                    Result<std::vector<std::pair<std::string, std::string>>> query,
                    std::int64_t max_body_bytes)
     : request(req), response(resp), app(a), params_(std::move(params)), max_body_bytes_(max_body_bytes) {
@@ -101,14 +117,13 @@ Result<std::int64_t> Exchange::QueryInt(std::string_view name, std::int64_t fall
 }
 
 Poco::JSON::Object::Ptr Exchange::JsonBody(bool required) {
-  const bool has_body = request.getChunkedTransferEncoding() ||
-                        (request.hasContentLength() && request.getContentLength64() > 0);
-  if (!has_body) {
+  if (!request.has_body || request.body.empty()) {
     if (!required) return new Poco::JSON::Object();
     SendError(400, "invalid_argument", "request body must be a JSON object");
     return nullptr;
   }
-  std::string type = request.getContentType();
+  const std::string* content_type = request.Header("Content-Type");
+  std::string type = content_type ? *content_type : std::string();
   type = type.substr(0, type.find(';'));
   while (!type.empty() && type.back() == ' ') type.pop_back();
   if (Poco::icompare(type, "application/json") != 0) {
@@ -116,36 +131,16 @@ Poco::JSON::Object::Ptr Exchange::JsonBody(bool required) {
               "Content-Type must be application/json" + (type.empty() ? std::string() : ", not " + type));
     return nullptr;
   }
-  auto too_large = [&] {
-    // Read (and drop) a moderately oversized body so the client gets to read the 413 instead
-    // of a reset connection; past 64 MiB, stop reading and close.
-    constexpr std::streamsize kDrainLimit = 64 << 20;
-    char sink[65536];
-    std::streamsize drained = 0;
-    std::istream& rest = request.stream();
-    while (drained < kDrainLimit && rest.read(sink, sizeof sink).gcount() > 0) drained += rest.gcount();
-    response.setKeepAlive(false);
+  if (static_cast<std::int64_t>(request.body.size()) > max_body_bytes_) {  // the server's check, again
     SendError(413, "payload_too_large",
               "request body is larger than the limit of " + std::to_string(max_body_bytes_) +
                   " bytes (server.max_body_size)");
-  };
-  if (request.hasContentLength() && request.getContentLength64() > max_body_bytes_) {
-    too_large();
-    return nullptr;
-  }
-  std::string body;
-  body.resize(static_cast<size_t>(max_body_bytes_) + 1);
-  std::istream& in = request.stream();
-  in.read(body.data(), static_cast<std::streamsize>(body.size()));
-  body.resize(static_cast<size_t>(in.gcount()));
-  if (static_cast<std::int64_t>(body.size()) > max_body_bytes_) {
-    too_large();
     return nullptr;
   }
   try {
     Poco::JSON::Parser parser;
     parser.setDepth(32);
-    Poco::Dynamic::Var v = parser.parse(body);
+    Poco::Dynamic::Var v = parser.parse(request.body);
     if (v.type() != typeid(Poco::JSON::Object::Ptr)) {
       SendError(400, "invalid_argument", "request body must be a JSON object");
       return nullptr;
@@ -158,12 +153,26 @@ Poco::JSON::Object::Ptr Exchange::JsonBody(bool required) {
 }
 
 void Exchange::SendRawJson(int status, const std::string& json) {
-  response.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status));
-  response.setContentType("application/json");
-  response.set("Cache-Control", "no-store");
-  response.setContentLength64(static_cast<Poco::Int64>(json.size()));
-  response.sendBuffer(json.data(), json.size());
+  SendText(status, "application/json", json);
+  response.Set("Cache-Control", "no-store");
+}
+
+void Exchange::SendText(int status, std::string content_type, std::string body) {
+  response.status = status;
+  response.content_type = std::move(content_type);
+  response.body = std::move(body);
   status_ = status;
+}
+
+void Exchange::SendEmpty(int status) { SendText(status, "", ""); }
+
+void Exchange::StartEventStream(std::string session_id, std::int64_t after_seq) {
+  response.status = 200;
+  response.content_type = "text/event-stream";
+  response.Set("Cache-Control", "no-store");
+  response.Set("X-Accel-Buffering", "no");
+  response.stream = HttpReply::EventStream{std::move(session_id), after_seq};
+  status_ = 200;
 }
 
 void Exchange::SendJson(int status, const Poco::Dynamic::Var& body) {
@@ -180,7 +189,7 @@ void Exchange::SendError(int http_status, std::string_view code, std::string_vie
   if (!details.isEmpty()) err->set("details", details);
   Poco::JSON::Object::Ptr body = new Poco::JSON::Object();
   body->set("error", err);
-  if (http_status == 503) response.set("Retry-After", "1");
+  if (http_status == 503) response.Set("Retry-After", "1");
   SendJson(http_status, body);
 }
 

@@ -4,8 +4,6 @@
 
 #include <Poco/Dynamic/Var.h>
 #include <Poco/JSON/Object.h>
-#include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerResponse.h>
 
 #include <map>
 #include <optional>
@@ -23,15 +21,44 @@ class App;
 // The HTTP status for a Status code (the one table of it).
 int HttpStatusFor(StatusCode code);
 
+// A request as the server read it: whole, body included (within [server] max_body_size).
+struct HttpRequest {
+  std::string method;
+  std::string target;  // path and query, as sent
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  bool has_body = false;  // Content-Length > 0 or chunked
+  std::string client;     // the peer's address
+
+  // The first header of that name (case-insensitive), or nullptr.
+  const std::string* Header(std::string_view name) const;
+};
+
+// A handler's answer. The server writes it; `stream` turns the connection into an event stream.
+struct HttpReply {
+  struct EventStream {
+    std::string session_id;
+    std::int64_t after_seq = 0;
+  };
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string content_type;
+  std::string body;
+  bool close = false;  // close the connection after it
+  std::optional<EventStream> stream;
+
+  void Set(std::string name, std::string value);
+};
+
 class Exchange {
  public:
   // `query` is the request's parsed query string, or the reason it could not be parsed.
-  Exchange(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response, App& app,
+  Exchange(const HttpRequest& request, HttpReply& response, App& app,
            std::map<std::string, std::string> params,
            Result<std::vector<std::pair<std::string, std::string>>> query, std::int64_t max_body_bytes);
 
-  Poco::Net::HTTPServerRequest& request;
-  Poco::Net::HTTPServerResponse& response;
+  const HttpRequest& request;
+  HttpReply& response;
   App& app;
 
   // A path parameter ("{id}").
@@ -44,9 +71,9 @@ class Exchange {
   Result<std::int64_t> QueryInt(std::string_view name, std::int64_t fallback, std::int64_t min,
                                 std::int64_t max) const;
 
-  // The body as a JSON object: 415 without a JSON content type, 413 over the size limit, 400
-  // when it is not a JSON object. With required=false an empty body yields an empty object.
-  // On failure the error response has been sent and nullptr is returned.
+  // The body as a JSON object: 415 without a JSON content type, 400 when it is not a JSON
+  // object (the server answered 413 before the handler for one over the size limit). With required=false an
+  // empty body yields an empty object. On failure the error response has been sent and nullptr is returned.
   Poco::JSON::Object::Ptr JsonBody(bool required = true);
 
   // Sends `body` (string values redacted) with `status`.
@@ -56,11 +83,14 @@ class Exchange {
   void SendError(const Status& status);
   void SendError(int http_status, std::string_view code, std::string_view message,
                  const Poco::Dynamic::Var& details = Poco::Dynamic::Var());
+  // A response without a body (204).
+  void SendEmpty(int status);
+  void SendText(int status, std::string content_type, std::string body);
+  // Answers 200 and keeps the connection as the session's event stream, from after_seq on.
+  void StartEventStream(std::string session_id, std::int64_t after_seq);
 
   int status() const { return status_; }
   bool sent() const { return status_ != 0; }
-  // Records the status of a response a handler sent itself (event streams).
-  void MarkSent(int status) { status_ = status; }
 
  private:
   std::map<std::string, std::string> params_;

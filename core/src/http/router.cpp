@@ -65,9 +65,9 @@ RouteMatch Router::Match(std::string_view method, std::string_view path) const {
 
 const Router& ApiRouter() {
   static const Router router({
-      {"GET", "/healthz", &handlers::Healthz},
-      {"GET", "/readyz", &handlers::Readyz},
-      {"GET", "/metrics", &handlers::MetricsText},
+      {"GET", "/healthz", &handlers::Healthz, Lane::kHealth},
+      {"GET", "/readyz", &handlers::Readyz, Lane::kHealth},
+      {"GET", "/metrics", &handlers::MetricsText, Lane::kHealth},
       {"GET", "/api/openapi.json", &handlers::OpenApi},
       {"GET", "/api/plugins", &handlers::ListPlugins},
       {"POST", "/api/agents", &handlers::CreateAgent},
@@ -82,7 +82,7 @@ const Router& ApiRouter() {
       {"POST", "/api/sessions/{id}/messages", &handlers::SendMessage},
       {"GET", "/api/sessions/{id}/messages", &handlers::Transcript},
       {"GET", "/api/sessions/{id}/events", &handlers::ListEvents},
-      {"GET", "/api/sessions/{id}/events/stream", &handlers::StreamEvents, true},
+      {"GET", "/api/sessions/{id}/events/stream", &handlers::StreamEvents},
       {"GET", "/api/sessions/{id}/runs", &handlers::ListRuns},
       {"POST", "/api/sessions/{id}/runs/{run_id}/cancel", &handlers::CancelRun},
       {"GET", "/api/sessions/{id}/sandbox", &handlers::GetSandbox},
@@ -95,9 +95,9 @@ const Router& ApiRouter() {
 
 const Router& WorkerRouter() {
   static const Router router({
-      {"GET", "/healthz", &handlers::Healthz},
-      {"GET", "/readyz", &handlers::Readyz},
-      {"GET", "/metrics", &handlers::MetricsText},
+      {"GET", "/healthz", &handlers::Healthz, Lane::kHealth},
+      {"GET", "/readyz", &handlers::Readyz, Lane::kHealth},
+      {"GET", "/metrics", &handlers::MetricsText, Lane::kHealth},
   });
   return router;
 }

@@ -12,11 +12,15 @@ namespace paddock {
 class Exchange;
 using Handler = void (*)(Exchange&);
 
+// Which threads run a route's handler: the bounded API pool, or the health lane that keeps
+// answering (its own thread, its own connection reserve) when the API pool is full.
+enum class Lane { kApi, kHealth };
+
 struct Route {
   const char* method;
   const char* pattern;  // "/api/sessions/{id}": segments in braces capture
   Handler handler;
-  bool streaming = false;  // the handler writes its own response over time (SSE)
+  Lane lane = Lane::kApi;
 };
 
 struct RouteMatch {

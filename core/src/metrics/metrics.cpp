@@ -83,7 +83,39 @@ struct Metrics::Impl {
           .Name("paddock_model_cost_usd_total")
           .Help("US dollars models cost, as the agents reported it, by agent, harness and model.")
           .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& open =
+      BuildGauge()
+          .Name("paddock_http_open")
+          .Help("Open HTTP connections (kind=connection) and, among them, event streams (kind=stream).")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& shed =
+      BuildCounter()
+          .Name("paddock_http_shed_total")
+          .Help(
+              "Requests answered 503 without running, by reason (busy: handlers full; connections: a limit "
+              "on connections; draining: shutting down).")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& timeouts =
+      BuildCounter()
+          .Name("paddock_http_timeouts_total")
+          .Help("Connections closed on a deadline, by phase (header, body, idle, write).")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& cut =
+      BuildCounter()
+          .Name("paddock_http_streams_cut_total")
+          .Help("Event streams the server ended, by reason (slow: the client read too slowly; shutdown).")
+          .Register(*registry);
+  prometheus::Family<prometheus::Histogram>& delivery =
+      BuildHistogram()
+          .Name("paddock_event_delivery_seconds")
+          .Help("From an event's append to its hand-over to a stream's socket, per stream.")
+          .Register(*registry);
   prometheus::Counter& events_counter = events.Add({});
+  prometheus::Gauge& open_connections = open.Add({{"kind", "connection"}});
+  prometheus::Gauge& open_streams = open.Add({{"kind", "stream"}});
+  prometheus::Histogram& delivery_seconds =
+      delivery.Add({}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                               0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
   prometheus::Counter& interrupted_counter = interrupted.Add({});
   prometheus::Counter& egress_refused = egress.Add({});
 };
@@ -148,6 +180,19 @@ void Metrics::ModelUsage(std::string_view agent, std::string_view harness, const
 }
 
 void Metrics::RunInterrupted() { impl_->interrupted_counter.Increment(); }
+
+void Metrics::ConnectionOpened(int delta) { impl_->open_connections.Increment(delta); }
+void Metrics::StreamOpened(int delta) { impl_->open_streams.Increment(delta); }
+void Metrics::RequestShed(std::string_view reason) {
+  impl_->shed.Add({{"reason", std::string(reason)}}).Increment();
+}
+void Metrics::ConnectionTimedOut(std::string_view phase) {
+  impl_->timeouts.Add({{"phase", std::string(phase)}}).Increment();
+}
+void Metrics::StreamCut(std::string_view reason) {
+  impl_->cut.Add({{"reason", std::string(reason)}}).Increment();
+}
+void Metrics::EventDelivered(double seconds) { impl_->delivery_seconds.Observe(seconds); }
 
 void Metrics::EventsAppended(std::int64_t n) { impl_->events_counter.Increment(static_cast<double>(n)); }
 

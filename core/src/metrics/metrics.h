@@ -35,6 +35,16 @@ class Metrics {
   // What a model spent for an agent (by its id), through a harness.
   void ModelUsage(std::string_view agent, std::string_view harness, const Usage& usage);
   void EventsAppended(std::int64_t n);
+  // The front door: delta +1 when a connection (stream) opens, -1 when it closes.
+  void ConnectionOpened(int delta);
+  void StreamOpened(int delta);
+  // reason: "busy", "connections" or "draining".
+  void RequestShed(std::string_view reason);
+  // phase: "header", "body", "idle" or "write".
+  void ConnectionTimedOut(std::string_view phase);
+  // reason: "slow" or "shutdown".
+  void StreamCut(std::string_view reason);
+  void EventDelivered(double seconds);
   void SetSessionCounts(const SessionCounts& counts);
   void PluginLoaded(std::string_view kind, std::string_view name, std::string_view version);
 

@@ -6,7 +6,7 @@
 #include "paddock/json.h"
 #include "services/agent_service.h"
 #include "services/egress_proxy.h"
-#include "services/event_service.h"
+#include "services/events/event_service.h"
 #include "services/lease_sweeper.h"
 #include "services/sandbox_manager.h"
 #include "services/session_service.h"

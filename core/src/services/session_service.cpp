@@ -6,7 +6,7 @@
 #include "metrics/metrics.h"
 #include "paddock/events.h"
 #include "paddock/json.h"
-#include "services/event_service.h"
+#include "services/events/event_service.h"
 #include "services/sandbox_manager.h"
 #include "services/transcript.h"
 #include "services/worker.h"

@@ -5,7 +5,7 @@
 
 #include "metrics/metrics.h"
 #include "paddock/json.h"
-#include "services/event_service.h"
+#include "services/events/event_service.h"
 #include "util/digest.h"
 #include "util/log.h"
 

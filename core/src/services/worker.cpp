@@ -11,7 +11,7 @@
 #include "paddock/events.h"
 #include "paddock/json.h"
 #include "runtime/runtime_client.h"
-#include "services/event_service.h"
+#include "services/events/event_service.h"
 #include "services/sandbox_manager.h"
 #include "services/snapshot_service.h"
 #include "services/tool_cache.h"

@@ -39,7 +39,7 @@ void CreateAgent(Exchange& x) {
   if (!fields.ok()) return x.SendError(fields.status());
   Result<Agent> agent = x.app.agents().Create(*fields);
   if (!agent.ok()) return x.SendError(agent.status());
-  x.response.set("Location", "/api/agents/" + agent->id);
+  x.response.Set("Location", "/api/agents/" + agent->id);
   x.SendJson(201, RenderAgent(*agent));
 }
 
@@ -78,10 +78,7 @@ void UpdateAgent(Exchange& x) {
 void DeleteAgent(Exchange& x) {
   Status s = x.app.agents().Delete(x.Param("id"));
   if (!s.ok()) return x.SendError(s);
-  x.response.setStatus(Poco::Net::HTTPResponse::HTTP_NO_CONTENT);
-  x.response.setContentLength(0);
-  x.response.send();
-  x.MarkSent(204);
+  x.SendEmpty(204);
 }
 
 }  // namespace paddock::handlers

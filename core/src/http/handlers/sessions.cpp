@@ -12,11 +12,12 @@ namespace {
 
 // The Idempotency-Key header ("" when absent), checked by the service.
 std::string IdempotencyKeyOf(const Exchange& x) {
-  return x.request.has("Idempotency-Key") ? x.request.get("Idempotency-Key") : std::string();
+  const std::string* key = x.request.Header("Idempotency-Key");
+  return key ? *key : std::string();
 }
 
 void MarkReplay(Exchange& x, bool replayed) {
-  if (replayed) x.response.set("Idempotent-Replayed", "true");
+  if (replayed) x.response.Set("Idempotent-Replayed", "true");
 }
 
 }  // namespace
@@ -32,7 +33,7 @@ void CreateSession(Exchange& x) {
   }
   Result<Idempotent<Session>> session = x.app.sessions().Create(**agent_id, IdempotencyKeyOf(x));
   if (!session.ok()) return x.SendError(session.status());
-  x.response.set("Location", "/api/sessions/" + session->value.id);
+  x.response.Set("Location", "/api/sessions/" + session->value.id);
   MarkReplay(x, session->replayed);
   x.SendJson(201, RenderSession(session->value));
 }
@@ -76,10 +77,7 @@ void DeleteSession(Exchange& x) {
   }
   if (purge == "true") {
     if (Status s = x.app.sessions().Purge(x.Param("id")); !s.ok()) return x.SendError(s);
-    x.response.setStatus(Poco::Net::HTTPResponse::HTTP_NO_CONTENT);
-    x.response.setContentLength(0);
-    x.response.send();
-    x.MarkSent(204);
+    x.SendEmpty(204);
     return;
   }
   Result<Session> session = x.app.sessions().Close(x.Param("id"));

@@ -38,11 +38,7 @@ void Readyz(Exchange& x) {
 void MetricsText(Exchange& x) {
   if (auto counts = x.app.store().CountSessions(); counts.ok()) x.app.metrics().SetSessionCounts(*counts);
   std::string text = x.app.metrics().Serialize();
-  x.response.setStatus(Poco::Net::HTTPResponse::HTTP_OK);
-  x.response.setContentType("text/plain; version=0.0.4; charset=utf-8");
-  x.response.setContentLength64(static_cast<Poco::Int64>(text.size()));
-  x.response.sendBuffer(text.data(), text.size());
-  x.MarkSent(200);
+  x.SendText(200, "text/plain; version=0.0.4; charset=utf-8", std::move(text));
 }
 
 void OpenApi(Exchange& x) { x.SendRawJson(200, std::string(paddock::openapi::kFiles[0].content)); }

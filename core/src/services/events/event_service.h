@@ -2,6 +2,7 @@
 // to the store (which assigns the gap-free seq), and only then wakes anyone waiting.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -17,6 +18,7 @@
 
 namespace paddock {
 
+class EventHub;
 class Metrics;
 class Redactor;
 
@@ -53,6 +55,10 @@ class EventService final : public EventFeed {
 
   const Redactor& redactor() const { return redactor_; }
 
+  // Every append from now on is also announced to `hub` (the process's stream fan-out);
+  // nullptr detaches it. REQUIRES: the hub outlives the attachment.
+  void AttachHub(EventHub* hub);
+
   // Wakes every waiter; later waits return at once.
   void Shutdown();
   bool shutting_down() const;
@@ -66,6 +72,7 @@ class EventService final : public EventFeed {
     std::int64_t touched_ms = 0;
   };
   void NoteLocked(std::string_view session_id, std::int64_t seq);
+  void Wake(std::string_view session_id, std::int64_t seq) noexcept;
 
   SessionStore& store_;
   const Redactor& redactor_;
@@ -79,6 +86,7 @@ class EventService final : public EventFeed {
   bool live_ = false;           // the store's notifications are flowing
   std::uint64_t catch_up_ = 0;  // bumped when they come back: waiters re-read
   bool shutdown_ = false;
+  std::atomic<EventHub*> hub_{nullptr};
 };
 
 // `json` (an object) with every string value redacted, re-serialised. kInvalidArgument when it

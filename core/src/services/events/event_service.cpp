@@ -1,4 +1,4 @@
-#include "services/event_service.h"
+#include "services/events/event_service.h"
 
 #include <Poco/JSON/Parser.h>
 #include <Poco/JSON/Stringifier.h>
@@ -8,6 +8,7 @@
 
 #include "metrics/metrics.h"
 #include "paddock/json.h"
+#include "services/events/event_hub.h"
 #include "util/json_redact.h"
 #include "util/redactor.h"
 
@@ -59,8 +60,11 @@ Result<Event> EventService::Append(std::string_view session_id, std::string_view
 
 void EventService::Published(const Event& event) {
   metrics_.EventsAppended(1);
-  OnAppended(event.session_id, event.seq);
+  Wake(event.session_id, event.seq);
+  if (EventHub* hub = hub_.load()) hub->Offer(event);
 }
+
+void EventService::AttachHub(EventHub* hub) { hub_.store(hub); }
 
 void EventService::NoteLocked(std::string_view session_id, std::int64_t seq) {
   const std::int64_t now = NowMs();
@@ -78,6 +82,11 @@ void EventService::NoteLocked(std::string_view session_id, std::int64_t seq) {
 }
 
 void EventService::OnAppended(std::string_view session_id, std::int64_t seq) noexcept {
+  Wake(session_id, seq);
+  if (EventHub* hub = hub_.load()) hub->OnAppended(session_id, seq);
+}
+
+void EventService::Wake(std::string_view session_id, std::int64_t seq) noexcept {
   try {
     {
       std::lock_guard lock(mu_);
@@ -96,6 +105,7 @@ void EventService::OnFeedState(bool live) noexcept {
     live_ = live;
   }
   cv_.notify_all();
+  if (EventHub* hub = hub_.load()) hub->OnFeedState(live);
 }
 
 bool EventService::feed_live() const {
