@@ -8,6 +8,7 @@ packages=(
   prometheus-cpp-dev libsqlite3-dev libpq-dev postgresql libgtest-dev libgmock-dev libssl-dev libarchive-dev libyaml-cpp-dev
   libseccomp-dev bubblewrap util-linux e2fsprogs prometheus binutils procps python3 python3-yaml clang-format
   podman buildah debootstrap adduser  # the image and package tests
+  wrk slowhttptest  # the front door's load tests and benchmark
 )
 
 # Node.js and npm: the agent harnesses install their CLIs from npm (Codex runs on node). Any

@@ -190,7 +190,12 @@ Result<ExecResult> Sh(const SandboxInfo& sandbox, const std::string& script, Cap
 // ---- ServerProcess ------------------------------------------------------------------------
 
 ServerProcess::ServerProcess(const std::string& extra_toml, std::vector<std::string> env)
-    : ServerProcess(ServerOptions{{"serve"}, "[store]\ntype = \"sqlite\"\n", extra_toml, std::move(env)}) {}
+    : ServerProcess([&] {
+        ServerOptions o;
+        o.extra_toml = extra_toml;
+        o.env = std::move(env);
+        return o;
+      }()) {}
 
 ServerProcess::ServerProcess(ServerOptions options)
     : binary_(std::move(options.binary)),
@@ -203,7 +208,7 @@ ServerProcess::ServerProcess(ServerOptions options)
   cfg << "[server]\nlisten = \"127.0.0.1\"\nport = 0\ndata_dir = \"" << data_dir_ << "\"\n";
   if (!options.plugin_dir.empty()) cfg << "plugin_dir = \"" << options.plugin_dir << "\"\n";
   cfg << "log_level = \"debug\"\n"
-      << "[secrets]\ntype = \"env\"\n"
+      << options.server_toml << "[secrets]\ntype = \"env\"\n"
       << options.store_toml << options.sandbox_toml << options.harness_toml << options.extra_toml;
 }
 

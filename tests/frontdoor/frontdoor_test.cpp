@@ -1,0 +1,320 @@
+// The front door from the side of the clients that want to bring it down: a thousand streams on
+// one session, slowloris (our own and slowhttptest's), a client that stops reading, a flood of
+// requests past the handler pool, connections past the limits, and a SIGTERM mid-request.
+// Each runs against a real `paddock serve` (sandboxes only where a slow request needs one).
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <atomic>
+#include <cstdio>
+#include <future>
+#include <regex>
+#include <thread>
+
+#include "paddock/testing/assert.h"
+#include "raw_http.h"
+#include "testing.h"
+
+namespace paddock::testing {
+namespace {
+
+const std::string kHealth = "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+
+std::string StatusLine(const std::string& response) { return response.substr(0, response.find("\r\n")); }
+
+// The value of one sample in /metrics text ("name{labels}"), 0 when absent.
+double Metric(const ServerProcess& server, const std::string& sample) {
+  std::string text = server.Request("GET", "/metrics").body;
+  size_t at = 0;
+  while ((at = text.find(sample + " ", at)) != std::string::npos) {
+    if (at == 0 || text[at - 1] == '\n') return std::stod(text.substr(at + sample.size() + 1));
+    at += sample.size();
+  }
+  return 0;
+}
+
+struct Fixture {
+  explicit Fixture(const std::string& server_toml, std::vector<std::string> args = {"serve", "--no-worker"}) {
+    RaiseNoFile();
+    ServerOptions o;
+    o.args = std::move(args);
+    o.server_toml = server_toml;
+    server = std::make_unique<ServerProcess>(o);
+  }
+  Status Start() {
+    PADDOCK_RETURN_IF_ERROR(server->Start());
+    auto agent = server->Request("POST", "/api/agents", R"({"name":"door","harness":"shell"})");
+    agent_id = JsonField(agent.body, "id");
+    return Status::Ok();
+  }
+  std::string NewSession() {
+    auto r = server->Request("POST", "/api/sessions", "{\"agent_id\":\"" + agent_id + "\"}");
+    EXPECT_EQ(r.status, 201) << r.body;
+    return JsonField(r.body, "id");
+  }
+  std::string StreamRequest(const std::string& session) const {
+    return "GET /api/sessions/" + session + "/events/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+  }
+  std::unique_ptr<ServerProcess> server;
+  std::string agent_id;
+};
+
+TEST(FrontDoor, AThousandStreamsOnOneSessionAllGetTheEvent) {
+  // One client address holds them all: the per-client limit (default 1000) must make room.
+  Fixture f("max_connections_per_client = 1100\n");
+  ASSERT_OK(f.Start());
+  const std::string session = f.NewSession();
+  constexpr int kStreams = 1000;
+  std::vector<int> fds;
+  std::vector<std::string> got(kStreams);
+  for (int i = 0; i < kStreams; ++i) {
+    int fd = ConnectTo(f.server->port());
+    ASSERT_GE(fd, 0) << "connection " << i;
+    ASSERT_TRUE(SendAll(fd, f.StreamRequest(session)));
+    fds.push_back(fd);
+  }
+  // Every stream is answered and has caught up (session.created) before the event is sent.
+  for (int i = 0; i < kStreams; ++i) {
+    ASSERT_EQ(ReadUntil(fds[i], got[i], "event: session.created", 30000), ReadEnd::kFound)
+        << "stream " << i << " got: " << got[i];
+    EXPECT_EQ(StatusLine(got[i]), "HTTP/1.1 200 OK");
+  }
+  EXPECT_EQ(Metric(*f.server, "paddock_http_open{kind=\"stream\"}"), kStreams);
+  // The API still answers while they are open.
+  EXPECT_EQ(StatusLine(RawRequest(f.server->port(), kHealth)), "HTTP/1.1 200 OK");
+  auto sent = f.server->Request("POST", "/api/sessions/" + session + "/messages", R"({"content":"to all"})");
+  ASSERT_EQ(sent.status, 202) << sent.body;
+  int received = 0;
+  for (int i = 0; i < kStreams; ++i) {
+    received += ReadUntil(fds[i], got[i], "\"content\":\"to all\"", 30000) == ReadEnd::kFound;
+  }
+  EXPECT_EQ(received, kStreams);
+  for (int fd : fds) close(fd);
+}
+
+TEST(FrontDoor, SlowClientsCannotStopHealthOrRequests) {
+  Fixture f("header_timeout = \"2s\"\nbody_timeout = \"2s\"\n");
+  ASSERT_OK(f.Start());
+  const std::string session = f.NewSession();
+  // 300 slowloris connections: a header line every 500 ms, never the blank line; and 20 that
+  // send a body one byte at a time.
+  std::vector<int> slow, dribble;
+  for (int i = 0; i < 300; ++i) {
+    int fd = ConnectTo(f.server->port());
+    ASSERT_GE(fd, 0);
+    SendAll(fd, "GET /api/sessions HTTP/1.1\r\nHost: t\r\n");
+    slow.push_back(fd);
+  }
+  for (int i = 0; i < 20; ++i) {
+    int fd = ConnectTo(f.server->port());
+    ASSERT_GE(fd, 0);
+    SendAll(fd,
+            "POST /api/agents HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: "
+            "100\r\n\r\n{");
+    dribble.push_back(fd);
+  }
+  std::atomic<bool> stop{false};
+  std::thread feeder([&] {
+    while (!stop) {
+      for (int fd : slow) SendAll(fd, "X-Slow: 1\r\n");
+      for (int fd : dribble) SendAll(fd, " ");
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  });
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(StatusLine(RawRequest(f.server->port(), kHealth)), "HTTP/1.1 200 OK");
+    auto r = f.server->Request("GET", "/api/sessions/" + session);
+    EXPECT_EQ(r.status, 200) << r.body;
+  }
+  // The header deadline covers the whole header, not each read: every slowloris connection is
+  // closed although it keeps sending.
+  int closed = 0;
+  for (int fd : slow) {
+    std::string got;
+    closed += ReadUntil(fd, got, "\x01never", 15000) == ReadEnd::kClosed;
+  }
+  int body_closed = 0;
+  for (int fd : dribble) {
+    std::string got;
+    body_closed += ReadUntil(fd, got, "\x01never", 15000) == ReadEnd::kClosed;
+  }
+  stop = true;
+  feeder.join();
+  EXPECT_EQ(closed, 300);
+  EXPECT_EQ(body_closed, 20);
+  EXPECT_GE(Metric(*f.server, "paddock_http_timeouts_total{phase=\"header\"}"), 300);
+  EXPECT_GE(Metric(*f.server, "paddock_http_timeouts_total{phase=\"body\"}"), 20);
+  for (int fd : slow) close(fd);
+  for (int fd : dribble) close(fd);
+
+  // And slowhttptest's slowloris, 500 connections, while /healthz is asked.
+  std::vector<std::string> argv = {
+      "slowhttptest", "-H",  "-c", "500",
+      "-r",           "250", "-i", "1",
+      "-l",           "6",   "-u", "http://127.0.0.1:" + std::to_string(f.server->port()) + "/healthz",
+      "-p",           "3"};
+  auto attack = std::async(std::launch::async, [&] { return RunCommand(argv); });
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(StatusLine(RawRequest(f.server->port(), kHealth)), "HTTP/1.1 200 OK");
+    EXPECT_EQ(f.server->Request("GET", "/api/sessions/" + session).status, 200);
+  }
+  auto [code, out] = attack.get();
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("SLOW HEADERS"), std::string::npos) << out;
+}
+
+TEST(FrontDoor, AStreamThatStopsReadingIsCutAndSlowsNoOne) {
+  Fixture f("stream_buffer = \"64KiB\"\nwrite_timeout = \"60s\"\n");
+  ASSERT_OK(f.Start());
+  const std::string session = f.NewSession();
+  int stuck = ConnectTo(f.server->port(), nullptr, 4096);
+  int reader = ConnectTo(f.server->port());
+  ASSERT_GE(stuck, 0);
+  ASSERT_GE(reader, 0);
+  std::string stuck_got, reader_got;
+  SendAll(stuck, f.StreamRequest(session));
+  SendAll(reader, f.StreamRequest(session));
+  ASSERT_EQ(ReadUntil(stuck, stuck_got, "event: session.created", 10000), ReadEnd::kFound);
+  ASSERT_EQ(ReadUntil(reader, reader_got, "event: session.created", 10000), ReadEnd::kFound);
+  // ~3 MiB of events: far more than the stuck client's socket buffers and its 64 KiB.
+  const std::string big(60000, 'x');
+  for (int i = 0; i < 50; ++i) {
+    auto r = f.server->Request("POST", "/api/sessions/" + session + "/messages",
+                               "{\"content\":\"" + std::to_string(i) + big + "\"}");
+    ASSERT_EQ(r.status, 202) << r.body;
+    EXPECT_EQ(StatusLine(RawRequest(f.server->port(), kHealth)), "HTTP/1.1 200 OK");
+  }
+  // The reading stream gets every event.
+  ASSERT_EQ(ReadUntil(reader, reader_got, "\"content\":\"49", 30000), ReadEnd::kFound);
+  EXPECT_EQ(Metric(*f.server, "paddock_http_streams_cut_total{reason=\"slow\"}"), 1);
+  // The stuck one, read at last, ends with the reason and a clean end of the stream.
+  EXPECT_EQ(ReadUntil(stuck, stuck_got, "\x01never", 30000), ReadEnd::kClosed);
+  EXPECT_NE(stuck_got.find(": stream cut: this client reads too slowly"), std::string::npos);
+  EXPECT_NE(stuck_got.find("\r\n0\r\n\r\n"), std::string::npos) << "no last chunk";
+  EXPECT_EQ(stuck_got.find("\"content\":\"49"), std::string::npos);
+  close(stuck);
+  close(reader);
+}
+
+TEST(FrontDoor, OverloadAnswers503AtOnceAndHealthStillAnswers) {
+  Fixture f("handler_threads = 1\nmax_queued_requests = 0\n", {"serve"});
+  ASSERT_OK(f.Start());
+  const std::string session = f.NewSession();
+  // The sandbox first, so the next exec is only the sleep.
+  auto warm =
+      f.server->Request("POST", "/api/sessions/" + session + "/sandbox/exec", R"({"command":"true"})");
+  ASSERT_EQ(warm.status, 200) << warm.body;
+  auto slow = std::async(std::launch::async, [&] {
+    return f.server->Request("POST", "/api/sessions/" + session + "/sandbox/exec",
+                             R"({"command":"sleep 4"})");
+  });
+  // Wait until the one handler thread is taken.
+  HttpResponse shed;
+  for (int i = 0; i < 100 && shed.status != 503; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    shed = f.server->Request("GET", "/api/sessions/" + session);
+  }
+  ASSERT_EQ(shed.status, 503) << shed.body;
+  EXPECT_EQ(shed.headers["Retry-After"], "1");
+  EXPECT_EQ(JsonField(shed.body, "error.code"), "unavailable");
+  EXPECT_NE(JsonField(shed.body, "error.message").find("handler_threads"), std::string::npos);
+  EXPECT_EQ(StatusLine(RawRequest(f.server->port(), kHealth)), "HTTP/1.1 200 OK");
+  EXPECT_EQ(f.server->Request("GET", "/readyz").status, 200);
+  auto done = slow.get();
+  EXPECT_EQ(done.status, 200) << done.body;
+  EXPECT_EQ(JsonField(done.body, "exit_code"), "0");
+  EXPECT_EQ(f.server->Request("GET", "/api/sessions/" + session).status, 200);
+  EXPECT_GE(Metric(*f.server, "paddock_http_shed_total{reason=\"busy\"}"), 1);
+}
+
+TEST(FrontDoor, ConnectionLimitsAndIdleTimeoutFromConfigApply) {
+  Fixture f(
+      "max_connections = 5\nmax_connections_per_client = 3\nhealth_reserve = 2\nidle_timeout = \"1s\"\n");
+  ASSERT_OK(f.Start());
+  const int port = f.server->port();
+  const std::string get = "GET /api/sessions HTTP/1.1\r\nHost: t\r\n\r\n";
+  auto keep = [&](const char* source) {
+    int fd = ConnectTo(port, source);
+    std::string got;
+    EXPECT_TRUE(SendAll(fd, get));
+    EXPECT_EQ(ReadUntil(fd, got, "\r\n\r\n", 5000), ReadEnd::kFound);
+    EXPECT_EQ(StatusLine(got), "HTTP/1.1 200 OK");
+    return fd;
+  };
+  // An idle kept-alive connection is closed after idle_timeout.
+  {
+    int fd = keep("127.0.0.1");
+    std::string got;
+    EXPECT_EQ(ReadUntil(fd, got, "\x01never", 10000), ReadEnd::kClosed);
+    close(fd);
+    for (int i = 0; i < 50 && f.server->Request("GET", "/healthz").status != 200; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  std::vector<int> held;
+  for (int i = 0; i < 3; ++i) held.push_back(keep("127.0.0.1"));
+  // A fourth from the same address: 503 for the API, but the health lane answers.
+  std::string over = RawRequest(port, get, 5000, "127.0.0.1");
+  EXPECT_EQ(StatusLine(over), "HTTP/1.1 503 Service Unavailable") << over;
+  EXPECT_NE(over.find("Retry-After: 1"), std::string::npos);
+  EXPECT_NE(over.find("max_connections_per_client = 3"), std::string::npos);
+  EXPECT_EQ(StatusLine(RawRequest(port, kHealth, 5000, "127.0.0.1")), "HTTP/1.1 200 OK");
+  // Another client is served, up to the total of 5.
+  held.push_back(keep("127.0.0.2"));
+  held.push_back(keep("127.0.0.3"));
+  EXPECT_EQ(StatusLine(RawRequest(port, get, 5000, "127.0.0.4")), "HTTP/1.1 503 Service Unavailable");
+  // Past the reserve as well: refused at once, still with a 503.
+  std::vector<int> reserve = {ConnectTo(port, "127.0.0.5"), ConnectTo(port, "127.0.0.6")};
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::string refused = RawRequest(port, get, 5000, "127.0.0.7");
+  EXPECT_EQ(StatusLine(refused), "HTTP/1.1 503 Service Unavailable") << refused;
+  for (int fd : reserve) close(fd);
+  // Freed slots are reused.
+  close(held[0]);
+  held.erase(held.begin());
+  std::string again;
+  for (int i = 0; i < 50; ++i) {
+    again = RawRequest(port, "GET /api/sessions HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 5000,
+                       "127.0.0.1");
+    if (StatusLine(again) == "HTTP/1.1 200 OK") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(StatusLine(again), "HTTP/1.1 200 OK") << again;
+  for (int fd : held) close(fd);
+  EXPECT_GE(Metric(*f.server, "paddock_http_shed_total{reason=\"connections\"}"), 3);
+}
+
+TEST(FrontDoor, ShutdownEndsStreamsAndLetsRequestsInFlightFinish) {
+  Fixture f("shutdown_grace = \"20s\"\n", {"serve"});
+  ASSERT_OK(f.Start());
+  const std::string session = f.NewSession();
+  auto warm =
+      f.server->Request("POST", "/api/sessions/" + session + "/sandbox/exec", R"({"command":"true"})");
+  ASSERT_EQ(warm.status, 200) << warm.body;
+  int stream = ConnectTo(f.server->port());
+  std::string got;
+  SendAll(stream, f.StreamRequest(session));
+  ASSERT_EQ(ReadUntil(stream, got, "event: session.created", 10000), ReadEnd::kFound);
+  auto slow = std::async(std::launch::async, [&] {
+    return f.server->Request("POST", "/api/sessions/" + session + "/sandbox/exec",
+                             R"({"command":"sleep 2; echo finished"})");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  auto stopped = std::async(std::launch::async, [&] { return f.server->Stop(); });
+  // The stream ends at once, with the reason, while the request is still running.
+  EXPECT_EQ(ReadUntil(stream, got, "\x01never", 10000), ReadEnd::kClosed);
+  EXPECT_NE(got.find(": the server is shutting down; reconnect with Last-Event-ID"), std::string::npos)
+      << got;
+  EXPECT_NE(got.find("\r\n0\r\n\r\n"), std::string::npos);
+  close(stream);
+  auto done = slow.get();
+  EXPECT_EQ(done.status, 200) << done.body;
+  EXPECT_EQ(JsonField(done.body, "stdout"), "finished\n");
+  EXPECT_EQ(done.headers["Connection"], "close");
+  EXPECT_EQ(stopped.get(), 0);
+}
+
+}  // namespace
+}  // namespace paddock::testing
