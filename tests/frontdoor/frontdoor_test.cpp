@@ -7,6 +7,10 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
 #include <cstdio>
 #include <future>
 #include <regex>
@@ -313,6 +317,61 @@ TEST(FrontDoor, ShutdownEndsStreamsAndLetsRequestsInFlightFinish) {
   EXPECT_EQ(done.status, 200) << done.body;
   EXPECT_EQ(JsonField(done.body, "stdout"), "finished\n");
   EXPECT_EQ(done.headers["Connection"], "close");
+  EXPECT_EQ(stopped.get(), 0);
+}
+
+TEST(FrontDoor, TheEventStreamSpeaksWebSocketToo) {
+  namespace beast = boost::beast;
+  namespace websocket = beast::websocket;
+  using tcp = boost::asio::ip::tcp;
+  Fixture f("");
+  ASSERT_OK(f.Start());
+  const std::string session = f.NewSession();
+  boost::asio::io_context io;
+  auto open = [&](const std::string& target, beast::error_code& ec) {
+    auto ws = std::make_unique<websocket::stream<tcp::socket>>(io);
+    ws->next_layer().connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
+                                           static_cast<unsigned short>(f.server->port())));
+    ws->handshake("127.0.0.1", target, ec);
+    return ws;
+  };
+  beast::error_code ec;
+  // An unknown session is refused in the handshake (404), as the SSE stream refuses it.
+  auto refused = open("/api/sessions/ses_nope/events/stream", ec);
+  EXPECT_EQ(ec, websocket::error::upgrade_declined);
+  auto ws = open("/api/sessions/" + session + "/events/stream", ec);
+  ASSERT_FALSE(ec) << ec.message();
+  beast::flat_buffer buffer;
+  ws->read(buffer);
+  std::string first = beast::buffers_to_string(buffer.data());
+  EXPECT_TRUE(ws->got_text());
+  EXPECT_EQ(JsonField(first, "type"), "session.created") << first;
+  EXPECT_EQ(JsonField(first, "seq"), "1");
+  buffer.clear();
+  ASSERT_EQ(
+      f.server->Request("POST", "/api/sessions/" + session + "/messages", R"({"content":"over ws"})").status,
+      202);
+  ws->read(buffer);
+  std::string second = beast::buffers_to_string(buffer.data());
+  EXPECT_EQ(JsonField(second, "type"), "message.user") << second;
+  EXPECT_EQ(JsonField(second, "data.content"), "over ws");
+  // Resuming after seq 1 (?after=) starts with the message.
+  beast::error_code ec2;
+  auto resumed = open("/api/sessions/" + session + "/events/stream?after=1", ec2);
+  ASSERT_FALSE(ec2) << ec2.message();
+  buffer.clear();
+  resumed->read(buffer);
+  EXPECT_EQ(JsonField(beast::buffers_to_string(buffer.data()), "seq"), "2");
+  // On shutdown the server closes it with "going away" and the reason.
+  auto stopped = std::async(std::launch::async, [&] { return f.server->Stop(); });
+  buffer.clear();
+  ws->read(buffer, ec);
+  EXPECT_EQ(ec, websocket::error::closed);
+  EXPECT_EQ(ws->reason().code, websocket::close_code::going_away);
+  EXPECT_NE(std::string(ws->reason().reason.c_str()).find("shutting down"), std::string::npos);
+  buffer.clear();
+  resumed->read(buffer, ec);  // answers the close, so the server need not wait out its grace
+  EXPECT_EQ(ec, websocket::error::closed);
   EXPECT_EQ(stopped.get(), 0);
 }
 

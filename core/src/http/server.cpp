@@ -12,6 +12,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -39,6 +40,7 @@ namespace {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
@@ -321,6 +323,7 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
     stream_.expires_never();
     state_ = State::kHandling;
     auto& req = parser_->get();
+    if (websocket::is_upgrade(req)) upgrade_ = std::make_unique<http::request<http::string_body>>(req);
     auto request = std::make_shared<HttpRequest>();
     request->method = std::string(req.method_string());
     request->target = std::string(req.target());
@@ -426,7 +429,9 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
 
   void WriteReply(HttpReply reply) {
     if (state_ == State::kClosed) return;
+    if (reply.stream && upgrade_) return StartWebSocket(std::move(reply));
     if (reply.stream) return StartStream(std::move(reply));
+    upgrade_.reset();
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(reply.status),
                                                                    version_);
     res->set(http::field::server, "paddock");
@@ -499,6 +504,30 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
                              });
   }
 
+  // The same stream as WebSocket text messages, one event (its JSON) per message. Beast does the
+  // handshake, framing, pings and close; its own timeouts replace the stream's deadlines.
+  void StartWebSocket(HttpReply reply) {
+    stream_session_ = reply.stream->session_id;
+    const std::int64_t after = reply.stream->after_seq;
+    stream_.expires_never();
+    ws_.emplace(stream_);
+    websocket::stream_base::timeout timeouts{};
+    timeouts.handshake_timeout = std::chrono::milliseconds(server_.settings.write_timeout_ms);
+    timeouts.idle_timeout = std::chrono::milliseconds(server_.settings.idle_timeout_ms);
+    timeouts.keep_alive_pings = true;
+    ws_->set_option(timeouts);
+    ws_->set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(http::field::server, "paddock"); }));
+    state_ = State::kWriting;
+    auto request = std::move(upgrade_);
+    auto& ref = *request;
+    ws_->async_accept(ref,
+                      [self = shared_from_this(), request = std::move(request), after](beast::error_code ec) {
+                        if (ec) return self->Close();
+                        self->OnStreamStarted(after);
+                      });
+  }
+
   void OnStreamStarted(std::int64_t after) {
     state_ = State::kStreaming;
     {
@@ -509,6 +538,10 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
     server_.metrics.StreamOpened(1);
     if (server_.draining)
       return Cut("shutdown", ": the server is shutting down; reconnect with Last-Event-ID\n\n");
+    if (ws_) {
+      subscription_ = server_.hub->Subscribe(stream_session_, after, shared_from_this());
+      return WebSocketRead();
+    }
     Queue("retry: 2000\n\n");
     subscription_ = server_.hub->Subscribe(stream_session_, after, shared_from_this());
     // The client sends nothing more; a read that ends means it went away.
@@ -517,6 +550,19 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
                                        if (self->state_ == State::kStreaming) self->Close();
                                      });
     ArmHeartbeat();
+  }
+
+  // Reads (and drops) what the client sends, so control frames are answered; an error or a close
+  // ends the stream.
+  void WebSocketRead() {
+    ws_->async_read(ws_buffer_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->ws_buffer_.clear();
+      if (ec) {
+        if (self->state_ == State::kStreaming) self->Close();
+        return;
+      }
+      self->WebSocketRead();
+    });
   }
 
   void ArmHeartbeat() {
@@ -564,6 +610,7 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
 
   void Flush() {
     if (writing_ || pending_.empty()) return;
+    if (ws_) return FlushWebSocket();
     inflight_.swap(pending_);
     pending_bytes_ = 0;
     buffers_.clear();
@@ -587,6 +634,33 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
     }
   }
 
+  void FlushWebSocket() {
+    Piece piece = std::move(pending_.front());
+    pending_.pop_front();
+    if (!piece.event) {  // the reason a stream ends: a close frame with it
+      pending_.clear();
+      pending_bytes_ = 0;
+      writing_ = true;
+      const bool slow = piece.text.find("too slowly") != std::string::npos;
+      websocket::close_reason why(slow ? websocket::close_code::try_again_later
+                                       : websocket::close_code::going_away);
+      std::string text = piece.text.rfind("event: error", 0) == 0
+                             ? std::string("event store unavailable")
+                             : piece.text.substr(piece.text.find_first_not_of(": "));
+      why.reason = text.substr(0, std::min<size_t>(120, text.find('\n')));
+      ws_->async_close(why, [self = shared_from_this()](beast::error_code) { self->Close(); });
+      return;
+    }
+    pending_bytes_ -= std::min(pending_bytes_, piece.event->sse.size());
+    server_.metrics.EventDelivered(
+        static_cast<double>(std::max<std::int64_t>(0, NowMs() - piece.event->created_at)) / 1000.0);
+    inflight_.push_back(std::move(piece));
+    writing_ = true;
+    ws_->text(true);
+    ws_->async_write(net::buffer(inflight_.front().event->json),
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnFlushed(ec); });
+  }
+
   void OnFlushed(const beast::error_code& ec) {
     writing_ = false;
     inflight_.clear();
@@ -603,6 +677,7 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
   }
 
   void EndStream() {
+    if (ws_) return Close();
     if (!chunked_) return Linger();
     writing_ = true;
     stream_.expires_after(std::chrono::seconds(5));
@@ -660,6 +735,9 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
   const bool reserve_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::unique_ptr<http::request<http::string_body>> upgrade_;  // a WebSocket handshake's request
+  std::optional<websocket::stream<beast::tcp_stream&>> ws_;
+  beast::flat_buffer ws_buffer_;
   State state_ = State::kHeader;
   bool keep_alive_ = false;
   bool head_ = false;
