@@ -10,7 +10,8 @@
 //
 //   build/bin/frontdoor_bench [N=5000] [S=500] [M=1000]
 //   build/bin/frontdoor_bench sandboxes [K=2000]
-//   FRONTDOOR_BINARY=/path/to/an/older/paddock build/bin/frontdoor_bench ...   (the same, on it)
+//   FRONTDOOR_BINARY=/path/to/an/older/paddock build/bin/frontdoor_bench ...   (the same, on it;
+//   its plugins from ../plugins next to its bin/)
 #include <sys/epoll.h>
 
 #include <atomic>
@@ -151,6 +152,7 @@ Setup StartServer(int sessions, std::vector<std::string> args = {"serve", "--no-
   // FRONTDOOR_BINARY: measure another build (an older one knows none of the limits' keys).
   if (const char* other = std::getenv("FRONTDOOR_BINARY")) {
     o.binary = other;
+    o.plugin_dir = std::filesystem::path(other).parent_path().parent_path() / "plugins";
     o.server_toml = "log_level = \"warn\"\n";
   }
   s.server = std::make_unique<ServerProcess>(o);
@@ -413,6 +415,7 @@ int Sandboxes(int k) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // figures appear as they are measured
   RaiseNoFile();
   std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "sandboxes") return Sandboxes(argc > 2 ? std::atoi(argv[2]) : 2000);

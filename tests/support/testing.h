@@ -90,7 +90,7 @@ struct ServerOptions {
   // Descriptors the server inherits besides stdio, as (descriptor here, number there): what a
   // careless parent process might leave open.
   std::vector<std::pair<int, int>> inherit_fds = {};
-  std::string server_toml;  // more [server] keys, one per line
+  std::string server_toml = "";  // more [server] keys, one per line
 };
 
 class ServerProcess {
