@@ -28,7 +28,45 @@ Statement::Statement(sqlite3* db, std::string_view sql) : db_(db) {
   prepare_status_ = SqliteStatus(rc, db, "prepare");
 }
 
-Statement::~Statement() { sqlite3_finalize(stmt_); }
+Statement::Statement(StatementCache& cache, sqlite3* db, std::string_view sql)
+    : db_(db), cache_(&cache), sql_(sql) {
+  stmt_ = cache.Take(sql_);
+  if (stmt_) return;
+  int rc = sqlite3_prepare_v3(db, sql_.data(), static_cast<int>(sql_.size()), SQLITE_PREPARE_PERSISTENT,
+                              &stmt_, nullptr);
+  prepare_status_ = SqliteStatus(rc, db, "prepare");
+}
+
+Statement::~Statement() {
+  if (cache_ && stmt_ && prepare_status_.ok()) {
+    cache_->Give(std::move(sql_), stmt_);
+  } else {
+    sqlite3_finalize(stmt_);
+  }
+}
+
+sqlite3_stmt* StatementCache::Take(const std::string& sql) {
+  auto it = free_.find(sql);
+  if (it == free_.end()) return nullptr;
+  sqlite3_stmt* stmt = it->second;
+  free_.erase(it);
+  return stmt;
+}
+
+void StatementCache::Give(std::string sql, sqlite3_stmt* stmt) {
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  if (free_.size() >= kMax || free_.count(sql)) {
+    sqlite3_finalize(stmt);
+    return;
+  }
+  free_.emplace(std::move(sql), stmt);
+}
+
+void StatementCache::Clear() {
+  for (auto& [sql, stmt] : free_) sqlite3_finalize(stmt);
+  free_.clear();
+}
 
 Statement& Statement::Bind(int i, std::string_view v) {
   sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);

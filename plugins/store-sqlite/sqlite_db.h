@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "paddock/status.h"
 #include "paddock/types.h"
@@ -18,9 +19,31 @@ namespace paddock::plugins::store_sqlite {
 // kAlreadyExists or kFailedPrecondition, everything else -> kInternal.
 Status SqliteStatus(int rc, sqlite3* db, std::string_view what);
 
+// Prepared statements kept for reuse, by their SQL. Not thread-safe: its owner serialises every
+// use (the store's mutex). Clear() before the connection closes.
+class StatementCache {
+ public:
+  StatementCache() = default;
+  ~StatementCache() { Clear(); }
+  StatementCache(const StatementCache&) = delete;
+  StatementCache& operator=(const StatementCache&) = delete;
+
+  // A statement prepared earlier for `sql`, reset; nullptr when there is none.
+  sqlite3_stmt* Take(const std::string& sql);
+  // Keeps `stmt` for the next Take (or finalizes it when one is kept already or the cache is full).
+  void Give(std::string sql, sqlite3_stmt* stmt);
+  void Clear();
+
+ private:
+  static constexpr size_t kMax = 256;
+  std::unordered_map<std::string, sqlite3_stmt*> free_;
+};
+
 class Statement {
  public:
   Statement(sqlite3* db, std::string_view sql);
+  // Reuses a statement from `cache` (and gives it back when done) instead of preparing anew.
+  Statement(StatementCache& cache, sqlite3* db, std::string_view sql);
   ~Statement();
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
@@ -51,6 +74,8 @@ class Statement {
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
   Status prepare_status_;
+  StatementCache* cache_ = nullptr;
+  std::string sql_;
 };
 
 // BEGIN IMMEDIATE ... COMMIT, rolled back on destruction unless committed.

@@ -57,10 +57,10 @@ Result<Event> SqliteSessionStore::EnqueueRun(const Run& run, const NewEvent& eve
     appended_.clear();
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
-    Statement session(db_, "SELECT 1 FROM sessions WHERE id = ?");
+    Statement session(cache_, db_, "SELECT 1 FROM sessions WHERE id = ?");
     session.Bind(1, run.session_id);
     PADDOCK_RETURN_IF_ERROR(session.StepRow("session '" + run.session_id + "' does not exist"));
-    Statement st(db_,
+    Statement st(cache_, db_,
                  "INSERT INTO runs (id, session_id, status, content, attempt, created_at) "
                  "VALUES (?, ?, 'queued', ?, 0, ?)");
     st.Bind(1, run.id).Bind(2, run.session_id).Bind(3, run.content).Bind(4, run.created_at);
@@ -78,7 +78,7 @@ Result<Event> SqliteSessionStore::EnqueueRun(const Run& run, const NewEvent& eve
 }
 
 Result<Run> SqliteSessionStore::GetRunLocked(std::string_view id) {
-  Statement st(db_, std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?");
+  Statement st(cache_, db_, std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?");
   st.Bind(1, id);
   PADDOCK_RETURN_IF_ERROR(st.StepRow("run '" + std::string(id) + "' does not exist"));
   return ReadRun(st);
@@ -95,8 +95,9 @@ Result<std::vector<Run>> SqliteSessionStore::ListRuns(std::string_view session_i
   return Guard([&]() -> Result<std::vector<Run>> {
     PADDOCK_RETURN_IF_ERROR(CheckLimit(limit));
     std::lock_guard lock(mu_);
-    Statement st(db_, std::string("SELECT ") + kRunColumns +
-                          " FROM runs WHERE session_id = ? ORDER BY position LIMIT ?");
+    Statement st(
+        cache_, db_,
+        std::string("SELECT ") + kRunColumns + " FROM runs WHERE session_id = ? ORDER BY position LIMIT ?");
     st.Bind(1, session_id).Bind(2, static_cast<std::int64_t>(limit));
     std::vector<Run> out;
     Status s;
@@ -113,7 +114,7 @@ Result<std::optional<Run>> SqliteSessionStore::ClaimNextRun(std::string_view wor
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
     // The oldest queued run of a session that has no running run and no older queued run.
-    Statement pick(db_,
+    Statement pick(cache_, db_,
                    "SELECT r.id FROM runs r WHERE r.status = 'queued' "
                    "AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.session_id = r.session_id "
                    "  AND (x.status = 'running' OR (x.status = 'queued' AND x.position < "
@@ -126,7 +127,7 @@ Result<std::optional<Run>> SqliteSessionStore::ClaimNextRun(std::string_view wor
     }
     std::string id = pick.Text(0);
     const TimestampMs now = NowMs();
-    Statement claim(db_,
+    Statement claim(cache_, db_,
                     "UPDATE runs SET status = 'running', started_at = ?, attempt = attempt + 1, "
                     "generation = generation + 1, lease_owner = ?, lease_expires_at = ? "
                     "WHERE id = ? AND status = 'queued'");
@@ -155,7 +156,7 @@ Result<Run> SqliteSessionStore::HeartbeatRun(const RunLease& lease,
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
     PADDOCK_RETURN_IF_ERROR(CheckLeaseLocked(lease).status());
-    Statement st(db_, "UPDATE runs SET lease_expires_at = ? WHERE id = ?");
+    Statement st(cache_, db_, "UPDATE runs SET lease_expires_at = ? WHERE id = ?");
     st.Bind(1, NowMs() + extend.count()).Bind(2, lease.run_id);
     PADDOCK_RETURN_IF_ERROR(st.Run());
     PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(lease.run_id));
@@ -171,7 +172,7 @@ Result<Event> SqliteSessionStore::StartRun(const RunLease& lease, const NewEvent
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
     PADDOCK_ASSIGN_OR_RETURN(Run run, CheckLeaseLocked(lease));
-    Statement ses(db_,
+    Statement ses(cache_, db_,
                   "UPDATE sessions SET status = 'running', updated_at = ? WHERE id = ? AND status = 'ready'");
     ses.Bind(1, NowMs()).Bind(2, run.session_id);
     PADDOCK_RETURN_IF_ERROR(ses.Run());
@@ -242,12 +243,13 @@ Result<Event> SqliteSessionStore::RecordRunUsage(const RunLease& lease, const Us
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
     PADDOCK_ASSIGN_OR_RETURN(Run run, CheckLeaseLocked(lease));
     for (const char* table : {"runs", "sessions"}) {
-      Statement st(db_, std::string("UPDATE ") + table +
-                            " SET model = CASE WHEN ? = '' THEN model ELSE ? END, "
-                            "input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, "
-                            "cache_read_tokens = cache_read_tokens + ?, "
-                            "cost_microusd = CASE WHEN ? IS NULL THEN cost_microusd "
-                            "ELSE COALESCE(cost_microusd, 0) + ? END WHERE id = ?");
+      Statement st(cache_, db_,
+                   std::string("UPDATE ") + table +
+                       " SET model = CASE WHEN ? = '' THEN model ELSE ? END, "
+                       "input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, "
+                       "cache_read_tokens = cache_read_tokens + ?, "
+                       "cost_microusd = CASE WHEN ? IS NULL THEN cost_microusd "
+                       "ELSE COALESCE(cost_microusd, 0) + ? END WHERE id = ?");
       st.Bind(1, usage.model).Bind(2, usage.model).Bind(3, usage.input_tokens).Bind(4, usage.output_tokens);
       st.Bind(5, usage.cache_read_tokens);
       if (usage.cost_usd) {
@@ -275,7 +277,7 @@ Status SqliteSessionStore::SetNativeSessionId(const RunLease& lease, std::string
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
     PADDOCK_ASSIGN_OR_RETURN(Run run, CheckLeaseLocked(lease));
-    Statement st(db_, "UPDATE sessions SET native_session_id = ? WHERE id = ?");
+    Statement st(cache_, db_, "UPDATE sessions SET native_session_id = ? WHERE id = ?");
     st.Bind(1, id).Bind(2, run.session_id);
     PADDOCK_RETURN_IF_ERROR(st.Run());
     return tx.Commit();
@@ -295,7 +297,7 @@ Result<Run> SqliteSessionStore::CancelRun(std::string_view id, std::string_view 
                                         std::string(ToString(run.status)));
     }
     if (run.status == RunStatus::kRunning) {
-      Statement st(db_, "UPDATE runs SET cancel_requested = 1 WHERE id = ?");
+      Statement st(cache_, db_, "UPDATE runs SET cancel_requested = 1 WHERE id = ?");
       st.Bind(1, run.id);
       PADDOCK_RETURN_IF_ERROR(st.Run());
     } else {
@@ -315,7 +317,7 @@ Result<Run> SqliteSessionStore::CancelRun(std::string_view id, std::string_view 
 Result<std::int64_t> SqliteSessionStore::CountActiveRuns(std::string_view session_id) noexcept {
   return Guard([&]() -> Result<std::int64_t> {
     std::lock_guard lock(mu_);
-    Statement st(db_,
+    Statement st(cache_, db_,
                  "SELECT COUNT(*) FROM runs WHERE session_id = ? "
                  "AND status IN ('queued', 'running')");
     st.Bind(1, session_id);
@@ -332,9 +334,10 @@ Result<std::vector<Run>> SqliteSessionStore::SweepExpiredLeases(const SweepOptio
     appended_.clear();
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
-    Statement pick(db_, std::string("SELECT ") + kRunColumns +
-                            " FROM runs WHERE status = 'running' AND (? OR lease_expires_at < ?) "
-                            "ORDER BY position");
+    Statement pick(cache_, db_,
+                   std::string("SELECT ") + kRunColumns +
+                       " FROM runs WHERE status = 'running' AND (? OR lease_expires_at < ?) "
+                       "ORDER BY position");
     pick.Bind(1, static_cast<std::int64_t>(options.all)).Bind(2, NowMs());
     std::vector<Run> runs;
     Status s;
@@ -347,13 +350,14 @@ Result<std::vector<Run>> SqliteSessionStore::SweepExpiredLeases(const SweepOptio
                                            RunInterruptedData(r.attempt, options.reason, decision.next)})
               .status());
       if (decision.end == RunStatus::kQueued) {
-        Statement st(db_,
+        Statement st(cache_, db_,
                      "UPDATE runs SET status = 'queued', generation = generation + 1, lease_owner = '', "
                      "lease_expires_at = 0 WHERE id = ?");
         st.Bind(1, r.id);
         PADDOCK_RETURN_IF_ERROR(st.Run());
         Statement ses(
-            db_, "UPDATE sessions SET status = 'ready', updated_at = ? WHERE id = ? AND status = 'running'");
+            cache_, db_,
+            "UPDATE sessions SET status = 'ready', updated_at = ? WHERE id = ? AND status = 'running'");
         ses.Bind(1, NowMs()).Bind(2, r.session_id);
         PADDOCK_RETURN_IF_ERROR(ses.Run());
       } else {
@@ -382,7 +386,7 @@ Result<Event> SqliteSessionStore::AppendEventLocked(std::string_view session_id,
     }
     PADDOCK_RETURN_IF_ERROR(CheckLeaseLocked({event.run_id, event.generation}).status());
   }
-  Statement bump(db_, "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq");
+  Statement bump(cache_, db_, "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq");
   bump.Bind(1, session_id);
   PADDOCK_RETURN_IF_ERROR(bump.StepRow("session '" + std::string(session_id) + "' does not exist"));
   Event e;
@@ -393,7 +397,7 @@ Result<Event> SqliteSessionStore::AppendEventLocked(std::string_view session_id,
   e.type = event.type;
   e.data = event.data;
   e.created_at = NowMs();
-  Statement ins(db_,
+  Statement ins(cache_, db_,
                 "INSERT INTO events (session_id, seq, run_id, type, data, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)");
   ins.Bind(1, e.session_id).Bind(2, e.seq).Bind(3, e.run_id).Bind(4, e.type);
@@ -421,7 +425,7 @@ Result<std::vector<Event>> SqliteSessionStore::ListEvents(std::string_view sessi
   return Guard([&]() -> Result<std::vector<Event>> {
     PADDOCK_RETURN_IF_ERROR(CheckLimit(limit));
     std::lock_guard lock(mu_);
-    Statement st(db_,
+    Statement st(cache_, db_,
                  "SELECT session_id, seq, run_id, type, data, created_at FROM events "
                  "WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?");
     st.Bind(1, session_id).Bind(2, after_seq).Bind(3, static_cast<std::int64_t>(limit));

@@ -96,6 +96,7 @@ Status SqliteSessionStore::Start() noexcept {
 
 void SqliteSessionStore::Stop() noexcept {
   std::lock_guard lock(mu_);
+  cache_.Clear();  // a connection closes once its statements are finalized
   if (db_) {
     sqlite3_close_v2(db_);
     db_ = nullptr;
@@ -124,7 +125,7 @@ Health SqliteSessionStore::GetHealth() const noexcept {
     std::lock_guard lock(mu_);
     if (!db_) return {HealthState::kDown, "database is not open"};
     // A read that touches the file: catches a database that was deleted, corrupted or unmounted.
-    Statement probe(db_, "SELECT COUNT(*) FROM schema_migrations");
+    Statement probe(cache_, db_, "SELECT COUNT(*) FROM schema_migrations");
     Status s;
     if (!probe.Step(s)) return {HealthState::kDown, s.ok() ? "database probe returned nothing" : s.message()};
     return {};
@@ -141,14 +142,14 @@ Result<std::vector<std::string>> SqliteSessionStore::Migrate() noexcept {
       std::string version(file.name);
       Transaction tx(db_);
       PADDOCK_RETURN_IF_ERROR(tx.begin_status());
-      Statement check(db_, "SELECT 1 FROM schema_migrations WHERE version = ?");
+      Statement check(cache_, db_, "SELECT 1 FROM schema_migrations WHERE version = ?");
       check.Bind(1, version);
       Status st;
       if (check.Step(st)) continue;  // applied already; tx rolls back (nothing written)
       PADDOCK_RETURN_IF_ERROR(st);
       Status done = Exec(db_, std::string(file.content));
       if (!done.ok()) return done.Annotate("migration " + version + " failed");
-      Statement record(db_, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)");
+      Statement record(cache_, db_, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)");
       record.Bind(1, version).Bind(2, NowMs());
       PADDOCK_RETURN_IF_ERROR(record.Run());
       PADDOCK_RETURN_IF_ERROR(tx.Commit());
@@ -160,7 +161,7 @@ Result<std::vector<std::string>> SqliteSessionStore::Migrate() noexcept {
 }
 
 Result<std::vector<std::string>> SqliteSessionStore::AppliedLocked() {
-  Statement st(db_, "SELECT version FROM schema_migrations ORDER BY applied_at, version");
+  Statement st(cache_, db_, "SELECT version FROM schema_migrations ORDER BY applied_at, version");
   std::vector<std::string> out;
   Status s;
   while (st.Step(s)) out.push_back(st.Text(0));
@@ -192,7 +193,7 @@ Result<std::vector<std::string>> SqliteSessionStore::PendingMigrations() noexcep
 
 Status SqliteSessionStore::RecordKeyLocked(const IdempotencyKey& idem, std::string_view resource_id) {
   if (idem.key.empty()) return Status::Ok();
-  Statement st(db_,
+  Statement st(cache_, db_,
                "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at) "
                "VALUES (?, ?, ?, ?, ?)");
   st.Bind(1, idem.scope).Bind(2, idem.key).Bind(3, idem.request_hash).Bind(4, resource_id).Bind(5, NowMs());
@@ -207,7 +208,7 @@ Result<std::optional<IdempotencyRecord>> SqliteSessionStore::FindIdempotencyKey(
     std::string_view scope, std::string_view key) noexcept {
   return Guard([&]() -> Result<std::optional<IdempotencyRecord>> {
     std::lock_guard lock(mu_);
-    Statement st(db_,
+    Statement st(cache_, db_,
                  "SELECT request_hash, resource_id, created_at FROM idempotency_keys "
                  "WHERE scope = ? AND key = ?");
     st.Bind(1, scope).Bind(2, key);
@@ -223,7 +224,7 @@ Result<std::optional<IdempotencyRecord>> SqliteSessionStore::FindIdempotencyKey(
 Result<std::int64_t> SqliteSessionStore::PruneIdempotencyKeys(TimestampMs before) noexcept {
   return Guard([&]() -> Result<std::int64_t> {
     std::lock_guard lock(mu_);
-    Statement st(db_, "DELETE FROM idempotency_keys WHERE created_at < ?");
+    Statement st(cache_, db_, "DELETE FROM idempotency_keys WHERE created_at < ?");
     st.Bind(1, before);
     PADDOCK_RETURN_IF_ERROR(st.Run());
     return static_cast<std::int64_t>(sqlite3_changes(db_));
@@ -233,11 +234,11 @@ Result<std::int64_t> SqliteSessionStore::PruneIdempotencyKeys(TimestampMs before
 // ---- agents -----------------------------------------------------------------------------
 
 Status SqliteSessionStore::WriteAgentEnv(const Agent& agent) {
-  Statement del(db_, "DELETE FROM agent_env WHERE agent_id = ?");
+  Statement del(cache_, db_, "DELETE FROM agent_env WHERE agent_id = ?");
   del.Bind(1, agent.id);
   PADDOCK_RETURN_IF_ERROR(del.Run());
   for (const auto& [name, value] : agent.env) {
-    Statement ins(db_, "INSERT INTO agent_env (agent_id, name, value) VALUES (?, ?, ?)");
+    Statement ins(cache_, db_, "INSERT INTO agent_env (agent_id, name, value) VALUES (?, ?, ?)");
     ins.Bind(1, agent.id).Bind(2, name).Bind(3, value);
     PADDOCK_RETURN_IF_ERROR(ins.Run());
   }
@@ -250,7 +251,8 @@ Status SqliteSessionStore::CreateAgent(const Agent& agent) noexcept {
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
     Statement st(
-        db_, std::string("INSERT INTO agents (") + kAgentColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        cache_, db_,
+        std::string("INSERT INTO agents (") + kAgentColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
     st.Bind(1, agent.id).Bind(2, agent.name).Bind(3, agent.harness).Bind(4, agent.model);
     st.Bind(5, agent.prompt).Bind(6, agent.run_timeout_seconds);
     st.Bind(7, agent.created_at).Bind(8, agent.updated_at);
@@ -270,12 +272,12 @@ Status SqliteSessionStore::CreateAgent(const Agent& agent) noexcept {
 }
 
 Result<Agent> SqliteSessionStore::GetAgentLocked(std::string_view id) {
-  Statement st(db_, std::string("SELECT ") + kAgentColumns + " FROM agents WHERE id = ?");
+  Statement st(cache_, db_, std::string("SELECT ") + kAgentColumns + " FROM agents WHERE id = ?");
   st.Bind(1, id);
   Status s;
   PADDOCK_RETURN_IF_ERROR(st.StepRow("agent '" + std::string(id) + "' does not exist"));
   Agent a = ReadAgent(st);
-  Statement env(db_, "SELECT name, value FROM agent_env WHERE agent_id = ? ORDER BY name");
+  Statement env(cache_, db_, "SELECT name, value FROM agent_env WHERE agent_id = ? ORDER BY name");
   env.Bind(1, id);
   while (env.Step(s)) a.env[env.Text(0)] = env.Text(1);
   PADDOCK_RETURN_IF_ERROR(s);
@@ -293,8 +295,9 @@ Result<Page<Agent>> SqliteSessionStore::ListAgents(const PageRequest& page) noex
   return Guard([&]() -> Result<Page<Agent>> {
     PADDOCK_RETURN_IF_ERROR(CheckLimit(page.limit));
     std::lock_guard lock(mu_);
-    Statement st(db_, page.cursor.empty() ? "SELECT id FROM agents ORDER BY id DESC LIMIT ?"
-                                          : "SELECT id FROM agents WHERE id < ? ORDER BY id DESC LIMIT ?");
+    Statement st(cache_, db_,
+                 page.cursor.empty() ? "SELECT id FROM agents ORDER BY id DESC LIMIT ?"
+                                     : "SELECT id FROM agents WHERE id < ? ORDER BY id DESC LIMIT ?");
     int i = 1;
     if (!page.cursor.empty()) st.Bind(i++, page.cursor);
     st.Bind(i, static_cast<std::int64_t>(page.limit) + 1);
@@ -317,7 +320,7 @@ Status SqliteSessionStore::UpdateAgent(const Agent& agent) noexcept {
     std::lock_guard lock(mu_);
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
-    Statement st(db_,
+    Statement st(cache_, db_,
                  "UPDATE agents SET name = ?, harness = ?, model = ?, prompt = ?, "
                  "run_timeout_seconds = ?, updated_at = ?, idle_timeout_seconds = ? WHERE id = ?");
     st.Bind(1, agent.name).Bind(2, agent.harness).Bind(3, agent.model).Bind(4, agent.prompt);
@@ -341,7 +344,7 @@ Status SqliteSessionStore::DeleteAgent(std::string_view id) noexcept {
     std::lock_guard lock(mu_);
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
-    Statement count(db_, "SELECT COUNT(*) FROM sessions WHERE agent_id = ?");
+    Statement count(cache_, db_, "SELECT COUNT(*) FROM sessions WHERE agent_id = ?");
     count.Bind(1, id);
     Status s;
     if (count.Step(s) && count.Int(0) > 0) {
@@ -350,7 +353,7 @@ Status SqliteSessionStore::DeleteAgent(std::string_view id) noexcept {
                                         " session(s); an agent with sessions cannot be deleted");
     }
     PADDOCK_RETURN_IF_ERROR(s);
-    Statement st(db_, "DELETE FROM agents WHERE id = ?");
+    Statement st(cache_, db_, "DELETE FROM agents WHERE id = ?");
     st.Bind(1, id);
     PADDOCK_RETURN_IF_ERROR(st.Run());
     if (sqlite3_changes(db_) == 0) {
@@ -367,12 +370,12 @@ Status SqliteSessionStore::CreateSession(const Session& session, const Idempoten
     std::lock_guard lock(mu_);
     Transaction tx(db_);
     PADDOCK_RETURN_IF_ERROR(tx.begin_status());
-    Statement agent(db_, "SELECT 1 FROM agents WHERE id = ?");
+    Statement agent(cache_, db_, "SELECT 1 FROM agents WHERE id = ?");
     agent.Bind(1, session.agent_id);
     Status s;
     PADDOCK_RETURN_IF_ERROR(agent.StepRow("agent '" + session.agent_id + "' does not exist"));
     Statement st(
-        db_,
+        cache_, db_,
         "INSERT INTO sessions (id, agent_id, status, status_reason, sandbox_id, last_seq, created_at, "
         "updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)");
     st.Bind(1, session.id).Bind(2, session.agent_id).Bind(3, ToString(session.status));
@@ -391,7 +394,7 @@ Status SqliteSessionStore::CreateSession(const Session& session, const Idempoten
 Result<Session> SqliteSessionStore::GetSession(std::string_view id) noexcept {
   return Guard([&]() -> Result<Session> {
     std::lock_guard lock(mu_);
-    Statement st(db_, std::string("SELECT ") + kSessionColumns + " FROM sessions WHERE id = ?");
+    Statement st(cache_, db_, std::string("SELECT ") + kSessionColumns + " FROM sessions WHERE id = ?");
     st.Bind(1, id);
     PADDOCK_RETURN_IF_ERROR(st.StepRow("session '" + std::string(id) + "' does not exist"));
     return ReadSession(st);
@@ -407,7 +410,7 @@ Result<Page<Session>> SqliteSessionStore::ListSessions(const SessionFilter& filt
     if (filter.status) sql += " AND status = ?";
     if (!filter.page.cursor.empty()) sql += " AND id < ?";
     sql += " ORDER BY id DESC LIMIT ?";
-    Statement st(db_, sql);
+    Statement st(cache_, db_, sql);
     int i = 1;
     if (!filter.agent_id.empty()) st.Bind(i++, filter.agent_id);
     if (filter.status) st.Bind(i++, ToString(*filter.status));
@@ -429,7 +432,8 @@ Status SqliteSessionStore::SetSessionStatus(std::string_view id, SessionStatus s
                                             std::string_view reason) noexcept {
   return Guard([&]() -> Status {
     std::lock_guard lock(mu_);
-    Statement st(db_, "UPDATE sessions SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?");
+    Statement st(cache_, db_,
+                 "UPDATE sessions SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?");
     st.Bind(1, ToString(status)).Bind(2, reason).Bind(3, NowMs()).Bind(4, id);
     PADDOCK_RETURN_IF_ERROR(st.Run());
     if (sqlite3_changes(db_) == 0) {
@@ -444,11 +448,12 @@ Status SqliteSessionStore::TransitionSession(std::string_view id, SessionStatus 
   return Guard([&]() -> Status {
     std::lock_guard lock(mu_);
     Statement st(
-        db_, "UPDATE sessions SET status = ?, status_reason = ?, updated_at = ? WHERE id = ? AND status = ?");
+        cache_, db_,
+        "UPDATE sessions SET status = ?, status_reason = ?, updated_at = ? WHERE id = ? AND status = ?");
     st.Bind(1, ToString(to)).Bind(2, reason).Bind(3, NowMs()).Bind(4, id).Bind(5, ToString(from));
     PADDOCK_RETURN_IF_ERROR(st.Run());
     if (sqlite3_changes(db_) > 0) return Status::Ok();
-    Statement now(db_, "SELECT status FROM sessions WHERE id = ?");
+    Statement now(cache_, db_, "SELECT status FROM sessions WHERE id = ?");
     now.Bind(1, id);
     PADDOCK_RETURN_IF_ERROR(now.StepRow("session '" + std::string(id) + "' does not exist"));
     return Status::FailedPrecondition("session '" + std::string(id) + "' is " + now.Text(0) + ", not " +
@@ -459,7 +464,7 @@ Status SqliteSessionStore::TransitionSession(std::string_view id, SessionStatus 
 Status SqliteSessionStore::SetSessionSandbox(std::string_view id, std::string_view sandbox_id) noexcept {
   return Guard([&]() -> Status {
     std::lock_guard lock(mu_);
-    Statement st(db_, "UPDATE sessions SET sandbox_id = ?, updated_at = ? WHERE id = ?");
+    Statement st(cache_, db_, "UPDATE sessions SET sandbox_id = ?, updated_at = ? WHERE id = ?");
     st.Bind(1, sandbox_id).Bind(2, NowMs()).Bind(3, id);
     PADDOCK_RETURN_IF_ERROR(st.Run());
     if (sqlite3_changes(db_) == 0) {
@@ -472,7 +477,7 @@ Status SqliteSessionStore::SetSessionSandbox(std::string_view id, std::string_vi
 Result<SessionCounts> SqliteSessionStore::CountSessions() noexcept {
   return Guard([&]() -> Result<SessionCounts> {
     std::lock_guard lock(mu_);
-    Statement st(db_, "SELECT status, COUNT(*) FROM sessions GROUP BY status");
+    Statement st(cache_, db_, "SELECT status, COUNT(*) FROM sessions GROUP BY status");
     SessionCounts counts;
     Status s;
     while (st.Step(s)) {

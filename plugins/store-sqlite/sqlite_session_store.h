@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "paddock/plugin/sdk.h"
+#include "sqlite_db.h"
 
 namespace paddock::plugins::store_sqlite {
 
@@ -102,7 +103,8 @@ class SqliteSessionStore final : public SessionStore {
   Logger& logger_;
   mutable std::mutex mu_;
   sqlite3* db_ = nullptr;
-  int lock_fd_ = -1;  // flock on <path>.lock: one process per database
+  mutable StatementCache cache_;  // every use under mu_
+  int lock_fd_ = -1;              // flock on <path>.lock: one process per database
   EventFeed* feed_ = nullptr;
   std::vector<std::pair<std::string, std::int64_t>> appended_;  // since the last Notify()
 };

@@ -420,8 +420,9 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
     if (!x.sent()) x.SendError(500, "internal", "handler produced no response");
     const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
     server_.metrics.ObserveHttp(route, request.method, reply.status, seconds);
-    LogDebug(request.method + " " + path + " " + std::to_string(reply.status) + " " +
-             std::to_string(static_cast<int>(seconds * 1000)) + "ms " + request.client);
+    if (LogDebugEnabled())
+      LogDebug(request.method + " " + path + " " + std::to_string(reply.status) + " " +
+               std::to_string(static_cast<int>(seconds * 1000)) + "ms " + request.client);
     return reply;
   }
 

@@ -6,6 +6,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 #include <map>
+#include <mutex>
+#include <unordered_map>
 
 namespace paddock {
 
@@ -14,6 +16,12 @@ using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
 
 struct Metrics::Impl {
+  struct HttpChildren {
+    prometheus::Counter* requests;
+    prometheus::Histogram* duration;
+  };
+  std::mutex http_mu;
+  std::unordered_map<std::string, HttpChildren> http_children;  // "route method status"
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   prometheus::Family<prometheus::Counter>& http_requests =
       BuildCounter()
@@ -129,12 +137,26 @@ Metrics::Metrics() : impl_(std::make_unique<Impl>()) {}
 Metrics::~Metrics() = default;
 
 void Metrics::ObserveHttp(std::string_view route, std::string_view method, int status, double seconds) {
-  impl_->http_requests
-      .Add({{"route", std::string(route)},
-            {"method", std::string(method)},
-            {"status", std::to_string(status)}})
-      .Increment();
-  impl_->http_duration.Add({{"route", std::string(route)}}, kLatencyBuckets).Observe(seconds);
+  // The children of a (route, method, status) are looked up once: Family::Add builds and hashes
+  // a label map, which is most of a request's metrics cost.
+  std::string key;
+  key.reserve(route.size() + method.size() + 8);
+  key.append(route).append(1, ' ').append(method).append(1, ' ').append(std::to_string(status));
+  Impl::HttpChildren* children = nullptr;
+  {
+    std::lock_guard lock(impl_->http_mu);
+    auto it = impl_->http_children.find(key);
+    if (it == impl_->http_children.end()) {
+      prometheus::Counter& c = impl_->http_requests.Add({{"route", std::string(route)},
+                                                         {"method", std::string(method)},
+                                                         {"status", std::to_string(status)}});
+      prometheus::Histogram& h = impl_->http_duration.Add({{"route", std::string(route)}}, kLatencyBuckets);
+      it = impl_->http_children.emplace(std::move(key), Impl::HttpChildren{&c, &h}).first;
+    }
+    children = &it->second;
+  }
+  children->requests->Increment();
+  children->duration->Observe(seconds);
 }
 
 void Metrics::RunFinished(std::string_view outcome) {

@@ -94,6 +94,7 @@ std::unique_ptr<Logger> MakeLogger(std::string name) {
 }
 
 void LogDebug(std::string_view m) { spdlog::debug("{}", m); }
+bool LogDebugEnabled() { return spdlog::default_logger_raw()->should_log(spdlog::level::debug); }
 void LogInfo(std::string_view m) { spdlog::info("{}", m); }
 void LogWarn(std::string_view m) { spdlog::warn("{}", m); }
 void LogError(std::string_view m) { spdlog::error("{}", m); }

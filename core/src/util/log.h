@@ -20,6 +20,8 @@ std::unique_ptr<Logger> MakeLogger(std::string name);
 
 // Logs through the core logger.
 void LogDebug(std::string_view message);
+// Whether LogDebug writes anything (build a costly message only then).
+bool LogDebugEnabled();
 void LogInfo(std::string_view message);
 void LogWarn(std::string_view message);
 void LogError(std::string_view message);
