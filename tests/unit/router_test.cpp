@@ -2,10 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <Poco/JSON/Parser.h>
+#include <Poco/JSON/Stringifier.h>
+#include <sstream>
 #include "http/exchange.h"
+#include "http/render.h"
 #include "paddock/json.h"
 #include "paddock/testing/assert.h"
 #include "services/events/event_service.h"
+#include "testing.h"
 #include "util/ids.h"
 #include "util/redactor.h"
 
@@ -66,6 +71,49 @@ TEST(Redactor, JsonValuesAreRedactedKeysAreNot) {
   EXPECT_EQ(out->find("s3cr3t"), std::string::npos) << *out;
   EXPECT_CODE(RedactJsonObject("[1,2]", r), kInvalidArgument);
   EXPECT_CODE(RedactJsonObject("{not json", r), kInvalidArgument);
+}
+
+TEST(Redactor, JsonDeepInsideIsRedactedAndTheRestKeptAsItWas) {
+  Redactor r;
+  r.Add("s3cr3t");
+  // Only the second element of a nested array holds the value; everything around it stays.
+  auto out = RedactJsonObject(R"({"a":{"b":[1,"s3cr3t",{"c":"plain"}],"d":"x"},"e":[true,null]})", r);
+  ASSERT_OK(out);
+  EXPECT_EQ(*out, R"({"a":{"b":[1,"[redacted]",{"c":"plain"}],"d":"x"},"e":[true,null]})");
+  // Nothing to redact: the same text.
+  auto same = RedactJsonObject(R"({"a":{"b":[1,"open",{"c":"plain"}]},"e":"f"})", r);
+  ASSERT_OK(same);
+  EXPECT_EQ(*same, R"({"a":{"b":[1,"open",{"c":"plain"}]},"e":"f"})");
+}
+
+TEST(Render, SessionTextIsTheDocumentedObjectWithSecretsRedacted) {
+  Session s;
+  s.id = "ses_1";
+  s.agent_id = "agt_1";
+  s.status = SessionStatus::kFailed;
+  s.status_reason = "token s3cr3t refused: \"quoted\" / path\n";
+  s.last_seq = 42;
+  s.native_session_id = "native-\xc3\xa9";
+  s.usage.input_tokens = 7;
+  s.usage.cost_usd = 0.125;
+  s.created_at = 1700000000123;
+  s.updated_at = 1700000000456;
+  Redactor none;
+  auto reparse = [](const std::string& json) {
+    std::ostringstream out;
+    Poco::JSON::Stringifier::stringify(Poco::JSON::Parser().parse(json), out);
+    return out.str();
+  };
+  std::ostringstream poco;
+  Poco::JSON::Stringifier::stringify(RenderSession(s), poco);
+  // Same fields, values and order as the object rendering (sandbox_id, model: null).
+  EXPECT_EQ(reparse(RenderSessionJson(s, none)), reparse(poco.str()));
+  Redactor r;
+  r.Add("s3cr3t");
+  const std::string redacted = RenderSessionJson(s, r);
+  EXPECT_EQ(redacted.find("s3cr3t"), std::string::npos);
+  EXPECT_EQ(paddock::testing::JsonField(redacted, "status_reason"),
+            "token [redacted] refused: \"quoted\" / path\n");
 }
 
 TEST(Json, QuoteEscapesAndRepairsInvalidUtf8) {

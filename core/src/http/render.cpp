@@ -4,6 +4,7 @@
 
 #include "http/exchange.h"
 #include "paddock/json.h"
+#include "util/redactor.h"
 
 namespace paddock {
 
@@ -53,6 +54,32 @@ Poco::JSON::Object::Ptr RenderSession(const Session& s) {
   o->set("created_at", FormatTime(s.created_at));
   o->set("updated_at", FormatTime(s.updated_at));
   return o;
+}
+
+std::string RenderSessionJson(const Session& s, const Redactor& redactor) {
+  // Written directly: sessions are what clients poll, and a list holds up to 1,000 of them.
+  auto text = [&](const std::string& v) { return JsonQuote(redactor.empty() ? v : redactor.Redact(v)); };
+  auto text_or_null = [&](const std::string& v) { return v.empty() ? std::string("null") : text(v); };
+  std::string out;
+  out.reserve(512);
+  out += "{\"id\":" + text(s.id);
+  out += ",\"agent_id\":" + text(s.agent_id);
+  out += ",\"status\":" + JsonQuote(ToString(s.status));
+  out += ",\"status_reason\":" + text(s.status_reason);
+  out += ",\"sandbox_id\":" + text_or_null(s.sandbox_id);
+  out += ",\"last_seq\":" + std::to_string(s.last_seq);
+  out += ",\"native_session_id\":" + text_or_null(s.native_session_id);
+  const Usage& u = s.usage;
+  out += ",\"usage\":{\"model\":" + text_or_null(u.model);
+  out += ",\"input_tokens\":" + std::to_string(u.input_tokens);
+  out += ",\"output_tokens\":" + std::to_string(u.output_tokens);
+  out += ",\"cache_read_tokens\":" + std::to_string(u.cache_read_tokens);
+  // The number as the JSON library writes it everywhere else.
+  out += ",\"cost_usd\":" + (u.cost_usd ? Poco::Dynamic::Var(*u.cost_usd).toString() : std::string("null")) +
+         "}";
+  out += ",\"created_at\":" + JsonQuote(FormatTime(s.created_at));
+  out += ",\"updated_at\":" + JsonQuote(FormatTime(s.updated_at)) + "}";
+  return out;
 }
 
 Poco::JSON::Object::Ptr RenderRun(const Run& r) {

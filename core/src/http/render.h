@@ -11,8 +11,12 @@
 
 namespace paddock {
 
+class Redactor;
+
 Poco::JSON::Object::Ptr RenderAgent(const Agent& a);
 Poco::JSON::Object::Ptr RenderSession(const Session& s);
+// The same as JSON text, its strings redacted.
+std::string RenderSessionJson(const Session& s, const Redactor& redactor);
 Poco::JSON::Object::Ptr RenderRun(const Run& r);
 Poco::JSON::Object::Ptr RenderTranscriptEntry(const TranscriptEntry& t);
 Poco::JSON::Object::Ptr RenderSnapshot(const SnapshotInfo& s);

@@ -4,6 +4,7 @@
 #include "http/exchange.h"
 #include "http/handlers.h"
 #include "http/render.h"
+#include "paddock/json.h"
 #include "services/app.h"
 #include "services/session_service.h"
 
@@ -54,19 +55,20 @@ void ListSessions(Exchange& x) {
   }
   Result<Page<Session>> sessions = x.app.sessions().List(filter);
   if (!sessions.ok()) return x.SendError(sessions.status());
-  Poco::JSON::Array::Ptr items = new Poco::JSON::Array();
-  for (const Session& s : sessions->items) items->add(RenderSession(s));
-  Poco::JSON::Object::Ptr o = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
-  o->set("sessions", items);
-  o->set("next_cursor",
-         sessions->next_cursor.empty() ? Poco::Dynamic::Var() : Poco::Dynamic::Var(sessions->next_cursor));
-  x.SendJson(200, o);
+  std::string out = "{\"sessions\":[";
+  for (size_t i = 0; i < sessions->items.size(); ++i) {
+    if (i) out += ',';
+    out += RenderSessionJson(sessions->items[i], x.app.redactor());
+  }
+  out += "],\"next_cursor\":" +
+         (sessions->next_cursor.empty() ? std::string("null") : JsonQuote(sessions->next_cursor)) + "}";
+  x.SendRawJson(200, out);
 }
 
 void GetSession(Exchange& x) {
   Result<Session> session = x.app.sessions().Get(x.Param("id"));
   if (!session.ok()) return x.SendError(session.status());
-  x.SendJson(200, RenderSession(*session));
+  x.SendRawJson(200, RenderSessionJson(*session, x.app.redactor()));
 }
 
 void DeleteSession(Exchange& x) {
