@@ -4,6 +4,7 @@
 // Each runs against a real `paddock serve` (sandboxes only where a slow request needs one).
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 #include <cstdio>
+#include <fstream>
 #include <future>
 #include <regex>
 #include <thread>
@@ -318,6 +320,51 @@ TEST(FrontDoor, ShutdownEndsStreamsAndLetsRequestsInFlightFinish) {
   EXPECT_EQ(JsonField(done.body, "stdout"), "finished\n");
   EXPECT_EQ(done.headers["Connection"], "close");
   EXPECT_EQ(stopped.get(), 0);
+}
+
+TEST(FrontDoor, APortInUseFailsTheStartWithTheReason) {
+  Fixture first("");
+  ASSERT_OK(first.Start());
+  // A second server on the same port (embedded config): exits at once, saying why.
+  TempDir dir;
+  auto [code, out] =
+      RunCommand({PaddockBinary(), "serve", "--no-worker", "--port", std::to_string(first.server->port()),
+                  "--data-dir", dir / "data", "--plugin-dir", PluginDir()});
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("cannot listen on 127.0.0.1:" + std::to_string(first.server->port())), std::string::npos)
+      << out;
+  EXPECT_EQ(StatusLine(RawRequest(first.server->port(), kHealth)), "HTTP/1.1 200 OK");
+}
+
+TEST(FrontDoor, TheServerRaisesItsOpenFilesLimitAndSandboxesGetTheOriginal) {
+  struct rlimit saved {};
+  getrlimit(RLIMIT_NOFILE, &saved);
+  ASSERT_GT(saved.rlim_max, 1024u)
+      << "needs a hard open-files limit above 1024 (as the 1,000-stream test does)";
+  struct rlimit low = saved;
+  low.rlim_cur = 1024;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  ServerOptions o;
+  ServerProcess server(o);  // inherits the soft limit of 1024
+  Status started = server.Start();
+  setrlimit(RLIMIT_NOFILE, &saved);
+  ASSERT_OK(started);
+  EXPECT_NE(server.log().find("open files: soft limit raised from 1024 to " + std::to_string(saved.rlim_max)),
+            std::string::npos)
+      << server.log();
+  std::ifstream limits("/proc/" + std::to_string(server.pid()) + "/limits");
+  std::string line, open_files;
+  while (std::getline(limits, line)) {
+    if (line.rfind("Max open files", 0) == 0) open_files = line;
+  }
+  EXPECT_NE(open_files.find(std::to_string(saved.rlim_max) + " "), std::string::npos) << open_files;
+  auto agent = server.Request("POST", "/api/agents", R"({"name":"n","harness":"shell"})");
+  auto session =
+      server.Request("POST", "/api/sessions", "{\"agent_id\":\"" + JsonField(agent.body, "id") + "\"}");
+  auto r = server.Request("POST", "/api/sessions/" + JsonField(session.body, "id") + "/sandbox/exec",
+                          R"({"command":"ulimit -Sn"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(JsonField(r.body, "stdout"), "1024\n");
 }
 
 TEST(FrontDoor, TheEventStreamSpeaksWebSocketToo) {

@@ -880,6 +880,11 @@ Status HttpServer::Start() {
     s.bound_port = s.acceptor->local_endpoint().port();
     s.accept_pause = std::make_unique<net::steady_timer>(*s.loops[0]);
   } catch (const boost::system::system_error& e) {
+    // Nothing runs yet: undo what was set up, so Stop() (and the destructor) have nothing to do.
+    s.app.events().AttachHub(nullptr);
+    s.acceptor.reset();
+    s.guards.clear();
+    s.loops.clear();
     return Status::Unavailable("cannot listen on " + cfg.listen + ":" + std::to_string(s.port) + ": " +
                                e.code().message());
   }
@@ -908,7 +913,7 @@ HttpServer::Counts HttpServer::counts() const {
 
 void HttpServer::Stop() {
   Impl& s = *impl_;
-  if (s.stopped || s.loops.empty()) return;
+  if (s.stopped || s.threads.empty()) return;
   s.stopped = true;
   s.draining = true;
   std::promise<void> closed;
