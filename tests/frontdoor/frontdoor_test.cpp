@@ -322,6 +322,41 @@ TEST(FrontDoor, ShutdownEndsStreamsAndLetsRequestsInFlightFinish) {
   EXPECT_EQ(stopped.get(), 0);
 }
 
+TEST(FrontDoor, MalformedRequestsGetAClearErrorAndHurtNoOne) {
+  Fixture f("");
+  ASSERT_OK(f.Start());
+  const int port = f.server->port();
+  struct Case {
+    std::string request, status, message;
+  } cases[] = {
+      {"GARBAGE\r\n\r\n", "HTTP/1.1 400 Bad Request", "malformed HTTP request: bad method"},
+      {std::string("\x00\x01\xff\r\n\r\n", 7), "HTTP/1.1 400 Bad Request", "malformed HTTP request"},
+      {"GET / HTTP/9.9\r\n\r\n", "HTTP/1.1 400 Bad Request", "bad version"},
+      {"GET /healthz HTTP/1.1\r\nHost: t\r\nX: " + std::string(20000, 'a') + "\r\n\r\n",
+       "HTTP/1.1 431 Request Header Fields Too Large", "request header is larger than 16384 bytes"},
+      {"POST /api/agents HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Type: "
+       "application/json\r\n\r\nzz\r\n",
+       "HTTP/1.1 400 Bad Request", "malformed HTTP request body: bad chunk"},
+      {"POST /api/agents HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
+       "HTTP/1.1 400 Bad Request", "bad Content-Length"},
+      {"POST /api/agents HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999999999999\r\n\r\n",
+       "HTTP/1.1 400 Bad Request", "bad Content-Length"},
+      {"POST /api/agents HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: "
+       "5000000\r\n\r\n",
+       "HTTP/1.1 413 Payload Too Large", "server.max_body_size"},
+      {"GET /api/sessions?limit=%%% HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+       "HTTP/1.1 400 Bad Request", "malformed query string"},
+  };
+  for (const Case& c : cases) {
+    std::string got = RawRequest(port, c.request, 5000);
+    EXPECT_EQ(StatusLine(got), c.status) << c.request.substr(0, 60);
+    EXPECT_NE(got.find(c.message), std::string::npos) << got;
+    EXPECT_NE(got.find("{\"error\":{\"code\":\""), std::string::npos) << got;
+  }
+  EXPECT_EQ(StatusLine(RawRequest(port, kHealth)), "HTTP/1.1 200 OK");
+  EXPECT_EQ(f.server->Request("GET", "/api/agents").status, 200);
+}
+
 TEST(FrontDoor, APortInUseFailsTheStartWithTheReason) {
   Fixture first("");
   ASSERT_OK(first.Start());

@@ -276,7 +276,7 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
     if (ec == http::error::end_of_stream || ec == net::error::eof) return Close();
     if (ec == beast::error::timeout) return OnReadError(ec, "header");
     if (ec == net::error::operation_aborted || ec == net::error::connection_reset) return Close();
-    if (ec) return Refuse(400, "bad_request", "malformed HTTP request: " + ec.message());
+    if (ec) return Refuse(400, "invalid_argument", "malformed HTTP request: " + ec.message());
     auto& req = parser_->get();
     keep_alive_ = req.keep_alive();
     head_ = req.method() == http::verb::head;
@@ -306,7 +306,7 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
           ec == net::error::connection_reset) {
         return self->Close();
       }
-      if (ec) return self->Refuse(400, "bad_request", "malformed HTTP request body: " + ec.message());
+      if (ec) return self->Refuse(400, "invalid_argument", "malformed HTTP request body: " + ec.message());
       self->OnRequest();
     });
   }
