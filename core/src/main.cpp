@@ -178,7 +178,6 @@ int Serve(const Args& args, bool worker_role) {
   sigwait(&signals, &sig);
   LogInfo(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + "; shutting down");
   server.Stop();  // requests in flight finish; event streams end with a comment
-  (*app)->events().Shutdown();
   (*app)->Stop();
   LogInfo("stopped");
   return 0;

@@ -59,6 +59,11 @@ struct Fixture {
     EXPECT_EQ(r.status, 201) << r.body;
     return JsonField(r.body, "id");
   }
+  // Runs `command` (no quotes in it) in the session's sandbox.
+  HttpResponse Exec(const std::string& session, const std::string& command) const {
+    return server->Request("POST", "/api/sessions/" + session + "/sandbox/exec",
+                           "{\"command\":\"" + command + "\"}");
+  }
   std::string StreamRequest(const std::string& session) const {
     return "GET /api/sessions/" + session + "/events/stream HTTP/1.1\r\nHost: t\r\n\r\n";
   }
@@ -209,13 +214,9 @@ TEST(FrontDoor, OverloadAnswers503AtOnceAndHealthStillAnswers) {
   ASSERT_OK(f.Start());
   const std::string session = f.NewSession();
   // The sandbox first, so the next exec is only the sleep.
-  auto warm =
-      f.server->Request("POST", "/api/sessions/" + session + "/sandbox/exec", R"({"command":"true"})");
+  auto warm = f.Exec(session, "true");
   ASSERT_EQ(warm.status, 200) << warm.body;
-  auto slow = std::async(std::launch::async, [&] {
-    return f.server->Request("POST", "/api/sessions/" + session + "/sandbox/exec",
-                             R"({"command":"sleep 4"})");
-  });
+  auto slow = std::async(std::launch::async, [&] { return f.Exec(session, "sleep 4"); });
   // Wait until the one handler thread is taken.
   HttpResponse shed;
   for (int i = 0; i < 100 && shed.status != 503; ++i) {
@@ -296,17 +297,13 @@ TEST(FrontDoor, ShutdownEndsStreamsAndLetsRequestsInFlightFinish) {
   Fixture f("shutdown_grace = \"20s\"\n", {"serve"});
   ASSERT_OK(f.Start());
   const std::string session = f.NewSession();
-  auto warm =
-      f.server->Request("POST", "/api/sessions/" + session + "/sandbox/exec", R"({"command":"true"})");
+  auto warm = f.Exec(session, "true");
   ASSERT_EQ(warm.status, 200) << warm.body;
   int stream = ConnectTo(f.server->port());
   std::string got;
   SendAll(stream, f.StreamRequest(session));
   ASSERT_EQ(ReadUntil(stream, got, "event: session.created", 10000), ReadEnd::kFound);
-  auto slow = std::async(std::launch::async, [&] {
-    return f.server->Request("POST", "/api/sessions/" + session + "/sandbox/exec",
-                             R"({"command":"sleep 2; echo finished"})");
-  });
+  auto slow = std::async(std::launch::async, [&] { return f.Exec(session, "sleep 2; echo finished"); });
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   auto stopped = std::async(std::launch::async, [&] { return f.server->Stop(); });
   // The stream ends at once, with the reason, while the request is still running.

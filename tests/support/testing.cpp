@@ -207,7 +207,7 @@ ServerProcess::ServerProcess(ServerOptions options)
   std::ofstream cfg(config_path_);
   cfg << "[server]\nlisten = \"127.0.0.1\"\nport = 0\ndata_dir = \"" << data_dir_ << "\"\n";
   if (!options.plugin_dir.empty()) cfg << "plugin_dir = \"" << options.plugin_dir << "\"\n";
-  if (options.server_toml.find("log_level") == std::string::npos) cfg << "log_level = \"debug\"\n";
+  cfg << "log_level = \"" << options.log_level << "\"\n";
   cfg << options.server_toml << "[secrets]\ntype = \"env\"\n"
       << options.store_toml << options.sandbox_toml << options.harness_toml << options.extra_toml;
 }

@@ -91,6 +91,7 @@ struct ServerOptions {
   // careless parent process might leave open.
   std::vector<std::pair<int, int>> inherit_fds = {};
   std::string server_toml = "";  // more [server] keys, one per line
+  std::string log_level = "debug";
 };
 
 class ServerProcess {

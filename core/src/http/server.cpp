@@ -52,9 +52,8 @@ constexpr std::uint64_t kLingerBytes = 64 << 20;
 // A fixed set of threads with a bounded queue: TrySubmit refuses instead of queueing past it.
 class WorkPool {
  public:
-  WorkPool(int threads, size_t max_queued) : max_queued_(max_queued) {
+  WorkPool(int threads, size_t max_queued) : max_queued_(max_queued), idle_(static_cast<size_t>(threads)) {
     for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
-    idle_ = threads;
   }
   ~WorkPool() { Stop(); }
 
@@ -96,20 +95,13 @@ class WorkPool {
   }
 
   const size_t max_queued_;
+  size_t idle_;  // under mu_
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> queue_;
-  size_t idle_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
-
-// The 503 a connection past every limit gets, written without waiting before it is closed.
-constexpr std::string_view kRefused =
-    "HTTP/1.1 503 Service Unavailable\r\nServer: paddock\r\nRetry-After: 1\r\nContent-Type: "
-    "application/json\r\nConnection: close\r\nContent-Length: 110\r\n\r\n"
-    "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many open connections (server.max_connections); "
-    "retry later\"}}";
 
 std::shared_ptr<const RenderedEvent> RenderForStreams(const Event& e) {
   auto r = std::make_shared<RenderedEvent>();
@@ -128,6 +120,18 @@ std::string ErrorJson(std::string_view code, std::string_view message) {
   out += JsonQuote(message);
   out += "}}";
   return out;
+}
+
+// The 503 a connection past every limit gets, written without waiting before it is closed.
+const std::string& RefusedResponse() {
+  static const std::string response = [] {
+    const std::string body =
+        ErrorJson("unavailable", "too many open connections (server.max_connections); retry later");
+    return "HTTP/1.1 503 Service Unavailable\r\nServer: paddock\r\nRetry-After: 1\r\nContent-Type: "
+           "application/json\r\nConnection: close\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  }();
+  return response;
 }
 
 }  // namespace
@@ -811,7 +815,7 @@ void HttpServer::Impl::OnAccept(const beast::error_code& ec, tcp::socket socket)
   if (refuse) {
     metrics.RequestShed("connections");
     socket.non_blocking(true, aec);
-    socket.write_some(net::buffer(kRefused.data(), kRefused.size()), aec);
+    socket.write_some(net::buffer(RefusedResponse()), aec);
     socket.shutdown(tcp::socket::shutdown_both, aec);
     socket.close(aec);
   } else {

@@ -172,7 +172,6 @@ Status App::Start() {
 }
 
 void App::Stop() {
-  if (events_) events_->Shutdown();
   if (sweeper_) sweeper_->Stop();
   if (workers_) workers_->Stop();
   if (sandboxes_) sandboxes_->Stop();

@@ -88,16 +88,6 @@ void EventHub::Unsubscribe(SubscriptionId id) {
   subs_.erase(it);
 }
 
-size_t EventHub::subscriptions() const {
-  std::lock_guard lock(mu_);
-  return subs_.size();
-}
-
-std::uint64_t EventHub::live_reads() const {
-  std::lock_guard lock(mu_);
-  return live_reads_;
-}
-
 bool EventHub::JoinLiveLocked(Topic& topic, Sub& sub) {
   if (!topic.head_known) return false;
   if (sub.cursor >= topic.head) {
@@ -200,7 +190,6 @@ void EventHub::Fetch(const std::string& session_id) {
         return;
       }
       from = topic.head;
-      ++live_reads_;
     }
     Result<std::vector<Event>> page = store_.ListEvents(session_id, from, kPage);
     std::vector<std::shared_ptr<const RenderedEvent>> rendered;

@@ -74,10 +74,6 @@ class EventHub {
   // Ends the fetch threads; later calls deliver nothing.
   void Stop();
 
-  size_t subscriptions() const;
-  // Store reads made to feed live streams (not catch-ups): what "read once per process" counts.
-  std::uint64_t live_reads() const;
-
   static constexpr int kPage = 500;
   static constexpr size_t kRecent = 256;  // events each session keeps for streams joining live
 
@@ -117,7 +113,6 @@ class EventHub {
   std::unordered_map<SubscriptionId, std::unique_ptr<Sub>> subs_;
   SubscriptionId next_id_ = 1;
   bool live_;
-  std::uint64_t live_reads_ = 0;
 
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;

@@ -1,14 +1,9 @@
 // EventService: the only way events enter a session's log. It redacts secret values, appends
-// to the store (which assigns the gap-free seq), and only then wakes anyone waiting.
+// to the store (which assigns the gap-free seq), and only then tells the event hub.
 #pragma once
 
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <map>
-#include <mutex>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,21 +32,15 @@ class EventService final : public EventFeed {
   // (EnqueueRun, FinishRun); pass the stored result to Published() afterwards.
   Result<NewEvent> Prepare(std::string_view run_id, std::string_view type, std::string_view data) const;
 
-  // Counts an event the store appended as part of another write and wakes its waiters.
+  // Counts an event the store appended as part of another write and hands it to the hub.
   void Published(const Event& event);
 
   Result<std::vector<Event>> List(std::string_view session_id, std::int64_t after_seq, int limit);
 
-  // Blocks until an event with seq > after_seq is known to be in the session's log (appended by
-  // any process sharing the store), `timeout` passes, the store's notifications come back after
-  // an outage (so the caller must re-read), or Shutdown() is called. Returns true when the
-  // caller should re-read. While notifications are down, waits last at most poll_interval.
-  bool WaitForNewer(const std::string& session_id, std::int64_t after_seq, std::chrono::milliseconds timeout);
-
-  // EventFeed, called by the store.
+  // EventFeed, called by the store: forwarded to the hub (event streams wait there).
   void OnAppended(std::string_view session_id, std::int64_t seq) noexcept override;
   void OnFeedState(bool live) noexcept override;
-  bool feed_live() const;
+  bool feed_live() const { return live_.load(); }
 
   const Redactor& redactor() const { return redactor_; }
 
@@ -59,33 +48,11 @@ class EventService final : public EventFeed {
   // nullptr detaches it. REQUIRES: the hub outlives the attachment.
   void AttachHub(EventHub* hub);
 
-  // Wakes every waiter; later waits return at once.
-  void Shutdown();
-  bool shutting_down() const;
-
-  static constexpr std::chrono::milliseconds kPollInterval{500};
-
  private:
-  struct Latest {
-    std::int64_t seq = 0;
-    int waiters = 0;
-    std::int64_t touched_ms = 0;
-  };
-  void NoteLocked(std::string_view session_id, std::int64_t seq);
-  void Wake(std::string_view session_id, std::int64_t seq) noexcept;
-
   SessionStore& store_;
   const Redactor& redactor_;
   Metrics& metrics_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  // session -> newest seq heard of. Entries nobody waits on are dropped once idle for a minute
-  // (checked when the map has doubled), so it does not grow with every session ever seen.
-  std::map<std::string, Latest, std::less<>> latest_;
-  size_t prune_at_ = 1024;
-  bool live_ = false;           // the store's notifications are flowing
-  std::uint64_t catch_up_ = 0;  // bumped when they come back: waiters re-read
-  bool shutdown_ = false;
+  std::atomic<bool> live_{false};  // the store's notifications are flowing
   std::atomic<EventHub*> hub_{nullptr};
 };
 
