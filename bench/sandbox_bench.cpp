@@ -86,20 +86,23 @@ int main(int argc, char** argv) {
     for (pid_t p : Tree(runtime)) pss += PssMiB(p);
   }
   pss /= static_cast<double>(sandboxes.size());
-  // Exec round trip of `true` through the runtime.
-  std::vector<double> exec;
+  // Exec round trip of `true` through the runtime: the first into each new sandbox (its
+  // runtime's code paths still cold), then the steady state of a session's later commands.
+  std::vector<double> exec_first, exec;
   ExecRequest t;
   t.argv = {"/bin/true"};
   Discard discard;
-  for (int i = 0; i < n; ++i) {
-    RuntimeClient rt(sandboxes[static_cast<size_t>(i) % sandboxes.size()].runtime);
-    auto start = Clock::now();
-    auto r = rt.Exec(t, discard);
-    if (!r.ok() || r->exit_code != 0) {
-      std::fprintf(stderr, "exec failed\n");
-      return 1;
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < n; ++i) {
+      RuntimeClient rt(sandboxes[static_cast<size_t>(i) % sandboxes.size()].runtime);
+      auto start = Clock::now();
+      auto r = rt.Exec(t, discard);
+      if (!r.ok() || r->exit_code != 0) {
+        std::fprintf(stderr, "exec failed\n");
+        return 1;
+      }
+      (round == 0 ? exec_first : exec).push_back(Ms(Clock::now() - start));
     }
-    exec.push_back(Ms(Clock::now() - start));
   }
   for (const auto& sb : sandboxes) (void)(*provider)->Destroy(sb.id);
   for (int i = 0; i < n; ++i) (void)(*provider)->DeleteSessionData("ses_cold_" + std::to_string(i));
@@ -145,7 +148,8 @@ int main(int argc, char** argv) {
   }
   for (const auto& sb : warm) (void)(*provider)->Destroy(sb.id);
 
-  Stats b = Of(bwrap), f = Of(forkexec), c = Of(cold), w = Of(claim), e = Of(exec), x = Of(cold_existing);
+  Stats b = Of(bwrap), f = Of(forkexec), c = Of(cold), w = Of(claim), e = Of(exec), e1 = Of(exec_first),
+        x = Of(cold_existing);
   std::printf("sandbox bench, N = %d (process provider, cgroup limits and a %lld MiB workspace image)\n", n,
               static_cast<long long>(limits.disk_bytes >> 20));
   std::printf("%-34s %9s %9s\n", "", "p50 ms", "p99 ms");
@@ -156,8 +160,10 @@ int main(int argc, char** argv) {
   std::printf("%-34s %9.3f %9.3f   (%.2fx bare bwrap at p50)\n", "cold create, workspace exists", x.p50,
               x.p99, x.p50 / b.p50);
   std::printf("%-34s %9.3f %9.3f   (target < 2 ms)\n", "warm claim (bind + session env)", w.p50, w.p99);
-  std::printf("%-34s %9.3f %9.3f   (%.1fx bare fork/exec; target < 2 ms)\n", "exec round trip of `true`",
-              e.p50, e.p99, e.p50 / f.p50);
+  std::printf("%-34s %9.3f %9.3f   (%.2fx bare fork/exec at p50)\n", "exec `true`, first in a sandbox",
+              e1.p50, e1.p99, e1.p50 / f.p50);
+  std::printf("%-34s %9.3f %9.3f   (%.2fx bare fork/exec at p50; target <= 2x, p99 <= 5 ms)\n",
+              "exec round trip of `true`", e.p50, e.p99, e.p50 / f.p50);
   std::printf("%-34s %9.2f MiB Pss\n", "memory per idle sandbox", pss);
   return 0;
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,7 +17,11 @@ namespace paddock::runtime {
 struct Children::State {
   std::mutex mu;
   std::condition_variable changed;  // a child ended, or one was started (wakes the reaper)
-  std::map<pid_t, std::optional<ExitStatus>> table;
+  struct Child {
+    std::optional<ExitStatus> status;
+    int exit_fd = -1;  // written once the status is set
+  };
+  std::map<pid_t, Child> table;
 };
 
 Children& Children::Instance() {
@@ -49,7 +54,8 @@ void Children::ReapLoop() {
     std::lock_guard lock(state_->mu);
     auto it = state_->table.find(pid);
     if (it != state_->table.end()) {  // else an orphan that was reparented to us
-      it->second = status;
+      it->second.status = status;
+      if (it->second.exit_fd >= 0) (void)eventfd_write(it->second.exit_fd, 1);
       state_->changed.notify_all();
     }
   }
@@ -95,7 +101,7 @@ std::pair<pid_t, int> Children::Spawn(const SpawnRequest& request) {
     // Held across the spawn so that the reaper cannot see the child end before it is known.
     std::lock_guard lock(state_->mu);
     err = posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
-    if (err == 0) state_->table[pid] = std::nullopt;
+    if (err == 0) state_->table[pid] = State::Child{};
   }
   state_->changed.notify_all();
   posix_spawn_file_actions_destroy(&actions);
@@ -108,24 +114,40 @@ std::optional<ExitStatus> Children::Wait(pid_t pid, std::chrono::milliseconds ti
   std::unique_lock lock(state_->mu);
   auto ended = [&] {
     auto it = state_->table.find(pid);
-    return it == state_->table.end() || it->second.has_value();
+    return it == state_->table.end() || it->second.status.has_value();
   };
   if (!state_->changed.wait_for(lock, timeout, ended)) return std::nullopt;
   auto it = state_->table.find(pid);
   if (it == state_->table.end()) return ExitStatus{};
-  return it->second;
+  return it->second.status;
 }
 
 std::optional<ExitStatus> Children::Poll(pid_t pid) {
   std::lock_guard lock(state_->mu);
   auto it = state_->table.find(pid);
   if (it == state_->table.end()) return ExitStatus{};
-  return it->second;
+  return it->second.status;
+}
+
+int Children::ExitFd(pid_t pid) {
+  std::lock_guard lock(state_->mu);
+  auto it = state_->table.find(pid);
+  if (it == state_->table.end()) return -1;
+  State::Child& child = it->second;
+  if (child.exit_fd < 0) {
+    // Made on first use, so background processes, whose entries stay, hold no descriptor.
+    child.exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (child.exit_fd >= 0 && child.status) (void)eventfd_write(child.exit_fd, 1);
+  }
+  return child.exit_fd;
 }
 
 void Children::Forget(pid_t pid) {
   std::lock_guard lock(state_->mu);
-  state_->table.erase(pid);
+  auto it = state_->table.find(pid);
+  if (it == state_->table.end()) return;
+  if (it->second.exit_fd >= 0) close(it->second.exit_fd);
+  state_->table.erase(it);
 }
 
 void Children::SignalGroup(pid_t pid, int signal) {

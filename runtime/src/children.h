@@ -1,7 +1,7 @@
 // Child processes of the runtime: the one place paddock-runtime starts them. A child gets
-// stdin, stdout and stderr and no other descriptor. As PID 1 of the sandbox the runtime reaps every process that
-// ends, its own children and orphans alike; a children table hands each exit status of a child
-// we started to whoever waits for it.
+// stdin, stdout and stderr and no other descriptor. As PID 1 of the sandbox the runtime reaps every process
+// that ends, its own children and orphans alike; a children table hands each exit status of a child we
+// started to whoever waits for it.
 #pragma once
 
 #include <sys/types.h>
@@ -45,7 +45,12 @@ class Children {
   // Non-blocking: the status of an ended child, nullopt while it runs.
   std::optional<ExitStatus> Poll(pid_t pid);
 
-  // Forgets a child that has ended and whose status was read.
+  // A descriptor that becomes readable once `pid` has ended and its status is known (an
+  // eventfd, close-on-exec, made on the first call, owned by the table until Forget). -1 for
+  // an unknown pid or when no descriptor could be made.
+  int ExitFd(pid_t pid);
+
+  // Forgets a child that has ended and whose status was read, and closes its ExitFd.
   void Forget(pid_t pid);
 
   // Signals the whole process group of a child started by Spawn.

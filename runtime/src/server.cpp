@@ -23,6 +23,7 @@
 #include <Poco/StreamCopier.h>
 #include <Poco/URI.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -448,66 +449,94 @@ class Runtime {
     if (auto* impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl*>(&req)) {
       client_fd = impl->socket().impl()->sockfd();
     }
+    // One wait per step on everything that can happen: output, the exit, the client leaving,
+    // the timeout, the end of the drain or of the gathering window. No fixed slice: an exec
+    // costs what its command costs.
+    //
+    // Output is gathered before it is framed: bytes of one stream wait up to kGatherWindow
+    // for more (or until kGatherBytes are held), so a command that writes many short lines
+    // costs a few frames, not one per write. Bytes of the other stream, the exit, the end of
+    // a pipe and the end of the exec send what is held first, so the order between streams
+    // is the order they were read in.
+    constexpr auto kGatherWindow = std::chrono::milliseconds(5);
+    constexpr size_t kGatherBytes = 64 * 1024;
+    const int exit_fd = Children::Instance().ExitFd(pid);
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     bool timed_out = false;
     bool gone = false;  // the client went away
     std::optional<ExitStatus> status;
     Clock::time_point drain_until{};
-    int open_pipes = 2;
+    std::string held;
+    int held_stream = -1;  // 0 stdout, 1 stderr
+    Clock::time_point held_since{};
     char buf[64 * 1024];
-    while (open_pipes > 0 || !status) {
-      if (!timed_out && timeout_ms > 0 && Clock::now() >= deadline) {
-        timed_out = true;
-        Children::SignalGroup(pid, SIGKILL);
+    auto kill_group = [&] { Children::SignalGroup(pid, SIGKILL); };
+    auto send_held = [&] {
+      if (held.empty()) return;
+      Object o;
+      o.set("type", held_stream == 0 ? "stdout" : "stderr");
+      o.set("data", Base64(held));
+      held.clear();
+      if (!frame(o)) {
+        gone = true;
+        kill_group();
       }
+    };
+    for (;;) {
       if (!status) status = Children::Instance().Poll(pid);
+      // Output still held open by a background child of the command is drained for 200 ms
+      // after the exit, not waited for.
       if (status && drain_until == Clock::time_point{})
         drain_until = Clock::now() + std::chrono::milliseconds(200);
-      // Output still held open by a background child of the command is not waited for.
-      if (status && Clock::now() >= drain_until) break;
-      if (open_pipes == 0 && !status) {
-        // Only the exit is missing: wait for the reaper rather than for a poll timeout.
-        status = Children::Instance().Wait(pid, std::chrono::milliseconds(50));
-        if (client_fd >= 0) {
-          pollfd c{client_fd, POLLRDHUP, 0};
-          if (poll(&c, 1, 0) > 0 && (c.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-            gone = true;
-            Children::SignalGroup(pid, SIGKILL);
-            break;
-          }
-        }
-        continue;
+      if (status && ((out.r < 0 && err.r < 0) || Clock::now() >= drain_until)) break;
+      Clock::time_point wake = Clock::time_point::max();
+      if (!timed_out && timeout_ms > 0) wake = deadline;
+      if (status) wake = std::min(wake, drain_until);
+      if (!held.empty()) wake = std::min(wake, held_since + kGatherWindow);
+      int wait_ms = -1;
+      if (wake != Clock::time_point::max()) {
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now()).count();
+        wait_ms = static_cast<int>(std::clamp<std::int64_t>(left, 0, 1 << 30));
       }
-      pollfd fds[3] = {{out.r, static_cast<short>(out.r >= 0 ? POLLIN : 0), 0},
-                       {err.r, static_cast<short>(err.r >= 0 ? POLLIN : 0), 0},
-                       {client_fd, POLLRDHUP, 0}};
-      int n = poll(fds, client_fd >= 0 ? 3 : 2, 50);
+      pollfd fds[4] = {{out.r, POLLIN, 0},
+                       {err.r, POLLIN, 0},
+                       {client_fd, POLLRDHUP, 0},
+                       {status || exit_fd < 0 ? -1 : exit_fd, POLLIN, 0}};
+      // Without an exit descriptor (none could be made), the exit is looked at every 50 ms.
+      if (exit_fd < 0 && !status && (wait_ms < 0 || wait_ms > 50)) wait_ms = 50;
+      int n = poll(fds, 4, wait_ms);
       if (n < 0 && errno != EINTR) break;
-      if (client_fd >= 0 && (fds[2].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+      const auto now = Clock::now();
+      if (!timed_out && timeout_ms > 0 && now >= deadline) {
+        timed_out = true;
+        kill_group();
+      }
+      if (fds[2].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
         gone = true;
-        Children::SignalGroup(pid, SIGKILL);
+        kill_group();
         break;
       }
-      for (int i = 0; i < 2; ++i) {
+      for (int i = 0; i < 2 && !gone; ++i) {
         int& fd = i == 0 ? out.r : err.r;
         if (fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
         ssize_t got = read(fd, buf, sizeof buf);
+        if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (got <= 0) {
+          if (held_stream == i) send_held();
           close(fd);
           fd = -1;
-          --open_pipes;
           continue;
         }
-        Object o;
-        o.set("type", i == 0 ? "stdout" : "stderr");
-        o.set("data", Base64(std::string_view(buf, static_cast<size_t>(got))));
-        if (!frame(o)) {
-          gone = true;
-          Children::SignalGroup(pid, SIGKILL);
-        }
+        if (held_stream != i) send_held();
+        if (held.empty()) held_since = now;
+        held_stream = i;
+        held.append(buf, static_cast<size_t>(got));
+        if (held.size() >= kGatherBytes) send_held();
       }
+      if (!gone && !held.empty() && (now >= held_since + kGatherWindow || fds[3].revents)) send_held();
       if (gone) break;
     }
+    if (!gone) send_held();
     if (!status) status = Children::Instance().Wait(pid, std::chrono::seconds(10));
     writer.join();
     Children::Instance().Forget(pid);
