@@ -8,7 +8,7 @@ namespace {
 constexpr paddock_config_key kConfigKeys[] = {
     {"shell", PADDOCK_CONFIG_STRING, 0, "/bin/sh", "Shell inside the sandbox that runs each message."},
     {"max_line_bytes", PADDOCK_CONFIG_SIZE, 0, "16KiB",
-     "Output lines longer than this are split into several events."},
+     "Output lines longer than this are cut into pieces of this size, each shown as a line."},
     {"state_file", PADDOCK_CONFIG_STRING, 0, "/home/paddock/.paddock-shell/state",
      "Native resume state: a file of shell variables (NAME=value lines) sourced before every command; "
      "commands find its path in $PADDOCK_STATE. Its directory is snapshotted after every run."},

@@ -8,26 +8,50 @@
 namespace paddock::plugins::harness_shell {
 namespace {
 
-// Cuts the output stream of one exec into lines and emits each as an event:
-//   {"type": "output", "data": {"stream": "stdout", "text": "hello"}}
+// Cuts the output stream of one exec into lines and emits the whole lines of each chunk the
+// runtime delivers as one event (the runtime gathers a chatty command's output for a few
+// milliseconds), the lines joined by "\n" and without the last newline:
+//   {"type": "output", "data": {"stream": "stdout", "text": "hello\nworld"}}
+// The "\n" in an event's text are the command's own newlines: a line longer than
+// max_line_bytes is cut into pieces of that size, and each piece is an event of its own, so
+// that the pieces, concatenated, are the line (and the stream redactor sees it whole). An
+// event holds at most kChunkBytes of text.
 class LineEmitter final : public ExecObserver {
  public:
+  static constexpr std::size_t kChunkBytes = 64 * 1024;
+
   LineEmitter(TurnContext& ctx, std::size_t max_line) : ctx_(ctx), max_line_(max_line) {}
 
   void OnOutput(ExecStream stream, std::string_view chunk) noexcept override {
     std::string& buf = stream == ExecStream::kStdout ? out_ : err_;
+    std::string ready;
+    bool any = false;
+    auto line_done = [&] {
+      if (any && ready.size() + 1 + buf.size() > kChunkBytes) {
+        Emit(stream, ready);
+        ready.clear();
+        any = false;
+      }
+      if (any) ready.push_back('\n');
+      ready += buf;
+      any = true;
+      buf.clear();
+    };
     for (char c : chunk) {
       if (c == '\n') {
-        Emit(stream, buf);
-        buf.clear();
+        line_done();
       } else {
         buf.push_back(c);
-        if (buf.size() >= max_line_) {
+        if (buf.size() >= max_line_) {  // a piece of a long line: alone, after what came before
+          if (any) Emit(stream, ready);
+          ready.clear();
+          any = false;
           Emit(stream, buf);
           buf.clear();
         }
       }
     }
+    if (any) Emit(stream, ready);
   }
 
   bool Cancelled() const noexcept override { return ctx_.Cancelled() || !status_.ok(); }

@@ -20,9 +20,26 @@
 
 namespace paddock::testing {
 
-inline bool HasOutput(const std::vector<SseEvent>& events, const std::string& text) {
+// Every line of the output events, in order (an event holds one or more lines, joined by "\n").
+inline std::vector<std::string> OutputLines(const std::vector<SseEvent>& events) {
+  std::vector<std::string> lines;
   for (const auto& e : events) {
-    if (e.type == "output" && JsonField(e.data, "data.text") == text) return true;
+    if (e.type != "output") continue;
+    const std::string text = JsonField(e.data, "data.text");
+    for (size_t start = 0;;) {
+      size_t nl = text.find('\n', start);
+      lines.push_back(text.substr(start, nl == std::string::npos ? std::string::npos : nl - start));
+      if (nl == std::string::npos) break;
+      start = nl + 1;
+    }
+  }
+  return lines;
+}
+
+// Whether some output line is exactly `text`.
+inline bool HasOutput(const std::vector<SseEvent>& events, const std::string& text) {
+  for (const auto& line : OutputLines(events)) {
+    if (line == text) return true;
   }
   return false;
 }
