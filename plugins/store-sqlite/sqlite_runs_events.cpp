@@ -386,13 +386,17 @@ Result<Event> SqliteSessionStore::AppendEventLocked(std::string_view session_id,
     }
     PADDOCK_RETURN_IF_ERROR(CheckLeaseLocked({event.run_id, event.generation}).status());
   }
-  Statement bump(cache_, db_, "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq");
-  bump.Bind(1, session_id);
-  PADDOCK_RETURN_IF_ERROR(bump.StepRow("session '" + std::string(session_id) + "' does not exist"));
+  // The next seq, read from the events' primary key under the write lock that every append
+  // holds (BEGIN IMMEDIATE): an append writes one row of one table.
+  Statement next(cache_, db_,
+                 "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?1) + 1 "
+                 "FROM sessions WHERE id = ?1");
+  next.Bind(1, session_id);
+  PADDOCK_RETURN_IF_ERROR(next.StepRow("session '" + std::string(session_id) + "' does not exist"));
   Event e;
   e.session_id = std::string(session_id);
-  e.seq = bump.Int(0);
-  PADDOCK_RETURN_IF_ERROR(bump.Run());
+  e.seq = next.Int(0);
+  PADDOCK_RETURN_IF_ERROR(next.Run());
   e.run_id = event.run_id;
   e.type = event.type;
   e.data = event.data;

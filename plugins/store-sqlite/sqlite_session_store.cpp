@@ -21,7 +21,10 @@ using plugin::Guard;
 constexpr char kAgentColumns[] =
     "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at, idle_timeout_seconds";
 constexpr char kSessionColumns[] =
-    "id, agent_id, status, status_reason, sandbox_id, last_seq, created_at, updated_at, native_session_id, "
+    "id, agent_id, status, status_reason, sandbox_id, "
+    "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE events.session_id = sessions.id), created_at, "
+    "updated_at, "
+    "native_session_id, "
     "model, input_tokens, output_tokens, cache_read_tokens, cost_microusd";
 
 Agent ReadAgent(const Statement& st) {
@@ -374,10 +377,9 @@ Status SqliteSessionStore::CreateSession(const Session& session, const Idempoten
     agent.Bind(1, session.agent_id);
     Status s;
     PADDOCK_RETURN_IF_ERROR(agent.StepRow("agent '" + session.agent_id + "' does not exist"));
-    Statement st(
-        cache_, db_,
-        "INSERT INTO sessions (id, agent_id, status, status_reason, sandbox_id, last_seq, created_at, "
-        "updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)");
+    Statement st(cache_, db_,
+                 "INSERT INTO sessions (id, agent_id, status, status_reason, sandbox_id, created_at, "
+                 "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
     st.Bind(1, session.id).Bind(2, session.agent_id).Bind(3, ToString(session.status));
     st.Bind(4, session.status_reason).Bind(5, session.sandbox_id);
     st.Bind(6, session.created_at).Bind(7, session.updated_at);
