@@ -170,6 +170,59 @@ std::vector<double> DeliveryLatency(App& app, const std::string& session, int n,
   return out;
 }
 
+// A quiet session's append round trip (one every 2 ms) alone, and while two threads flood
+// another session's log as fast as they can, through the app's EventService (and so through
+// its per-session share of the store's write rate, if it has one).
+struct Neighbour {
+  std::vector<double> alone, flooded;
+  long flood_events = 0;
+  double flood_seconds = 0;
+};
+Neighbour QuietNextToFlood(App& app, int n) {
+  const std::string quiet = MakeSession(app.store()), noisy = MakeSession(app.store());
+  Neighbour out;
+  auto sample = [&](std::vector<double>& into) {
+    for (int i = 0; i < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      auto t0 = Clock::now();
+      Check(app.events().Append(quiet, "", "bench", "{\"i\":" + std::to_string(i) + "}").ok(),
+            "quiet append");
+      into.push_back(Us(Clock::now() - t0));
+    }
+  };
+  sample(out.alone);
+  std::atomic<bool> stop{false};
+  std::atomic<long> flooded{0};
+  std::vector<std::thread> flood;
+  const std::string chunk = "{\"stream\":\"stdout\",\"text\":\"" + std::string(200, 'x') + "\"}";
+  auto start = Clock::now();
+  for (int t = 0; t < 2; ++t) {
+    flood.emplace_back([&] {
+      while (!stop.load()) {
+        Check(app.events().Append(noisy, "", "output", chunk).ok(), "flood append");
+        flooded.fetch_add(1);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  sample(out.flooded);
+  stop = true;
+  for (auto& t : flood) t.join();
+  out.flood_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  out.flood_events = flooded.load();
+  return out;
+}
+
+void ReportNeighbour(const char* label, const Neighbour& n) {
+  std::printf(
+      "  %-34s alone p50 %6.1f us p99 %7.1f us | neighbour flooding p50 %7.1f us p99 %8.1f us "
+      "(%.1fx / %.1fx); the flood got %.0f events/s\n",
+      label, Percentile(n.alone, 0.5), Percentile(n.alone, 0.99), Percentile(n.flooded, 0.5),
+      Percentile(n.flooded, 0.99), Percentile(n.flooded, 0.5) / Percentile(n.alone, 0.5),
+      Percentile(n.flooded, 0.99) / Percentile(n.alone, 0.99),
+      static_cast<double>(n.flood_events) / n.flood_seconds);
+}
+
 std::unique_ptr<App> StartApp(const std::string& store_toml, const std::string& data_dir) {
   std::string toml = "[server]\nlog_level = \"warn\"\ndata_dir = \"" + data_dir + "\"\nplugin_dir = \"" +
                      PluginDir() + "\"\n[worker]\nenabled = false\n[secrets]\ntype = \"env\"\n" + store_toml +
@@ -221,6 +274,21 @@ int main(int argc, char** argv) {
     app->Stop();
   }
   Report("sqlite (in-process append, WAL, synchronous=NORMAL)", sqlite_store, sqlite_raw, sqlite_latency);
+  // A quiet session next to a flooding one, without and with the per-session share.
+  {
+    auto app = StartApp("[store]\ntype = \"sqlite\"\n[sessions]\nappend_rate = 0\nappend_bytes_rate = 0\n",
+                        dir / "sqlite-unshared");
+    Neighbour nb = QuietNextToFlood(*app, 300);
+    app->Stop();
+    std::printf("  quiet session's append, one every 2 ms, next to 2 threads flooding another session:\n");
+    ReportNeighbour("no share (append_rate = 0)", nb);
+  }
+  {
+    auto app = StartApp("[store]\ntype = \"sqlite\"\n", dir / "sqlite-shared");
+    Neighbour nb = QuietNextToFlood(*app, 300);
+    app->Stop();
+    ReportNeighbour("default share (1000 events/s)", nb);
+  }
 
   // ---- postgres ----
   const std::string pg = dir / "pg";

@@ -102,6 +102,11 @@ constexpr paddock_config_key kSessionKeys[] = {
     {"idle_timeout", PADDOCK_CONFIG_DURATION, 0, "30m",
      "A session whose sandbox has run nothing this long releases it (status suspended); the next message "
      "restores it from its snapshot. 0s: never. An agent's idle_timeout_seconds overrides it."},
+    {"append_rate", PADDOCK_CONFIG_INT, 0, "1000",
+     "Each session's share of the store's write rate, in events per second (a second's worth may come at "
+     "once): a session over it waits, so one noisy session cannot slow the others' appends. 0: no limit."},
+    {"append_bytes_rate", PADDOCK_CONFIG_SIZE, 0, "16MiB",
+     "The same share in bytes of event data per second. 0: no limit."},
 };
 
 constexpr paddock_config_key kSnapshotKeys[] = {
@@ -401,6 +406,13 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
     config.sessions.idle_timeout_ms = v.GetDurationMs("idle_timeout");
     if (config.sessions.idle_timeout_ms != 0 && config.sessions.idle_timeout_ms < 1000)
       return Invalid(source, s.line, "[sessions] idle_timeout must be 0s (never) or at least 1s");
+    config.sessions.append_rate = v.GetInt("append_rate");
+    if (config.sessions.append_rate < 0 || config.sessions.append_rate > 1000000)
+      return Invalid(source, s.line,
+                     "[sessions] append_rate must be 0 (no limit) to 1000000 events per second");
+    config.sessions.append_bytes_rate = v.GetSizeBytes("append_bytes_rate");
+    if (config.sessions.append_bytes_rate < 0)
+      return Invalid(source, s.line, "[sessions] append_bytes_rate must not be negative");
   }
   // [snapshots]
   {

@@ -61,6 +61,9 @@ struct WorkerSettings {
 
 struct SessionSettings {
   std::int64_t idle_timeout_ms = 30 * 60 * 1000;  // 0: never suspend
+  // Each session's share of the store's write rate (services/events/append_share.h); 0: no limit.
+  std::int64_t append_rate = 1000;              // events per second
+  std::int64_t append_bytes_rate = 16LL << 20;  // bytes of event data per second
 };
 
 // Snapshots of sessions after every run (workspace + the harness's native state).

@@ -47,6 +47,11 @@ struct Metrics::Impl {
           .Name("paddock_events_appended_total")
           .Help("Events appended to session logs by this process.")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& append_waits =
+      BuildCounter()
+          .Name("paddock_event_append_wait_seconds_total")
+          .Help("Time appends waited because their session was over its share of the store's write rate.")
+          .Register(*registry);
   prometheus::Family<prometheus::Gauge>& plugins =
       BuildGauge()
           .Name("paddock_plugin_loaded_info")
@@ -119,6 +124,7 @@ struct Metrics::Impl {
           .Help("From an event's append to its hand-over to a stream's socket, per stream.")
           .Register(*registry);
   prometheus::Counter& events_counter = events.Add({});
+  prometheus::Counter& append_wait_seconds = append_waits.Add({});
   prometheus::Gauge& open_connections = open.Add({{"kind", "connection"}});
   prometheus::Gauge& open_streams = open.Add({{"kind", "stream"}});
   prometheus::Histogram& delivery_seconds =
@@ -217,6 +223,8 @@ void Metrics::StreamCut(std::string_view reason) {
 void Metrics::EventDelivered(double seconds) { impl_->delivery_seconds.Observe(seconds); }
 
 void Metrics::EventsAppended(std::int64_t n) { impl_->events_counter.Increment(static_cast<double>(n)); }
+
+void Metrics::AppendWaited(double seconds) { impl_->append_wait_seconds.Increment(seconds); }
 
 void Metrics::SetSessionCounts(const SessionCounts& counts) {
   for (SessionStatus s : kAllSessionStatuses) {

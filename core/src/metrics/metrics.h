@@ -35,6 +35,8 @@ class Metrics {
   // What a model spent for an agent (by its id), through a harness.
   void ModelUsage(std::string_view agent, std::string_view harness, const Usage& usage);
   void EventsAppended(std::int64_t n);
+  // An append waited this long for its session's share of the store's write rate.
+  void AppendWaited(double seconds);
   // The front door: delta +1 when a connection (stream) opens, -1 when it closes.
   void ConnectionOpened(int delta);
   void StreamOpened(int delta);

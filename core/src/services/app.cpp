@@ -37,7 +37,9 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
     app->plugins_.push_back(std::move(p));
   }
   App& a = *app;
-  a.events_ = std::make_unique<EventService>(*a.store_, *a.redactor_, *a.metrics_);
+  a.events_ = std::make_unique<EventService>(*a.store_, *a.redactor_, *a.metrics_,
+                                             static_cast<double>(config.sessions.append_rate),
+                                             static_cast<double>(config.sessions.append_bytes_rate));
   if (config.worker.enabled) {
     const WorkerSettings& w = config.worker;
     LeaseSettings lease{std::chrono::milliseconds(w.lease_ttl_ms),

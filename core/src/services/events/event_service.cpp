@@ -30,8 +30,9 @@ Result<std::string> RedactJsonObject(std::string_view json, const Redactor& reda
   }
 }
 
-EventService::EventService(SessionStore& store, const Redactor& redactor, Metrics& metrics)
-    : store_(store), redactor_(redactor), metrics_(metrics) {}
+EventService::EventService(SessionStore& store, const Redactor& redactor, Metrics& metrics,
+                           double append_rate, double append_bytes_rate)
+    : store_(store), redactor_(redactor), metrics_(metrics), share_(append_rate, append_bytes_rate) {}
 
 Result<NewEvent> EventService::Prepare(std::string_view run_id, std::string_view type,
                                        std::string_view data) const {
@@ -53,6 +54,8 @@ Result<Event> EventService::Append(std::string_view session_id, std::string_view
                                    std::string_view type, std::string_view data, std::int64_t generation) {
   PADDOCK_ASSIGN_OR_RETURN(NewEvent e, Prepare(run_id, type, data));
   e.generation = generation;
+  if (auto waited = share_.Wait(session_id, e.data.size()); waited.count() > 0)
+    metrics_.AppendWaited(std::chrono::duration<double>(waited).count());
   PADDOCK_ASSIGN_OR_RETURN(Event stored, store_.AppendEvent(session_id, e));
   Published(stored);
   return stored;

@@ -10,6 +10,7 @@
 
 #include "paddock/events.h"
 #include "paddock/session_store.h"
+#include "services/events/append_share.h"
 
 namespace paddock {
 
@@ -20,11 +21,14 @@ class Redactor;
 // Thread safety: every method may be called concurrently.
 class EventService final : public EventFeed {
  public:
-  EventService(SessionStore& store, const Redactor& redactor, Metrics& metrics);
+  // Each session's share of the store's write rate ([sessions] append_rate and
+  // append_bytes_rate; 0 = unlimited): Append waits while its session is over it.
+  EventService(SessionStore& store, const Redactor& redactor, Metrics& metrics, double append_rate = 0,
+               double append_bytes_rate = 0);
 
-  // Appends an event. `data` must be a JSON object (kInvalidArgument otherwise); every string
-  // in it is redacted before it is stored. A non-zero `generation` fences the append by the
-  // run's lease (kAborted once the run has moved on).
+  // Appends an event, after waiting for the session's share if it is over it. `data` must be a JSON object
+  // (kInvalidArgument otherwise); every string in it is redacted before it is stored. A non-zero `generation`
+  // fences the append by the run's lease (kAborted once the run has moved on).
   Result<Event> Append(std::string_view session_id, std::string_view run_id, std::string_view type,
                        std::string_view data, std::int64_t generation = 0);
 
@@ -52,6 +56,7 @@ class EventService final : public EventFeed {
   SessionStore& store_;
   const Redactor& redactor_;
   Metrics& metrics_;
+  AppendShare share_;
   std::atomic<bool> live_{false};  // the store's notifications are flowing
   std::atomic<EventHub*> hub_{nullptr};
 };
