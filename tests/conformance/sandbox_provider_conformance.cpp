@@ -99,6 +99,36 @@ TEST_P(SandboxProviderConformance, ExecStreamsOutputAsItIsProduced) {
   EXPECT_GE(std::get<2>(t.chunks[1]) - std::get<2>(t.chunks[0]), std::chrono::milliseconds(300));
 }
 
+TEST_P(SandboxProviderConformance, ChattyOutputComesInFewChunksInTheOrderItWasWritten) {
+  auto sb = provider_->Create(Spec("ses_chatty"));
+  ASSERT_OK(sb);
+  // 2000 writes of one line each, then a line on stderr, then (once that is surely read: two
+  // pipes have no order of their own) more on stdout.
+  Timeline t;
+  auto r = RuntimeClient(sb->runtime)
+               .Exec(Shell("i=0; while [ $i -lt 2000 ]; do echo $i; i=$((i+1)); done; echo middle >&2; "
+                           "sleep 0.1; echo after"),
+                     t);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->exit_code, 0);
+  std::string out, expected;
+  for (int i = 0; i < 2000; ++i) expected += std::to_string(i) + "\n";
+  size_t stderr_at = 0;
+  for (size_t i = 0; i < t.chunks.size(); ++i) {
+    if (std::get<0>(t.chunks[i]) == ExecStream::kStderr) {
+      EXPECT_EQ(std::get<1>(t.chunks[i]), "middle\n");
+      EXPECT_EQ(out, expected) << "stderr came before all the stdout written ahead of it";
+      stderr_at = i;
+    } else {
+      out += std::get<1>(t.chunks[i]);
+    }
+  }
+  EXPECT_GT(stderr_at, 0u);
+  EXPECT_EQ(out, expected + "after\n");
+  // Gathered: far fewer chunks than writes (a chunk waits a few ms for more).
+  EXPECT_LT(t.chunks.size(), 200u);
+}
+
 TEST_P(SandboxProviderConformance, ExecPassesEnvCwdAndStdin) {
   auto sb = provider_->Create(Spec("ses_env"));
   ASSERT_OK(sb);

@@ -66,6 +66,22 @@ TEST(Config, AProfileRelaxesTheSyscallFilterOnlyByName) {
   ASSERT_FALSE(c.ok());
 }
 
+TEST(Config, EachSessionsShareOfTheStoreIsConfiguredAndChecked) {
+  auto c = ParseConfig(kMinimal, "f.toml");
+  ASSERT_OK(c);
+  EXPECT_EQ(c->sessions.append_rate, 1000);
+  EXPECT_EQ(c->sessions.append_bytes_rate, 16LL << 20);
+  c = ParseConfig(std::string(kMinimal) + "[sessions]\nappend_rate = 0\nappend_bytes_rate = \"1MiB\"\n",
+                  "f.toml");
+  ASSERT_OK(c);
+  EXPECT_EQ(c->sessions.append_rate, 0);
+  EXPECT_EQ(c->sessions.append_bytes_rate, 1LL << 20);
+  c = ParseConfig(std::string(kMinimal) + "[sessions]\nappend_rate = -5\n", "f.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("append_rate must be 0 (no limit) to 1000000"), std::string::npos)
+      << c.status().ToString();
+}
+
 TEST(Config, SyntaxErrorNamesFileLineAndColumn) {
   auto c = ParseConfig("[server]\nport = 3000\nlisten = \"x\n", "my.toml");
   ASSERT_FALSE(c.ok());
