@@ -9,34 +9,29 @@
 //
 //   build/bin/output_bench [L=100000] [Q=30]
 //   OUTPUT_BINARY=/path/to/an/older/paddock build/bin/output_bench ...   (the same, on it)
+#include <Poco/JSON/Parser.h>
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "baselines.h"
+#include "paddock/json.h"
 #include "testing.h"
 
 using namespace paddock::testing;
 
 namespace {
 
-std::string Quote(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(c);
-  }
-  return out + "\"";
-}
-
 // Posts `command` and waits until the session's runs list shows the run finished.
 double RunToEnd(ServerProcess& srv, const std::string& session, const std::string& command) {
   auto start = Clock::now();
-  auto r =
-      srv.Request("POST", "/api/sessions/" + session + "/messages", "{\"content\":" + Quote(command) + "}");
+  auto r = srv.Request("POST", "/api/sessions/" + session + "/messages",
+                       "{\"content\":" + paddock::JsonQuote(command) + "}");
   if (r.status != 202) {
     std::fprintf(stderr, "message refused: %d %s\n", r.status, r.body.c_str());
     std::exit(1);
@@ -76,29 +71,18 @@ std::string NewSession(ServerProcess& srv, const std::string& agent) {
 // Every output line of the session, in order, from its event log.
 std::vector<std::string> OutputLines(ServerProcess& srv, const std::string& session) {
   std::vector<std::string> lines;
-  long after = 0;
-  for (;;) {
-    auto page = srv.Request(
-        "GET", "/api/sessions/" + session + "/events?after=" + std::to_string(after) + "&limit=1000");
-    size_t count = 0;
-    for (size_t at = 0; (at = page.body.find("{\"seq\":", at)) != std::string::npos; ++count) {
-      after = std::atol(page.body.c_str() + at + 7);
-      auto type = page.body.find("\"type\":\"", at);
-      auto next = page.body.find("{\"seq\":", at + 1);
-      if (type < next && page.body.compare(type, 15, "\"type\":\"output\"") == 0) {
-        auto text = page.body.find("\"text\":\"", at) + 8;
-        auto close = page.body.find('"', text);
-        std::string t = page.body.substr(text, close - text);
-        for (size_t s = 0;;) {
-          auto nl = t.find("\\n", s);
-          lines.push_back(t.substr(s, nl == std::string::npos ? std::string::npos : nl - s));
-          if (nl == std::string::npos) break;
-          s = nl + 2;
-        }
-      }
-      at += 1;
+  std::string after = "0";
+  for (bool more = true; more;) {
+    auto page = srv.Request("GET", "/api/sessions/" + session + "/events?after=" + after + "&limit=1000");
+    auto body = Poco::JSON::Parser().parse(page.body).extract<Poco::JSON::Object::Ptr>();
+    for (const auto& v : *body->getArray("events")) {
+      auto e = v.extract<Poco::JSON::Object::Ptr>();
+      if (e->getValue<std::string>("type") != "output") continue;
+      std::istringstream text(e->getObject("data")->getValue<std::string>("text"));
+      for (std::string line; std::getline(text, line);) lines.push_back(line);
     }
-    if (count < 1000) break;
+    after = body->get("next_after").toString();
+    more = body->getValue<bool>("has_more");
   }
   return lines;
 }
