@@ -169,7 +169,7 @@ TEST_P(AgentCli, CancellingATurnStopsTheCli) {
   const std::string run = Send(session, "Take it slow-" + h + ".");
   // Wait until the CLI has asked the model.
   for (auto deadline = Clock::now() + std::chrono::seconds(120);
-       model_->Requests().empty() && Clock::now() < deadline;) {
+       model_->Held() == 0 && model_->Requests().empty() && Clock::now() < deadline;) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   auto cancel = server_->Request("POST", "/api/sessions/" + session + "/runs/" + run + "/cancel");

@@ -29,6 +29,7 @@ struct ModelServer::State {
   std::vector<ScriptedTurn> script;
   mutable std::mutex mu;
   std::vector<RecordedRequest> requests;
+  int held = 0;  // requests waiting out the delay now
   ModelServerUsage usage;
   std::chrono::microseconds busy{0};
   std::chrono::milliseconds delay{0};
@@ -467,7 +468,9 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     }
     {
       std::unique_lock lock(state_->mu);
+      ++state_->held;
       state_->wake.wait_for(lock, state_->delay, [&] { return state_->stopping; });
+      --state_->held;
     }
     Ask ask = Read(api, parsed);
     Reply reply = Decide(state_->script, ask, body.size());
@@ -533,6 +536,11 @@ ModelServer::~ModelServer() {
 
 std::string ModelServer::BaseUrl() const {
   return "http://" + Poco::Net::DNS::hostName() + ":" + std::to_string(port_);
+}
+
+int ModelServer::Held() const {
+  std::lock_guard lock(state_->mu);
+  return state_->held;
 }
 
 void ModelServer::SetDelay(std::chrono::milliseconds delay) {

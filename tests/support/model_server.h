@@ -60,6 +60,8 @@ class ModelServer {
 
   // Each response waits this long before its first byte (a slow model).
   void SetDelay(std::chrono::milliseconds delay);
+  // Requests that arrived and wait out the delay now.
+  int Held() const;
 
   std::vector<RecordedRequest> Requests() const;
   // Tokens the server reported in its responses, in all.
