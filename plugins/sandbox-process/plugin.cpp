@@ -15,6 +15,12 @@ constexpr paddock_config_key kConfigKeys[] = {
      "The paddock-runtime executable; empty: the one next to the paddock binary, else from PATH."},
     {"disk_quota", PADDOCK_CONFIG_BOOL, 0, "true",
      "Enforce a profile's disk limit with a loop-mounted ext4 image per workspace (needs root)."},
+    {"spare_volumes", PADDOCK_CONFIG_INT, 0, "2",
+     "Workspace images formatted and mounted ahead per disk size, so a new workspace need not wait "
+     "for mkfs and a loop mount (0: none)."},
+    {"disk_overcommit", PADDOCK_CONFIG_INT, 0, "4",
+     "Refuse a new workspace image once the images' sizes together would pass this many times the "
+     "root's filesystem (sparse images promise more than they use); 0: never refuse."},
     {"mkfs", PADDOCK_CONFIG_STRING, 0, "mkfs.ext4", "mkfs for workspace images (e2fsprogs)."},
     {"mount", PADDOCK_CONFIG_STRING, 0, "mount", "mount for workspace images (util-linux)."},
     {"ro_binds", PADDOCK_CONFIG_STRING_LIST, 0, "/usr,/etc/alternatives,/etc/ssl/certs,/etc/ca-certificates",
@@ -58,6 +64,12 @@ Result<SandboxProviderPtr> Create(const PluginContext& ctx, const ConfigView& co
   }
   j.runtime = *runtime_path;
   c.disk_quota = config.GetBool("disk_quota", true);
+  c.spare_volumes = static_cast<int>(config.GetInt("spare_volumes"));
+  if (c.spare_volumes < 0 || c.spare_volumes > 64)
+    return Status::InvalidArgument("spare_volumes must be 0..64");
+  c.disk_overcommit = static_cast<int>(config.GetInt("disk_overcommit"));
+  if (c.disk_overcommit < 0 || c.disk_overcommit > 1000)
+    return Status::InvalidArgument("disk_overcommit must be 0..1000 (0: never refuse)");
   c.mkfs = FindExecutable(config.GetString("mkfs", "mkfs.ext4")).value_or("/usr/sbin/mkfs.ext4");
   c.mount = FindExecutable(config.GetString("mount", "mount")).value_or("/usr/bin/mount");
   j.ro_binds = config.GetStringList("ro_binds");

@@ -5,6 +5,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -71,6 +72,12 @@ bool Mounted(const std::string& path) {
   return false;
 }
 
+std::string Bytes(std::int64_t n) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(n) / (1024.0 * 1024 * 1024));
+  return buf;
+}
+
 Status RunTool(const std::vector<std::string>& argv) {
   ChildSpec spec;
   spec.argv = argv;
@@ -102,7 +109,7 @@ std::string ProcessSandboxProvider::SandboxDir(std::string_view id) const {
 Status ProcessSandboxProvider::Start() noexcept {
   return Guard([&]() -> Status {
     std::error_code ec;
-    for (const char* sub : {"/sandboxes", "/workspaces", "/volumes"})
+    for (const char* sub : {"/sandboxes", "/workspaces", "/volumes", "/spare"})
       fs::create_directories(config_.root + sub, ec);
     if (ec) return Status::FailedPrecondition("cannot create " + config_.root + ": " + ec.message());
     fs::permissions(config_.root, fs::perms(0755), ec);
@@ -129,13 +136,29 @@ Status ProcessSandboxProvider::Start() noexcept {
     } else {
       logger_.Info("sandbox limits through " + cgroups_.Label());
     }
-    // Sandboxes of an earlier process stay: the core reattaches or destroys them.
+    // Sandboxes of an earlier process stay: the core reattaches or destroys them. Its spares go
+    // (they may predate a reboot, or a change of mkfs); new ones are made as sizes are asked for.
+    RemoveSpares();
+    if (config_.spare_volumes > 0 && config_.disk_quota && geteuid() == 0) {
+      {
+        std::lock_guard lock(spare_mu_);
+        stopping_ = false;
+      }
+      spare_thread_ = std::thread([this] { SpareLoop(); });
+    }
     return Status::Ok();
   });
 }
 
 void ProcessSandboxProvider::Stop() noexcept {
   if (lock_fd_ < 0) return;
+  {
+    std::lock_guard lock(spare_mu_);
+    stopping_ = true;
+  }
+  spare_cv_.notify_all();
+  if (spare_thread_.joinable()) spare_thread_.join();
+  RemoveSpares();
   if (config_.destroy_on_stop) {
     if (auto all = List(); all.ok()) {
       for (const SandboxInfo& s : *all) (void)Destroy(s.id);
@@ -150,35 +173,175 @@ Health ProcessSandboxProvider::GetHealth() const noexcept {
   return {};
 }
 
-Result<std::string> ProcessSandboxProvider::NewVolume(
-    std::int64_t disk_bytes, std::vector<std::pair<std::string, std::string>>& limits) {
+std::optional<DiskCommitment> ProcessSandboxProvider::Disk() const noexcept {
+  try {
+    DiskCommitment d;
+    struct statvfs fsinfo {};
+    if (statvfs(config_.root.c_str(), &fsinfo) != 0) return std::nullopt;
+    d.size_bytes = static_cast<std::int64_t>(fsinfo.f_blocks) * static_cast<std::int64_t>(fsinfo.f_frsize);
+    d.free_bytes = static_cast<std::int64_t>(fsinfo.f_bavail) * static_cast<std::int64_t>(fsinfo.f_frsize);
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(config_.root + "/volumes", ec)) {
+      if (entry.path().extension() != ".img") continue;
+      struct stat st {};
+      if (stat(entry.path().c_str(), &st) != 0) continue;
+      d.committed_bytes += st.st_size;
+      d.used_bytes += static_cast<std::int64_t>(st.st_blocks) * 512;
+    }
+    return d;
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+Status ProcessSandboxProvider::CheckCommitment(std::int64_t disk_bytes) {
+  std::optional<DiskCommitment> d = Disk();
+  if (!d || d->size_bytes <= 0) return Status::Ok();
+  const std::int64_t after = d->committed_bytes + disk_bytes;
+  if (config_.disk_overcommit > 0 && after > config_.disk_overcommit * d->size_bytes) {
+    return Status::ResourceExhausted(
+        "workspace images would promise " + Bytes(after) + " of the " + Bytes(d->size_bytes) +
+        " disk under " + config_.root +
+        ", past disk_overcommit = " + std::to_string(config_.disk_overcommit) +
+        "; close sessions to free workspaces, or raise [sandbox.config] disk_overcommit");
+  }
+  if (after > d->size_bytes && !overcommitted_) {
+    logger_.Warn("workspace images now promise " + Bytes(after) + " of the " + Bytes(d->size_bytes) +
+                 " disk under " + config_.root + " (" + Bytes(d->free_bytes) +
+                 " free): sessions writing that much will find the disk full");
+  }
+  overcommitted_ = after > d->size_bytes;
+  return Status::Ok();
+}
+
+Result<std::string> ProcessSandboxProvider::MakeImageVolume(std::int64_t disk_bytes) {
   const std::string volume = "vol_" + RandomHex(8);
   const std::string dir = config_.root + "/volumes/" + volume;
-  std::error_code ec;
-  fs::create_directory(dir, ec);
-  if (ec) return Status::Unavailable("create " + dir + ": " + ec.message());
-  if (disk_bytes > 0 && config_.disk_quota && geteuid() == 0) {
-    const std::string image = dir + ".img";
-    Status made = [&]() -> Status {
+  const std::string image = dir + ".img";
+  Status made = [&]() -> Status {
+    std::error_code ec;
+    {
+      std::lock_guard lock(disk_mu_);
+      PADDOCK_RETURN_IF_ERROR(CheckCommitment(disk_bytes));
+      fs::create_directory(dir, ec);
+      if (ec) return Status::Unavailable("create " + dir + ": " + ec.message());
       int fd = open(image.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
       if (fd < 0) return Status::Unavailable("create " + image + ": " + strerror(errno));
       int truncated = ftruncate(fd, disk_bytes);
       close(fd);
       if (truncated != 0) return Status::Unavailable("size " + image + ": " + strerror(errno));
-      PADDOCK_RETURN_IF_ERROR(RunTool(
-          {config_.mkfs, "-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", image}));
-      PADDOCK_RETURN_IF_ERROR(RunTool({config_.mount, "-o", "loop,nosuid,nodev", image, dir}));
-      fs::remove(dir + "/lost+found", ec);
-      return Status::Ok();
-    }();
-    if (!made.ok()) {
+    }
+    PADDOCK_RETURN_IF_ERROR(RunTool(
+        {config_.mkfs, "-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", image}));
+    PADDOCK_RETURN_IF_ERROR(RunTool({config_.mount, "-o", "loop,nosuid,nodev", image, dir}));
+    fs::remove(dir + "/lost+found", ec);
+    fs::permissions(dir, fs::perms(0755), ec);
+    if (config_.jail.host_creds &&
+        chown(dir.c_str(), config_.jail.host_creds->uid, config_.jail.host_creds->gid) != 0) {
+      return Status::Internal("chown " + dir + ": " + strerror(errno));
+    }
+    return Status::Ok();
+  }();
+  if (!made.ok()) {
+    (void)RemoveVolume(volume);
+    return made;
+  }
+  return volume;
+}
+
+std::optional<std::string> ProcessSandboxProvider::TakeSpare(std::int64_t disk_bytes) {
+  const std::string dir = config_.root + "/spare/" + std::to_string(disk_bytes);
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string volume = entry.path().filename().string();
+    // Whoever unlinks the mark owns the volume.
+    if (unlink(entry.path().c_str()) != 0) continue;
+    const std::string vdir = config_.root + "/volumes/" + volume;
+    if (!ValidName(volume) || !fs::exists(vdir + ".img", ec)) continue;
+    if (!Mounted(vdir)) {
       (void)RemoveVolume(volume);
-      return made.Annotate("preparing a workspace with a disk limit (set disk_quota = false to do without)");
+      continue;
+    }
+    return volume;
+  }
+  return std::nullopt;
+}
+
+void ProcessSandboxProvider::SpareLoop() {
+  std::unique_lock lock(spare_mu_);
+  while (!stopping_) {
+    spare_wanted_ = false;
+    bool short_of_disk = false;
+    for (std::int64_t size : std::set<std::int64_t>(spare_sizes_)) {
+      const std::string dir = config_.root + "/spare/" + std::to_string(size);
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      for (;;) {
+        int have = 0;
+        for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir, ec)) ++have;
+        if (stopping_ || ec || have >= config_.spare_volumes) break;
+        if (creating_ > 0) {
+          spare_cv_.wait(lock, [&] { return stopping_ || creating_ == 0; });
+          continue;
+        }
+        lock.unlock();
+        Result<std::string> volume = MakeImageVolume(size);
+        if (volume.ok()) {
+          fs::create_symlink("../../volumes/" + *volume, dir + "/" + *volume, ec);
+          if (ec) (void)RemoveVolume(*volume);
+        }
+        lock.lock();
+        if (!volume.ok() || ec) {
+          logger_.Warn("cannot prepare a spare workspace image: " +
+                       (volume.ok() ? ec.message() : volume.status().ToString()));
+          short_of_disk = true;
+          break;
+        }
+      }
+    }
+    // Woken when a spare is taken or a new size is asked for; retried after a failure.
+    spare_cv_.wait_for(lock, short_of_disk ? std::chrono::seconds(10) : std::chrono::seconds(60),
+                       [&] { return stopping_ || spare_wanted_; });
+  }
+}
+
+void ProcessSandboxProvider::RemoveSpares() {
+  std::error_code ec;
+  for (const auto& size_dir : fs::directory_iterator(config_.root + "/spare", ec)) {
+    std::error_code ec2;
+    for (const auto& entry : fs::directory_iterator(size_dir.path(), ec2)) {
+      if (unlink(entry.path().c_str()) == 0) (void)RemoveVolume(entry.path().filename().string());
+    }
+    fs::remove(size_dir.path(), ec2);
+  }
+}
+
+Result<std::string> ProcessSandboxProvider::NewVolume(
+    std::int64_t disk_bytes, std::vector<std::pair<std::string, std::string>>& limits) {
+  if (disk_bytes > 0 && config_.disk_quota && geteuid() == 0) {
+    std::optional<std::string> spare = TakeSpare(disk_bytes);
+    if (config_.spare_volumes > 0) {
+      {
+        std::lock_guard lock(spare_mu_);
+        spare_sizes_.insert(disk_bytes);
+        spare_wanted_ = true;
+      }
+      spare_cv_.notify_all();
+    }
+    Result<std::string> volume = spare ? Result<std::string>(*spare) : MakeImageVolume(disk_bytes);
+    if (!volume.ok()) {
+      return volume.status().Annotate(
+          "preparing a workspace with a disk limit (set disk_quota = false to do without)");
     }
     limits.emplace_back("disk", std::to_string(disk_bytes) + " (ext4 image)");
-  } else if (disk_bytes > 0) {
-    limits.emplace_back("disk", std::to_string(disk_bytes) + " (rlimit fsize, per file)");
+    return *volume;
   }
+  const std::string volume = "vol_" + RandomHex(8);
+  const std::string dir = config_.root + "/volumes/" + volume;
+  std::error_code ec;
+  fs::create_directory(dir, ec);
+  if (ec) return Status::Unavailable("create " + dir + ": " + ec.message());
+  if (disk_bytes > 0) limits.emplace_back("disk", std::to_string(disk_bytes) + " (rlimit fsize, per file)");
   fs::permissions(dir, fs::perms(0755), ec);
   if (config_.jail.host_creds &&
       chown(dir.c_str(), config_.jail.host_creds->uid, config_.jail.host_creds->gid) != 0) {
@@ -216,6 +379,20 @@ Result<SandboxInfo> ProcessSandboxProvider::Create(const SandboxSpec& spec) noex
         spec.limits.cpus < 0) {
       return Status::InvalidArgument("sandbox limits must not be negative");
     }
+    {
+      std::lock_guard lock(spare_mu_);
+      ++creating_;
+    }
+    struct Done {
+      ProcessSandboxProvider* self;
+      ~Done() {
+        {
+          std::lock_guard lock(self->spare_mu_);
+          --self->creating_;
+        }
+        self->spare_cv_.notify_all();
+      }
+    } done{this};
     Record r;
     r.info.id = "psb_" + RandomHex(8);
     r.info.session_id = spec.session_id;

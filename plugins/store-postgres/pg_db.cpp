@@ -16,6 +16,12 @@ Status PgStatus(PGconn* conn, const PGresult* result, std::string_view what) {
       code == "40P01") {
     return Status::Unavailable("postgres unavailable: " + text);
   }
+  if (code == "53100") {
+    return Status::NoSpace(
+        "postgres's disk is full (nothing was written; free space on the database "
+        "server and retry): " +
+        text);
+  }
   if (code == "23505") return Status::AlreadyExists(text);
   if (code == "23503") return Status::FailedPrecondition(text);
   return Status::Internal(text);

@@ -2,9 +2,10 @@
 
 namespace paddock::plugins::store_sqlite {
 
-Status SqliteStatus(int rc, sqlite3* db, std::string_view what) {
-  if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return Status::Ok();
-  std::string msg = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+namespace {
+
+// The status for a failed call, `msg` saying what failed and sqlite's words for why.
+Status StatusFor(int rc, std::string msg) {
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -12,7 +13,11 @@ Status SqliteStatus(int rc, sqlite3* db, std::string_view what) {
     case SQLITE_CANTOPEN:
       return Status::Unavailable(std::move(msg));
     case SQLITE_FULL:
-      return Status::ResourceExhausted(std::move(msg));
+      // The transaction rolled back: what was acknowledged before stays, nothing half-written.
+      return Status::NoSpace(
+          "the disk under the data directory is full (nothing was written; free "
+          "space there and retry): " +
+          msg);
     case SQLITE_CONSTRAINT:
       if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
         return Status::AlreadyExists(std::move(msg));
@@ -21,6 +26,13 @@ Status SqliteStatus(int rc, sqlite3* db, std::string_view what) {
     default:
       return Status::Internal(std::move(msg));
   }
+}
+
+}  // namespace
+
+Status SqliteStatus(int rc, sqlite3* db, std::string_view what) {
+  if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return Status::Ok();
+  return StatusFor(rc, std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
 }
 
 Statement::Statement(sqlite3* db, std::string_view sql) : db_(db) {
@@ -145,8 +157,7 @@ Status Exec(sqlite3* db, const std::string& sql) {
   if (rc == SQLITE_OK) return Status::Ok();
   std::string msg = err ? err : sqlite3_errstr(rc);
   sqlite3_free(err);
-  Status s = SqliteStatus(rc, nullptr, "exec");
-  return Status(s.code(), msg);
+  return StatusFor(rc, std::move(msg));
 }
 
 Transaction::Transaction(sqlite3* db) : db_(db) {

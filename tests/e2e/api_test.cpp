@@ -7,6 +7,7 @@
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <signal.h>
 
@@ -279,6 +280,19 @@ TEST_F(Api, HealthReadinessMetricsAndPlugins) {
         "paddock_sandbox_provision_duration_seconds_count", "paddock_events_appended_total"}) {
     EXPECT_NE(metrics.body.find(name), std::string::npos) << name;
   }
+  // The session's workspace image (and the warm pool's, and the spares) promise disk.
+  auto gauge = [&](const std::string& kind) {
+    const std::string key = "paddock_sandbox_disk_bytes{kind=\"" + kind + "\"} ";
+    size_t at = metrics.body.find(key);
+    return at == std::string::npos ? -1.0 : std::stod(metrics.body.substr(at + key.size()));
+  };
+  if (geteuid() == 0) {
+    EXPECT_GE(gauge("committed"), 4.0 * (1 << 30)) << "the session's 4 GiB image";
+  }
+  EXPECT_GT(gauge("size"), 0);
+  EXPECT_GT(gauge("free"), 0);
+  EXPECT_LE(gauge("free"), gauge("size"));
+  EXPECT_GE(gauge("used"), 0);
   TempDir dir;
   std::ofstream(dir / "metrics.txt") << metrics.body;
   auto [code, out] = RunCommand({"sh", "-c", "promtool check metrics < " + (dir / "metrics.txt")});

@@ -50,6 +50,9 @@ TEST(Errors, OneTableMapsStatusToHttp) {
   EXPECT_EQ(HttpStatusFor(StatusCode::kResourceExhausted), 429);
   EXPECT_EQ(HttpStatusFor(StatusCode::kUnavailable), 503);
   EXPECT_EQ(HttpStatusFor(StatusCode::kInternal), 500);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kNoSpace), 507);
+  EXPECT_EQ(StatusCodeName(StatusCode::kNoSpace), "insufficient_storage");
+  EXPECT_TRUE(Status::NoSpace("disk full").retryable());
 }
 
 TEST(Redactor, ReplacesEveryOccurrenceLongestFirst) {

@@ -1,7 +1,9 @@
 // SandboxProvider: creates, executes in, inspects and destroys isolated sandboxes.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -10,6 +12,15 @@
 #include "paddock/types.h"
 
 namespace paddock {
+
+// What a provider's workspaces have promised of the disk they live on, and what that disk has.
+// Workspace images are sparse: together they may promise more than the disk holds.
+struct DiskCommitment {
+  std::int64_t committed_bytes = 0;  // the sum of the workspaces' disk limits
+  std::int64_t used_bytes = 0;       // what the workspaces hold now
+  std::int64_t size_bytes = 0;       // the filesystem's size
+  std::int64_t free_bytes = 0;       // what is still available on it
+};
 
 // A sandbox is cattle: the core may destroy and re-create it at any time. What must survive
 // (the workspace) is keyed on the session id, not on the sandbox.
@@ -63,6 +74,10 @@ class SandboxProvider : public Lifecycle {
   // session sees it, and a session with data cannot Claim a warm sandbox). A provider whose
   // sandboxes keep nothing relies on the core's snapshots alone to carry a session's state.
   [[nodiscard]] virtual bool KeepsSessionData() const noexcept { return false; }
+
+  // What the workspaces commit of the host's disk; nullopt when the provider does not keep
+  // workspaces on a disk of its own (or cannot tell). Cheap enough for every metrics scrape.
+  [[nodiscard]] virtual std::optional<DiskCommitment> Disk() const noexcept { return std::nullopt; }
 
   // Removes the durable per-session data (workspace). Idempotent.
   // REQUIRES: no sandbox of the session is running.

@@ -27,6 +27,9 @@ enum class StatusCode : std::uint8_t {
   // The caller lost a race it cannot win by retrying as is: e.g. a worker's lease on a run was
   // taken over (fencing), so its write was refused.
   kAborted,
+  // The disk that holds durable state is full: nothing was written; the same call succeeds once
+  // space returns.
+  kNoSpace,
 };
 
 // Stable lower-case name of a code ("not_found"); used in logs and the HTTP error envelope.
@@ -56,6 +59,8 @@ constexpr std::string_view StatusCodeName(StatusCode code) noexcept {
       return "internal";
     case StatusCode::kAborted:
       return "aborted";
+    case StatusCode::kNoSpace:
+      return "insufficient_storage";
   }
   return "internal";
 }
@@ -77,6 +82,7 @@ class [[nodiscard]] Status {
   static Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
   static Status Unimplemented(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+  static Status NoSpace(std::string m) { return {StatusCode::kNoSpace, std::move(m)}; }
 
   bool ok() const noexcept { return code_ == StatusCode::kOk; }
   StatusCode code() const noexcept { return code_; }
@@ -84,7 +90,7 @@ class [[nodiscard]] Status {
   // True for failures that may succeed if the same call is repeated later.
   bool retryable() const noexcept {
     return code_ == StatusCode::kUnavailable || code_ == StatusCode::kDeadlineExceeded ||
-           code_ == StatusCode::kResourceExhausted;
+           code_ == StatusCode::kResourceExhausted || code_ == StatusCode::kNoSpace;
   }
   // "not_found: session 'x' does not exist", or "ok".
   std::string ToString() const {

@@ -43,6 +43,8 @@ int HttpStatusFor(StatusCode code) {
       return 500;
     case StatusCode::kAborted:
       return 409;
+    case StatusCode::kNoSpace:
+      return 507;
   }
   return 500;
 }
@@ -190,6 +192,7 @@ void Exchange::SendError(int http_status, std::string_view code, std::string_vie
   Poco::JSON::Object::Ptr body = new Poco::JSON::Object();
   body->set("error", err);
   if (http_status == 503) response.Set("Retry-After", "1");
+  if (http_status == 507) response.Set("Retry-After", "30");
   SendJson(http_status, body);
 }
 

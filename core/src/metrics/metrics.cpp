@@ -35,6 +35,13 @@ struct Metrics::Impl {
           .Register(*registry);
   prometheus::Family<prometheus::Gauge>& sessions =
       BuildGauge().Name("paddock_sessions").Help("Sessions in the store, by status.").Register(*registry);
+  prometheus::Family<prometheus::Gauge>& disk =
+      BuildGauge()
+          .Name("paddock_sandbox_disk_bytes")
+          .Help(
+              "The sandbox provider's disk: what its workspace images promise (committed), hold "
+              "(used), and the filesystem's size and free space.")
+          .Register(*registry);
   prometheus::Family<prometheus::Counter>& runs =
       BuildCounter().Name("paddock_runs_total").Help("Finished runs, by outcome.").Register(*registry);
   prometheus::Family<prometheus::Histogram>& provision =
@@ -230,6 +237,13 @@ void Metrics::SetSessionCounts(const SessionCounts& counts) {
   for (SessionStatus s : kAllSessionStatuses) {
     impl_->sessions.Add({{"status", std::string(ToString(s))}})
         .Set(static_cast<double>(counts.by_status[static_cast<int>(s)]));
+  }
+}
+
+void Metrics::SetDisk(const DiskCommitment& disk) {
+  for (auto [kind, value] : {std::pair{"committed", disk.committed_bytes}, std::pair{"used", disk.used_bytes},
+                             std::pair{"size", disk.size_bytes}, std::pair{"free", disk.free_bytes}}) {
+    impl_->disk.Add({{"kind", kind}}).Set(static_cast<double>(value));
   }
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "paddock/sandbox_provider.h"
 #include "paddock/session_store.h"
 
 namespace paddock {
@@ -48,6 +49,8 @@ class Metrics {
   void StreamCut(std::string_view reason);
   void EventDelivered(double seconds);
   void SetSessionCounts(const SessionCounts& counts);
+  // What the sandbox provider's workspaces promise of its disk, and what the disk has.
+  void SetDisk(const DiskCommitment& disk);
   void PluginLoaded(std::string_view kind, std::string_view name, std::string_view version);
 
   // Every metric in the Prometheus text exposition format.

@@ -49,6 +49,8 @@ class App {
   const Config& config() const { return config_; }
   const std::vector<PluginObjects>& plugins() const { return plugins_; }
   SessionStore& store() { return *store_; }
+  // Null in a process that runs no worker (it has no sandboxes).
+  SandboxProvider* sandbox_provider() { return sandbox_.get(); }
   Metrics& metrics() { return *metrics_; }
   EventService& events() { return *events_; }
   AgentService& agents() { return *agents_; }

@@ -3,10 +3,12 @@
 #include <dirent.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -299,6 +301,120 @@ TEST_F(ProcessSandbox, ADiskFillerMeetsTheWorkspaceLimit) {
   Run(*filler, "dd if=/dev/zero of=/tmp/big bs=1M count=200 2>&1", &code);
   EXPECT_NE(code, 0);
   EXPECT_EQ(Run(*neighbour, "echo fine > /workspace/f && cat /workspace/f"), "fine\n");
+}
+
+// ---- Workspace images: made ahead, and never more promised than the disk is configured for. --
+
+// The volumes kept spare for workspaces of `bytes`, under a provider's root.
+std::vector<std::string> SpareVolumes(const std::string& root, std::int64_t bytes) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(root + "/spare/" + std::to_string(bytes), ec))
+    out.push_back(e.path().filename().string());
+  return out;
+}
+
+SandboxLimits DiskOf(std::int64_t bytes) {
+  SandboxLimits l;
+  l.disk_bytes = bytes;
+  return l;
+}
+
+bool MountedAt(const std::string& path) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find(" " + path + " ") != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(ProcessSandboxDisk, ANewWorkspaceTakesASpareImageMadeAheadAndTheSpareIsReplaced) {
+  if (geteuid() != 0) GTEST_SKIP() << "workspace images need root (CI runs as root)";
+  TempDir root;
+  auto provider = LoadSandbox("process", "destroy_on_stop = true\nspare_volumes = 1\n", root.path());
+  ASSERT_OK(provider);
+  const std::string state = root.path() + "/sandbox-process";  // the plugin's data directory
+  const std::int64_t bytes = 32LL << 20;
+  auto first = (*provider)->Create(Spec("ses_first", DiskOf(bytes)));
+  ASSERT_OK(first);
+  // The first workspace of a size is made on the spot; a spare of that size follows.
+  std::vector<std::string> spares;
+  for (int i = 0; i < 500 && spares.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    spares = SpareVolumes(state, bytes);
+  }
+  ASSERT_EQ(spares.size(), 1u);
+  const std::string spare = spares[0];
+  EXPECT_TRUE(MountedAt(state + "/volumes/" + spare)) << "a spare is formatted and mounted";
+  auto second = (*provider)->Create(Spec("ses_second", DiskOf(bytes)));
+  ASSERT_OK(second);
+  std::error_code ec;
+  EXPECT_EQ(std::filesystem::read_symlink(state + "/workspaces/ses_second", ec).filename(), spare)
+      << "the second workspace is the spare";
+  // Still a hard limit, and the spare's place is taken by a new one, never by the used one.
+  CapturingObserver out;
+  auto filled =
+      Sh(*second, "dd if=/dev/zero of=/workspace/big bs=1M count=64 2>&1; stat -c %s /workspace/big", out,
+         std::chrono::seconds(60));
+  ASSERT_OK(filled);
+  EXPECT_LE(std::stoll(out.out.substr(out.out.find_last_of('\n', out.out.size() - 2) + 1)), bytes) << out.out;
+  for (int i = 0; i < 500; ++i) {
+    spares = SpareVolumes(state, bytes);
+    if (!spares.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(spares.size(), 1u);
+  EXPECT_NE(spares[0], spare);
+  // Stopping the provider leaves no spare behind, mounted or not.
+  const std::string replacement = state + "/volumes/" + spares[0];
+  provider->reset();
+  EXPECT_FALSE(MountedAt(replacement));
+  EXPECT_FALSE(std::filesystem::exists(replacement + ".img"));
+}
+
+TEST(ProcessSandboxDisk, ImagesPastTheConfiguredOvercommitAreRefusedAndCounted) {
+  if (geteuid() != 0) GTEST_SKIP() << "workspace images need root (CI runs as root)";
+  // A 64 MiB filesystem for the root, and images of 48 MiB: twice the disk is two images.
+  TempDir dir;
+  const std::string image = dir / "root.img", root = dir / "root";
+  std::filesystem::create_directories(root);
+  ASSERT_EQ(std::system(("truncate -s 64M " + image + " && mkfs.ext4 -q -F -m 0 " + image +
+                         " && mount -o loop " + image + " " + root)
+                            .c_str()),
+            0);
+  struct Unmount {
+    std::string at;
+    ~Unmount() { umount2(at.c_str(), MNT_DETACH); }
+  } unmount{root};
+  {
+    auto provider =
+        LoadSandbox("process", "destroy_on_stop = true\nspare_volumes = 0\ndisk_overcommit = 2\n", root);
+    ASSERT_OK(provider);
+    const std::int64_t bytes = 48LL << 20;
+    auto a = (*provider)->Create(Spec("ses_a", DiskOf(bytes)));
+    ASSERT_OK(a);
+    ASSERT_OK((*provider)->Create(Spec("ses_b", DiskOf(bytes))));
+    std::optional<DiskCommitment> disk = (*provider)->Disk();
+    ASSERT_TRUE(disk.has_value());
+    EXPECT_EQ(disk->committed_bytes, 2 * bytes);
+    EXPECT_GT(disk->size_bytes, 0);
+    EXPECT_LT(disk->size_bytes, 64LL << 20);
+    EXPECT_GT(disk->used_bytes, 0);
+    EXPECT_LT(disk->used_bytes, disk->committed_bytes) << "images are sparse";
+    auto third = (*provider)->Create(Spec("ses_c", DiskOf(bytes)));
+    EXPECT_CODE(third, kResourceExhausted);
+    EXPECT_NE(third.status().message().find("disk_overcommit = 2"), std::string::npos)
+        << third.status().ToString();
+    EXPECT_FALSE(std::filesystem::exists(root + "/sandbox-process/workspaces/ses_c"))
+        << "a refused workspace leaves nothing";
+    EXPECT_EQ((*provider)->Disk()->committed_bytes, 2 * bytes);
+    // A workspace that goes frees its promise.
+    ASSERT_OK((*provider)->Destroy(a->id));
+    ASSERT_OK((*provider)->DeleteSessionData("ses_a"));
+    EXPECT_EQ((*provider)->Disk()->committed_bytes, bytes);
+    EXPECT_OK((*provider)->Create(Spec("ses_c", DiskOf(bytes))));
+  }
 }
 
 // ---- Egress: only through the proxy, only to allowed hosts. --------------------------------

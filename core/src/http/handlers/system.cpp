@@ -37,6 +37,9 @@ void Readyz(Exchange& x) {
 
 void MetricsText(Exchange& x) {
   if (auto counts = x.app.store().CountSessions(); counts.ok()) x.app.metrics().SetSessionCounts(*counts);
+  if (SandboxProvider* sandboxes = x.app.sandbox_provider()) {
+    if (auto disk = sandboxes->Disk()) x.app.metrics().SetDisk(*disk);
+  }
   std::string text = x.app.metrics().Serialize();
   x.SendText(200, "text/plain; version=0.0.4; charset=utf-8", std::move(text));
 }
