@@ -11,7 +11,7 @@
 #include "metrics/metrics.h"
 #include "runtime/runtime_client.h"
 #include "services/events/event_service.h"
-#include "services/snapshot_service.h"
+#include "services/snapshots/snapshot_service.h"
 #include "testing.h"
 #include "util/redactor.h"
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "paddock/types.h"
-#include "services/session_service.h"
+#include "services/sessions/session_service.h"
 
 namespace paddock {
 

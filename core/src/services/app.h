@@ -10,8 +10,8 @@
 
 #include "config/config.h"
 #include "plugins/plugin_host.h"
-#include "services/tool_cache.h"
-#include "services/worker.h"
+#include "services/runs/worker.h"
+#include "services/sandboxes/tool_cache.h"
 
 namespace paddock {
 

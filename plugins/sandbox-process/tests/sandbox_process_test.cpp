@@ -15,7 +15,7 @@
 
 #include "paddock/testing/sandbox_provider_conformance.h"
 #include "runtime/runtime_client.h"
-#include "services/egress_proxy.h"
+#include "services/egress/egress_proxy.h"
 #include "testing.h"
 
 namespace paddock::testing {

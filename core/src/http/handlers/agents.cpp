@@ -4,8 +4,8 @@
 #include "http/exchange.h"
 #include "http/handlers.h"
 #include "http/render.h"
-#include "services/agent_service.h"
 #include "services/app.h"
+#include "services/sessions/agent_service.h"
 
 namespace paddock::handlers {
 namespace {

@@ -5,7 +5,7 @@
 #include "http/handlers.h"
 #include "http/render.h"
 #include "services/app.h"
-#include "services/session_service.h"
+#include "services/sessions/session_service.h"
 
 namespace paddock::handlers {
 namespace {

@@ -6,7 +6,7 @@
 #include "http/render.h"
 #include "paddock/json.h"
 #include "services/app.h"
-#include "services/session_service.h"
+#include "services/sessions/session_service.h"
 
 namespace paddock::handlers {
 namespace {

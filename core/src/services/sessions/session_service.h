@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "paddock/session_store.h"
-#include "services/transcript.h"
+#include "services/runs/transcript.h"
 
 namespace paddock {
 

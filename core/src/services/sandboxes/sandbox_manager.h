@@ -22,6 +22,7 @@
 #include "paddock/secret_injector.h"
 #include "paddock/session_store.h"
 #include "runtime/runtime_client.h"
+#include "services/sandboxes/warm_pool.h"
 
 namespace paddock {
 
@@ -136,7 +137,6 @@ class SandboxManager {
  private:
   std::shared_ptr<std::mutex> SessionLock(const std::string& session_id);
   void ProvisionLoop();
-  void WarmLoop();
   void IdleLoop();
   // Sessions of this process idle longer than their timeout.
   std::vector<std::string> IdleSessions();
@@ -182,9 +182,7 @@ class SandboxManager {
   std::mutex egress_mu_;
   std::map<std::string, std::string> egress_sessions_;  // egress dir -> session id
 
-  std::mutex warm_mu_;
-  std::map<std::string, std::deque<SandboxInfo>> warm_;  // by profile
-  std::condition_variable warm_cv_;                      // a warm sandbox was taken
+  WarmPool warm_;
 };
 
 }  // namespace paddock

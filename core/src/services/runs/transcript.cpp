@@ -1,4 +1,4 @@
-#include "services/transcript.h"
+#include "services/runs/transcript.h"
 
 #include <map>
 

@@ -1,4 +1,4 @@
-#include "services/session_service.h"
+#include "services/sessions/session_service.h"
 
 #include <functional>
 #include <map>
@@ -7,9 +7,9 @@
 #include "paddock/events.h"
 #include "paddock/json.h"
 #include "services/events/event_service.h"
-#include "services/sandbox_manager.h"
-#include "services/transcript.h"
-#include "services/worker.h"
+#include "services/runs/transcript.h"
+#include "services/runs/worker.h"
+#include "services/sandboxes/sandbox_manager.h"
 #include "util/digest.h"
 #include "util/ids.h"
 

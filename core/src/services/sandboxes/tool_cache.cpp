@@ -1,4 +1,4 @@
-#include "services/tool_cache.h"
+#include "services/sandboxes/tool_cache.h"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-#include "services/worker.h"
+#include "services/runs/worker.h"
 
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
@@ -12,10 +12,11 @@
 #include "paddock/json.h"
 #include "runtime/runtime_client.h"
 #include "services/events/event_service.h"
-#include "services/sandbox_manager.h"
-#include "services/snapshot_service.h"
-#include "services/tool_cache.h"
-#include "services/transcript.h"
+#include "services/runs/host_turn_context.h"
+#include "services/runs/transcript.h"
+#include "services/sandboxes/sandbox_manager.h"
+#include "services/sandboxes/tool_cache.h"
+#include "services/snapshots/snapshot_service.h"
 #include "util/log.h"
 #include "util/redactor.h"
 
@@ -27,197 +28,6 @@ std::int64_t SteadyMs() {
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
-
-// A failed store write for a run: remember whether the run has moved on (its lease is gone) or
-// the store is unreachable, and pass the status on.
-Status NoteStoreError(Status s, std::atomic<bool>& lease_lost, std::atomic<bool>& store_down) {
-  if (s.code() == StatusCode::kAborted) lease_lost = true;
-  if (s.code() == StatusCode::kUnavailable) store_down = true;
-  return s;
-}
-
-// The same for a read: a store that cannot be reached hands the run back (it is re-queued when
-// its lease lapses) rather than failing it.
-template <typename T>
-Result<T> Noted(Result<T> r, std::atomic<bool>& lease_lost, std::atomic<bool>& store_down) {
-  if (!r.ok()) (void)NoteStoreError(r.status(), lease_lost, store_down);
-  return r;
-}
-
-// What a harness sees of the host during one turn. Every event it emits is fenced by the
-// run's lease; a refused one tells the executor why.
-class HostTurnContext final : public TurnContext {
- public:
-  struct Flags {
-    const std::atomic<bool>& cancelled;
-    std::atomic<bool>& lease_lost;
-    std::atomic<bool>& store_down;
-  };
-
-  struct Host {
-    SessionStore& store;
-    EventService& events;
-    Metrics& metrics;
-    RunLease lease;
-    std::string tools_dir;
-  };
-
-  HostTurnContext(const Agent& agent, const Session& session, const Run& run, RuntimeClient runtime,
-                  Host host, Flags flags, TurnResume resume)
-      : agent_(agent),
-        session_(session),
-        run_(run),
-        runtime_(std::move(runtime)),
-        host_(std::move(host)),
-        events_(host_.events),
-        flags_(flags),
-        resume_(std::move(resume)),
-        native_id_(session.native_session_id) {}
-
-  const Agent& agent() const noexcept override { return agent_; }
-  const Session& session() const noexcept override { return session_; }
-  const Run& run() const noexcept override { return run_; }
-
-  Result<ExecResult> Exec(const ExecRequest& request, ExecObserver& observer) noexcept override {
-    try {
-      // The session's env and secrets are in the runtime already (SandboxManager::Bind).
-      ExecRequest r = request;
-      if (r.timeout.count() == 0) r.timeout = std::chrono::seconds(agent_.run_timeout_seconds);
-      return runtime_.Exec(r, observer);
-    } catch (const std::exception& e) {
-      return Status::Internal(std::string("exec: ") + e.what());
-    }
-  }
-
-  // "output" events pass through the stream redactor, so that a secret split across two
-  // chunks of a stream never shows in either; anything else first shows what it holds back.
-  Status Emit(std::string_view type, std::string_view data) noexcept override {
-    try {
-      std::lock_guard lock(emit_mu_);
-      if (type == "output" && !events_.redactor().empty()) {
-        std::optional<std::pair<std::string, std::string>> chunk = OutputChunk(data);
-        if (chunk) {
-          std::string shown = output_.Feed(chunk->first, chunk->second);
-          return shown.empty() ? Status::Ok() : AppendOutput(chunk->first, shown);
-        }
-      }
-      PADDOCK_RETURN_IF_ERROR(FlushOutputLocked());
-      return Noted(events_.Append(session_.id, run_.id, type, data, run_.generation).status());
-    } catch (const std::exception& e) {
-      return Status::Internal(std::string("emit: ") + e.what());
-    }
-  }
-
-  // Shows what the stream redactor still holds (the turn ended).
-  Status FlushOutput() noexcept {
-    try {
-      std::lock_guard lock(emit_mu_);
-      return FlushOutputLocked();
-    } catch (const std::exception& e) {
-      return Status::Internal(std::string("emit: ") + e.what());
-    }
-  }
-
-  bool Cancelled() const noexcept override { return flags_.cancelled.load() || flags_.lease_lost.load(); }
-
-  const TurnResume& resume() const noexcept override { return resume_; }
-
-  std::string tools_dir() const noexcept override { return host_.tools_dir; }
-
-  Status RecordUsage(const Usage& usage) noexcept override {
-    try {
-      if (usage.input_tokens < 0 || usage.output_tokens < 0 || usage.cache_read_tokens < 0 ||
-          (usage.cost_usd && *usage.cost_usd < 0)) {
-        return Status::InvalidArgument("usage must not be negative");
-      }
-      std::string data = "{\"model\":" + JsonQuote(usage.model) +
-                         ",\"input_tokens\":" + std::to_string(usage.input_tokens) +
-                         ",\"output_tokens\":" + std::to_string(usage.output_tokens) +
-                         ",\"cache_read_tokens\":" + std::to_string(usage.cache_read_tokens);
-      if (usage.cost_usd) {
-        char cost[64];
-        std::snprintf(cost, sizeof cost, "%.6f", *usage.cost_usd);
-        data += std::string(",\"cost_usd\":") + cost;
-      }
-      data += "}";
-      PADDOCK_ASSIGN_OR_RETURN(NewEvent event, events_.Prepare(run_.id, "usage", data));
-      Result<Event> stored = host_.store.RecordRunUsage(host_.lease, usage, event);
-      if (!stored.ok()) return Noted(stored.status());
-      events_.Published(*stored);
-      host_.metrics.ModelUsage(agent_.id, agent_.harness, usage);
-      return Status::Ok();
-    } catch (const std::exception& e) {
-      return Status::Internal(std::string("usage: ") + e.what());
-    }
-  }
-
-  std::string native_session_id() const noexcept override {
-    std::lock_guard lock(native_mu_);
-    return native_id_;
-  }
-
-  Status SetNativeSessionId(std::string_view id) noexcept override {
-    try {
-      Status s = Noted(host_.store.SetNativeSessionId(host_.lease, id));
-      if (s.ok()) {
-        std::lock_guard lock(native_mu_);
-        native_id_ = std::string(id);
-      }
-      return s;
-    } catch (const std::exception& e) {
-      return Status::Internal(std::string("native session id: ") + e.what());
-    }
-  }
-
- private:
-  Status Noted(Status s) const { return NoteStoreError(std::move(s), flags_.lease_lost, flags_.store_down); }
-
-  // (stream, text) of an "output" event's data {"stream": ..., "text": ...}; nullopt for any
-  // other shape, which is then stored as it is (and redacted as every event is).
-  static std::optional<std::pair<std::string, std::string>> OutputChunk(std::string_view data) {
-    try {
-      Poco::JSON::Parser parser;
-      Poco::Dynamic::Var parsed = parser.parse(std::string(data));
-      if (parsed.type() != typeid(Poco::JSON::Object::Ptr)) return std::nullopt;
-      auto obj = parsed.extract<Poco::JSON::Object::Ptr>();
-      if (obj->size() != 2 || !obj->has("stream") || !obj->has("text")) return std::nullopt;
-      Poco::Dynamic::Var stream = obj->get("stream"), text = obj->get("text");
-      if (!stream.isString() || !text.isString()) return std::nullopt;
-      return std::make_pair(stream.extract<std::string>(), text.extract<std::string>());
-    } catch (const Poco::Exception&) {
-      return std::nullopt;
-    }
-  }
-
-  Status AppendOutput(const std::string& stream, const std::string& text) {
-    return Noted(events_
-                     .Append(session_.id, run_.id, "output",
-                             "{\"stream\":" + JsonQuote(stream) + ",\"text\":" + JsonQuote(text) + "}",
-                             run_.generation)
-                     .status());
-  }
-
-  Status FlushOutputLocked() {
-    for (const std::string& stream : output_.Pending()) {
-      std::string text = output_.Flush(stream);
-      if (!text.empty()) PADDOCK_RETURN_IF_ERROR(AppendOutput(stream, text));
-    }
-    return Status::Ok();
-  }
-
-  const Agent& agent_;
-  const Session& session_;
-  const Run& run_;
-  RuntimeClient runtime_;
-  Host host_;
-  EventService& events_;
-  Flags flags_;
-  TurnResume resume_;
-  mutable std::mutex native_mu_;
-  std::string native_id_;
-  std::mutex emit_mu_;
-  StreamRedactor output_{events_.redactor()};  // guarded by emit_mu_
-};
 
 // How often a run may lose its sandbox before it fails instead of resuming in another.
 constexpr int kMaxSandboxLosses = 3;
@@ -298,27 +108,78 @@ void RunExecutor::Heartbeat() {
   }
 }
 
-Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::optional<int>& exit_code,
-                                     std::string& error) {
-  PADDOCK_ASSIGN_OR_RETURN(Session session,
+Result<RunExecutor::Setup> RunExecutor::SetUp(const Run& run, Active& active) {
+  Setup setup;
+  PADDOCK_ASSIGN_OR_RETURN(setup.session,
                            Noted(store_.GetSession(run.session_id), active.lease_lost, active.store_down));
-  PADDOCK_ASSIGN_OR_RETURN(Agent agent,
-                           Noted(store_.GetAgent(session.agent_id), active.lease_lost, active.store_down));
+  PADDOCK_ASSIGN_OR_RETURN(
+      setup.agent, Noted(store_.GetAgent(setup.session.agent_id), active.lease_lost, active.store_down));
+  const Agent& agent = setup.agent;
   auto found = harnesses_.by_name.find(agent.harness);
   if (found == harnesses_.by_name.end()) {
     return Status::FailedPrecondition("harness '" + agent.harness + "' of agent " + agent.id +
                                       " is not loaded in this process");
   }
-  Harness& harness = *found->second;
-  const std::vector<std::string> native = harness.NativeStatePaths(agent);
-  std::string tools_dir;
+  setup.harness = found->second.get();
+  setup.native = setup.harness->NativeStatePaths(agent);
   if (tools_) {
-    Result<std::string> installed = tools_->Ensure(harness.Needs(agent));
+    Result<std::string> installed = tools_->Ensure(setup.harness->Needs(agent));
     if (!installed.ok()) {
       return installed.status().Annotate("installing what harness '" + agent.harness + "' needs");
     }
-    tools_dir = *installed;
+    setup.tools_dir = *installed;
   }
+  return setup;
+}
+
+Result<RunExecutor::Restored> RunExecutor::RestoreState(const Run& run, Active& active,
+                                                        const Session& session, const EnsuredSandbox& sandbox,
+                                                        TurnResume& resume) {
+  Restored out;
+  resume.restored.clear();
+  resume.snapshot_version = 0;
+  if (!sandbox.fresh && !resume.resuming) return out;
+  if (sandbox.restored) resume.snapshot_version = sandbox.restored->version;
+  if (sandbox.restored && sandbox.restored->native) {
+    resume.restored = "snapshot";
+    return out;
+  }
+  PADDOCK_ASSIGN_OR_RETURN(
+      std::vector<TranscriptEntry> before,
+      Noted(BuildTranscript(store_, session.id, run.id), active.lease_lost, active.store_down));
+  out.rehydrate = resume.resuming || !before.empty();
+  if (out.rehydrate) resume.restored = "transcript";
+  for (const TranscriptEntry& e : before) out.history.push_back({e.role, e.run_id, e.content, e.status});
+  return out;
+}
+
+RunStatus RunExecutor::Judge(const TurnOutcome& outcome, Active& active, const SandboxInfo& sandbox,
+                             std::string& error) {
+  error = outcome.error;
+  RunStatus status = outcome.status;
+  if (active.cancelled && status != RunStatus::kSucceeded) status = RunStatus::kCancelled;
+  if (!IsTerminal(status)) {
+    error = "harness returned non-terminal status " + std::string(ToString(outcome.status));
+    status = RunStatus::kFailed;
+  }
+  if (status == RunStatus::kFailed) {
+    // The provider's detail counts out-of-memory kills: a new one during the turn explains it.
+    if (Result<SandboxInfo> now = sandboxes_.Inspect(sandbox.id);
+        now.ok() && now->detail.find("out of memory") != std::string::npos && now->detail != sandbox.detail) {
+      error += (error.empty() ? "" : "; ") + std::string("the sandbox reached its memory limit");
+    }
+  }
+  return status;
+}
+
+Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::optional<int>& exit_code,
+                                     std::string& error) {
+  PADDOCK_ASSIGN_OR_RETURN(Setup setup, SetUp(run, active));
+  Session& session = setup.session;
+  const Agent& agent = setup.agent;
+  Harness& harness = *setup.harness;
+  const std::vector<std::string>& native = setup.native;
+  const std::string& tools_dir = setup.tools_dir;
   TurnResume resume;
   resume.resuming = run.attempt > 1;
   if (resume.resuming) resume.reason = "attempt " + std::to_string(run.attempt - 1) + " was interrupted";
@@ -344,23 +205,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
     PADDOCK_ASSIGN_OR_RETURN(session,
                              Noted(store_.GetSession(session.id), active.lease_lost, active.store_down));
     RuntimeClient runtime(sandbox.info.runtime);
-    resume.restored.clear();
-    resume.snapshot_version = 0;
-    bool rehydrate = false;
-    std::vector<TranscriptMessage> history;  // earlier messages, for Rehydrate
-    if (sandbox.fresh || resume.resuming) {
-      if (sandbox.restored) resume.snapshot_version = sandbox.restored->version;
-      if (sandbox.restored && sandbox.restored->native) {
-        resume.restored = "snapshot";
-      } else {
-        PADDOCK_ASSIGN_OR_RETURN(
-            std::vector<TranscriptEntry> before,
-            Noted(BuildTranscript(store_, session.id, run.id), active.lease_lost, active.store_down));
-        rehydrate = resume.resuming || !before.empty();
-        if (rehydrate) resume.restored = "transcript";
-        for (const TranscriptEntry& e : before) history.push_back({e.role, e.run_id, e.content, e.status});
-      }
-    }
+    PADDOCK_ASSIGN_OR_RETURN(Restored restored, RestoreState(run, active, session, sandbox, resume));
     if (!started) {
       PADDOCK_ASSIGN_OR_RETURN(NewEvent event,
                                events_.Prepare(run.id, "run.started",
@@ -384,9 +229,9 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
     }
     HostTurnContext ctx(agent, session, run, runtime, {store_, events_, metrics_, active.lease, tools_dir},
                         {active.cancelled, active.lease_lost, active.store_down}, resume);
-    if (rehydrate) {
+    if (restored.rehydrate) {
       PADDOCK_RETURN_IF_ERROR(
-          harness.Rehydrate(ctx, history).status().Annotate("rehydrating from the transcript"));
+          harness.Rehydrate(ctx, restored.history).status().Annotate("rehydrating from the transcript"));
     }
     Result<TurnOutcome> outcome = harness.RunTurn(ctx);
     if (Status flushed = ctx.FlushOutput(); !flushed.ok() && outcome.ok()) outcome = flushed;
@@ -401,21 +246,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
     }
     PADDOCK_RETURN_IF_ERROR(outcome.status());
     exit_code = outcome->exit_code;
-    error = outcome->error;
-    RunStatus status = outcome->status;
-    if (active.cancelled && status != RunStatus::kSucceeded) status = RunStatus::kCancelled;
-    if (!IsTerminal(status)) {
-      error = "harness returned non-terminal status " + std::string(ToString(outcome->status));
-      status = RunStatus::kFailed;
-    }
-    if (status == RunStatus::kFailed) {
-      // The provider's detail counts out-of-memory kills: a new one during the turn explains it.
-      if (Result<SandboxInfo> now = sandboxes_.Inspect(sandbox.info.id);
-          now.ok() && now->detail.find("out of memory") != std::string::npos &&
-          now->detail != sandbox.info.detail) {
-        error += (error.empty() ? "" : "; ") + std::string("the sandbox reached its memory limit");
-      }
-    }
+    const RunStatus status = Judge(*outcome, active, sandbox.info, error);
     // The run's end is durable only with the state it left: snapshot first, then finish. A
     // run given back (shutdown) or left to the sweeper starts again from the previous one.
     bool finishing = !(active.shutdown && status != RunStatus::kSucceeded) && !active.store_down;

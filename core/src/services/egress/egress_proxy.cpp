@@ -1,4 +1,4 @@
-#include "services/egress_proxy.h"
+#include "services/egress/egress_proxy.h"
 
 #include <fcntl.h>
 #include <poll.h>

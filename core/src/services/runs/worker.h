@@ -16,6 +16,7 @@
 #include "paddock/harness.h"
 #include "paddock/sandbox_provider.h"
 #include "paddock/session_store.h"
+#include "services/sandboxes/sandbox_manager.h"
 
 namespace paddock {
 
@@ -71,6 +72,27 @@ class RunExecutor {
     std::atomic<bool> store_down{false};      // a write for the run failed: the store is unreachable
     std::atomic<std::int64_t> renewed_ms{0};  // steady clock of the last successful renewal
   };
+  // What a run needs before its first turn: its session, its agent, the agent's harness and
+  // the tools that harness needs.
+  struct Setup {
+    Session session;
+    Agent agent;
+    Harness* harness = nullptr;
+    std::vector<std::string> native;  // the harness's native state paths
+    std::string tools_dir;
+  };
+  // What a fresh or resumed sandbox brings back of the session: the snapshot, or else the
+  // transcript for the harness to rehydrate from.
+  struct Restored {
+    bool rehydrate = false;
+    std::vector<TranscriptMessage> history;
+  };
+  // Drive's phases, in order.
+  Result<Setup> SetUp(const Run& run, Active& active);
+  Result<Restored> RestoreState(const Run& run, Active& active, const Session& session,
+                                const EnsuredSandbox& sandbox, TurnResume& resume);
+  // The run's status from the harness's outcome (cancelled, non-terminal, out of memory).
+  RunStatus Judge(const TurnOutcome& outcome, Active& active, const SandboxInfo& sandbox, std::string& error);
   Result<RunStatus> Drive(const Run& run, Active& active, std::optional<int>& exit_code, std::string& error);
   void Finish(const Run& run, Active& active, RunStatus status, std::optional<int> exit_code,
               std::string error);

@@ -1,4 +1,4 @@
-#include "services/sandbox_manager.h"
+#include "services/sandboxes/sandbox_manager.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,9 +7,9 @@
 
 #include "metrics/metrics.h"
 #include "paddock/json.h"
-#include "services/egress_proxy.h"
+#include "services/egress/egress_proxy.h"
 #include "services/events/event_service.h"
-#include "services/snapshot_service.h"
+#include "services/snapshots/snapshot_service.h"
 #include "util/digest.h"
 #include "util/log.h"
 #include "util/redactor.h"
@@ -37,7 +37,16 @@ SandboxManager::SandboxManager(SessionStore& store, SandboxProvider& provider, S
       metrics_(metrics),
       egress_(egress),
       snapshots_(snapshots),
-      settings_(std::move(settings)) {
+      settings_(std::move(settings)),
+      warm_(
+          settings_.profiles, settings_.warm_refill_interval,
+          [this](const ProfileSettings& profile) {
+            auto started = std::chrono::steady_clock::now();
+            Result<SandboxInfo> created = CreateSandbox(profile, "", "");
+            metrics_.SandboxProvisioned(SecondsSince(started), created.ok(), "pool");
+            return created;
+          },
+          [this](const SandboxInfo& info) { (void)DestroySandbox(info); }) {
   if (settings_.profiles.empty())
     settings_.profiles.push_back(ProfileSettings{"default", {}, 0, {}, false, {}});
 }
@@ -100,9 +109,7 @@ Status SandboxManager::Start() {
     LogInfo("sandboxes of an earlier process: " + std::to_string(reattached) + " reattached, " +
             std::to_string(all.size() - static_cast<size_t>(reattached)) + " destroyed");
   for (int i = 0; i < settings_.provision_threads; ++i) threads_.emplace_back([this] { ProvisionLoop(); });
-  bool any_warm = std::any_of(settings_.profiles.begin(), settings_.profiles.end(),
-                              [](const ProfileSettings& p) { return p.warm > 0; });
-  if (any_warm) threads_.emplace_back([this] { WarmLoop(); });
+  warm_.Start();
   threads_.emplace_back([this] { IdleLoop(); });
   return Status::Ok();
 }
@@ -116,17 +123,9 @@ void SandboxManager::Stop() {
   }
   queue_cv_.notify_all();
   idle_cv_.notify_all();
-  warm_cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
-  std::map<std::string, std::deque<SandboxInfo>> warm;
-  {
-    std::lock_guard lock(warm_mu_);
-    warm.swap(warm_);
-  }
-  for (auto& [profile, pool] : warm) {
-    for (const SandboxInfo& info : pool) (void)DestroySandbox(info);
-  }
+  warm_.Stop();
 }
 
 const ProfileSettings& SandboxManager::Profile(const std::string& name) const {
@@ -178,23 +177,16 @@ Result<SandboxInfo> SandboxManager::CreateSandbox(const ProfileSettings& profile
 std::optional<SandboxInfo> SandboxManager::ClaimWarm(const ProfileSettings& profile,
                                                      const std::string& session_id) {
   for (;;) {
-    SandboxInfo warm;
-    {
-      std::lock_guard lock(warm_mu_);
-      auto& pool = warm_[profile.name];
-      if (pool.empty()) return std::nullopt;
-      warm = std::move(pool.front());
-      pool.pop_front();
-    }
-    warm_cv_.notify_all();
+    std::optional<SandboxInfo> taken = warm_.Take(profile.name);
+    if (!taken) return std::nullopt;
+    SandboxInfo warm = std::move(*taken);
     Result<SandboxInfo> claimed = provider_.Claim(warm.id, session_id);
     if (claimed.ok()) return *claimed;
     if (claimed.status().code() == StatusCode::kFailedPrecondition) {
       Result<SandboxInfo> again = provider_.Inspect(warm.id);
       if (again.ok() && again->state == SandboxState::kRunning && again->session_id.empty()) {
         // The session cannot take a warm sandbox (it has a workspace already): keep it warm.
-        std::lock_guard lock(warm_mu_);
-        warm_[profile.name].push_front(std::move(warm));
+        warm_.PutBack(profile.name, std::move(warm));
         return std::nullopt;
       }
     }
@@ -443,39 +435,7 @@ void SandboxManager::ProvisionLoop() {
   }
 }
 
-int SandboxManager::WarmCount(const std::string& profile) {
-  std::lock_guard lock(warm_mu_);
-  auto it = warm_.find(profile);
-  return it == warm_.end() ? 0 : static_cast<int>(it->second.size());
-}
-
-void SandboxManager::WarmLoop() {
-  for (;;) {
-    bool created_any = false;
-    for (const ProfileSettings& profile : settings_.profiles) {
-      if (profile.warm <= 0) continue;
-      {
-        std::lock_guard lock(queue_mu_);
-        if (stopping_) return;
-      }
-      if (WarmCount(profile.name) >= profile.warm) continue;
-      auto started = std::chrono::steady_clock::now();
-      Result<SandboxInfo> created = CreateSandbox(profile, "", "");
-      metrics_.SandboxProvisioned(SecondsSince(started), created.ok(), "pool");
-      if (!created.ok()) {
-        LogWarn("warm pool '" + profile.name + "': " + created.status().ToString());
-        continue;
-      }
-      created_any = true;
-      std::lock_guard lock(warm_mu_);
-      warm_[profile.name].push_back(*created);
-    }
-    std::unique_lock lock(warm_mu_);
-    if (!created_any) warm_cv_.wait_for(lock, settings_.warm_refill_interval);
-    std::lock_guard qlock(queue_mu_);
-    if (stopping_) return;
-  }
-}
+int SandboxManager::WarmCount(const std::string& profile) { return warm_.Count(profile); }
 
 Status SandboxManager::Release(const std::string& session_id, bool delete_data) {
   auto session_lock = SessionLock(session_id);
@@ -593,13 +553,7 @@ void SandboxManager::IdleLoop() {
 
 Result<int> SandboxManager::Reconcile(std::chrono::milliseconds min_age) {
   PADDOCK_ASSIGN_OR_RETURN(std::vector<SandboxInfo> all, provider_.List());
-  std::set<std::string> warm;
-  {
-    std::lock_guard lock(warm_mu_);
-    for (const auto& [p, pool] : warm_) {
-      for (const auto& s : pool) warm.insert(s.id);
-    }
-  }
+  const std::set<std::string> warm = warm_.Ids();
   int destroyed = 0;
   for (const SandboxInfo& info : all) {
     if (NowMs() - info.created_at < min_age.count()) continue;     // may be about to be bound

@@ -1,4 +1,4 @@
-#include "services/agent_service.h"
+#include "services/sessions/agent_service.h"
 
 #include <cctype>
 

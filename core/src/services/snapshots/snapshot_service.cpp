@@ -1,4 +1,4 @@
-#include "services/snapshot_service.h"
+#include "services/snapshots/snapshot_service.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,7 +1,7 @@
-#include "services/lease_sweeper.h"
+#include "services/runs/lease_sweeper.h"
 
 #include "metrics/metrics.h"
-#include "services/sandbox_manager.h"
+#include "services/sandboxes/sandbox_manager.h"
 #include "util/log.h"
 
 namespace paddock {
