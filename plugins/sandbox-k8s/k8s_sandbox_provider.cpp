@@ -1,12 +1,12 @@
 #include "k8s_sandbox_provider.h"
 
+#include "wire.h"
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
-#include <Poco/Base64Decoder.h>
-#include <Poco/Base64Encoder.h>
 #include <Poco/DateTimeFormat.h>
 #include <Poco/DateTimeFormatter.h>
 #include <Poco/DateTimeParser.h>
@@ -59,26 +59,12 @@ std::string RandomHex(size_t bytes) {
   return out;
 }
 
-std::string ToJson(const Object::Ptr& o) {
-  std::ostringstream ss;
-  o->stringify(ss);
-  return ss.str();
-}
+using wire::ToJson;
 
-std::string Base64(const std::string& s) {
-  std::ostringstream out;
-  Poco::Base64Encoder enc(out);
-  enc.rdbuf()->setLineLength(0);
-  enc << s;
-  enc.close();
-  return out.str();
-}
+using wire::Base64;
 
-std::string Unbase64(const std::string& s) {
-  std::istringstream in(s);
-  Poco::Base64Decoder dec(in);
-  return std::string((std::istreambuf_iterator<char>(dec)), std::istreambuf_iterator<char>());
-}
+// A Secret's data; what is not base64 reads as nothing (no token).
+std::string Unbase64(const std::string& s) { return wire::Unbase64(s).value_or(""); }
 
 Object::Ptr Obj(const Object::Ptr& o, const char* key) { return o ? o->getObject(key) : nullptr; }
 

@@ -1,5 +1,7 @@
 #include "kube_client.h"
 
+#include "wire.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -8,7 +10,6 @@
 #include <fstream>
 #include <sstream>
 
-#include <Poco/Base64Decoder.h>
 #include <Poco/Crypto/EVPPKey.h>
 #include <Poco/Crypto/X509Certificate.h>
 #include <Poco/Exception.h>
@@ -38,13 +39,6 @@ Result<std::string> ReadFile(const std::string& path, const std::string& what) {
   return ss.str();
 }
 
-std::string Base64Decode(const std::string& s) {
-  std::istringstream in(s);
-  Poco::Base64Decoder decoder(in);
-  std::string out((std::istreambuf_iterator<char>(decoder)), std::istreambuf_iterator<char>());
-  return out;
-}
-
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;
@@ -61,7 +55,7 @@ YAML::Node Named(const YAML::Node& root, const char* list, const std::string& na
 // `data` (base64) or `file` (relative to `dir`) of a kubeconfig entry.
 Result<std::string> DataOrFile(const YAML::Node& node, const std::string& data_key,
                                const std::string& file_key, const fs::path& dir) {
-  if (node[data_key]) return Base64Decode(node[data_key].as<std::string>());
+  if (node[data_key]) return wire::Unbase64(node[data_key].as<std::string>()).value_or("");
   if (node[file_key]) {
     fs::path p = node[file_key].as<std::string>();
     if (p.is_relative()) p = dir / p;

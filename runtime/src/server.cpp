@@ -7,8 +7,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <Poco/Base64Decoder.h>
-#include <Poco/Base64Encoder.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 #include <Poco/Net/HTTPRequestHandler.h>
@@ -36,6 +34,7 @@
 
 #include "archive.h"
 #include "children.h"
+#include "wire.h"
 
 namespace paddock::runtime {
 namespace {
@@ -65,11 +64,7 @@ struct HttpError {
   Fail(HTTPResponse::HTTP_BAD_REQUEST, std::move(message));
 }
 
-std::string ToJson(const Object& o) {
-  std::ostringstream ss;
-  o.stringify(ss);
-  return ss.str();
-}
+using wire::ToJson;
 
 void SendJson(HTTPServerResponse& resp, HTTPResponse::HTTPStatus status, const Object& body) {
   std::string text = ToJson(body);
@@ -79,25 +74,12 @@ void SendJson(HTTPServerResponse& resp, HTTPResponse::HTTPStatus status, const O
   resp.send() << text;
 }
 
-std::string Base64(std::string_view data) {
-  std::ostringstream ss;
-  Poco::Base64Encoder enc(ss);
-  enc.rdbuf()->setLineLength(0);
-  enc.write(data.data(), static_cast<std::streamsize>(data.size()));
-  enc.close();
-  return ss.str();
-}
+using wire::Base64;
 
 std::string Unbase64(const std::string& text) {
-  std::istringstream in(text);
-  Poco::Base64Decoder dec(in);
-  std::string out;
-  try {
-    Poco::StreamCopier::copyToString(dec, out);
-  } catch (const std::exception&) {
-    BadRequest("stdin_base64 is not valid base64");
-  }
-  return out;
+  std::optional<std::string> out = wire::Unbase64(text);
+  if (!out) BadRequest("stdin_base64 is not valid base64");
+  return *out;
 }
 
 Object::Ptr ReadJson(HTTPServerRequest& req) {

@@ -1,7 +1,6 @@
 #include "runtime/runtime_client.h"
+#include "wire.h"
 
-#include <Poco/Base64Decoder.h>
-#include <Poco/Base64Encoder.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 #include <Poco/Net/HTTPClientSession.h>
@@ -30,11 +29,7 @@ using Poco::Net::HTTPClientSession;
 using Poco::Net::HTTPRequest;
 using Poco::Net::HTTPResponse;
 
-std::string Json(const Object& o) {
-  std::ostringstream ss;
-  o.stringify(ss);
-  return ss.str();
-}
+std::string Json(const Object& o) { return wire::ToJson(o); }
 
 Result<Object::Ptr> ParseObject(const std::string& text) {
   try {
@@ -47,22 +42,10 @@ Result<Object::Ptr> ParseObject(const std::string& text) {
   }
 }
 
-std::string Unbase64(const std::string& text) {
-  std::istringstream in(text);
-  Poco::Base64Decoder dec(in);
-  std::string out;
-  Poco::StreamCopier::copyToString(dec, out);
-  return out;
-}
+using wire::Base64;
 
-std::string Base64(std::string_view data) {
-  std::ostringstream ss;
-  Poco::Base64Encoder enc(ss);
-  enc.rdbuf()->setLineLength(0);
-  enc.write(data.data(), static_cast<std::streamsize>(data.size()));
-  enc.close();
-  return ss.str();
-}
+// The runtime's base64; what is not (a broken runtime) decodes to nothing.
+std::string Unbase64(const std::string& text) { return wire::Unbase64(text).value_or(""); }
 
 Object EnvObject(const EnvMap& env) {
   Object o;
