@@ -156,11 +156,10 @@ std::string ExtractArchive(const Roots& roots, std::istream& in, int* entries) {
   archive_read_support_filter_gzip(a.get());
   archive_read_support_filter_none(a.get());
   ArchivePtr disk(archive_write_disk_new(), archive_write_free);
-  archive_write_disk_set_options(disk.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
-                                                 ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-                                                 ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                                 ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS |
-                                                 ARCHIVE_EXTRACT_UNLINK);
+  archive_write_disk_set_options(
+      disk.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                      ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS |
+                      ARCHIVE_EXTRACT_UNLINK);
   if (archive_read_open(a.get(), state.get(), nullptr, ReadFromStream, nullptr) != ARCHIVE_OK) {
     return std::string("not an archive: ") + ErrorOf(a.get());
   }
@@ -172,7 +171,8 @@ std::string ExtractArchive(const Roots& roots, std::istream& in, int* entries) {
     std::string name = archive_entry_pathname(entry);
     Confined target = roots.Resolve("/" + name);
     if (name.empty() || name[0] == '/' || !target.error.empty()) {
-      return "archive entry '" + name + "' refused: " + (target.error.empty() ? "absolute path" : target.error);
+      return "archive entry '" + name +
+             "' refused: " + (target.error.empty() ? "absolute path" : target.error);
     }
     // A hard link must also point inside.
     if (const char* link = archive_entry_hardlink(entry)) {

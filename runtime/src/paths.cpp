@@ -9,8 +9,8 @@ namespace fs = std::filesystem;
 
 bool Within(const std::string& path, const std::string& root) {
   if (root == "/") return true;
-  return path == root || (path.size() > root.size() && path.compare(0, root.size(), root) == 0 &&
-                          path[root.size()] == '/');
+  return path == root ||
+         (path.size() > root.size() && path.compare(0, root.size(), root) == 0 && path[root.size()] == '/');
 }
 
 // The path with symlinks of its longest existing prefix resolved; the rest appended as is.
@@ -18,7 +18,8 @@ std::string Resolved(const fs::path& path) {
   fs::path existing = path;
   fs::path rest;
   std::error_code ec;
-  while (!existing.empty() && existing != existing.root_path() && !fs::exists(fs::symlink_status(existing, ec))) {
+  while (!existing.empty() && existing != existing.root_path() &&
+         !fs::exists(fs::symlink_status(existing, ec))) {
     rest = existing.filename() / rest;
     existing = existing.parent_path();
   }
