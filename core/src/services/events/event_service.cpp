@@ -50,10 +50,36 @@ Result<NewEvent> EventService::Prepare(std::string_view run_id, std::string_view
   return e;
 }
 
+NewEvent EventService::Prepare(std::string_view run_id, const CoreEvent& event) const {
+  NewEvent e;
+  e.run_id = std::string(run_id);
+  e.type = std::string(event.type);
+  std::ostringstream out;
+  if (redactor_.empty()) {
+    event.data->stringify(out);
+  } else {
+    Poco::JSON::Stringifier::stringify(RedactJson(Poco::Dynamic::Var(event.data), redactor_), out, 0, -1,
+                                       Poco::JSON_WRAP_STRINGS);
+  }
+  e.data = out.str();
+  return e;
+}
+
+Result<Event> EventService::Append(std::string_view session_id, std::string_view run_id,
+                                   const CoreEvent& event, std::int64_t generation) {
+  NewEvent e = Prepare(run_id, event);
+  e.generation = generation;
+  return AppendPrepared(session_id, std::move(e));
+}
+
 Result<Event> EventService::Append(std::string_view session_id, std::string_view run_id,
                                    std::string_view type, std::string_view data, std::int64_t generation) {
   PADDOCK_ASSIGN_OR_RETURN(NewEvent e, Prepare(run_id, type, data));
   e.generation = generation;
+  return AppendPrepared(session_id, std::move(e));
+}
+
+Result<Event> EventService::AppendPrepared(std::string_view session_id, NewEvent e) {
   if (auto waited = share_.Wait(session_id, e.data.size()); waited.count() > 0)
     metrics_.AppendWaited(std::chrono::duration<double>(waited).count());
   PADDOCK_ASSIGN_OR_RETURN(Event stored, store_.AppendEvent(session_id, e));

@@ -11,6 +11,7 @@
 #include "paddock/events.h"
 #include "paddock/session_store.h"
 #include "services/events/append_share.h"
+#include "services/events/catalogue.h"
 
 namespace paddock {
 
@@ -32,9 +33,15 @@ class EventService final : public EventFeed {
   Result<Event> Append(std::string_view session_id, std::string_view run_id, std::string_view type,
                        std::string_view data, std::int64_t generation = 0);
 
+  // The same for an event the core built (catalogue.h): its data is redacted and written out
+  // once, never parsed.
+  Result<Event> Append(std::string_view session_id, std::string_view run_id, const CoreEvent& event,
+                       std::int64_t generation = 0);
+
   // Checks and redacts an event for a store write that appends it together with other changes
   // (EnqueueRun, FinishRun); pass the stored result to Published() afterwards.
   Result<NewEvent> Prepare(std::string_view run_id, std::string_view type, std::string_view data) const;
+  NewEvent Prepare(std::string_view run_id, const CoreEvent& event) const;
 
   // Counts an event the store appended as part of another write and hands it to the hub.
   void Published(const Event& event);
@@ -53,6 +60,8 @@ class EventService final : public EventFeed {
   void AttachHub(EventHub* hub);
 
  private:
+  // The share, the store, the hub: what every append does once its event is ready.
+  Result<Event> AppendPrepared(std::string_view session_id, NewEvent e);
   SessionStore& store_;
   const Redactor& redactor_;
   Metrics& metrics_;

@@ -73,17 +73,7 @@ Status HostTurnContext::RecordUsage(const Usage& usage) noexcept {
         (usage.cost_usd && *usage.cost_usd < 0)) {
       return Status::InvalidArgument("usage must not be negative");
     }
-    std::string data = "{\"model\":" + JsonQuote(usage.model) +
-                       ",\"input_tokens\":" + std::to_string(usage.input_tokens) +
-                       ",\"output_tokens\":" + std::to_string(usage.output_tokens) +
-                       ",\"cache_read_tokens\":" + std::to_string(usage.cache_read_tokens);
-    if (usage.cost_usd) {
-      char cost[64];
-      std::snprintf(cost, sizeof cost, "%.6f", *usage.cost_usd);
-      data += std::string(",\"cost_usd\":") + cost;
-    }
-    data += "}";
-    PADDOCK_ASSIGN_OR_RETURN(NewEvent event, events_.Prepare(run_.id, "usage", data));
+    const NewEvent event = events_.Prepare(run_.id, event::UsageRecorded(usage));
     Result<Event> stored = host_.store.RecordRunUsage(host_.lease, usage, event);
     if (!stored.ok()) return Noted(stored.status());
     events_.Published(*stored);
@@ -128,11 +118,7 @@ std::optional<std::pair<std::string, std::string>> HostTurnContext::OutputChunk(
 }
 
 Status HostTurnContext::AppendOutput(const std::string& stream, const std::string& text) {
-  return Noted(events_
-                   .Append(session_.id, run_.id, "output",
-                           "{\"stream\":" + JsonQuote(stream) + ",\"text\":" + JsonQuote(text) + "}",
-                           run_.generation)
-                   .status());
+  return Noted(events_.Append(session_.id, run_.id, event::Output(stream, text), run_.generation).status());
 }
 
 Status HostTurnContext::FlushOutputLocked() {

@@ -32,13 +32,6 @@ std::int64_t SteadyMs() {
 // How often a run may lose its sandbox before it fails instead of resuming in another.
 constexpr int kMaxSandboxLosses = 3;
 
-std::string ResumedData(const Run& run, const TurnResume& resume, const std::string& sandbox_id) {
-  return "{\"attempt\":" + std::to_string(run.attempt) + ",\"reason\":" + JsonQuote(resume.reason) +
-         ",\"restored\":" + JsonQuote(resume.restored.empty() ? "none" : resume.restored) +
-         ",\"snapshot_version\":" + std::to_string(resume.snapshot_version) +
-         ",\"sandbox_id\":" + JsonQuote(sandbox_id) + "}";
-}
-
 }  // namespace
 
 std::string NewWorkerId() {
@@ -207,10 +200,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
     RuntimeClient runtime(sandbox.info.runtime);
     PADDOCK_ASSIGN_OR_RETURN(Restored restored, RestoreState(run, active, session, sandbox, resume));
     if (!started) {
-      PADDOCK_ASSIGN_OR_RETURN(NewEvent event,
-                               events_.Prepare(run.id, "run.started",
-                                               "{\"attempt\":" + std::to_string(run.attempt) +
-                                                   ",\"sandbox_id\":" + JsonQuote(sandbox.info.id) + "}"));
+      const NewEvent event = events_.Prepare(run.id, event::RunStarted(run.attempt, sandbox.info.id));
       Result<Event> stored = store_.StartRun(active.lease, event);
       if (!stored.ok()) {
         if (stored.status().code() == StatusCode::kAborted || stored.status().code() == StatusCode::kNotFound)
@@ -223,8 +213,8 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
     }
     if (resume.resuming) {
       metrics_.RunResumed(resume.restored);
-      Result<Event> resumed = events_.Append(session.id, run.id, "run.resumed",
-                                             ResumedData(run, resume, sandbox.info.id), run.generation);
+      Result<Event> resumed = events_.Append(
+          session.id, run.id, event::RunResumed(run.attempt, resume, sandbox.info.id), run.generation);
       if (!resumed.ok()) return NoteStoreError(resumed.status(), active.lease_lost, active.store_down);
     }
     HostTurnContext ctx(agent, session, run, runtime, {store_, events_, metrics_, active.lease, tools_dir},
@@ -275,8 +265,8 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
           return snap.status();
         }
         LogWarn("run " + run.id + ": snapshot failed: " + snap.status().ToString());
-        (void)events_.Append(session.id, run.id, "snapshot.failed",
-                             "{\"error\":" + JsonQuote(snap.status().message()) + "}", run.generation);
+        (void)events_.Append(session.id, run.id, event::SnapshotFailed(snap.status().message()),
+                             run.generation);
       }
     }
     return status;
@@ -286,15 +276,11 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
 void RunExecutor::Finish(const Run& run, Active& active, RunStatus status, std::optional<int> exit_code,
                          std::string error) {
   error = redactor_.Redact(error);
-  Result<NewEvent> event = events_.Prepare(run.id, "run.finished", RunFinishedData(status, exit_code, error));
-  if (!event.ok()) {
-    LogError("run " + run.id + ": " + event.status().ToString());
-    return;
-  }
+  const NewEvent event = events_.Prepare(run.id, event::RunFinished(status, exit_code, error));
   // The store may be briefly unreachable: keep trying while the lease may still be ours (the
   // heartbeat thread keeps renewing it); after that the sweeper re-queues the run.
   for (;;) {
-    Result<Event> finished = store_.FinishRun(active.lease, status, exit_code, error, *event);
+    Result<Event> finished = store_.FinishRun(active.lease, status, exit_code, error, event);
     if (finished.ok()) {
       metrics_.RunFinished(ToString(status));
       events_.Published(*finished);

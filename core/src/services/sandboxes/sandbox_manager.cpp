@@ -216,8 +216,7 @@ void SandboxManager::EgressRefused(const std::string& egress_dir, const std::str
   LogWarn("egress refused: " + host + ":" + std::to_string(port) +
           (session.empty() ? std::string(" (no session)") : " from session " + session));
   if (session.empty()) return;
-  (void)events_.Append(session, "", "egress.refused",
-                       "{\"host\":" + JsonQuote(host) + ",\"port\":" + std::to_string(port) + "}");
+  (void)events_.Append(session, "", event::EgressRefused(host, port));
 }
 
 Status SandboxManager::Bind(const SandboxInfo& info, const Session& session) {
@@ -235,8 +234,7 @@ void SandboxManager::RecordLost(const std::string& session_id, const std::string
   }
   (void)store_.SetSessionSandbox(session_id, "");
   metrics_.SandboxLost();
-  (void)events_.Append(session_id, "", "sandbox.lost",
-                       "{\"sandbox_id\":" + JsonQuote(sandbox_id) + ",\"detail\":" + JsonQuote(detail) + "}");
+  (void)events_.Append(session_id, "", event::SandboxLost(sandbox_id, detail));
   LogWarn("session " + session_id + ": sandbox " + sandbox_id + " is gone (" + detail + ")");
 }
 
@@ -304,11 +302,10 @@ Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id,
         // Not this process's: another worker's (the session's runs moved here), or destroyed
         // with the process that had it. Replaced, not lost.
         (void)store_.SetSessionSandbox(session_id, "");
-        (void)events_.Append(
-            session_id, "", "sandbox.replaced",
-            "{\"sandbox_id\":" + JsonQuote(session.sandbox_id) +
-                ",\"detail\":\"not a sandbox of this worker (another worker's, or gone with an "
-                "earlier process)\"}");
+        (void)events_.Append(session_id, "",
+                             event::SandboxReplaced(session.sandbox_id,
+                                                    "not a sandbox of this worker (another worker's, or "
+                                                    "gone with an earlier process)"));
       }
     }
   }
@@ -323,8 +320,7 @@ Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id,
     Result<SandboxInfo> created = CreateSandbox(profile, session_id, session.agent_id);
     if (!created.ok()) {
       metrics_.SandboxProvisioned(SecondsSince(started), false, source);
-      (void)events_.Append(session_id, "", "sandbox.failed",
-                           "{\"error\":" + JsonQuote(created.status().message()) + "}");
+      (void)events_.Append(session_id, "", event::SandboxFailed(created.status().message()));
       return created.status().Annotate("creating a sandbox");
     }
     sandbox = *created;
@@ -341,8 +337,6 @@ Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id,
   }
   double seconds = SecondsSince(started);
   metrics_.SandboxProvisioned(seconds, true, source);
-  char ms[32];
-  std::snprintf(ms, sizeof ms, "%.3f", seconds * 1000);
   out.info = *sandbox;
   out.fresh = true;
   // The session's state comes back before anyone may use the sandbox.
@@ -360,10 +354,8 @@ Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id,
     if (!ready.ok() && ready.code() != StatusCode::kFailedPrecondition) return ready;
   }
   // Announced last: whoever hears of it finds the state restored and the session ready.
-  (void)events_.Append(session_id, "", "sandbox.ready",
-                       "{\"sandbox_id\":" + JsonQuote(sandbox->id) + ",\"provision_ms\":" + ms +
-                           ",\"source\":" + JsonQuote(source) + ",\"profile\":" + JsonQuote(profile.name) +
-                           "}");
+  (void)events_.Append(session_id, "",
+                       event::SandboxReady(sandbox->id, seconds * 1000, source, profile.name));
   Touch(session_id);
   return out;
 }
@@ -398,8 +390,7 @@ Result<ExecResult> SandboxManager::Exec(const std::string& session_id, ExecReque
   }
   if (Result<SnapshotInfo> snap = snapshots_->Take(runtime, session_id, native, nullptr); !snap.ok()) {
     LogWarn("session " + session_id + ": snapshot after exec failed: " + snap.status().ToString());
-    (void)events_.Append(session_id, "", "snapshot.failed",
-                         "{\"error\":" + JsonQuote(snap.status().message()) + "}");
+    (void)events_.Append(session_id, "", event::SnapshotFailed(snap.status().message()));
   }
   return result;
 }
@@ -449,9 +440,8 @@ Status SandboxManager::Release(const std::string& session_id, bool delete_data) 
       PADDOCK_RETURN_IF_ERROR(provider_.Destroy(session.sandbox_id));
     }
     PADDOCK_RETURN_IF_ERROR(store_.SetSessionSandbox(session_id, ""));
-    (void)events_.Append(session_id, "", "sandbox.released",
-                         "{\"sandbox_id\":" + JsonQuote(session.sandbox_id) +
-                             ",\"reason\":" + JsonQuote(delete_data ? "closed" : "restart") + "}");
+    (void)events_.Append(session_id, "",
+                         event::SandboxReleased(session.sandbox_id, delete_data ? "closed" : "restart"));
   }
   {
     std::lock_guard lock(active_mu_);
@@ -499,10 +489,7 @@ Status SandboxManager::Suspend(const std::string& session_id, const std::string&
     in_snapshot = latest.ok() && latest->has_value() && (*latest)->workspace;
   }
   if (in_snapshot) (void)provider_.DeleteSessionData(session_id);
-  (void)events_.Append(session_id, "", "sandbox.released",
-                       "{\"sandbox_id\":" + JsonQuote(session.sandbox_id) +
-                           ",\"reason\":" + JsonQuote(reason) +
-                           ",\"workspace_kept\":" + (in_snapshot ? "false" : "true") + "}");
+  (void)events_.Append(session_id, "", event::SandboxReleased(session.sandbox_id, reason, !in_snapshot));
   // Compare and set: a session another process started a run in meanwhile stays as it is.
   Status suspended =
       store_.TransitionSession(session_id, SessionStatus::kReady, SessionStatus::kSuspended, reason);

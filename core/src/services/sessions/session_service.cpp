@@ -80,9 +80,8 @@ Result<Idempotent<T>> WithIdempotency(SessionStore& store, const IdempotencyKey&
 }  // namespace
 
 Result<Run> SessionService::Cancel(const std::string& run_id, const std::string& reason) {
-  PADDOCK_ASSIGN_OR_RETURN(
-      NewEvent event,
-      events_.Prepare(run_id, "run.finished", RunFinishedData(RunStatus::kCancelled, std::nullopt, reason)));
+  const NewEvent event =
+      events_.Prepare(run_id, event::RunFinished(RunStatus::kCancelled, std::nullopt, reason));
   PADDOCK_ASSIGN_OR_RETURN(Run run, store_.CancelRun(run_id, reason, event));
   if (run.status == RunStatus::kCancelled) {
     metrics_.RunFinished(ToString(RunStatus::kCancelled));
@@ -112,7 +111,7 @@ Result<Idempotent<Session>> SessionService::Create(const std::string& agent_id, 
         s.status = sandboxes_ ? SessionStatus::kProvisioning : SessionStatus::kSuspended;
         s.created_at = s.updated_at = NowMs();
         PADDOCK_RETURN_IF_ERROR(store_.CreateSession(s, k));
-        (void)events_.Append(s.id, "", "session.created", "{\"agent_id\":" + JsonQuote(agent_id) + "}");
+        (void)events_.Append(s.id, "", event::SessionCreated(agent_id));
         if (sandboxes_) sandboxes_->ProvisionInBackground(s.id);
         return store_.GetSession(s.id);
       },
@@ -146,7 +145,7 @@ Result<Session> SessionService::Close(const std::string& id) {
   // next reconciles (closed sessions keep none).
   if (sandboxes_) PADDOCK_RETURN_IF_ERROR(sandboxes_->Release(id, /*delete_data=*/true));
   PADDOCK_RETURN_IF_ERROR(store_.DeleteSnapshots(id));
-  (void)events_.Append(id, "", "session.closed", "{}");
+  (void)events_.Append(id, "", event::SessionClosed());
   return store_.GetSession(id);
 }
 
@@ -197,11 +196,7 @@ Result<Idempotent<Run>> SessionService::Send(const std::string& session_id, cons
     run.session_id = session_id;
     run.content = content;
     run.created_at = NowMs();
-    NewEvent message;
-    message.run_id = run.id;
-    message.type = "message.user";
-    PADDOCK_ASSIGN_OR_RETURN(
-        message.data, RedactJsonObject("{\"content\":" + JsonQuote(content) + "}", events_.redactor()));
+    const NewEvent message = events_.Prepare(run.id, event::MessageUser(content));
     PADDOCK_ASSIGN_OR_RETURN(Event stored, store_.EnqueueRun(run, message, k));
     events_.Published(stored);
     if (workers_) workers_->Wake();
@@ -264,11 +259,7 @@ Result<SessionService::ExecOutput> SessionService::Exec(const std::string& sessi
   PADDOCK_ASSIGN_OR_RETURN(SandboxManager * sandboxes, Sandboxes());
   BoundedCapture capture(max_output);
   PADDOCK_ASSIGN_OR_RETURN(ExecResult result, sandboxes->Exec(session_id, request, capture));
-  std::string argv = "[";
-  for (size_t i = 0; i < request.argv.size(); ++i) argv += (i ? "," : "") + JsonQuote(request.argv[i]);
-  (void)events_.Append(session_id, "", "sandbox.exec",
-                       "{\"argv\":" + argv + "],\"exit_code\":" + std::to_string(result.exit_code) +
-                           ",\"timed_out\":" + (result.timed_out ? "true" : "false") + "}");
+  (void)events_.Append(session_id, "", event::SandboxExec(request.argv, result.exit_code, result.timed_out));
   return ExecOutput{result, std::move(capture.out), std::move(capture.err), capture.truncated};
 }
 

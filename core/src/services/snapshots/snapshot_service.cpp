@@ -12,18 +12,6 @@
 namespace paddock {
 namespace {
 
-std::string JsonArray(const std::vector<std::string>& items) {
-  std::string out = "[";
-  for (size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + JsonQuote(items[i]);
-  return out + "]";
-}
-
-std::string Ms(double seconds) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f", seconds * 1000);
-  return buf;
-}
-
 bool Under(const std::string& path, const std::string& dir) {
   return path == dir || path.rfind(dir + "/", 0) == 0;
 }
@@ -80,16 +68,11 @@ Result<SnapshotInfo> SnapshotService::Take(const RuntimeClient& runtime, const s
   }
   const double seconds = SecondsSince(started);
   metrics_.SnapshotOp("snapshot", info.omitted.empty() ? "ok" : "partial", seconds, stored->size_bytes);
-  std::string data = "{\"version\":" + std::to_string(stored->version) +
-                     ",\"size_bytes\":" + std::to_string(stored->size_bytes) +
-                     ",\"paths\":" + JsonArray(info.paths) +
-                     ",\"workspace\":" + (info.workspace ? "true" : "false") +
-                     ",\"native\":" + (info.native ? "true" : "false") + ",\"duration_ms\":" + Ms(seconds);
-  if (!info.omitted.empty()) data += ",\"omitted\":" + JsonQuote(info.omitted);
-  data += "}";
   if (!info.omitted.empty()) LogWarn("session " + session_id + ": snapshot left out " + info.omitted);
-  (void)events_.Append(session_id, info.run_id, info.omitted.empty() ? "snapshot.taken" : "snapshot.partial",
-                       data, fence ? fence->generation : 0);
+  (void)events_.Append(
+      session_id, info.run_id,
+      event::SnapshotTaken(*stored, info.paths, info.workspace, info.native, seconds * 1000, info.omitted),
+      fence ? fence->generation : 0);
   return stored;
 }
 
@@ -105,9 +88,7 @@ Result<std::optional<SnapshotInfo>> SnapshotService::RestoreLatest(
     }
     PADDOCK_RETURN_IF_ERROR(
         runtime.Restore(std::string(1024, '\0'), paths).Annotate("emptying the session's paths"));
-    (void)events_.Append(session_id, "", "snapshot.restored",
-                         "{\"version\":0,\"size_bytes\":0,\"sandbox_id\":" + JsonQuote(sandbox_id) +
-                             ",\"paths\":" + JsonArray(paths) + ",\"duration_ms\":0}");
+    (void)events_.Append(session_id, "", event::SnapshotRestored(0, 0, sandbox_id, paths, 0));
     return latest;
   }
   if (!latest || latest->paths.empty()) return latest;
@@ -126,11 +107,9 @@ Result<std::optional<SnapshotInfo>> SnapshotService::RestoreLatest(
                              session_id);
   }
   metrics_.SnapshotOp("restore", "ok", seconds, latest->size_bytes);
-  (void)events_.Append(session_id, "", "snapshot.restored",
-                       "{\"version\":" + std::to_string(latest->version) + ",\"size_bytes\":" +
-                           std::to_string(latest->size_bytes) + ",\"sandbox_id\":" + JsonQuote(sandbox_id) +
-                           ",\"paths\":" + JsonArray(latest->paths) + ",\"duration_ms\":" + Ms(seconds) +
-                           "}");
+  (void)events_.Append(session_id, "",
+                       event::SnapshotRestored(latest->version, latest->size_bytes, sandbox_id, latest->paths,
+                                               seconds * 1000));
   return latest;
 }
 
