@@ -64,6 +64,18 @@ void RecordResponse(const std::string& method, const std::string& path, int stat
   close(fd);
 }
 
+// A /proc file of a process that may end while it is read (the read then fails with ESRCH):
+// what could be read, never an exception.
+std::string ReadProcFile(const fs::path& path) {
+  std::string out;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return out;
+}
+
 // Processes whose command line names something under `dir`, and their children: the jails of a
 // server that was SIGKILLed mid-creation may outlive it; a test's directory takes them with it
 // so that no test leaves processes or mounts behind.
@@ -75,11 +87,9 @@ void KillProcessesUnder(const std::string& dir) {
     const std::string name = entry.path().filename().string();
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
     const pid_t pid = static_cast<pid_t>(std::stol(name));
-    std::ifstream cmd(entry.path() / "cmdline");
-    std::string line((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+    const std::string line = ReadProcFile(entry.path() / "cmdline");
     if (pid != getpid() && line.find(dir + "/") != std::string::npos) found.push_back(pid);
-    std::ifstream stat(entry.path() / "stat");
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const std::string text = ReadProcFile(entry.path() / "stat");
     if (auto close = text.rfind(')'); close != std::string::npos) {
       std::istringstream rest(text.substr(close + 2));
       std::string state;
