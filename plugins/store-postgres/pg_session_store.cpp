@@ -210,11 +210,13 @@ Result<std::vector<std::string>> PostgresSessionStore::Migrate() noexcept {
   return Guard([&]() -> Result<std::vector<std::string>> {
     // Its own connection: the advisory lock belongs to a session, and migrations may take a while.
     PADDOCK_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, Connect(options_));
-    PADDOCK_RETURN_IF_ERROR(conn->Exec("CREATE SCHEMA IF NOT EXISTS \"" + options_.schema + "\""));
-    // Processes starting at once queue here; each then finds what the others applied.
+    // Processes starting at once queue here; each then finds what the others applied. The lock
+    // comes before the schema: two CREATE SCHEMA IF NOT EXISTS at once can both try to create it
+    // (a unique violation in pg_namespace), the lock makes them one after the other.
     PADDOCK_RETURN_IF_ERROR(
         conn->Query("SELECT pg_advisory_lock(hashtext($1))", {"paddock.migrate." + options_.schema})
             .status());
+    PADDOCK_RETURN_IF_ERROR(conn->Exec("CREATE SCHEMA IF NOT EXISTS \"" + options_.schema + "\""));
     PADDOCK_RETURN_IF_ERROR(
         conn->Exec("CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at "
                    "BIGINT NOT NULL)"));
