@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -38,6 +39,16 @@ inline double Percentile(std::vector<double> v, double p) {
 
 // One bare bubblewrap start with the namespaces the process provider uses, running `true`,
 // as the unprivileged uid the provider drops to when run as root.
+// Spare workspace images sandbox.process holds ready under a provider data directory.
+inline int SpareImages(const std::string& provider_dir) {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& size : std::filesystem::directory_iterator(provider_dir + "/spare", ec)) {
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(size.path(), ec)) ++n;
+  }
+  return n;
+}
+
 inline double BareBwrap(const std::string& workspace) {
   std::vector<std::string> args = {"/usr/bin/bwrap",
                                    "--unshare-user",

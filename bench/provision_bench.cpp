@@ -32,14 +32,7 @@ int Unbound(const std::string& data_dir) {
   for (const auto& [id, s] : LiveSandboxes(data_dir)) n += s.first.empty() ? 1 : 0;
   return n;
 }
-int Spares(const std::string& data_dir) {
-  int n = 0;
-  std::error_code ec;
-  for (const auto& size : fs::directory_iterator(data_dir + "/sandbox-process/spare", ec)) {
-    for ([[maybe_unused]] const auto& e : fs::directory_iterator(size.path(), ec)) ++n;
-  }
-  return n;
-}
+int Spares(const std::string& data_dir) { return SpareImages(data_dir + "/sandbox-process"); }
 
 struct Row {
   std::vector<double> ms;

@@ -90,11 +90,7 @@ int main(int argc, char** argv) {
   // The provider makes its spare workspace images again in the background (mkfs, a loop mount):
   // the exec rows measure the steady state after it, not a race with it.
   for (auto until = Clock::now() + std::chrono::seconds(30); Clock::now() < until;) {
-    std::error_code ec;
-    int spares = 0;
-    for (const auto& size : std::filesystem::directory_iterator(dir.path() + "/sandbox-process/spare", ec)) {
-      for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(size.path(), ec)) ++spares;
-    }
+    const int spares = SpareImages(dir.path() + "/sandbox-process");
     if (geteuid() != 0 || spares >= 2) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

@@ -173,6 +173,16 @@ Health ProcessSandboxProvider::GetHealth() const noexcept {
   return {};
 }
 
+Status ProcessSandboxProvider::OwnWorkspace(const std::string& dir) const {
+  std::error_code ec;
+  fs::permissions(dir, fs::perms(0755), ec);
+  if (config_.jail.host_creds &&
+      chown(dir.c_str(), config_.jail.host_creds->uid, config_.jail.host_creds->gid) != 0) {
+    return Status::Internal("chown " + dir + ": " + strerror(errno));
+  }
+  return Status::Ok();
+}
+
 std::optional<DiskCommitment> ProcessSandboxProvider::Disk() const noexcept {
   try {
     DiskCommitment d;
@@ -235,12 +245,7 @@ Result<std::string> ProcessSandboxProvider::MakeImageVolume(std::int64_t disk_by
         {config_.mkfs, "-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", image}));
     PADDOCK_RETURN_IF_ERROR(RunTool({config_.mount, "-o", "loop,nosuid,nodev", image, dir}));
     fs::remove(dir + "/lost+found", ec);
-    fs::permissions(dir, fs::perms(0755), ec);
-    if (config_.jail.host_creds &&
-        chown(dir.c_str(), config_.jail.host_creds->uid, config_.jail.host_creds->gid) != 0) {
-      return Status::Internal("chown " + dir + ": " + strerror(errno));
-    }
-    return Status::Ok();
+    return OwnWorkspace(dir);
   }();
   if (!made.ok()) {
     (void)RemoveVolume(volume);
@@ -342,11 +347,7 @@ Result<std::string> ProcessSandboxProvider::NewVolume(
   fs::create_directory(dir, ec);
   if (ec) return Status::Unavailable("create " + dir + ": " + ec.message());
   if (disk_bytes > 0) limits.emplace_back("disk", std::to_string(disk_bytes) + " (rlimit fsize, per file)");
-  fs::permissions(dir, fs::perms(0755), ec);
-  if (config_.jail.host_creds &&
-      chown(dir.c_str(), config_.jail.host_creds->uid, config_.jail.host_creds->gid) != 0) {
-    return Status::Internal("chown " + dir + ": " + strerror(errno));
-  }
+  PADDOCK_RETURN_IF_ERROR(OwnWorkspace(dir));
   return volume;
 }
 

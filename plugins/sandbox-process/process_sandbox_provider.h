@@ -77,6 +77,8 @@ class ProcessSandboxProvider final : public SandboxProvider {
   // kResourceExhausted when one more image of that size would pass disk_overcommit.
   // REQUIRES: disk_mu_.
   Status CheckCommitment(std::int64_t disk_bytes);
+  // The workspace directory readable by all, owned by the uid sandboxes run as.
+  Status OwnWorkspace(const std::string& dir) const;
   Status RemoveVolume(const std::string& volume);
   // The volume of a session's workspace, or "" when it has none.
   std::string SessionVolume(std::string_view session_id) const;

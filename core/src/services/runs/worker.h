@@ -16,9 +16,10 @@
 #include "paddock/harness.h"
 #include "paddock/sandbox_provider.h"
 #include "paddock/session_store.h"
-#include "services/sandboxes/sandbox_manager.h"
 
 namespace paddock {
+
+struct EnsuredSandbox;
 
 class EventService;
 class Metrics;
