@@ -116,9 +116,12 @@ constexpr paddock_config_key kConfigKeys[] = {
     {"python", PADDOCK_CONFIG_STRING, 0, "/usr/bin/python3", "The Python interpreter inside the sandbox."},
 };
 
+// The host checks these before Create runs (and lists them in `paddock plugins`).
+constexpr paddock_config_rule kConfigRules[] = {paddock::config::NotEmpty("python")};
+
 Result<HarnessPtr> Create(const PluginContext&, const ConfigView& config) {
-  std::string python = config.GetString("python", "/usr/bin/python3");
-  if (python.empty() || python.front() != '/') {
+  std::string python = config.GetString("python");
+  if (python.front() != '/') {
     return Status::InvalidArgument("python must be an absolute path inside the sandbox");
   }
   return HarnessPtr(std::make_unique<PythonHarness>(std::move(python)));
@@ -128,4 +131,4 @@ Result<HarnessPtr> Create(const PluginContext&, const ConfigView& config) {
 }  // namespace example
 
 PADDOCK_DEFINE_PLUGIN(harness, python, "0.1.0", "Example: each message is Python code; `memory` persists.",
-                      paddock::ConfigKeys(example::kConfigKeys), example::Create)
+                      paddock::ConfigSchema(example::kConfigKeys, example::kConfigRules), example::Create)

@@ -14,15 +14,17 @@ constexpr paddock_config_key kConfigKeys[] = {
      "commands find its path in $PADDOCK_STATE. Its directory is snapshotted after every run."},
 };
 
+constexpr paddock_config_rule kConfigRules[] = {
+    config::NotEmpty("shell"),
+    config::Range("max_line_bytes", 1, 1 << 20),
+    config::NotEmpty("state_file"),
+};
+
 Result<HarnessPtr> Create(const PluginContext&, const ConfigView& config) {
   ShellConfig c;
-  c.shell = config.GetString("shell", "/bin/sh");
-  std::int64_t max_line = config.GetSizeBytes("max_line_bytes", 16384);
-  if (max_line < 1 || max_line > (1 << 20)) {
-    return Status::InvalidArgument("max_line_bytes must be between 1 and 1MiB");
-  }
-  c.max_line_bytes = static_cast<std::size_t>(max_line);
-  c.state_file = config.GetString("state_file", c.state_file);
+  c.shell = config.GetString("shell");
+  c.max_line_bytes = static_cast<std::size_t>(config.GetSizeBytes("max_line_bytes"));
+  c.state_file = config.GetString("state_file");
   const bool under_root = c.state_file.rfind(std::string(kSandboxHome) + "/", 0) == 0 ||
                           c.state_file.rfind(std::string(kSandboxWorkspace) + "/", 0) == 0;
   if (!under_root || c.state_file.find("/../") != std::string::npos || c.state_file.back() == '/' ||
@@ -38,5 +40,6 @@ Result<HarnessPtr> Create(const PluginContext&, const ConfigView& config) {
 
 PADDOCK_DEFINE_PLUGIN(harness, shell, "0.1.0",
                       "Reference harness: each message is a shell command; no model.",
-                      paddock::ConfigKeys(paddock::plugins::harness_shell::kConfigKeys),
+                      paddock::ConfigSchema(paddock::plugins::harness_shell::kConfigKeys,
+                                            paddock::plugins::harness_shell::kConfigRules),
                       paddock::plugins::harness_shell::Create)

@@ -43,35 +43,34 @@ std::vector<paddock_config_key> SharedConfigKeys(const char* access_default) {
   };
 }
 
-Result<K8sConfig> ParseK8sConfig(const ConfigView& config, const std::string& access_default) {
+std::vector<paddock_config_rule> SharedConfigRules() {
+  return {
+      config::OneOf("mode", "claim,sandbox"), config::OneOf("runtime_access", "pod_ip,apiserver"),
+      config::NotEmpty("warm_pool"),          config::NotEmpty("template"),
+      config::NotEmpty("instance"),           config::NotEmpty("pool_token_secret"),
+      config::NotEmpty("token_volume"),       config::NotEmpty("workspace_volume"),
+      config::NotEmpty("workspace_size"),     config::Range("runtime_port", 1, 65535),
+      config::AtLeast("ready_timeout", 1),    config::AtLeast("destroy_timeout", 1),
+  };
+}
+
+Result<K8sConfig> ParseK8sConfig(const ConfigView& config) {
   K8sConfig c;
-  c.mode = config.GetString("mode", "claim");
-  if (c.mode != "claim" && c.mode != "sandbox") {
-    return Status::InvalidArgument("mode must be 'claim' or 'sandbox', not '" + c.mode + "'");
-  }
-  c.runtime_access = config.GetString("runtime_access", access_default);
-  if (c.runtime_access != "pod_ip" && c.runtime_access != "apiserver") {
-    return Status::InvalidArgument("runtime_access must be 'pod_ip' or 'apiserver', not '" +
-                                   c.runtime_access + "'");
-  }
+  c.mode = config.GetString("mode");
+  c.runtime_access = config.GetString("runtime_access");
   c.namespace_ = config.GetString("namespace");
   c.namespace_per_team = config.GetBool("namespace_per_team");
-  c.warm_pool = config.GetString("warm_pool", c.warm_pool);
-  c.template_ = config.GetString("template", c.template_);
-  c.instance = config.GetString("instance", c.instance);
-  c.pool_token_secret = config.GetString("pool_token_secret", c.pool_token_secret);
-  c.token_volume = config.GetString("token_volume", c.token_volume);
-  c.workspace_volume = config.GetString("workspace_volume", c.workspace_volume);
-  c.workspace_size = config.GetString("workspace_size", c.workspace_size);
+  c.warm_pool = config.GetString("warm_pool");
+  c.template_ = config.GetString("template");
+  c.instance = config.GetString("instance");
+  c.pool_token_secret = config.GetString("pool_token_secret");
+  c.token_volume = config.GetString("token_volume");
+  c.workspace_volume = config.GetString("workspace_volume");
+  c.workspace_size = config.GetString("workspace_size");
   c.storage_class = config.GetString("storage_class");
-  std::int64_t port = config.GetInt("runtime_port", 8888);
-  if (port < 1 || port > 65535) return Status::InvalidArgument("runtime_port must be 1..65535");
-  c.runtime_port = static_cast<int>(port);
-  c.ready_timeout_ms = config.GetDurationMs("ready_timeout", 180000);
-  c.destroy_timeout_ms = config.GetDurationMs("destroy_timeout", 60000);
-  if (c.ready_timeout_ms <= 0 || c.destroy_timeout_ms <= 0) {
-    return Status::InvalidArgument("ready_timeout and destroy_timeout must be positive");
-  }
+  c.runtime_port = static_cast<int>(config.GetInt("runtime_port"));
+  c.ready_timeout_ms = config.GetDurationMs("ready_timeout");
+  c.destroy_timeout_ms = config.GetDurationMs("destroy_timeout");
   return c;
 }
 

@@ -13,6 +13,9 @@ namespace paddock::plugins::sandbox_k8s {
 std::vector<paddock_config_key> SharedConfigKeys(const char* access_default);
 
 // Reads them; a message naming the key when a value is out of range.
-Result<K8sConfig> ParseK8sConfig(const ConfigView& config, const std::string& access_default);
+// The rules of the shared keys, for the plugin's ConfigSchema next to its own.
+std::vector<paddock_config_rule> SharedConfigRules();
+
+Result<K8sConfig> ParseK8sConfig(const ConfigView& config);
 
 }  // namespace paddock::plugins::sandbox_k8s

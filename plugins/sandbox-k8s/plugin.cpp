@@ -24,8 +24,13 @@ const std::vector<paddock_config_key>& Keys() {
   return keys;
 }
 
+const std::vector<paddock_config_rule>& Rules() {
+  static const std::vector<paddock_config_rule> rules = SharedConfigRules();
+  return rules;
+}
+
 Result<SandboxProviderPtr> Create(const PluginContext& ctx, const ConfigView& config) {
-  PADDOCK_ASSIGN_OR_RETURN(K8sConfig c, ParseK8sConfig(config, "pod_ip"));
+  PADDOCK_ASSIGN_OR_RETURN(K8sConfig c, ParseK8sConfig(config));
   std::string kubeconfig = config.GetString("kubeconfig");
   Result<KubeCredentials> creds = Status::Internal("unset");
   if (kubeconfig.empty() && std::getenv("KUBERNETES_SERVICE_HOST")) {
@@ -53,4 +58,5 @@ PADDOCK_DEFINE_PLUGIN(
     sandbox, k8s, "0.1.0",
     "Sandboxes on Kubernetes through the kubernetes-sigs/agent-sandbox CRDs (SandboxClaim against "
     "a warm pool, or a Sandbox), reached at pod IP + port or through the API server.",
-    paddock::ConfigKeys(paddock::plugins::sandbox_k8s::Keys()), paddock::plugins::sandbox_k8s::Create)
+    paddock::ConfigSchema(paddock::plugins::sandbox_k8s::Keys(), paddock::plugins::sandbox_k8s::Rules()),
+    paddock::plugins::sandbox_k8s::Create)

@@ -72,12 +72,21 @@ std::string Trimmed(std::string s) {
   return s;
 }
 
+const std::vector<paddock_config_rule>& Rules() {
+  static const std::vector<paddock_config_rule> rules = [] {
+    std::vector<paddock_config_rule> r = {config::NotEmpty("cluster"), config::NotEmpty("kind"),
+                                          config::AtLeast("kubeconfig_timeout", 1)};
+    for (const auto& shared : sandbox_k8s::SharedConfigRules()) r.push_back(shared);
+    return r;
+  }();
+  return rules;
+}
+
 Result<SandboxProviderPtr> Create(const PluginContext& ctx, const ConfigView& config) {
-  PADDOCK_ASSIGN_OR_RETURN(K8sConfig c, sandbox_k8s::ParseK8sConfig(config, "apiserver"));
-  const std::string cluster = config.GetString("cluster", "paddock");
-  const std::string kind = config.GetString("kind", "kind");
-  const auto timeout = std::chrono::milliseconds(config.GetDurationMs("kubeconfig_timeout", 30000));
-  if (timeout.count() <= 0) return Status::InvalidArgument("kubeconfig_timeout must be positive");
+  PADDOCK_ASSIGN_OR_RETURN(K8sConfig c, sandbox_k8s::ParseK8sConfig(config));
+  const std::string cluster = config.GetString("cluster");
+  const std::string kind = config.GetString("kind");
+  const auto timeout = std::chrono::milliseconds(config.GetDurationMs("kubeconfig_timeout"));
   std::optional<std::string> binary = process::FindExecutable(kind);
   if (!binary) {
     return Status::FailedPrecondition("the kind command '" + kind +
@@ -106,4 +115,5 @@ PADDOCK_DEFINE_PLUGIN(
     sandbox, kind, "0.1.0",
     "Sandboxes on a local kind cluster: sandbox.k8s with the cluster's kubeconfig from `kind get "
     "kubeconfig`, runtimes reached through the API server (no route to the pod network).",
-    paddock::ConfigKeys(paddock::plugins::sandbox_kind::Keys()), paddock::plugins::sandbox_kind::Create)
+    paddock::ConfigSchema(paddock::plugins::sandbox_kind::Keys(), paddock::plugins::sandbox_kind::Rules()),
+    paddock::plugins::sandbox_kind::Create)

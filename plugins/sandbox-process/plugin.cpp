@@ -36,13 +36,24 @@ constexpr paddock_config_key kConfigKeys[] = {
      "Destroy every sandbox when the server stops (otherwise the next start does)."},
 };
 
+constexpr paddock_config_rule kConfigRules[] = {
+    config::NotEmpty("bwrap"),
+    config::Range("spare_volumes", 0, 64),
+    config::Range("disk_overcommit", 0, 1000),
+    config::NotEmpty("hostname"),
+    config::Range("sandbox_uid", 1, 65533),  // not root, not nobody
+    config::Range("run_as_uid", 1, 0xfffffffe),
+    config::Range("run_as_gid", 1, 0xfffffffe),
+    config::AtLeast("start_timeout", 100),
+};
+
 Result<SandboxProviderPtr> Create(const PluginContext& ctx, const ConfigView& config) {
   ProcessConfig c;
   c.root = config.GetString("root");
   if (c.root.empty()) c.root = ctx.data_dir;
   c.destroy_on_stop = config.GetBool("destroy_on_stop");
   JailOptions& j = c.jail;
-  auto bwrap = FindExecutable(config.GetString("bwrap", "bwrap"));
+  auto bwrap = FindExecutable(config.GetString("bwrap"));
   if (!bwrap) {
     return Status::FailedPrecondition("bwrap '" + config.GetString("bwrap") +
                                       "' not found; install bubblewrap (apt-get install bubblewrap)");
@@ -63,33 +74,26 @@ Result<SandboxProviderPtr> Create(const PluginContext& ctx, const ConfigView& co
         "' not found; build it (ninja paddock-runtime) or set [sandbox.config] runtime");
   }
   j.runtime = *runtime_path;
-  c.disk_quota = config.GetBool("disk_quota", true);
+  c.disk_quota = config.GetBool("disk_quota");
   c.spare_volumes = static_cast<int>(config.GetInt("spare_volumes"));
-  if (c.spare_volumes < 0 || c.spare_volumes > 64)
-    return Status::InvalidArgument("spare_volumes must be 0..64");
   c.disk_overcommit = static_cast<int>(config.GetInt("disk_overcommit"));
-  if (c.disk_overcommit < 0 || c.disk_overcommit > 1000)
-    return Status::InvalidArgument("disk_overcommit must be 0..1000 (0: never refuse)");
-  c.mkfs = FindExecutable(config.GetString("mkfs", "mkfs.ext4")).value_or("/usr/sbin/mkfs.ext4");
-  c.mount = FindExecutable(config.GetString("mount", "mount")).value_or("/usr/bin/mount");
+  c.mkfs = FindExecutable(config.GetString("mkfs")).value_or("/usr/sbin/mkfs.ext4");
+  c.mount = FindExecutable(config.GetString("mount")).value_or("/usr/bin/mount");
   j.ro_binds = config.GetStringList("ro_binds");
   for (const auto& p : j.ro_binds) {
     if (p.empty() || p[0] != '/')
       return Status::InvalidArgument("ro_binds entries must be absolute paths: '" + p + "'");
   }
-  j.hostname = config.GetString("hostname", "sandbox");
-  std::int64_t uid = config.GetInt("sandbox_uid", 1000);
-  if (uid < 1 || uid > 65533) return Status::InvalidArgument("sandbox_uid must be 1..65533 (not root)");
+  j.hostname = config.GetString("hostname");
+  std::int64_t uid = config.GetInt("sandbox_uid");
   j.sandbox_uid = static_cast<uid_t>(uid);
   j.sandbox_gid = static_cast<gid_t>(uid);
   if (geteuid() == 0) {
-    std::int64_t host_uid = config.GetInt("run_as_uid", 65534);
-    std::int64_t host_gid = config.GetInt("run_as_gid", 65534);
-    if (host_uid < 1 || host_gid < 1)
-      return Status::InvalidArgument("run_as_uid/run_as_gid must not be root");
+    std::int64_t host_uid = config.GetInt("run_as_uid");
+    std::int64_t host_gid = config.GetInt("run_as_gid");
     j.host_creds = Credentials{static_cast<uid_t>(host_uid), static_cast<gid_t>(host_gid)};
   }
-  j.start_timeout_ms = config.GetDurationMs("start_timeout", 10000);
+  j.start_timeout_ms = config.GetDurationMs("start_timeout");
   return SandboxProviderPtr(std::make_unique<ProcessSandboxProvider>(std::move(c), *ctx.logger));
 }
 
@@ -99,5 +103,6 @@ Result<SandboxProviderPtr> Create(const PluginContext& ctx, const ConfigView& co
 PADDOCK_DEFINE_PLUGIN(sandbox, process, "0.1.0",
                       "Local sandboxes: bubblewrap jails running paddock-runtime, with cgroup limits and "
                       "egress only through the proxy.",
-                      paddock::ConfigKeys(paddock::plugins::sandbox_process::kConfigKeys),
+                      paddock::ConfigSchema(paddock::plugins::sandbox_process::kConfigKeys,
+                                            paddock::plugins::sandbox_process::kConfigRules),
                       paddock::plugins::sandbox_process::Create)

@@ -13,9 +13,10 @@ constexpr paddock_config_key kConfigKeys[] = {
      "Server environment variables with this prefix are passed in, prefix stripped."},
 };
 
+constexpr paddock_config_rule kConfigRules[] = {config::NotEmpty("prefix")};
+
 Result<SecretInjectorPtr> Create(const PluginContext& ctx, const ConfigView& config) {
-  std::string prefix = config.GetString("prefix", "CONTAINER_ENV_");
-  if (prefix.empty()) return Status::InvalidArgument("prefix must not be empty");
+  std::string prefix = config.GetString("prefix");
   std::vector<std::string> entries;
   for (char** e = environ; e && *e; ++e) entries.emplace_back(*e);
   auto injector = std::make_unique<EnvSecretInjector>(prefix, entries);
@@ -29,5 +30,6 @@ Result<SecretInjectorPtr> Create(const PluginContext& ctx, const ConfigView& con
 }  // namespace paddock::plugins::secrets_env
 
 PADDOCK_DEFINE_PLUGIN(secrets, env, "0.1.0", "Secrets from the server's environment (CONTAINER_ENV_<NAME>).",
-                      paddock::ConfigKeys(paddock::plugins::secrets_env::kConfigKeys),
+                      paddock::ConfigSchema(paddock::plugins::secrets_env::kConfigKeys,
+                                            paddock::plugins::secrets_env::kConfigRules),
                       paddock::plugins::secrets_env::Create)

@@ -12,12 +12,19 @@ constexpr paddock_config_key kConfigKeys[] = {
      "libpq connection string or postgres:// URL; empty: libpq's PG* environment variables."},
     {"schema", PADDOCK_CONFIG_STRING, 0, "paddock",
      "Schema holding Paddock's tables (created by migrate); lets several installations share a database."},
-    {"pool_size", PADDOCK_CONFIG_INT, 0, "8", "Connections this process keeps open at most (1..256)."},
+    {"pool_size", PADDOCK_CONFIG_INT, 0, "8", "Connections this process keeps open at most."},
     {"connect_timeout", PADDOCK_CONFIG_DURATION, 0, "5s", "How long opening a connection may take."},
     {"statement_timeout", PADDOCK_CONFIG_DURATION, 0, "30s",
      "Longest a statement may run before the database cancels it."},
     {"acquire_timeout", PADDOCK_CONFIG_DURATION, 0, "10s",
      "How long a request waits for a free pooled connection before answering 503."},
+};
+
+constexpr paddock_config_rule kConfigRules[] = {
+    config::Range("pool_size", 1, 256),
+    config::AtLeast("connect_timeout", 1000),
+    config::AtLeast("statement_timeout", 100),
+    config::AtLeast("acquire_timeout", 10),
 };
 
 bool ValidSchema(const std::string& s) {
@@ -33,19 +40,15 @@ bool ValidSchema(const std::string& s) {
 Result<SessionStorePtr> Create(const PluginContext& ctx, const ConfigView& config) {
   PoolOptions o;
   o.conninfo = config.GetString("url");
-  o.schema = config.GetString("schema", "paddock");
+  o.schema = config.GetString("schema");
   if (!ValidSchema(o.schema)) {
     return Status::InvalidArgument("[store.config] schema must be 1-63 characters of a-z, 0-9 and _, not '" +
                                    o.schema + "'");
   }
-  std::int64_t size = config.GetInt("pool_size", 8);
-  if (size < 1 || size > 256) return Status::InvalidArgument("[store.config] pool_size must be 1..256");
-  o.size = static_cast<int>(size);
-  o.connect_timeout = std::chrono::milliseconds(config.GetDurationMs("connect_timeout", 5000));
-  o.statement_timeout = std::chrono::milliseconds(config.GetDurationMs("statement_timeout", 30000));
-  o.acquire_timeout = std::chrono::milliseconds(config.GetDurationMs("acquire_timeout", 10000));
-  if (o.connect_timeout.count() < 1000)
-    return Status::InvalidArgument("[store.config] connect_timeout must be at least 1s");
+  o.size = static_cast<int>(config.GetInt("pool_size"));
+  o.connect_timeout = std::chrono::milliseconds(config.GetDurationMs("connect_timeout"));
+  o.statement_timeout = std::chrono::milliseconds(config.GetDurationMs("statement_timeout"));
+  o.acquire_timeout = std::chrono::milliseconds(config.GetDurationMs("acquire_timeout"));
   return SessionStorePtr(std::make_unique<PostgresSessionStore>(std::move(o), *ctx.logger));
 }
 
@@ -53,5 +56,6 @@ Result<SessionStorePtr> Create(const PluginContext& ctx, const ConfigView& confi
 }  // namespace paddock::plugins::store_postgres
 
 PADDOCK_DEFINE_PLUGIN(store, postgres, "0.1.0", "PostgreSQL store (libpq); any number of processes.",
-                      paddock::ConfigKeys(paddock::plugins::store_postgres::kConfigKeys),
+                      paddock::ConfigSchema(paddock::plugins::store_postgres::kConfigKeys,
+                                            paddock::plugins::store_postgres::kConfigRules),
                       paddock::plugins::store_postgres::Create)

@@ -14,13 +14,15 @@ constexpr paddock_config_key kConfigKeys[] = {
      "How long a write waits for a lock held by another connection."},
 };
 
+constexpr paddock_config_rule kConfigRules[] = {config::AtLeast("busy_timeout", 1)};
+
 Result<SessionStorePtr> Create(const PluginContext& ctx, const ConfigView& config) {
   SqliteConfig c;
   std::filesystem::path path = config.GetString("path");
   if (path.empty()) path = "paddock.db";
   if (path.is_relative()) path = std::filesystem::path(ctx.data_dir) / path;
   c.path = path.string();
-  c.busy_timeout_ms = config.GetDurationMs("busy_timeout", 5000);
+  c.busy_timeout_ms = config.GetDurationMs("busy_timeout");
   return SessionStorePtr(std::make_unique<SqliteSessionStore>(std::move(c), *ctx.logger));
 }
 
@@ -28,5 +30,6 @@ Result<SessionStorePtr> Create(const PluginContext& ctx, const ConfigView& confi
 }  // namespace paddock::plugins::store_sqlite
 
 PADDOCK_DEFINE_PLUGIN(store, sqlite, "0.1.0", "Embedded SQLite store (WAL); one process.",
-                      paddock::ConfigKeys(paddock::plugins::store_sqlite::kConfigKeys),
+                      paddock::ConfigSchema(paddock::plugins::store_sqlite::kConfigKeys,
+                                            paddock::plugins::store_sqlite::kConfigRules),
                       paddock::plugins::store_sqlite::Create)

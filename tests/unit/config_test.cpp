@@ -61,7 +61,9 @@ TEST(Config, AProfileRelaxesTheSyscallFilterOnlyByName) {
       << c.status().message();
   c = ParseConfig(std::string(kMinimal) + "[profiles.default]\nseccomp = \"lax\"\n", "f.toml");
   ASSERT_FALSE(c.ok());
-  EXPECT_NE(c.status().message().find("seccomp must be \"default\" or \"off\""), std::string::npos);
+  EXPECT_NE(c.status().message().find(
+                "[profiles.default] key 'seccomp' must be \"default\" or \"off\", not \"lax\""),
+            std::string::npos);
   c = ParseConfig(std::string(kMinimal) + "[profiles.default]\nruntime_class = \"GVisor!\"\n", "f.toml");
   ASSERT_FALSE(c.ok());
 }
@@ -78,7 +80,8 @@ TEST(Config, EachSessionsShareOfTheStoreIsConfiguredAndChecked) {
   EXPECT_EQ(c->sessions.append_bytes_rate, 1LL << 20);
   c = ParseConfig(std::string(kMinimal) + "[sessions]\nappend_rate = -5\n", "f.toml");
   ASSERT_FALSE(c.ok());
-  EXPECT_NE(c.status().message().find("append_rate must be 0 (no limit) to 1000000"), std::string::npos)
+  EXPECT_NE(c.status().message().find("f.toml:11: [sessions] key 'append_rate' must be 0..1000000, not -5"),
+            std::string::npos)
       << c.status().ToString();
 }
 
@@ -106,7 +109,7 @@ TEST(Config, WrongTypeAndRangeAreRefused) {
       << c.status().message();
   c = ParseConfig(std::string("[server]\nport = 70000\n") + kMinimal, "f.toml");
   ASSERT_FALSE(c.ok());
-  EXPECT_NE(c.status().message().find("port must be 0..65535"), std::string::npos);
+  EXPECT_NE(c.status().message().find("key 'port' must be 0..65535, not 70000"), std::string::npos);
   c = ParseConfig(std::string("[worker]\npoll_interval = \"soon\"\n") + kMinimal, "f.toml");
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("must be a duration"), std::string::npos) << c.status().message();
@@ -182,6 +185,48 @@ TEST(Schema, DurationsAndSizes) {
   EXPECT_EQ(ParseSizeBytes("2KB"), 2000);
   EXPECT_FALSE(ParseSizeBytes("1 MiB"));
   EXPECT_FALSE(ParseSizeBytes("99999999999999999999"));
+}
+
+TEST(Config, EveryCoreSchemaIsSoundAndItsDefaultsObeyItsRules) {
+  for (const auto& [name, schema] : CoreSchemas()) {
+    EXPECT_OK(CheckSchema(schema)) << name;
+    EXPECT_FALSE(schema.keys.empty()) << name;
+  }
+  const paddock_config_key keys[] = {{"n", PADDOCK_CONFIG_INT, 0, "0", "a count"},
+                                     {"d", PADDOCK_CONFIG_DURATION, 0, "1s", "a wait"}};
+  const paddock_config_rule too_small[] = {config::AtLeast("d", 2000)};
+  Status s = CheckSchema({keys, too_small});
+  EXPECT_NE(s.message().find("the default of key 'd' must be at least 2s, not 1s"), std::string::npos)
+      << s.ToString();
+  const paddock_config_rule zero_ok[] = {config::ZeroOr("n", 5, 9)};
+  EXPECT_OK(CheckSchema({keys, zero_ok}));
+  const paddock_config_rule list_on_int[] = {config::OneOf("n", "1,2")};
+  EXPECT_FALSE(CheckSchema({keys, list_on_int}).ok());
+}
+
+TEST(Config, BoundsAreWrittenInTheUnitsOfTheKeyAndNameTheLine) {
+  auto c = ParseConfig(std::string(kMinimal) + "[profiles.default]\nwarm = 1\ndisk = \"8MiB\"\n", "f.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find(
+                "f.toml:12: [profiles.default] key 'disk' must be 0 or at least 16MiB, not 8MiB"),
+            std::string::npos)
+      << c.status().ToString();
+  c = ParseConfig(std::string(kMinimal) + "[worker]\nlease_ttl = \"500ms\"\n", "f.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("key 'lease_ttl' must be at least 1s, not 500ms"), std::string::npos)
+      << c.status().ToString();
+  c = ParseConfig(std::string(kMinimal) + "[server]\nlog_level = \"loud\"\n", "f.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("key 'log_level' must be \"debug\", \"info\", \"warn\" or \"error\""),
+            std::string::npos)
+      << c.status().ToString();
+  c = ParseConfig(std::string(kMinimal) + "[worker]\nlease_ttl = \"10s\"\nheartbeat_interval = \"6s\"\n",
+                  "f.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("heartbeat_interval must be at most half of lease_ttl"),
+            std::string::npos);
+  c = ParseConfig(std::string(kMinimal) + "[profiles.default]\nwarm = 0\ndisk = 0\npids = 16\n", "f.toml");
+  ASSERT_OK(c);
 }
 
 }  // namespace

@@ -27,7 +27,7 @@ std::string Refusal(const std::string& kind, const std::string& name) {
 }
 
 TEST(Loader, RefusesAnotherAbiMajor) {
-  EXPECT_NE(Refusal("store", "wrong_abi").find("ABI version 99.0, expected 1.x"), std::string::npos);
+  EXPECT_NE(Refusal("store", "wrong_abi").find("ABI version 99.1, expected 1.x"), std::string::npos);
 }
 
 TEST(Loader, RefusesAnotherSdkHash) {
@@ -136,6 +136,50 @@ TEST_F(FixtureConfig, ValidSectionReachesThePluginTypedWithDefaults) {
   EXPECT_EQ(v["HOSTS"], "a,b");
 }
 
+TEST_F(FixtureConfig, AValueOutsideItsRuleIsRefusedBeforeThePluginSeesIt) {
+  auto p = Create("token = \"t\"\ncount = 11\n");
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(p.status().message().find("paddock.toml:2: [secrets.config] key 'count' must be 1..10, not 11"),
+            std::string::npos)
+      << p.status().message();
+  p = Create("token = \"t\"\nhosts = [\"a\", \"z\"]\n");
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("key 'hosts' must be \"a\", \"b\" or \"c\", not \"z\""),
+            std::string::npos)
+      << p.status().message();
+  EXPECT_OK(Create("token = \"t\"\ncount = 10\nhosts = [\"c\"]\n"));
+}
+
+TEST(Loader, APluginBuiltAgainstAbi1_0LoadsWithItsKeysAndNoRules) {
+  TempDir dir;
+  auto opened = OpenPlugin(FixtureDir() + "/paddock-secrets-old_minor.so", "secrets", "old_minor");
+  ASSERT_OK(opened);
+  PluginChoice c;
+  c.kind = "secrets";
+  c.name = "old_minor";
+  auto section = ParseSectionText("token = \"t\"\ncount = 11\nlimit = \"1KiB\"\n", "secrets.config");
+  ASSERT_OK(section);
+  c.config = *section;
+  // Its keys are validated (types, defaults) but it declared no rules: 11 reaches the plugin.
+  auto p = CreatePlugin(FixtureDir(), c, dir.path());
+  ASSERT_OK(p);
+  auto got = p->secrets->Resolve(SecretScope{});
+  ASSERT_OK(got);
+  std::map<std::string, std::string> v;
+  for (const auto& s : *got) v[s.name] = s.value;
+  EXPECT_EQ(v["COUNT"], "11");
+  EXPECT_EQ(v["LIMIT_BYTES"], "1024");
+  EXPECT_EQ(v["HOSTS"], "a,b");
+  EXPECT_EQ(p->summary.keys_json.find("bounds"), std::string::npos) << p->summary.keys_json;
+  c.config = *ParseSectionText("token = 5\n", "secrets.config");
+  EXPECT_FALSE(CreatePlugin(FixtureDir(), c, dir.path()).ok());
+}
+
+TEST(Loader, RefusesARuleForAnUndeclaredKey) {
+  EXPECT_NE(Refusal("store", "bad_rule").find("config rule for undeclared key 'sise'"), std::string::npos);
+}
+
 TEST(Loader, AFactoryThatThrowsIsReportedNotFatal) {
   TempDir dir;
   PluginChoice c;
@@ -152,8 +196,8 @@ TEST(Loader, DiscoveryListsLoadableAndRefusedFiles) {
   Discovery d = DiscoverPlugins(FixtureDir());
   std::set<std::string> loadable;
   for (const auto& p : d.loadable) loadable.insert(p.kind + "." + p.name);
-  EXPECT_EQ(loadable, (std::set<std::string>{"secrets.schema", "secrets.throws"}));
-  EXPECT_EQ(d.refused.size(), 7u);
+  EXPECT_EQ(loadable, (std::set<std::string>{"secrets.schema", "secrets.old_minor", "secrets.throws"}));
+  EXPECT_EQ(d.refused.size(), 8u);
 }
 
 TEST(Loader, EveryBuiltPluginLoadsAndExportsOnlyTheTwoSymbols) {

@@ -53,6 +53,23 @@ constexpr paddock_config_key kServerKeys[] = {
      "On SIGTERM: how long requests in flight may take to finish before connections are closed."},
 };
 
+constexpr paddock_config_rule kServerRules[] = {
+    config::Range("port", 0, 65535),
+    config::Range("max_body_size", 1LL << 10, 1LL << 30),
+    config::OneOf("log_level", "debug,info,warn,error"),
+    config::Range("io_threads", 1, 64),
+    config::Range("handler_threads", 1, 1024),
+    config::Range("max_queued_requests", 0, 100000),
+    config::Range("max_connections", 2, 1000000),
+    config::Range("max_connections_per_client", 1, 1000000),
+    config::Range("health_reserve", 0, 10000),
+    config::AtLeast("header_timeout", 100),
+    config::AtLeast("body_timeout", 100),
+    config::AtLeast("idle_timeout", 100),
+    config::AtLeast("write_timeout", 100),
+    config::Range("stream_buffer", 4LL << 10, 1LL << 30),
+};
+
 constexpr paddock_config_key kWorkerKeys[] = {
     {"enabled", PADDOCK_CONFIG_BOOL, 0, "true", "Run runs in this process."},
     {"threads", PADDOCK_CONFIG_INT, 0, "4", "Runs executed at once by this process."},
@@ -72,6 +89,13 @@ constexpr paddock_config_key kWorkerKeys[] = {
      "How often a worker destroys sandboxes no open session is bound to any more."},
 };
 
+constexpr paddock_config_rule kWorkerRules[] = {
+    config::Range("threads", 1, 256),      config::AtLeast("poll_interval", 10),
+    config::AtLeast("lease_ttl", 1000),    config::AtLeast("heartbeat_interval", 100),
+    config::Range("max_attempts", 1, 100), config::AtLeast("sweep_interval", 100),
+    config::Range("port", 0, 65535),       config::AtLeast("reconcile_interval", 1000),
+};
+
 constexpr paddock_config_key kEgressKeys[] = {
     {"enabled", PADDOCK_CONFIG_BOOL, 0, "true",
      "Give sandboxes the egress proxy; false: sandboxes have no way out at all."},
@@ -79,6 +103,11 @@ constexpr paddock_config_key kEgressKeys[] = {
      "Hosts every sandbox may reach: \"example.com\", \"*.example.com\" or \"host:port\"."},
     {"port", PADDOCK_CONFIG_INT, 0, "3128", "Port of the proxy inside each sandbox (on 127.0.0.1)."},
     {"connect_timeout", PADDOCK_CONFIG_DURATION, 0, "10s", "How long the proxy waits to connect upstream."},
+};
+
+constexpr paddock_config_rule kEgressRules[] = {
+    config::Range("port", 1, 65535),
+    config::AtLeast("connect_timeout", 100),
 };
 
 constexpr paddock_config_key kModelKeys[] = {
@@ -98,6 +127,11 @@ constexpr paddock_config_key kToolKeys[] = {
      "Install every loaded harness's tools when the server starts, not at its first run."},
 };
 
+constexpr paddock_config_rule kToolRules[] = {
+    config::NotEmpty("npm"),
+    config::AtLeast("install_timeout", 1000),
+};
+
 constexpr paddock_config_key kSessionKeys[] = {
     {"idle_timeout", PADDOCK_CONFIG_DURATION, 0, "30m",
      "A session whose sandbox has run nothing this long releases it (status suspended); the next message "
@@ -109,6 +143,11 @@ constexpr paddock_config_key kSessionKeys[] = {
      "The same share in bytes of event data per second. 0: no limit."},
 };
 
+constexpr paddock_config_rule kSessionRules[] = {
+    config::ZeroOr("idle_timeout", 1000),
+    config::Range("append_rate", 0, 1000000),
+};
+
 constexpr paddock_config_key kSnapshotKeys[] = {
     {"enabled", PADDOCK_CONFIG_BOOL, 0, "true",
      "Snapshot the workspace and the harness's native state after every run."},
@@ -116,6 +155,11 @@ constexpr paddock_config_key kSnapshotKeys[] = {
      "Largest snapshot; over it only the native state is kept (and an event says so)."},
     {"keep", PADDOCK_CONFIG_INT, 0, "3", "Versions kept per session; older ones are pruned."},
     {"compress", PADDOCK_CONFIG_BOOL, 0, "true", "gzip the archives."},
+};
+
+constexpr paddock_config_rule kSnapshotRules[] = {
+    config::Range("max_size", 1LL << 10, 16LL << 30),
+    config::Range("keep", 1, 100),
 };
 
 constexpr paddock_config_key kProfileKeys[] = {
@@ -135,6 +179,12 @@ constexpr paddock_config_key kProfileKeys[] = {
      "Syscalls of the default filter's refused list that this profile lets through."},
     {"runtime_class", PADDOCK_CONFIG_STRING, 0, "",
      "Kubernetes: runtimeClassName of the profile's sandbox pods (gVisor, Kata); empty: the cluster's."},
+};
+
+constexpr paddock_config_rule kProfileRules[] = {
+    config::ZeroOr("memory", 16LL << 20),    config::ZeroOr("pids", 16),
+    config::ZeroOr("disk", 16LL << 20),      config::Range("warm", 0, 1000),
+    config::OneOf("seccomp", "default,off"),
 };
 
 Status CheckHost(const std::string& host, const std::string& source, int line) {
@@ -160,6 +210,8 @@ constexpr paddock_config_key kPluginSelectKeys[] = {
      "The plugin's .so, for one built out of tree (relative: to this file's directory); empty: "
      "paddock-<kind>-<type>.so in plugin_dir."},
 };
+
+constexpr paddock_config_rule kSelectRules[] = {config::NotEmpty("type")};
 
 RawValue ToRaw(const toml::node& node) {
   RawValue v;
@@ -203,6 +255,9 @@ Result<RawSection> ToSection(const toml::table& table, std::string name, const s
   return s;
 }
 
+// An int key (its rule bounds it well inside int).
+int Int(const ConfigView& v, std::string_view key) { return static_cast<int>(v.GetInt(key)); }
+
 Status Invalid(const std::string& source, int line, const std::string& msg) {
   return Status::InvalidArgument(source + ":" + std::to_string(line) + ": " + msg);
 }
@@ -211,15 +266,14 @@ Status Invalid(const std::string& source, int line, const std::string& msg) {
 Result<PluginChoice> ReadPlugin(const toml::table& table, const std::string& kind, const std::string& source,
                                 Config* config = nullptr) {
   PADDOCK_ASSIGN_OR_RETURN(RawSection select, ToSection(table, kind, source, {"config"}));
-  Result<ConfigView> validated = kind == "store" ? ValidateSection(kStoreSelectKeys, select)
-                                                 : ValidateSection(kPluginSelectKeys, select);
+  Result<ConfigView> validated = kind == "store" ? ValidateSection({kStoreSelectKeys, kSelectRules}, select)
+                                                 : ValidateSection({kPluginSelectKeys, kSelectRules}, select);
   PADDOCK_RETURN_IF_ERROR(validated.status());
   const ConfigView& view = *validated;
   if (kind == "store" && config) config->migrate_on_start = view.GetBool("migrate");
   PluginChoice choice;
   choice.kind = kind;
   choice.name = view.GetString("type");
-  if (choice.name.empty()) return Invalid(source, select.line, "[" + kind + "] type must not be empty");
   if (std::string path = view.GetString("path"); !path.empty()) {
     const bool from_file = !source.empty() && source.front() != '<';
     if (fs::path(path).is_relative() && from_file) path = (fs::path(source).parent_path() / path).string();
@@ -251,6 +305,14 @@ Result<PluginChoice> ReadPlugin(const toml::table& table, const std::string& kin
 }
 
 }  // namespace
+
+std::vector<std::pair<std::string, ConfigSchema>> CoreSchemas() {
+  return {{"server", {kServerKeys, kServerRules}},     {"worker", {kWorkerKeys, kWorkerRules}},
+          {"sessions", {kSessionKeys, kSessionRules}}, {"snapshots", {kSnapshotKeys, kSnapshotRules}},
+          {"egress", {kEgressKeys, kEgressRules}},     {"models", ConfigKeys(kModelKeys)},
+          {"tools", {kToolKeys, kToolRules}},          {"profiles.<name>", {kProfileKeys, kProfileRules}},
+          {"store", {kStoreSelectKeys, kSelectRules}}, {"<kind>", {kPluginSelectKeys, kSelectRules}}};
+}
 
 std::string_view EmbeddedConfigText() { return paddock::embedded_config::kFiles[0].content; }
 
@@ -304,150 +366,78 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
   // [server]
   {
     PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("server"));
-    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kServerKeys, s));
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection({kServerKeys, kServerRules}, s));
     ServerSettings& out = config.server;
     out.listen = v.GetString("listen");
-    std::int64_t port = v.GetInt("port");
-    if (port < 0 || port > 65535) return Invalid(source, s.line, "[server] port must be 0..65535");
-    out.port = static_cast<int>(port);
+    out.port = Int(v, "port");
     out.data_dir = v.GetString("data_dir");
     if (out.data_dir.empty()) out.data_dir = DefaultDataDir();
     out.plugin_dir = v.GetString("plugin_dir");
     out.max_body_bytes = v.GetSizeBytes("max_body_size");
-    if (out.max_body_bytes < 1024 || out.max_body_bytes > (1LL << 30)) {
-      return Invalid(source, s.line, "[server] max_body_size must be between 1KiB and 1GiB");
-    }
-    // Integer limits: (key, field, min, max).
-    const struct {
-      const char* key;
-      int* field;
-      std::int64_t min, max;
-    } ints[] = {
-        {"io_threads", &out.io_threads, 1, 64},
-        {"handler_threads", &out.handler_threads, 1, 1024},
-        {"max_queued_requests", &out.max_queued_requests, 0, 100000},
-        {"max_connections", &out.max_connections, 2, 1000000},
-        {"max_connections_per_client", &out.max_connections_per_client, 1, 1000000},
-        {"health_reserve", &out.health_reserve, 0, 10000},
-    };
-    for (const auto& i : ints) {
-      std::int64_t n = v.GetInt(i.key);
-      if (n < i.min || n > i.max) {
-        return Invalid(source, s.line,
-                       std::string("[server] ") + i.key + " must be " + std::to_string(i.min) + ".." +
-                           std::to_string(i.max) + ", not " + std::to_string(n));
-      }
-      *i.field = static_cast<int>(n);
-    }
-    const struct {
-      const char* key;
-      std::int64_t* field;
-      std::int64_t min_ms;
-    } durations[] = {
-        {"header_timeout", &out.header_timeout_ms, 100}, {"body_timeout", &out.body_timeout_ms, 100},
-        {"idle_timeout", &out.idle_timeout_ms, 100},     {"write_timeout", &out.write_timeout_ms, 100},
-        {"shutdown_grace", &out.shutdown_grace_ms, 0},
-    };
-    for (const auto& d : durations) {
-      *d.field = v.GetDurationMs(d.key);
-      if (*d.field < d.min_ms) {
-        return Invalid(
-            source, s.line,
-            std::string("[server] ") + d.key + " must be at least " + std::to_string(d.min_ms) + "ms");
-      }
-    }
+    out.io_threads = Int(v, "io_threads");
+    out.handler_threads = Int(v, "handler_threads");
+    out.max_queued_requests = Int(v, "max_queued_requests");
+    out.max_connections = Int(v, "max_connections");
+    out.max_connections_per_client = Int(v, "max_connections_per_client");
+    out.health_reserve = Int(v, "health_reserve");
+    out.header_timeout_ms = v.GetDurationMs("header_timeout");
+    out.body_timeout_ms = v.GetDurationMs("body_timeout");
+    out.idle_timeout_ms = v.GetDurationMs("idle_timeout");
+    out.write_timeout_ms = v.GetDurationMs("write_timeout");
+    out.shutdown_grace_ms = v.GetDurationMs("shutdown_grace");
     out.stream_buffer_bytes = v.GetSizeBytes("stream_buffer");
-    if (out.stream_buffer_bytes < 4096 || out.stream_buffer_bytes > (1LL << 30)) {
-      return Invalid(source, s.line, "[server] stream_buffer must be between 4KiB and 1GiB");
-    }
     out.log_level = v.GetString("log_level");
-    if (out.log_level != "debug" && out.log_level != "info" && out.log_level != "warn" &&
-        out.log_level != "error") {
-      return Invalid(source, s.line, "[server] log_level must be debug, info, warn or error");
-    }
   }
   // [worker]
   {
     PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("worker"));
-    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kWorkerKeys, s));
-    config.worker.enabled = v.GetBool("enabled");
-    std::int64_t threads = v.GetInt("threads");
-    if (threads < 1 || threads > 256) return Invalid(source, s.line, "[worker] threads must be 1..256");
-    config.worker.threads = static_cast<int>(threads);
-    config.worker.poll_interval_ms = v.GetDurationMs("poll_interval");
-    if (config.worker.poll_interval_ms < 10) {
-      return Invalid(source, s.line, "[worker] poll_interval must be at least 10ms");
-    }
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection({kWorkerKeys, kWorkerRules}, s));
     WorkerSettings& w = config.worker;
+    w.enabled = v.GetBool("enabled");
+    w.threads = Int(v, "threads");
+    w.poll_interval_ms = v.GetDurationMs("poll_interval");
     w.lease_ttl_ms = v.GetDurationMs("lease_ttl");
     w.heartbeat_interval_ms = v.GetDurationMs("heartbeat_interval");
     w.sweep_interval_ms = v.GetDurationMs("sweep_interval");
-    if (w.lease_ttl_ms < 1000) return Invalid(source, s.line, "[worker] lease_ttl must be at least 1s");
-    if (w.heartbeat_interval_ms < 100 || 2 * w.heartbeat_interval_ms > w.lease_ttl_ms) {
-      return Invalid(source, s.line,
-                     "[worker] heartbeat_interval must be at least 100ms and at most half of lease_ttl");
-    }
-    if (w.sweep_interval_ms < 100)
-      return Invalid(source, s.line, "[worker] sweep_interval must be at least 100ms");
-    std::int64_t attempts = v.GetInt("max_attempts");
-    if (attempts < 1 || attempts > 100)
-      return Invalid(source, s.line, "[worker] max_attempts must be 1..100");
-    w.max_attempts = static_cast<int>(attempts);
-    std::int64_t wport = v.GetInt("port");
-    if (wport < 0 || wport > 65535) return Invalid(source, s.line, "[worker] port must be 0..65535");
-    w.port = static_cast<int>(wport);
+    if (2 * w.heartbeat_interval_ms > w.lease_ttl_ms)
+      return Invalid(source, s.line, "[worker] heartbeat_interval must be at most half of lease_ttl");
+    w.max_attempts = Int(v, "max_attempts");
+    w.port = Int(v, "port");
     w.reconcile_interval_ms = v.GetDurationMs("reconcile_interval");
-    if (w.reconcile_interval_ms < 1000)
-      return Invalid(source, s.line, "[worker] reconcile_interval must be at least 1s");
   }
   // [sessions]
   {
     PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("sessions"));
-    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kSessionKeys, s));
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection({kSessionKeys, kSessionRules}, s));
     config.sessions.idle_timeout_ms = v.GetDurationMs("idle_timeout");
-    if (config.sessions.idle_timeout_ms != 0 && config.sessions.idle_timeout_ms < 1000)
-      return Invalid(source, s.line, "[sessions] idle_timeout must be 0s (never) or at least 1s");
     config.sessions.append_rate = v.GetInt("append_rate");
-    if (config.sessions.append_rate < 0 || config.sessions.append_rate > 1000000)
-      return Invalid(source, s.line,
-                     "[sessions] append_rate must be 0 (no limit) to 1000000 events per second");
     config.sessions.append_bytes_rate = v.GetSizeBytes("append_bytes_rate");
-    if (config.sessions.append_bytes_rate < 0)
-      return Invalid(source, s.line, "[sessions] append_bytes_rate must not be negative");
   }
   // [snapshots]
   {
     PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("snapshots"));
-    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kSnapshotKeys, s));
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection({kSnapshotKeys, kSnapshotRules}, s));
     SnapshotSettings& sn = config.snapshots;
     sn.enabled = v.GetBool("enabled");
     sn.max_bytes = v.GetSizeBytes("max_size");
-    if (sn.max_bytes < 1024 || sn.max_bytes > (16LL << 30))
-      return Invalid(source, s.line, "[snapshots] max_size must be between 1KiB and 16GiB");
-    std::int64_t keep = v.GetInt("keep");
-    if (keep < 1 || keep > 100) return Invalid(source, s.line, "[snapshots] keep must be 1..100");
-    sn.keep = static_cast<int>(keep);
+    sn.keep = Int(v, "keep");
     sn.compress = v.GetBool("compress");
   }
   // [egress]
   {
     PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("egress"));
-    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kEgressKeys, s));
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection({kEgressKeys, kEgressRules}, s));
     EgressSettings& e = config.egress;
     e.enabled = v.GetBool("enabled");
     e.allow = v.GetStringList("allow");
     for (const auto& h : e.allow) PADDOCK_RETURN_IF_ERROR(CheckHost(h, source, s.line));
-    std::int64_t port = v.GetInt("port");
-    if (port < 1 || port > 65535) return Invalid(source, s.line, "[egress] port must be 1..65535");
-    e.port = static_cast<int>(port);
+    e.port = Int(v, "port");
     e.connect_timeout_ms = v.GetDurationMs("connect_timeout");
-    if (e.connect_timeout_ms < 100)
-      return Invalid(source, s.line, "[egress] connect_timeout must be at least 100ms");
   }
   // [models]: where sandboxes reach models; the egress proxy always allows these hosts.
   {
     PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("models"));
-    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kModelKeys, s));
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(ConfigKeys(kModelKeys), s));
     ModelSettings& m = config.models;
     m.gateway = v.GetString("gateway");
     m.anthropic_base_url = v.GetString("anthropic_base_url");
@@ -468,15 +458,12 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
   // [tools]
   {
     PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("tools"));
-    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kToolKeys, s));
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection({kToolKeys, kToolRules}, s));
     ToolSettings& t = config.tools;
     t.dir = v.GetString("dir");
     t.npm = v.GetString("npm");
     t.install_timeout_ms = v.GetDurationMs("install_timeout");
     t.preinstall = v.GetBool("preinstall");
-    if (t.npm.empty()) return Invalid(source, s.line, "[tools] npm must not be empty");
-    if (t.install_timeout_ms < 1000)
-      return Invalid(source, s.line, "[tools] install_timeout must be at least 1s");
   }
   // [profiles.<name>]
   {
@@ -509,7 +496,7 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
       if (!valid_name)
         return Invalid(source, s.line,
                        "profile name '" + name + "' must be 1-64 letters, digits, '-' or '_'");
-      PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(kProfileKeys, s));
+      PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection({kProfileKeys, kProfileRules}, s));
       ProfileSettings p;
       p.name = name;
       p.limits.memory_bytes = v.GetSizeBytes("memory");
@@ -520,29 +507,13 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
         return Invalid(source, s.line,
                        "[profiles." + name + "] cpus must be a number of cores like \"0.5\" or \"2\"");
       }
-      std::int64_t pids = v.GetInt("pids");
-      if (pids < 0 || (pids > 0 && pids < 16))
-        return Invalid(source, s.line, "[profiles." + name + "] pids must be 0 or at least 16");
-      p.limits.pids = pids;
+      p.limits.pids = v.GetInt("pids");
       p.limits.disk_bytes = v.GetSizeBytes("disk");
-      if (p.limits.memory_bytes != 0 && p.limits.memory_bytes < (16LL << 20)) {
-        return Invalid(source, s.line, "[profiles." + name + "] memory must be 0 or at least 16MiB");
-      }
-      if (p.limits.disk_bytes != 0 && p.limits.disk_bytes < (16LL << 20)) {
-        return Invalid(source, s.line, "[profiles." + name + "] disk must be 0 or at least 16MiB");
-      }
-      std::int64_t warm = v.GetInt("warm");
-      if (warm < 0 || warm > 1000)
-        return Invalid(source, s.line, "[profiles." + name + "] warm must be 0..1000");
-      p.warm = static_cast<int>(warm);
+      p.warm = Int(v, "warm");
       p.allow = v.GetStringList("allow");
       for (const auto& h : p.allow) PADDOCK_RETURN_IF_ERROR(CheckHost(h, source, s.line));
       p.host_network = v.GetBool("host_network");
-      std::string seccomp = v.GetString("seccomp");
-      if (seccomp != "default" && seccomp != "off") {
-        return Invalid(source, s.line, "[profiles." + name + "] seccomp must be \"default\" or \"off\"");
-      }
-      p.hardening.seccomp = seccomp == "default";
+      p.hardening.seccomp = v.GetString("seccomp") == "default";
       p.hardening.seccomp_allow = v.GetStringList("seccomp_allow");
       for (const auto& call : p.hardening.seccomp_allow) {
         if (!IsRefusedSyscall(call)) {

@@ -17,9 +17,11 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/raw.h"
+#include "paddock/plugin/config_schema.h"
 #include "paddock/status.h"
 #include "paddock/types.h"
 
@@ -133,6 +135,10 @@ struct Config {
 
 // The embedded default (config/paddock.toml at build time).
 std::string_view EmbeddedConfigText();
+
+// The core's own sections and their schemas, in the order of the docs ("server", "worker", ...,
+// "profiles.<name>", "<kind>" for a plugin's type/path).
+std::vector<std::pair<std::string, ConfigSchema>> CoreSchemas();
 inline constexpr char kEmbeddedConfigName[] = "<embedded config/paddock.toml>";
 
 // Parses and validates TOML text. Errors are kInvalidArgument with "<source>:<line>:<col>: ...".

@@ -2,6 +2,8 @@
 
 #include <cctype>
 #include <charconv>
+#include <iterator>
+#include <limits>
 #include <set>
 
 #include "paddock/json.h"
@@ -183,7 +185,123 @@ std::optional<std::int64_t> ParseSizeBytes(std::string_view s) {
                              /*unit_required=*/false);
 }
 
-Result<ConfigView> ValidateSection(KeySpan keys, const RawSection& section) {
+namespace {
+
+bool Numeric(std::uint32_t type) {
+  return type == PADDOCK_CONFIG_INT || type == PADDOCK_CONFIG_DURATION || type == PADDOCK_CONFIG_SIZE;
+}
+
+// A bound as it is written in the config: "250ms", "2s", "16MiB", "8".
+std::string Written(std::uint32_t type, std::int64_t n) {
+  const std::pair<const char*, std::int64_t>* units = nullptr;
+  size_t count = 0;
+  static const std::pair<const char*, std::int64_t> kDurations[] = {
+      {"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1}};
+  static const std::pair<const char*, std::int64_t> kSizes[] = {
+      {"GiB", 1LL << 30}, {"MiB", 1LL << 20}, {"KiB", 1LL << 10}};
+  if (type == PADDOCK_CONFIG_DURATION) units = kDurations, count = std::size(kDurations);
+  if (type == PADDOCK_CONFIG_SIZE) units = kSizes, count = std::size(kSizes);
+  for (size_t i = 0; i < count && n != 0; ++i) {
+    if (n % units[i].second == 0) return std::to_string(n / units[i].second) + units[i].first;
+  }
+  return std::to_string(n);
+}
+
+// What a rule allows, as a person reads it: "1..256", "at least 100ms", "0 or at least 16MiB".
+std::string Allowed(std::uint32_t type, const paddock_config_rule& r) {
+  std::string range;
+  if (r.max == config::kNoMax) {
+    range = "at least " + Written(type, r.min);
+  } else if (r.min == std::numeric_limits<std::int64_t>::min()) {
+    range = "at most " + Written(type, r.max);
+  } else {
+    range = Written(type, r.min) + ".." + Written(type, r.max);
+  }
+  return (r.flags & PADDOCK_RULE_ZERO_OK) ? "0 or " + range : range;
+}
+
+std::vector<std::string_view> SplitAllowed(std::string_view allowed) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  while (start <= allowed.size()) {
+    size_t comma = allowed.find(',', start);
+    if (comma == std::string_view::npos) comma = allowed.size();
+    out.push_back(allowed.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string OneOfText(std::string_view allowed) {
+  std::vector<std::string_view> v = SplitAllowed(allowed);
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    out += (i == 0 ? "" : i + 1 == v.size() ? " or " : ", ") + ("\"" + std::string(v[i]) + "\"");
+  }
+  return out;
+}
+
+// The value obeys the rule; otherwise why not, naming the key and the value.
+Status Obeys(const paddock_config_key& key, const paddock_config_rule& r, const ConfigValue& value) {
+  const std::string name = "key '" + std::string(key.name) + "'";
+  if (const std::int64_t* n = std::get_if<std::int64_t>(&value)) {
+    if ((*n == 0 && (r.flags & PADDOCK_RULE_ZERO_OK)) || (*n >= r.min && *n <= r.max)) return Status::Ok();
+    return Status::InvalidArgument(name + " must be " + Allowed(key.type, r) + ", not " +
+                                   Written(key.type, *n));
+  }
+  auto one_of = [&](const std::string& s) -> Status {
+    if (!r.allowed) return Status::Ok();
+    for (std::string_view a : SplitAllowed(r.allowed)) {
+      if (a == s) return Status::Ok();
+    }
+    return Status::InvalidArgument(name + " must be " + OneOfText(r.allowed) + ", not \"" + s + "\"");
+  };
+  if (const std::string* s = std::get_if<std::string>(&value)) {
+    if (s->empty() && (r.flags & PADDOCK_RULE_NOT_EMPTY))
+      return Status::InvalidArgument(name + " must not be empty");
+    return one_of(*s);
+  }
+  if (const auto* list = std::get_if<std::vector<std::string>>(&value)) {
+    if (list->empty() && (r.flags & PADDOCK_RULE_NOT_EMPTY))
+      return Status::InvalidArgument(name + " must not be empty");
+    for (const std::string& item : *list) PADDOCK_RETURN_IF_ERROR(one_of(item));
+  }
+  return Status::Ok();
+}
+
+const paddock_config_rule* RuleOf(ConfigRules rules, std::string_view key) {
+  for (const auto& r : rules) {
+    if (r.name && key == r.name) return &r;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Status CheckSchema(ConfigSchema schema) {
+  for (const auto& r : schema.rules) {
+    const paddock_config_key* key = nullptr;
+    for (const auto& k : schema.keys) {
+      if (r.name && std::string_view(k.name) == r.name) key = &k;
+    }
+    const std::string name = r.name ? r.name : "";
+    if (!key) return Status::InvalidArgument("config rule for undeclared key '" + name + "'");
+    if (r.allowed && key->type != PADDOCK_CONFIG_STRING && key->type != PADDOCK_CONFIG_STRING_LIST)
+      return Status::InvalidArgument("config rule of key '" + name + "' lists allowed values of a " +
+                                     ConfigTypeName(key->type));
+    if (r.min > r.max) return Status::InvalidArgument("config rule of key '" + name + "' has min above max");
+    if (key->default_value && !(key->flags & PADDOCK_CONFIG_REQUIRED)) {
+      Result<ConfigValue> d = ConvertDefault(*key);
+      PADDOCK_RETURN_IF_ERROR(d.status());
+      Status ok = Obeys(*key, r, *d);
+      if (!ok.ok()) return Status::InvalidArgument("the default of " + ok.message());
+    }
+  }
+  return Status::Ok();
+}
+
+Result<ConfigView> ValidateSection(ConfigSchema schema, const RawSection& section) {
+  const ConfigKeys keys = schema.keys;
   std::set<std::string, std::less<>> declared;
   for (const auto& k : keys) declared.insert(k.name);
   for (const auto& [name, value] : section.values) {
@@ -201,6 +319,10 @@ Result<ConfigView> ValidateSection(KeySpan keys, const RawSection& section) {
       if (!v.ok()) {
         return Status::InvalidArgument(Where(section, it->second.line) + " " + v.status().message());
       }
+      if (const paddock_config_rule* rule = RuleOf(schema.rules, k.name)) {
+        Status ok = Obeys(k, *rule, *v);
+        if (!ok.ok()) return Status::InvalidArgument(Where(section, it->second.line) + " " + ok.message());
+      }
       values.emplace(k.name, std::move(v).value());
     } else if (k.flags & PADDOCK_CONFIG_REQUIRED) {
       return Status::InvalidArgument(Where(section, 0) + " missing required key '" + k.name + "' (" +
@@ -214,16 +336,27 @@ Result<ConfigView> ValidateSection(KeySpan keys, const RawSection& section) {
   return ConfigView(std::move(values));
 }
 
-std::string KeysJson(KeySpan keys) {
+std::string KeysJson(ConfigSchema schema) {
   std::string out = "[";
-  for (const auto& k : keys) {
+  for (const auto& k : schema.keys) {
+    std::string bounds;
+    if (const paddock_config_rule* r = RuleOf(schema.rules, k.name)) {
+      if (r->allowed) {
+        std::string list;
+        for (std::string_view a : SplitAllowed(r->allowed)) list += (list.empty() ? "" : ",") + JsonQuote(a);
+        bounds += ",\"allowed\":[" + list + "]";
+      }
+      if (Numeric(k.type) && (r->min != std::numeric_limits<std::int64_t>::min() || r->max != config::kNoMax))
+        bounds += ",\"bounds\":" + JsonQuote(Allowed(k.type, *r));
+      if (r->flags & PADDOCK_RULE_NOT_EMPTY) bounds += ",\"not_empty\":true";
+    }
     if (out.size() > 1) out += ",";
     out += "{\"name\":" + JsonQuote(k.name) + ",\"type\":" + JsonQuote(ConfigTypeName(k.type)) +
            ",\"required\":" + ((k.flags & PADDOCK_CONFIG_REQUIRED) ? "true" : "false") +
            ",\"secret\":" + ((k.flags & PADDOCK_CONFIG_SECRET) ? "true" : "false") + ",\"default\":" +
            (k.default_value && !(k.flags & PADDOCK_CONFIG_REQUIRED) ? JsonQuote(k.default_value)
                                                                     : std::string("null")) +
-           ",\"description\":" + JsonQuote(k.description ? k.description : "") + "}";
+           ",\"description\":" + JsonQuote(k.description ? k.description : "") + bounds + "}";
   }
   return out + "]";
 }

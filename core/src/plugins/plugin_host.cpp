@@ -65,6 +65,15 @@ std::string ResolvePluginDir(const std::string& configured) {
   return (exe_dir / ".." / "plugins").lexically_normal().string();
 }
 
+namespace {
+// A manifest's schema; one built against ABI 1.0 (shorter, minor 0) has keys and no rules.
+ConfigSchema SchemaOf(const paddock_plugin_manifest& m) {
+  ConfigKeys keys(m.config_keys, m.config_key_count);
+  if (m.abi_minor < 1 || m.struct_size < sizeof(paddock_plugin_manifest) || !m.config_rules) return keys;
+  return ConfigSchema(keys, ConfigRules(m.config_rules, m.config_rule_count));
+}
+}  // namespace
+
 Result<std::shared_ptr<LoadedPlugin>> OpenPlugin(const std::string& path, std::string_view kind,
                                                  std::string_view name) {
   struct stat st {};
@@ -85,9 +94,9 @@ Result<std::shared_ptr<LoadedPlugin>> OpenPlugin(const std::string& path, std::s
   auto manifest_fn = plugin->library.get<const paddock_plugin_manifest*()>(PADDOCK_PLUGIN_MANIFEST_SYMBOL);
   const paddock_plugin_manifest* m = manifest_fn();
   if (!m) return Refuse(path, "manifest is null");
-  if (m->struct_size < sizeof(paddock_plugin_manifest)) {
+  if (m->struct_size < PADDOCK_PLUGIN_MANIFEST_SIZE_1_0) {
     return Refuse(path, "manifest size " + std::to_string(m->struct_size) + ", expected at least " +
-                            std::to_string(sizeof(paddock_plugin_manifest)));
+                            std::to_string(PADDOCK_PLUGIN_MANIFEST_SIZE_1_0));
   }
   if (m->abi_major != PADDOCK_PLUGIN_ABI_MAJOR) {
     return Refuse(path, "ABI version " + std::to_string(m->abi_major) + "." + std::to_string(m->abi_minor) +
@@ -118,6 +127,7 @@ Result<std::shared_ptr<LoadedPlugin>> OpenPlugin(const std::string& path, std::s
       return Refuse(path, "config key '" + Str(k.name) + "' has unknown type " + std::to_string(k.type));
     }
   }
+  if (Status sound = CheckSchema(SchemaOf(*m)); !sound.ok()) return Refuse(path, sound.message());
   if (!plugin->library.has(PADDOCK_PLUGIN_CREATE_SYMBOL)) {
     return Refuse(path, "no symbol " PADDOCK_PLUGIN_CREATE_SYMBOL);
   }
@@ -128,12 +138,8 @@ Result<std::shared_ptr<LoadedPlugin>> OpenPlugin(const std::string& path, std::s
 
 PluginSummary Summarize(const LoadedPlugin& plugin) {
   const paddock_plugin_manifest* m = plugin.manifest;
-  return PluginSummary{plugin.path,
-                       m->kind,
-                       m->name,
-                       Str(m->version),
-                       Str(m->description),
-                       KeysJson(KeySpan(m->config_keys, m->config_key_count))};
+  return PluginSummary{plugin.path,           m->kind, m->name, Str(m->version), Str(m->description),
+                       KeysJson(SchemaOf(*m))};
 }
 
 Result<PluginObjects> CreatePlugin(const std::string& plugin_dir, const PluginChoice& choice,
@@ -142,8 +148,7 @@ Result<PluginObjects> CreatePlugin(const std::string& plugin_dir, const PluginCh
                                ? choice.path
                                : (fs::path(plugin_dir) / PluginFileName(choice.kind, choice.name)).string();
   PADDOCK_ASSIGN_OR_RETURN(std::shared_ptr<LoadedPlugin> plugin, OpenPlugin(path, choice.kind, choice.name));
-  const paddock_plugin_manifest* m = plugin->manifest;
-  Result<ConfigView> config = ValidateSection(KeySpan(m->config_keys, m->config_key_count), choice.config);
+  Result<ConfigView> config = ValidateSection(SchemaOf(*plugin->manifest), choice.config);
   if (!config.ok()) {
     return Status::InvalidArgument(config.status().message() + " (plugin " + choice.kind + "." + choice.name +
                                    ", " + path + ")");

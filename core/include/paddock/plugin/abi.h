@@ -4,10 +4,11 @@
 #ifndef PADDOCK_PLUGIN_ABI_H_
 #define PADDOCK_PLUGIN_ABI_H_
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define PADDOCK_PLUGIN_ABI_MAJOR 1u /* the host refuses any other major */
-#define PADDOCK_PLUGIN_ABI_MINOR 0u /* bumped when fields are appended */
+#define PADDOCK_PLUGIN_ABI_MINOR 1u /* bumped when fields are appended; 1: config_rules */
 
 #define PADDOCK_PLUGIN_EXPORT __attribute__((visibility("default")))
 
@@ -37,6 +38,19 @@ typedef struct paddock_config_key {
   const char* description;   /* one line */
 } paddock_config_key;
 
+/* Bounds of a declared key (ABI 1.1). The host refuses a value outside them, naming the key,
+ * the bounds and the value, before the plugin sees it; a plugin checks nothing the rule says. */
+#define PADDOCK_RULE_ZERO_OK 1u   /* 0 ("none", "off", "never") is allowed besides min..max */
+#define PADDOCK_RULE_NOT_EMPTY 2u /* a string or list must not be empty */
+
+typedef struct paddock_config_rule {
+  const char* name;    /* a declared key */
+  int64_t min;         /* int, duration (ms) and size (bytes) keys: smallest allowed */
+  int64_t max;         /* largest allowed */
+  uint32_t flags;      /* PADDOCK_RULE_* bits */
+  const char* allowed; /* string keys and list items: the allowed values, comma-separated; NULL: any */
+} paddock_config_rule;
+
 typedef struct paddock_plugin_manifest {
   uint32_t struct_size; /* sizeof(paddock_plugin_manifest) as the plugin was built */
   uint32_t abi_major;
@@ -49,6 +63,12 @@ typedef struct paddock_plugin_manifest {
   const char* description; /* one line */
   const paddock_config_key* config_keys;
   uint32_t config_key_count;
+  /* ABI 1.1 */
+  const paddock_config_rule* config_rules;
+  uint32_t config_rule_count;
 } paddock_plugin_manifest;
+
+/* struct_size of a manifest built against ABI 1.0 (no rules); the host still loads those. */
+#define PADDOCK_PLUGIN_MANIFEST_SIZE_1_0 offsetof(paddock_plugin_manifest, config_rules)
 
 #endif /* PADDOCK_PLUGIN_ABI_H_ */

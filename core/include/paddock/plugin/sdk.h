@@ -13,6 +13,7 @@
 #include "paddock/harness.h"
 #include "paddock/logger.h"
 #include "paddock/plugin/abi.h"
+#include "paddock/plugin/config_schema.h"
 #include "paddock/sandbox_provider.h"
 #include "paddock/sdk_hash.h"  // generated at build time: PADDOCK_SDK_HASH
 #include "paddock/secret_injector.h"
@@ -43,8 +44,6 @@ struct PluginInstance {
   std::unique_ptr<Harness> harness;
   std::unique_ptr<SecretInjector> secrets;
 };
-
-using ConfigKeys = std::span<const paddock_config_key>;
 
 namespace plugin {
 
@@ -92,24 +91,28 @@ auto Guard(F&& f) noexcept -> decltype(f()) {
 }  // namespace paddock
 
 // Exports the manifest and the factory of a plugin. KIND and NAME are bare words (store,
-// sqlite); KEYS is a paddock::ConfigKeys; FACTORY is callable as
+// sqlite); KEYS is a paddock::ConfigSchema (or a paddock::ConfigKeys, a schema without rules); FACTORY is
+// callable as
 //   Result<std::unique_ptr<Interface>> FACTORY(const PluginContext&, const ConfigView&)
 // PADDOCK_DEFINE_PLUGIN_NAMED takes the name as a string, for names with a '-' ("claude-code").
 #define PADDOCK_DEFINE_PLUGIN(KIND, NAME, VERSION, DESCRIPTION, KEYS, FACTORY) \
   PADDOCK_DEFINE_PLUGIN_NAMED(KIND, #NAME, VERSION, DESCRIPTION, KEYS, FACTORY)
 #define PADDOCK_DEFINE_PLUGIN_NAMED(KIND, NAME, VERSION, DESCRIPTION, KEYS, FACTORY)                      \
   extern "C" PADDOCK_PLUGIN_EXPORT const paddock_plugin_manifest* paddock_plugin_manifest_v1(void) {      \
-    static const paddock_plugin_manifest manifest = {sizeof(paddock_plugin_manifest),                     \
-                                                     PADDOCK_PLUGIN_ABI_MAJOR,                            \
-                                                     PADDOCK_PLUGIN_ABI_MINOR,                            \
-                                                     PADDOCK_SDK_HASH,                                    \
-                                                     PADDOCK_TOOLCHAIN,                                   \
-                                                     #KIND,                                               \
-                                                     NAME,                                                \
-                                                     VERSION,                                             \
-                                                     DESCRIPTION,                                         \
-                                                     (KEYS).data(),                                       \
-                                                     static_cast<uint32_t>((KEYS).size())};               \
+    static const paddock_plugin_manifest manifest = {                                                     \
+        sizeof(paddock_plugin_manifest),                                                                  \
+        PADDOCK_PLUGIN_ABI_MAJOR,                                                                         \
+        PADDOCK_PLUGIN_ABI_MINOR,                                                                         \
+        PADDOCK_SDK_HASH,                                                                                 \
+        PADDOCK_TOOLCHAIN,                                                                                \
+        #KIND,                                                                                            \
+        NAME,                                                                                             \
+        VERSION,                                                                                          \
+        DESCRIPTION,                                                                                      \
+        paddock::ConfigSchema(KEYS).keys.data(),                                                          \
+        static_cast<uint32_t>(paddock::ConfigSchema(KEYS).keys.size()),                                   \
+        paddock::ConfigSchema(KEYS).rules.data(),                                                         \
+        static_cast<uint32_t>(paddock::ConfigSchema(KEYS).rules.size())};                                 \
     return &manifest;                                                                                     \
   }                                                                                                       \
   extern "C" PADDOCK_PLUGIN_EXPORT void paddock_plugin_create_v1(const paddock::PluginContext* ctx,       \
