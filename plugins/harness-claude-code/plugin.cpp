@@ -2,11 +2,11 @@
 // in the session's sandbox, one turn per run, resuming the CLI's own session (`--resume`).
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
-#include <Poco/JSON/Parser.h>
 
 #include <sstream>
 
 #include "paddock/plugin/cli_harness.h"
+#include "paddock/plugin/cli_json.h"
 #include "paddock/plugin/sdk.h"
 
 namespace paddock::plugins::harness_claude_code {
@@ -23,10 +23,14 @@ constexpr paddock_config_key kConfigKeys[] = {
     {"extra_args", PADDOCK_CONFIG_STRING_LIST, 0, "", "More arguments for every `claude` call."},
 };
 
+constexpr paddock_config_rule kConfigRules[] = {
+    config::NotEmpty("package"),
+    config::NotEmpty("version"),
+    config::NotEmpty("model"),
+};
+
 struct Config {
-  std::string package;
-  std::string version;
-  std::string model;
+  plugin::CliPackage cli;
   std::vector<std::string> extra_args;
 };
 
@@ -64,16 +68,14 @@ class ClaudeCodeHarness final : public plugin::CliHarness {
   std::vector<std::string> NativeStatePaths(const Agent&) const noexcept override {
     return {std::string(kSandboxHome) + "/.claude"};
   }
-  SandboxNeeds Needs(const Agent&) const noexcept override {
-    return SandboxNeeds{{config_.package + "@" + config_.version}};
-  }
+  SandboxNeeds Needs(const Agent&) const noexcept override { return config_.cli.Needs(); }
 
  protected:
   std::string Name() const override { return "claude"; }
 
   EnvMap Environment(TurnContext& ctx) const override {
     EnvMap env;
-    env["PADDOCK_MODEL"] = ModelOf(ctx, config_.model);
+    env["PADDOCK_MODEL"] = ModelOf(ctx, config_.cli.model);
     env["PADDOCK_PROMPT"] = ctx.agent().prompt;
     return env;
   }
@@ -97,14 +99,8 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/claude" "${args[@]}")" +
   }
 
   void OnLine(TurnContext& ctx, std::string_view line, TurnState& state) const override {
-    Object::Ptr o;
-    try {
-      Poco::JSON::Parser parser;
-      o = parser.parse(std::string(line)).extract<Object::Ptr>();
-    } catch (...) {
-      Output(ctx, state, line);
-      return;
-    }
+    Object::Ptr o = plugin::JsonObjectLine(line);
+    if (!o) return Output(ctx, state, line);
     std::string type = o->optValue<std::string>("type", "");
     if (type == "system" && o->optValue<std::string>("subtype", "") == "init") {
       Native(ctx, state, o->optValue<std::string>("session_id", ""));
@@ -152,7 +148,7 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/claude" "${args[@]}")" +
       } else if (o->has("total_cost_usd")) {
         usage.cost_usd = o->optValue<double>("total_cost_usd", 0);
       }
-      if (usage.model.empty()) usage.model = ModelOf(ctx, config_.model);
+      if (usage.model.empty()) usage.model = ModelOf(ctx, config_.cli.model);
       Record(ctx, state, usage);
       if (o->optValue<bool>("is_error", false)) {
         std::string why = o->optValue<std::string>("result", "");
@@ -169,12 +165,8 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/claude" "${args[@]}")" +
 
 Result<HarnessPtr> Create(const PluginContext&, const ConfigView& config) {
   Config c;
-  c.package = config.GetString("package", "@anthropic-ai/claude-code");
-  c.version = config.GetString("version", "2.1.330");
-  c.model = config.GetString("model", "claude-sonnet-4-5");
+  c.cli = plugin::CliPackage::From(config);
   c.extra_args = config.GetStringList("extra_args");
-  if (c.package.empty() || c.version.empty())
-    return Status::InvalidArgument("package and version must be set");
   return HarnessPtr(std::make_unique<ClaudeCodeHarness>(std::move(c)));
 }
 
@@ -183,5 +175,6 @@ Result<HarnessPtr> Create(const PluginContext&, const ConfigView& config) {
 
 PADDOCK_DEFINE_PLUGIN_NAMED(harness, "claude-code", "0.1.0",
                             "Claude Code in the sandbox: stream-json events, usage and cost, native resume.",
-                            paddock::ConfigKeys(paddock::plugins::harness_claude_code::kConfigKeys),
+                            paddock::ConfigSchema(paddock::plugins::harness_claude_code::kConfigKeys,
+                                                  paddock::plugins::harness_claude_code::kConfigRules),
                             paddock::plugins::harness_claude_code::Create)

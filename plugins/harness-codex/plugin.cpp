@@ -1,11 +1,11 @@
 // harness.codex: drives OpenAI Codex (`codex exec --json`) in the session's sandbox, one turn per
 // run, resuming the CLI's own thread (`codex exec resume <thread_id>`).
 #include <Poco/JSON/Object.h>
-#include <Poco/JSON/Parser.h>
 
 #include <sstream>
 
 #include "paddock/plugin/cli_harness.h"
+#include "paddock/plugin/cli_json.h"
 #include "paddock/plugin/sdk.h"
 
 namespace paddock::plugins::harness_codex {
@@ -21,10 +21,15 @@ constexpr paddock_config_key kConfigKeys[] = {
     {"wire_api", PADDOCK_CONFIG_STRING, 0, "responses", "API Codex speaks to the provider: responses."},
 };
 
+constexpr paddock_config_rule kConfigRules[] = {
+    config::NotEmpty("package"),
+    config::NotEmpty("version"),
+    config::NotEmpty("model"),
+    config::OneOf("wire_api", "responses"),
+};
+
 struct Config {
-  std::string package;
-  std::string version;
-  std::string model;
+  plugin::CliPackage cli;
   std::string wire_api;
 };
 
@@ -35,15 +40,13 @@ class CodexHarness final : public plugin::CliHarness {
   explicit CodexHarness(Config c) : config_(std::move(c)) {}
 
   std::vector<std::string> NativeStatePaths(const Agent&) const noexcept override { return {kCodexHome}; }
-  SandboxNeeds Needs(const Agent&) const noexcept override {
-    return SandboxNeeds{{config_.package + "@" + config_.version}};
-  }
+  SandboxNeeds Needs(const Agent&) const noexcept override { return config_.cli.Needs(); }
 
  protected:
   std::string Name() const override { return "codex"; }
 
   EnvMap Environment(TurnContext& ctx) const override {
-    return {{"PADDOCK_MODEL", ModelOf(ctx, config_.model)},
+    return {{"PADDOCK_MODEL", ModelOf(ctx, config_.cli.model)},
             {"PADDOCK_PROMPT", ctx.agent().prompt},
             {"PADDOCK_WIRE_API", config_.wire_api},
             {"CODEX_HOME", kCodexHome}};
@@ -77,14 +80,8 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/codex" "${args[@]}" "$PADDOCK_MESSAGE" </
   }
 
   void OnLine(TurnContext& ctx, std::string_view line, TurnState& state) const override {
-    Object::Ptr o;
-    try {
-      Poco::JSON::Parser parser;
-      o = parser.parse(std::string(line)).extract<Object::Ptr>();
-    } catch (...) {
-      Output(ctx, state, line);
-      return;
-    }
+    Object::Ptr o = plugin::JsonObjectLine(line);
+    if (!o) return Output(ctx, state, line);
     std::string type = o->optValue<std::string>("type", "");
     if (type == "thread.started") {
       Native(ctx, state, o->optValue<std::string>("thread_id", ""));
@@ -118,7 +115,7 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/codex" "${args[@]}" "$PADDOCK_MESSAGE" </
     } else if (type == "turn.completed") {
       state.saw_result = true;
       Usage usage;
-      usage.model = ModelOf(ctx, config_.model);
+      usage.model = ModelOf(ctx, config_.cli.model);
       if (Object::Ptr u = o->getObject("usage")) {
         usage.cache_read_tokens = u->optValue<std::int64_t>("cached_input_tokens", 0);
         usage.input_tokens = u->optValue<std::int64_t>("input_tokens", 0);
@@ -143,13 +140,8 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/codex" "${args[@]}" "$PADDOCK_MESSAGE" </
 
 Result<HarnessPtr> Create(const PluginContext&, const ConfigView& config) {
   Config c;
-  c.package = config.GetString("package", "@openai/codex");
-  c.version = config.GetString("version", "0.169.0");
-  c.model = config.GetString("model", "gpt-5");
-  c.wire_api = config.GetString("wire_api", "responses");
-  if (c.package.empty() || c.version.empty())
-    return Status::InvalidArgument("package and version must be set");
-  if (c.wire_api != "responses") return Status::InvalidArgument("wire_api must be \"responses\"");
+  c.cli = plugin::CliPackage::From(config);
+  c.wire_api = config.GetString("wire_api");
   return HarnessPtr(std::make_unique<CodexHarness>(std::move(c)));
 }
 
@@ -158,5 +150,6 @@ Result<HarnessPtr> Create(const PluginContext&, const ConfigView& config) {
 
 PADDOCK_DEFINE_PLUGIN(harness, codex, "0.1.0",
                       "OpenAI Codex in the sandbox: exec --json events, usage, native resume of its thread.",
-                      paddock::ConfigKeys(paddock::plugins::harness_codex::kConfigKeys),
+                      paddock::ConfigSchema(paddock::plugins::harness_codex::kConfigKeys,
+                                            paddock::plugins::harness_codex::kConfigRules),
                       paddock::plugins::harness_codex::Create)

@@ -1,11 +1,11 @@
 // harness.opencode: drives opencode (`opencode run --format json`) in the session's sandbox, one
 // turn per run, resuming the CLI's own session (`--session <id>`).
 #include <Poco/JSON/Object.h>
-#include <Poco/JSON/Parser.h>
 
 #include <sstream>
 
 #include "paddock/plugin/cli_harness.h"
+#include "paddock/plugin/cli_json.h"
 #include "paddock/plugin/sdk.h"
 
 namespace paddock::plugins::harness_opencode {
@@ -22,10 +22,15 @@ constexpr paddock_config_key kConfigKeys[] = {
      "The AI SDK provider opencode loads for the gateway (bundled with opencode 1.x)."},
 };
 
+constexpr paddock_config_rule kConfigRules[] = {
+    config::NotEmpty("package"),
+    config::NotEmpty("version"),
+    config::NotEmpty("model"),
+    config::NotEmpty("provider_package"),
+};
+
 struct Config {
-  std::string package;
-  std::string version;
-  std::string model;
+  plugin::CliPackage cli;
   std::string provider_package;
 };
 
@@ -38,15 +43,13 @@ class OpencodeHarness final : public plugin::CliHarness {
   std::vector<std::string> NativeStatePaths(const Agent&) const noexcept override {
     return {"/home/paddock/.local/share/opencode"};
   }
-  SandboxNeeds Needs(const Agent&) const noexcept override {
-    return SandboxNeeds{{config_.package + "@" + config_.version}};
-  }
+  SandboxNeeds Needs(const Agent&) const noexcept override { return config_.cli.Needs(); }
 
  protected:
   std::string Name() const override { return "opencode"; }
 
   EnvMap Environment(TurnContext& ctx) const override {
-    std::string model = ModelOf(ctx, config_.model);
+    std::string model = ModelOf(ctx, config_.cli.model);
     // The provider: an OpenAI-compatible endpoint, its URL and key taken from the environment
     // by opencode itself ({env:...}), so neither is written to disk.
     Object::Ptr models = new Object;
@@ -99,14 +102,8 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/opencode" "${args[@]}" "$PADDOCK_MESSAGE"
   }
 
   void OnLine(TurnContext& ctx, std::string_view line, TurnState& state) const override {
-    Object::Ptr o;
-    try {
-      Poco::JSON::Parser parser;
-      o = parser.parse(std::string(line)).extract<Object::Ptr>();
-    } catch (...) {
-      Output(ctx, state, line);
-      return;
-    }
+    Object::Ptr o = plugin::JsonObjectLine(line);
+    if (!o) return Output(ctx, state, line);
     std::string type = o->optValue<std::string>("type", "");
     Native(ctx, state, o->optValue<std::string>("sessionID", ""));
     Object::Ptr part = o->getObject("part");
@@ -126,7 +123,7 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/opencode" "${args[@]}" "$PADDOCK_MESSAGE"
       }
     } else if (type == "step_finish" && part) {
       Usage usage;
-      usage.model = ModelOf(ctx, config_.model);
+      usage.model = ModelOf(ctx, config_.cli.model);
       if (Object::Ptr t = part->getObject("tokens")) {
         usage.input_tokens = t->optValue<std::int64_t>("input", 0);
         usage.output_tokens =
@@ -158,12 +155,8 @@ exec "$PADDOCK_TOOLS/node_modules/.bin/opencode" "${args[@]}" "$PADDOCK_MESSAGE"
 
 Result<HarnessPtr> Create(const PluginContext&, const ConfigView& config) {
   Config c;
-  c.package = config.GetString("package", "opencode-ai");
-  c.version = config.GetString("version", "1.18.33");
-  c.model = config.GetString("model", "gpt-5");
-  c.provider_package = config.GetString("provider_package", "@ai-sdk/openai-compatible");
-  if (c.package.empty() || c.version.empty())
-    return Status::InvalidArgument("package and version must be set");
+  c.cli = plugin::CliPackage::From(config);
+  c.provider_package = config.GetString("provider_package");
   return HarnessPtr(std::make_unique<OpencodeHarness>(std::move(c)));
 }
 
@@ -173,5 +166,6 @@ Result<HarnessPtr> Create(const PluginContext&, const ConfigView& config) {
 PADDOCK_DEFINE_PLUGIN(
     harness, opencode, "0.1.0",
     "opencode in the sandbox: run --format json events, usage, native resume of its session.",
-    paddock::ConfigKeys(paddock::plugins::harness_opencode::kConfigKeys),
+    paddock::ConfigSchema(paddock::plugins::harness_opencode::kConfigKeys,
+                          paddock::plugins::harness_opencode::kConfigRules),
     paddock::plugins::harness_opencode::Create)

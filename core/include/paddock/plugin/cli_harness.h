@@ -22,6 +22,20 @@
 
 namespace paddock::plugin {
 
+// The CLI an npm-installed harness drives, from the "package", "version" and "model" keys its
+// section declares (with their defaults and NotEmpty rules): what to install and the model
+// when the agent names none.
+struct CliPackage {
+  std::string package;
+  std::string version;
+  std::string model;
+
+  static CliPackage From(const ConfigView& config) {
+    return {config.GetString("package"), config.GetString("version"), config.GetString("model")};
+  }
+  SandboxNeeds Needs() const { return SandboxNeeds{{package + "@" + version}}; }
+};
+
 class CliHarness : public Harness {
  public:
   // What one turn's output told the harness.
