@@ -46,7 +46,14 @@ SandboxManager::SandboxManager(SessionStore& store, SandboxProvider& provider, S
             metrics_.SandboxProvisioned(SecondsSince(started), created.ok(), "pool");
             return created;
           },
-          [this](const SandboxInfo& info) { (void)DestroySandbox(info); }) {
+          [this](const SandboxInfo& info) { (void)DestroySandbox(info); }),
+      idle_(store_, settings_.idle_timeout,
+            [this](const std::string& session_id) {
+              if (Status s = Suspend(session_id, "idle"); !s.ok())
+                LogWarn("suspending idle session " + session_id + ": " + s.ToString());
+            }),
+      reconciler_(store_, provider_, locks_, warm_,
+                  [this](const SandboxInfo& info) { return DestroySandbox(info); }) {
   if (settings_.profiles.empty())
     settings_.profiles.push_back(ProfileSettings{"default", {}, 0, {}, false, {}});
 }
@@ -92,10 +99,7 @@ Status SandboxManager::Start() {
     if (keep) {
       ++reattached;
       Touch(info.session_id);
-      if (!info.egress_dir.empty()) {
-        std::lock_guard lock(egress_mu_);
-        egress_sessions_[info.egress_dir] = info.session_id;
-      }
+      egress_book_.Serve(info.egress_dir, info.session_id);
       LogInfo("reattached sandbox " + info.id + " of session " + info.session_id);
       continue;
     }
@@ -110,7 +114,7 @@ Status SandboxManager::Start() {
             std::to_string(all.size() - static_cast<size_t>(reattached)) + " destroyed");
   for (int i = 0; i < settings_.provision_threads; ++i) threads_.emplace_back([this] { ProvisionLoop(); });
   warm_.Start();
-  threads_.emplace_back([this] { IdleLoop(); });
+  idle_.Start();
   return Status::Ok();
 }
 
@@ -122,9 +126,9 @@ void SandboxManager::Stop() {
     queue_.clear();
   }
   queue_cv_.notify_all();
-  idle_cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  idle_.Stop();
   warm_.Stop();
 }
 
@@ -133,25 +137,6 @@ const ProfileSettings& SandboxManager::Profile(const std::string& name) const {
     if (p.name == name) return p;
   }
   return settings_.profiles.front();
-}
-
-std::shared_ptr<std::mutex> SandboxManager::SessionLock(const std::string& session_id) {
-  std::lock_guard lock(locks_mu_);
-  // Drop entries nobody holds any more, so the map does not grow with every session ever seen;
-  // only when it has doubled since the last sweep, so a call costs O(1) amortized.
-  if (locks_.size() >= prune_at_) {
-    for (auto it = locks_.begin(); it != locks_.end();) {
-      it = it->second.expired() ? locks_.erase(it) : std::next(it);
-    }
-    prune_at_ = std::max<size_t>(64, 2 * locks_.size());
-  }
-  auto& weak = locks_[session_id];
-  auto strong = weak.lock();
-  if (!strong) {
-    strong = std::make_shared<std::mutex>();
-    weak = strong;
-  }
-  return strong;
 }
 
 Result<SandboxInfo> SandboxManager::CreateSandbox(const ProfileSettings& profile,
@@ -199,20 +184,14 @@ Status SandboxManager::DestroySandbox(const SandboxInfo& info) {
   Status destroyed = provider_.Destroy(info.id);
   if (destroyed.ok() && egress_ && !info.egress_dir.empty()) {
     egress_->Close(info.egress_dir);
-    std::lock_guard lock(egress_mu_);
-    egress_sessions_.erase(info.egress_dir);
+    egress_book_.Forget(info.egress_dir);
   }
   return destroyed;
 }
 
 void SandboxManager::EgressRefused(const std::string& egress_dir, const std::string& host, int port) {
   metrics_.EgressRefused();
-  std::string session;
-  {
-    std::lock_guard lock(egress_mu_);
-    auto it = egress_sessions_.find(egress_dir);
-    if (it != egress_sessions_.end()) session = it->second;
-  }
+  const std::string session = egress_book_.SessionOf(egress_dir);
   LogWarn("egress refused: " + host + ":" + std::to_string(port) +
           (session.empty() ? std::string(" (no session)") : " from session " + session));
   if (session.empty()) return;
@@ -253,7 +232,7 @@ bool SandboxManager::CheckAlive(const std::string& session_id, const SandboxInfo
   } else {
     return true;
   }
-  auto session_lock = SessionLock(session_id);
+  auto session_lock = locks_.For(session_id);
   std::lock_guard guard(*session_lock);
   Result<Session> session = store_.GetSession(session_id);
   if (session.ok() && session->sandbox_id == sandbox.id) {
@@ -264,14 +243,11 @@ bool SandboxManager::CheckAlive(const std::string& session_id, const SandboxInfo
   return false;
 }
 
-void SandboxManager::Touch(const std::string& session_id) {
-  std::lock_guard lock(active_mu_);
-  last_active_[session_id] = std::chrono::steady_clock::now();
-}
+void SandboxManager::Touch(const std::string& session_id) { idle_.Touch(session_id); }
 
 Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id,
                                               const std::vector<std::string>* rollback) {
-  auto session_lock = SessionLock(session_id);
+  auto session_lock = locks_.For(session_id);
   std::lock_guard guard(*session_lock);
   PADDOCK_ASSIGN_OR_RETURN(Session session, store_.GetSession(session_id));
   if (session.status == SessionStatus::kClosed) {
@@ -331,10 +307,7 @@ Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id,
     (void)DestroySandbox(*sandbox);
     return bound;
   }
-  if (!sandbox->egress_dir.empty()) {
-    std::lock_guard lock(egress_mu_);
-    egress_sessions_[sandbox->egress_dir] = session_id;
-  }
+  egress_book_.Serve(sandbox->egress_dir, session_id);
   double seconds = SecondsSince(started);
   metrics_.SandboxProvisioned(seconds, true, source);
   out.info = *sandbox;
@@ -429,7 +402,7 @@ void SandboxManager::ProvisionLoop() {
 int SandboxManager::WarmCount(const std::string& profile) { return warm_.Count(profile); }
 
 Status SandboxManager::Release(const std::string& session_id, bool delete_data) {
-  auto session_lock = SessionLock(session_id);
+  auto session_lock = locks_.For(session_id);
   std::lock_guard guard(*session_lock);
   PADDOCK_ASSIGN_OR_RETURN(Session session, store_.GetSession(session_id));
   if (!session.sandbox_id.empty()) {
@@ -443,21 +416,15 @@ Status SandboxManager::Release(const std::string& session_id, bool delete_data) 
     (void)events_.Append(session_id, "",
                          event::SandboxReleased(session.sandbox_id, delete_data ? "closed" : "restart"));
   }
-  {
-    std::lock_guard lock(active_mu_);
-    last_active_.erase(session_id);
-  }
+  idle_.Forget(session_id);
   if (delete_data) PADDOCK_RETURN_IF_ERROR(provider_.DeleteSessionData(session_id));
   return Status::Ok();
 }
 
 Status SandboxManager::Suspend(const std::string& session_id, const std::string& reason) {
-  auto session_lock = SessionLock(session_id);
+  auto session_lock = locks_.For(session_id);
   std::lock_guard guard(*session_lock);
-  auto forget = [&] {
-    std::lock_guard lock(active_mu_);
-    last_active_.erase(session_id);
-  };
+  auto forget = [&] { idle_.Forget(session_id); };
   PADDOCK_ASSIGN_OR_RETURN(Session session, store_.GetSession(session_id));
   if (session.status != SessionStatus::kReady || session.sandbox_id.empty()) {
     if (session.status != SessionStatus::kRunning) forget();
@@ -500,64 +467,6 @@ Status SandboxManager::Suspend(const std::string& session_id, const std::string&
   return Status::Ok();
 }
 
-std::vector<std::string> SandboxManager::IdleSessions() {
-  std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> candidates;
-  {
-    std::lock_guard lock(active_mu_);
-    for (const auto& [id, at] : last_active_) candidates.emplace_back(id, at);
-  }
-  std::vector<std::string> out;
-  const auto now = std::chrono::steady_clock::now();
-  for (const auto& [id, at] : candidates) {
-    std::chrono::milliseconds timeout = settings_.idle_timeout;
-    Result<Session> session = store_.GetSession(id);
-    if (!session.ok()) continue;
-    if (Result<Agent> agent = store_.GetAgent(session->agent_id); agent.ok() && agent->idle_timeout_seconds) {
-      timeout = std::chrono::seconds(*agent->idle_timeout_seconds);
-    }
-    if (timeout.count() > 0 && now - at >= timeout) out.push_back(id);
-  }
-  return out;
-}
-
-void SandboxManager::IdleLoop() {
-  // Often enough that an agent's short timeout is honoured within a few seconds.
-  const auto interval = std::clamp<std::chrono::milliseconds>(
-      settings_.idle_timeout / 4, std::chrono::milliseconds(200), std::chrono::milliseconds(5000));
-  for (;;) {
-    {
-      std::unique_lock lock(queue_mu_);
-      idle_cv_.wait_for(lock, settings_.idle_timeout.count() > 0 ? interval : std::chrono::milliseconds(5000),
-                        [&] { return stopping_; });
-      if (stopping_) return;
-    }
-    for (const std::string& id : IdleSessions()) {
-      if (Status s = Suspend(id, "idle"); !s.ok())
-        LogWarn("suspending idle session " + id + ": " + s.ToString());
-    }
-  }
-}
-
-Result<int> SandboxManager::Reconcile(std::chrono::milliseconds min_age) {
-  PADDOCK_ASSIGN_OR_RETURN(std::vector<SandboxInfo> all, provider_.List());
-  const std::set<std::string> warm = warm_.Ids();
-  int destroyed = 0;
-  for (const SandboxInfo& info : all) {
-    if (NowMs() - info.created_at < min_age.count()) continue;     // may be about to be bound
-    if (info.session_id.empty() || warm.count(info.id)) continue;  // the warm pool's
-    Result<Session> session = store_.GetSession(info.session_id);
-    if (!session.ok() && session.status().code() != StatusCode::kNotFound) return session.status();
-    if (session.ok() && session->sandbox_id == info.id && session->status != SessionStatus::kClosed) continue;
-    auto session_lock = SessionLock(info.session_id);
-    std::lock_guard guard(*session_lock);
-    LogInfo("destroying sandbox " + info.id + ": session " + info.session_id + " no longer uses it");
-    PADDOCK_RETURN_IF_ERROR(DestroySandbox(info));
-    if (!session.ok() || session->status == SessionStatus::kClosed) {
-      PADDOCK_RETURN_IF_ERROR(provider_.DeleteSessionData(info.session_id));
-    }
-    ++destroyed;
-  }
-  return destroyed;
-}
+Result<int> SandboxManager::Reconcile(std::chrono::milliseconds min_age) { return reconciler_.Run(min_age); }
 
 }  // namespace paddock

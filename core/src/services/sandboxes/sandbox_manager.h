@@ -1,8 +1,10 @@
 // SandboxManager: binds sandboxes to sessions. It provisions a sandbox when a session is
 // created (in the background) — from the profile's warm pool when one is ready, else cold —,
 // re-creates one when the bound sandbox is gone and restores the session's snapshot into it,
-// releases it when the session closes or has been idle too long (suspend), keeps the warm pools
-// filled, and on start reattaches the sandboxes an earlier process left behind.
+// releases it when the session closes or is suspended, and on start reattaches the sandboxes an
+// earlier process left behind. The other jobs are rooms of their own that it wires: WarmPool
+// (ready sandboxes), IdleWatch (when a session is idle), Reconciler (sandboxes nobody is bound
+// to), SessionLocks, and EgressBook (which session an egress socket serves).
 #pragma once
 
 #include <chrono>
@@ -22,6 +24,10 @@
 #include "paddock/secret_injector.h"
 #include "paddock/session_store.h"
 #include "runtime/runtime_client.h"
+#include "services/egress/egress_book.h"
+#include "services/sandboxes/idle_watch.h"
+#include "services/sandboxes/reconciler.h"
+#include "services/sandboxes/session_locks.h"
 #include "services/sandboxes/warm_pool.h"
 
 namespace paddock {
@@ -135,11 +141,7 @@ class SandboxManager {
   void Stop();
 
  private:
-  std::shared_ptr<std::mutex> SessionLock(const std::string& session_id);
   void ProvisionLoop();
-  void IdleLoop();
-  // Sessions of this process idle longer than their timeout.
-  std::vector<std::string> IdleSessions();
   // Destroys, unbinds and records a bound sandbox found dead. REQUIRES: the session lock.
   void RecordLost(const std::string& session_id, const std::string& sandbox_id, const SandboxInfo* info,
                   const std::string& detail);
@@ -165,24 +167,18 @@ class SandboxManager {
   SandboxSettings settings_;
   std::function<std::vector<std::string>(const Agent&)> native_paths_;
 
-  std::mutex active_mu_;
-  std::map<std::string, std::chrono::steady_clock::time_point> last_active_;  // bound sessions here
-
-  std::mutex locks_mu_;
-  std::map<std::string, std::weak_ptr<std::mutex>> locks_;
-  size_t prune_at_ = 64;  // sweep expired entries when the map reaches this size
+  SessionLocks locks_;
+  EgressBook egress_book_;
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
-  std::condition_variable idle_cv_;  // the idle loop's wait (with queue_mu_)
-  std::deque<std::string> queue_;
+  std::deque<std::string> queue_;  // sessions to provision
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 
-  std::mutex egress_mu_;
-  std::map<std::string, std::string> egress_sessions_;  // egress dir -> session id
-
   WarmPool warm_;
+  IdleWatch idle_;
+  Reconciler reconciler_;
 };
 
 }  // namespace paddock
