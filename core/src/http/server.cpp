@@ -50,15 +50,19 @@ constexpr auto kLinger = std::chrono::seconds(2);
 constexpr std::uint64_t kLingerBytes = 64 << 20;
 
 // A fixed set of threads with a bounded queue: TrySubmit refuses instead of queueing past it.
+// A job returns what must happen once its thread counts as free again (sending the reply), so a
+// client that has its answer never finds that thread still taken.
 class WorkPool {
  public:
+  using Job = std::function<std::function<void()>()>;
+
   WorkPool(int threads, size_t max_queued) : max_queued_(max_queued), idle_(static_cast<size_t>(threads)) {
     for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
   }
   ~WorkPool() { Stop(); }
 
   // False when every thread is busy and the queue is full.
-  bool TrySubmit(std::function<void()> job) {
+  bool TrySubmit(Job job) {
     {
       std::lock_guard lock(mu_);
       if (stopping_ || queue_.size() >= idle_ + max_queued_) return false;
@@ -84,13 +88,17 @@ class WorkPool {
     while (true) {
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping
-      std::function<void()> job = std::move(queue_.front());
+      Job job = std::move(queue_.front());
       queue_.pop_front();
       --idle_;
       lock.unlock();
-      job();
+      std::function<void()> then = job();
+      job = nullptr;
       lock.lock();
       ++idle_;
+      lock.unlock();
+      if (then) then();
+      lock.lock();
     }
   }
 
@@ -98,7 +106,7 @@ class WorkPool {
   size_t idle_;  // under mu_
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
+  std::deque<Job> queue_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
@@ -190,13 +198,10 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
         heartbeat_(stream_.get_executor()) {}
 
   ~Connection() override {
+    ReleaseSlot();
     std::lock_guard lock(server_.mu);
-    --server_.total;
-    if (reserve_) --server_.reserve_in_use;
-    if (--server_.per_client[client_] <= 0) server_.per_client.erase(client_);
     server_.open.erase(this);
-    if (server_.total == 0) server_.all_closed.notify_all();
-    server_.metrics.ConnectionOpened(-1);
+    if (server_.open.empty()) server_.all_closed.notify_all();
   }
 
   void Start() {
@@ -373,8 +378,10 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
     auto job = [self = shared_from_this(), request, match = std::move(match), query = std::move(query),
                 path = std::move(path), route]() mutable {
       HttpReply reply = self->Handle(*request, std::move(match), std::move(query), path, route);
-      net::post(self->stream_.get_executor(),
-                [self, reply = std::move(reply)]() mutable { self->WriteReply(std::move(reply)); });
+      return std::function<void()>([self = std::move(self), reply = std::move(reply)]() mutable {
+        net::post(self->stream_.get_executor(),
+                  [self, reply = std::move(reply)]() mutable { self->WriteReply(std::move(reply)); });
+      });
     };
     WorkPool& pool = health ? *server_.health : *server_.api;
     if (!pool.TrySubmit(std::move(job))) {
@@ -473,6 +480,7 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
   // answer instead of a reset.
   void Linger() {
     state_ = State::kClosing;
+    ReleaseSlot();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return Close();
@@ -716,6 +724,7 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
   void Close() {
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
+    ReleaseSlot();
     Unsubscribe();
     heartbeat_.cancel();
     if (counted_stream_) {
@@ -727,6 +736,19 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
+  }
+
+  // The connection no longer serves requests: its place under max_connections and the
+  // per-client limit is free from now, before the client can see the close, not when the last
+  // handler lets go of it.
+  void ReleaseSlot() {
+    if (released_) return;
+    released_ = true;
+    std::lock_guard lock(server_.mu);
+    --server_.total;
+    if (reserve_) --server_.reserve_in_use;
+    if (--server_.per_client[client_] <= 0) server_.per_client.erase(client_);
+    server_.metrics.ConnectionOpened(-1);
   }
 
   struct Piece {
@@ -749,6 +771,7 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
   unsigned version_ = 11;
   std::array<char, 4096> sink_{};
   std::uint64_t lingered_ = 0;
+  bool released_ = false;  // ReleaseSlot ran
 
   // Streaming.
   std::string stream_session_;
@@ -942,9 +965,9 @@ void HttpServer::Stop() {
   {
     std::unique_lock lock(s.mu);
     s.all_closed.wait_for(lock, std::chrono::milliseconds(s.settings.shutdown_grace_ms),
-                          [&] { return s.total == 0; });
-    if (s.total > 0) {
-      LogWarn(std::to_string(s.total) + " connections still open after [server] shutdown_grace (" +
+                          [&] { return s.open.empty(); });
+    if (!s.open.empty()) {
+      LogWarn(std::to_string(s.open.size()) + " connections still open after [server] shutdown_grace (" +
               std::to_string(s.settings.shutdown_grace_ms) + "ms); closing them");
     }
   }
@@ -954,7 +977,7 @@ void HttpServer::Stop() {
   for (auto& g : s.guards) g.reset();
   {
     std::unique_lock lock(s.mu);
-    s.all_closed.wait_for(lock, std::chrono::seconds(2), [&] { return s.total == 0; });
+    s.all_closed.wait_for(lock, std::chrono::seconds(2), [&] { return s.open.empty(); });
   }
   for (auto& loop : s.loops) loop->stop();
   for (auto& t : s.threads) t.join();
