@@ -52,11 +52,7 @@ Event ReadEvent(const Statement& st) {
 
 Result<Event> SqliteSessionStore::EnqueueRun(const Run& run, const NewEvent& event,
                                              const IdempotencyKey& idem) noexcept {
-  return Guard([&]() -> Result<Event> {
-    std::lock_guard lock(mu_);
-    appended_.clear();
-    Transaction tx(db_);
-    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+  return Write([&]() -> Result<Event> {
     Statement session(cache_, db_, "SELECT 1 FROM sessions WHERE id = ?");
     session.Bind(1, run.session_id);
     PADDOCK_RETURN_IF_ERROR(session.StepRow("session '" + run.session_id + "' does not exist"));
@@ -71,8 +67,6 @@ Result<Event> SqliteSessionStore::EnqueueRun(const Run& run, const NewEvent& eve
     PADDOCK_RETURN_IF_ERROR(s);
     PADDOCK_RETURN_IF_ERROR(RecordKeyLocked(idem, run.id));
     PADDOCK_ASSIGN_OR_RETURN(Event e, AppendEventLocked(run.session_id, event));
-    PADDOCK_RETURN_IF_ERROR(tx.Commit());
-    Notify();
     return e;
   });
 }
@@ -109,10 +103,7 @@ Result<std::vector<Run>> SqliteSessionStore::ListRuns(std::string_view session_i
 
 Result<std::optional<Run>> SqliteSessionStore::ClaimNextRun(std::string_view worker_id,
                                                             std::chrono::milliseconds lease) noexcept {
-  return Guard([&]() -> Result<std::optional<Run>> {
-    std::lock_guard lock(mu_);
-    Transaction tx(db_);
-    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+  return Write([&]() -> Result<std::optional<Run>> {
     // The oldest queued run of a session that has no running run and no older queued run.
     Statement pick(cache_, db_,
                    "SELECT r.id FROM runs r WHERE r.status = 'queued' "
@@ -134,7 +125,6 @@ Result<std::optional<Run>> SqliteSessionStore::ClaimNextRun(std::string_view wor
     claim.Bind(1, now).Bind(2, worker_id).Bind(3, now + lease.count()).Bind(4, id);
     PADDOCK_RETURN_IF_ERROR(claim.Run());
     PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(id));
-    PADDOCK_RETURN_IF_ERROR(tx.Commit());
     return std::optional<Run>(std::move(run));
   });
 }
@@ -151,38 +141,24 @@ Result<Run> SqliteSessionStore::CheckLeaseLocked(const RunLease& lease) {
 
 Result<Run> SqliteSessionStore::HeartbeatRun(const RunLease& lease,
                                              std::chrono::milliseconds extend) noexcept {
-  return Guard([&]() -> Result<Run> {
-    std::lock_guard lock(mu_);
-    Transaction tx(db_);
-    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+  return Write([&]() -> Result<Run> {
     PADDOCK_RETURN_IF_ERROR(CheckLeaseLocked(lease).status());
     Statement st(cache_, db_, "UPDATE runs SET lease_expires_at = ? WHERE id = ?");
     st.Bind(1, NowMs() + extend.count()).Bind(2, lease.run_id);
     PADDOCK_RETURN_IF_ERROR(st.Run());
     PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(lease.run_id));
-    PADDOCK_RETURN_IF_ERROR(tx.Commit());
     return run;
   });
 }
 
 Result<Event> SqliteSessionStore::StartRun(const RunLease& lease, const NewEvent& event) noexcept {
-  return Guard([&]() -> Result<Event> {
-    std::lock_guard lock(mu_);
-    appended_.clear();
-    Transaction tx(db_);
-    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+  return Write([&]() -> Result<Event> {
     PADDOCK_ASSIGN_OR_RETURN(Run run, CheckLeaseLocked(lease));
     Statement ses(cache_, db_,
                   "UPDATE sessions SET status = 'running', updated_at = ? WHERE id = ? AND status = 'ready'");
     ses.Bind(1, NowMs()).Bind(2, run.session_id);
     PADDOCK_RETURN_IF_ERROR(ses.Run());
-    NewEvent e = event;
-    e.run_id = run.id;
-    e.generation = 0;  // checked above
-    PADDOCK_ASSIGN_OR_RETURN(Event stored, AppendEventLocked(run.session_id, e));
-    PADDOCK_RETURN_IF_ERROR(tx.Commit());
-    Notify();
-    return stored;
+    return AppendForRunLocked(run, event);
   });
 }
 
@@ -213,34 +189,20 @@ Status EndRunLocked(sqlite3* db, const Run& run, RunStatus status, std::optional
 Result<Event> SqliteSessionStore::FinishRun(const RunLease& lease, RunStatus status,
                                             std::optional<int> exit_code, std::string_view error,
                                             const NewEvent& event) noexcept {
-  return Guard([&]() -> Result<Event> {
+  return Write([&]() -> Result<Event> {
     if (!IsTerminal(status)) {
       return Status::InvalidArgument("FinishRun needs a terminal status, not " +
                                      std::string(ToString(status)));
     }
-    std::lock_guard lock(mu_);
-    appended_.clear();
-    Transaction tx(db_);
-    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
     PADDOCK_ASSIGN_OR_RETURN(Run run, CheckLeaseLocked(lease));
     PADDOCK_RETURN_IF_ERROR(EndRunLocked(db_, run, status, exit_code, error));
-    NewEvent e = event;
-    e.run_id = run.id;
-    e.generation = 0;
-    PADDOCK_ASSIGN_OR_RETURN(Event stored, AppendEventLocked(run.session_id, e));
-    PADDOCK_RETURN_IF_ERROR(tx.Commit());
-    Notify();
-    return stored;
+    return AppendForRunLocked(run, event);
   });
 }
 
 Result<Event> SqliteSessionStore::RecordRunUsage(const RunLease& lease, const Usage& usage,
                                                  const NewEvent& event) noexcept {
-  return Guard([&]() -> Result<Event> {
-    std::lock_guard lock(mu_);
-    appended_.clear();
-    Transaction tx(db_);
-    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+  return Write([&]() -> Result<Event> {
     PADDOCK_ASSIGN_OR_RETURN(Run run, CheckLeaseLocked(lease));
     for (const char* table : {"runs", "sessions"}) {
       Statement st(cache_, db_,
@@ -261,36 +223,23 @@ Result<Event> SqliteSessionStore::RecordRunUsage(const RunLease& lease, const Us
       st.Bind(8, std::string_view(table) == "runs" ? run.id : run.session_id);
       PADDOCK_RETURN_IF_ERROR(st.Run());
     }
-    NewEvent e = event;
-    e.run_id = run.id;
-    e.generation = 0;
-    PADDOCK_ASSIGN_OR_RETURN(Event stored, AppendEventLocked(run.session_id, e));
-    PADDOCK_RETURN_IF_ERROR(tx.Commit());
-    Notify();
-    return stored;
+    return AppendForRunLocked(run, event);
   });
 }
 
 Status SqliteSessionStore::SetNativeSessionId(const RunLease& lease, std::string_view id) noexcept {
-  return Guard([&]() -> Status {
-    std::lock_guard lock(mu_);
-    Transaction tx(db_);
-    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+  return Write([&]() -> Status {
     PADDOCK_ASSIGN_OR_RETURN(Run run, CheckLeaseLocked(lease));
     Statement st(cache_, db_, "UPDATE sessions SET native_session_id = ? WHERE id = ?");
     st.Bind(1, id).Bind(2, run.session_id);
     PADDOCK_RETURN_IF_ERROR(st.Run());
-    return tx.Commit();
+    return Status::Ok();
   });
 }
 
 Result<Run> SqliteSessionStore::CancelRun(std::string_view id, std::string_view reason,
                                           const NewEvent& event) noexcept {
-  return Guard([&]() -> Result<Run> {
-    std::lock_guard lock(mu_);
-    appended_.clear();
-    Transaction tx(db_);
-    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+  return Write([&]() -> Result<Run> {
     PADDOCK_ASSIGN_OR_RETURN(Run run, GetRunLocked(id));
     if (IsTerminal(run.status)) {
       return Status::FailedPrecondition("run '" + run.id + "' is already " +
@@ -302,14 +251,9 @@ Result<Run> SqliteSessionStore::CancelRun(std::string_view id, std::string_view 
       PADDOCK_RETURN_IF_ERROR(st.Run());
     } else {
       PADDOCK_RETURN_IF_ERROR(EndRunLocked(db_, run, RunStatus::kCancelled, std::nullopt, reason));
-      NewEvent e = event;
-      e.run_id = run.id;
-      e.generation = 0;
-      PADDOCK_RETURN_IF_ERROR(AppendEventLocked(run.session_id, e).status());
+      PADDOCK_RETURN_IF_ERROR(AppendForRunLocked(run, event).status());
     }
     PADDOCK_ASSIGN_OR_RETURN(run, GetRunLocked(id));
-    PADDOCK_RETURN_IF_ERROR(tx.Commit());
-    Notify();
     return run;
   });
 }
@@ -329,11 +273,7 @@ Result<std::int64_t> SqliteSessionStore::CountActiveRuns(std::string_view sessio
 }
 
 Result<std::vector<Run>> SqliteSessionStore::SweepExpiredLeases(const SweepOptions& options) noexcept {
-  return Guard([&]() -> Result<std::vector<Run>> {
-    std::lock_guard lock(mu_);
-    appended_.clear();
-    Transaction tx(db_);
-    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+  return Write([&]() -> Result<std::vector<Run>> {
     Statement pick(cache_, db_,
                    std::string("SELECT ") + kRunColumns +
                        " FROM runs WHERE status = 'running' AND (? OR lease_expires_at < ?) "
@@ -369,8 +309,6 @@ Result<std::vector<Run>> SqliteSessionStore::SweepExpiredLeases(const SweepOptio
       }
       PADDOCK_ASSIGN_OR_RETURN(r, GetRunLocked(r.id));
     }
-    PADDOCK_RETURN_IF_ERROR(tx.Commit());
-    Notify();
     return runs;
   });
 }
@@ -411,15 +349,16 @@ Result<Event> SqliteSessionStore::AppendEventLocked(std::string_view session_id,
   return e;
 }
 
+Result<Event> SqliteSessionStore::AppendForRunLocked(const Run& run, const NewEvent& event) {
+  NewEvent e = event;
+  e.run_id = run.id;
+  e.generation = 0;  // the caller checked the lease in this transaction
+  return AppendEventLocked(run.session_id, e);
+}
+
 Result<Event> SqliteSessionStore::AppendEvent(std::string_view session_id, const NewEvent& event) noexcept {
-  return Guard([&]() -> Result<Event> {
-    std::lock_guard lock(mu_);
-    appended_.clear();
-    Transaction tx(db_);
-    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+  return Write([&]() -> Result<Event> {
     PADDOCK_ASSIGN_OR_RETURN(Event e, AppendEventLocked(session_id, event));
-    PADDOCK_RETURN_IF_ERROR(tx.Commit());
-    Notify();
     return e;
   });
 }

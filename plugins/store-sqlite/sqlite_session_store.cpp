@@ -249,10 +249,7 @@ Status SqliteSessionStore::WriteAgentEnv(const Agent& agent) {
 }
 
 Status SqliteSessionStore::CreateAgent(const Agent& agent) noexcept {
-  return Guard([&]() -> Status {
-    std::lock_guard lock(mu_);
-    Transaction tx(db_);
-    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+  return Write([&]() -> Status {
     Statement st(
         cache_, db_,
         std::string("INSERT INTO agents (") + kAgentColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -270,7 +267,7 @@ Status SqliteSessionStore::CreateAgent(const Agent& agent) noexcept {
     }
     PADDOCK_RETURN_IF_ERROR(s);
     PADDOCK_RETURN_IF_ERROR(WriteAgentEnv(agent));
-    return tx.Commit();
+    return Status::Ok();
   });
 }
 
@@ -319,10 +316,7 @@ Result<Page<Agent>> SqliteSessionStore::ListAgents(const PageRequest& page) noex
 }
 
 Status SqliteSessionStore::UpdateAgent(const Agent& agent) noexcept {
-  return Guard([&]() -> Status {
-    std::lock_guard lock(mu_);
-    Transaction tx(db_);
-    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+  return Write([&]() -> Status {
     Statement st(cache_, db_,
                  "UPDATE agents SET name = ?, harness = ?, model = ?, prompt = ?, "
                  "run_timeout_seconds = ?, updated_at = ?, idle_timeout_seconds = ? WHERE id = ?");
@@ -338,15 +332,12 @@ Status SqliteSessionStore::UpdateAgent(const Agent& agent) noexcept {
       return Status::NotFound("agent '" + agent.id + "' does not exist");
     }
     PADDOCK_RETURN_IF_ERROR(WriteAgentEnv(agent));
-    return tx.Commit();
+    return Status::Ok();
   });
 }
 
 Status SqliteSessionStore::DeleteAgent(std::string_view id) noexcept {
-  return Guard([&]() -> Status {
-    std::lock_guard lock(mu_);
-    Transaction tx(db_);
-    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+  return Write([&]() -> Status {
     Statement count(cache_, db_, "SELECT COUNT(*) FROM sessions WHERE agent_id = ?");
     count.Bind(1, id);
     Status s;
@@ -362,17 +353,14 @@ Status SqliteSessionStore::DeleteAgent(std::string_view id) noexcept {
     if (sqlite3_changes(db_) == 0) {
       return Status::NotFound("agent '" + std::string(id) + "' does not exist");
     }
-    return tx.Commit();
+    return Status::Ok();
   });
 }
 
 // ---- sessions ---------------------------------------------------------------------------
 
 Status SqliteSessionStore::CreateSession(const Session& session, const IdempotencyKey& idem) noexcept {
-  return Guard([&]() -> Status {
-    std::lock_guard lock(mu_);
-    Transaction tx(db_);
-    PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+  return Write([&]() -> Status {
     Statement agent(cache_, db_, "SELECT 1 FROM agents WHERE id = ?");
     agent.Bind(1, session.agent_id);
     Status s;
@@ -389,7 +377,7 @@ Status SqliteSessionStore::CreateSession(const Session& session, const Idempoten
     }
     PADDOCK_RETURN_IF_ERROR(s);
     PADDOCK_RETURN_IF_ERROR(RecordKeyLocked(idem, session.id));
-    return tx.Commit();
+    return Status::Ok();
   });
 }
 

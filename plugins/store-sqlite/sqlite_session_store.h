@@ -85,12 +85,31 @@ class SqliteSessionStore final : public SessionStore {
   void SetEventFeed(EventFeed* feed) noexcept override;
 
  private:
+  // One write: `body` runs under mu_ in one BEGIN IMMEDIATE transaction; when it succeeds the
+  // transaction commits and the events it appended are told to the feed, otherwise it rolls back.
+  template <class F>
+  auto Write(F&& body) noexcept -> decltype(body()) {
+    using R = decltype(body());
+    return plugin::Guard([&]() -> R {
+      std::lock_guard lock(mu_);
+      appended_.clear();
+      Transaction tx(db_);
+      PADDOCK_RETURN_IF_ERROR(tx.begin_status());
+      R out = body();
+      if (!out.ok()) return out;
+      PADDOCK_RETURN_IF_ERROR(tx.Commit());
+      Notify();
+      return out;
+    });
+  }
   Result<Agent> GetAgentLocked(std::string_view id);
   Status WriteAgentEnv(const Agent& agent);
   Result<Run> GetRunLocked(std::string_view id);
   // Appends within the caller's transaction; the event is remembered and told to the feed by
   // Notify() once the caller has committed.
   Result<Event> AppendEventLocked(std::string_view session_id, const NewEvent& event);
+  // An event of `run`, whose lease the caller has checked in this transaction.
+  Result<Event> AppendForRunLocked(const Run& run, const NewEvent& event);
   void Notify();
   // The run, when it is running under lease.generation; kAborted (or kNotFound) otherwise.
   Result<Run> CheckLeaseLocked(const RunLease& lease);
