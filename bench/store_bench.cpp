@@ -9,6 +9,7 @@
 // through a second store instance (another connection pool, as a worker process would), so they
 // reach the stream by LISTEN/NOTIFY.
 #include <libpq-fe.h>
+#include <poll.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -105,6 +106,96 @@ Figures RawPostgres(const std::string& conninfo, int n) {
   });
   PQfinish(c);
   return f;
+}
+
+// What an append asks of the server, one step at a time, each a prepared statement on one
+// connection like the floor: the events table's row (wider, its primary key), the next seq
+// from the session's row, then the notification that wakes other processes' streams. The
+// store's append is the last step plus the store's own code (pool, fence check, result).
+void PostgresSteps(const std::string& conninfo, int n, double floor_per_second,
+                   const std::string& store_schema, const std::string& store_session) {
+  PGconn* c = PQconnectdb(conninfo.c_str());
+  Check(PQstatus(c) == CONNECTION_OK, "connect to postgres");
+  PQclear(
+      PQexec(c,
+             "CREATE TABLE st_sessions (id TEXT PRIMARY KEY, last_seq BIGINT NOT NULL DEFAULT 0);"
+             "CREATE TABLE st_events (session_id TEXT NOT NULL, seq BIGINT NOT NULL, run_id TEXT NOT NULL, "
+             "type TEXT NOT NULL, data TEXT NOT NULL, created_at BIGINT NOT NULL, "
+             "PRIMARY KEY (session_id, seq));"
+             "CREATE TABLE st_events_fk (LIKE st_events INCLUDING ALL, "
+             "FOREIGN KEY (session_id) REFERENCES st_sessions (id));"
+             "INSERT INTO st_sessions (id) VALUES ('a'), ('b'), ('c'), ('d');"));
+  // The store's append (plugins/store-postgres AppendOn) for an event outside a run.
+  const std::string store_sql = "WITH r AS (SELECT 1 FROM " + store_schema +
+                                ".runs WHERE id = '' AND generation = 0 AND status = 'running' "
+                                "AND session_id = $1 FOR SHARE), s AS (UPDATE " +
+                                store_schema +
+                                ".sessions SET last_seq = last_seq + 1 WHERE id = $1 "
+                                "AND ($2::bigint >= 0 OR EXISTS (SELECT 1 FROM r)) RETURNING last_seq), "
+                                "e AS (INSERT INTO " +
+                                store_schema +
+                                ".events (session_id, seq, run_id, type, data, created_at) "
+                                "SELECT $1, s.last_seq, '', 'bench', '{\"i\":1}', 0 FROM s RETURNING seq) "
+                                "SELECT e.seq, pg_notify('st', $1 || ':' || e.seq) FROM e";
+  struct Step {
+    const char* label;
+    const char* session;
+    const char* sql;
+    bool listened = false;
+  };
+  const Step steps[] = {
+      {"events row, seq from the client", "a",
+       "INSERT INTO st_events VALUES ($1, $2::bigint, '', 'bench', '{\"i\":1}', 0)"},
+      {"+ next seq from the session row", "b",
+       "WITH s AS (UPDATE st_sessions SET last_seq = last_seq + 1 WHERE id = $1 AND $2::bigint >= 0 "
+       "RETURNING last_seq) INSERT INTO st_events SELECT $1, s.last_seq, '', 'bench', '{\"i\":1}', 0 FROM s"},
+      {"+ pg_notify (the store's statement)", "c",
+       "WITH s AS (UPDATE st_sessions SET last_seq = last_seq + 1 WHERE id = $1 AND $2::bigint >= 0 "
+       "RETURNING last_seq), e AS (INSERT INTO st_events SELECT $1, s.last_seq, '', 'bench', '{\"i\":1}', 0 "
+       "FROM s RETURNING seq) SELECT pg_notify('st', $1 || ':' || e.seq) FROM e"},
+      {"+ foreign key to the session", "d",
+       "WITH s AS (UPDATE st_sessions SET last_seq = last_seq + 1 WHERE id = $1 AND $2::bigint >= 0 "
+       "RETURNING last_seq), e AS (INSERT INTO st_events_fk SELECT $1, s.last_seq, '', 'bench', '{\"i\":1}', "
+       "0 FROM s RETURNING seq) SELECT pg_notify('st', $1 || ':' || e.seq) FROM e"},
+      {"the store's statement, its tables", store_session.c_str(), store_sql.c_str()},
+      {"+ another connection LISTENing", store_session.c_str(), store_sql.c_str(), true},
+  };
+  int k = 0;
+  for (const Step& step : steps) {
+    // A listener as every paddock process keeps: its backend is woken for each notification and
+    // it reads them on a thread of its own, on the same two cores.
+    std::atomic<bool> stop{false};
+    std::thread listener;
+    if (step.listened) {
+      listener = std::thread([&] {
+        PGconn* l = PQconnectdb(conninfo.c_str());
+        PQclear(PQexec(l, "LISTEN st"));
+        while (!stop) {
+          pollfd pfd{PQsocket(l), POLLIN, 0};
+          if (poll(&pfd, 1, 100) > 0) PQconsumeInput(l);
+          while (PGnotify* note = PQnotifies(l)) PQfreemem(note);
+        }
+        PQfinish(l);
+      });
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    const std::string name = "st" + std::to_string(k++);
+    PQclear(PQprepare(c, name.c_str(), step.sql, 2, nullptr));
+    Figures f = Measure(n, [&](int i) {
+      std::string v = std::to_string(i);
+      const char* values[] = {step.session, v.c_str()};
+      PGresult* r = PQexecPrepared(c, name.c_str(), 2, values, nullptr, nullptr, 0);
+      const auto st = PQresultStatus(r);
+      Check(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK,
+            std::string(step.label) + ": " + PQerrorMessage(c));
+      PQclear(r);
+    });
+    std::printf("    %-38s %8.0f/s  p50 %6.1f us   %.2fx the floor's time\n", step.label, f.per_second,
+                f.p50_us, floor_per_second / f.per_second);
+    stop = true;
+    if (listener.joinable()) listener.join();
+  }
+  PQfinish(c);
 }
 
 std::string MakeSession(SessionStore& store) {
@@ -298,11 +389,13 @@ int main(int argc, char** argv) {
   std::getline(std::ifstream(pg + "/conninfo"), conninfo);
   Figures pg_raw = RawPostgres(conninfo, n);
   Figures pg_store;
+  std::string steps_session;
   {
     auto store =
         LoadStore("postgres", "url = \"" + conninfo + "\"\nschema = \"throughput\"", dir / "pg-throughput");
     Check(store.ok(), store.ok() ? "" : store.status().ToString());
     pg_store = StoreAppends(**store, n);
+    steps_session = MakeSession(**store);
   }
   std::vector<double> pg_latency;
   {
@@ -322,6 +415,8 @@ int main(int argc, char** argv) {
   }
   Report("postgres (append from another connection pool, delivered by LISTEN/NOTIFY)", pg_store, pg_raw,
          pg_latency);
+  std::printf("  where an append's time goes, step by step on the same server:\n");
+  PostgresSteps(conninfo, n, pg_raw.per_second, "throughput", steps_session);
   RunCommand({"bash", SourceDir() + "/scripts/test-postgres.sh", "stop", pg});
   return 0;
 }

@@ -111,7 +111,13 @@ Result<Idempotent<Session>> SessionService::Create(const std::string& agent_id, 
         s.status = sandboxes_ ? SessionStatus::kProvisioning : SessionStatus::kSuspended;
         s.created_at = s.updated_at = NowMs();
         PADDOCK_RETURN_IF_ERROR(store_.CreateSession(s, k));
-        (void)events_.Append(s.id, "", event::SessionCreated(agent_id));
+        // A session's log starts with its creation; one the store cannot say that of is taken
+        // back (with its idempotency key), so a retry starts afresh.
+        Result<Event> created = events_.Append(s.id, "", event::SessionCreated(agent_id));
+        if (!created.ok()) {
+          (void)store_.PurgeSession(s.id);
+          return created.status();
+        }
         if (sandboxes_) sandboxes_->ProvisionInBackground(s.id);
         return store_.GetSession(s.id);
       },
@@ -136,15 +142,25 @@ Status SessionService::CancelActiveRuns(const std::string& session_id, const std
   return Status::Ok();
 }
 
+namespace {
+// The reason a session has between the two steps of Close: closed (nothing new is accepted), its
+// runs, sandbox and snapshots not yet all gone. A Close that failed half-way leaves it so, and
+// the next Close finishes the work.
+constexpr std::string_view kClosing = "closing";
+}  // namespace
+
 Result<Session> SessionService::Close(const std::string& id) {
   PADDOCK_ASSIGN_OR_RETURN(Session s, store_.GetSession(id));
-  if (s.status == SessionStatus::kClosed) return s;
-  PADDOCK_RETURN_IF_ERROR(store_.SetSessionStatus(id, SessionStatus::kClosed, "closed by request"));
+  if (s.status == SessionStatus::kClosed && s.status_reason != kClosing) return s;
+  if (s.status != SessionStatus::kClosed) {
+    PADDOCK_RETURN_IF_ERROR(store_.SetSessionStatus(id, SessionStatus::kClosed, kClosing));
+  }
   PADDOCK_RETURN_IF_ERROR(CancelActiveRuns(id, "session closed"));
   // Without sandboxes here, the worker that holds the session's sandbox destroys it when it
   // next reconciles (closed sessions keep none).
   if (sandboxes_) PADDOCK_RETURN_IF_ERROR(sandboxes_->Release(id, /*delete_data=*/true));
   PADDOCK_RETURN_IF_ERROR(store_.DeleteSnapshots(id));
+  PADDOCK_RETURN_IF_ERROR(store_.SetSessionStatus(id, SessionStatus::kClosed, "closed by request"));
   (void)events_.Append(id, "", event::SessionClosed());
   return store_.GetSession(id);
 }
