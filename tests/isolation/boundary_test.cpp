@@ -126,6 +126,7 @@ std::vector<std::string> InheritableDescriptors(pid_t pid) {
     int n = std::atoi(fd.path().filename().c_str());
     if (n < 3) continue;
     std::string flags = Line(ReadFile(fd.path().string()), "flags");
+    if (flags.rfind("<no line", 0) == 0) continue;  // closed while we looked: nothing can inherit it
     unsigned long bits = std::strtoul(flags.c_str(), nullptr, 8);
     if (!(bits & 02000000)) {  // O_CLOEXEC
       char target[256] = {0};
