@@ -101,6 +101,7 @@ struct PoolOptions {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds statement_timeout{30000};
   std::chrono::milliseconds acquire_timeout{10000};
+  std::chrono::milliseconds notify_window{1};  // NotifyBatcher's window; 0: one NOTIFY per append
 };
 
 // Opens a connection whose search_path is the store's schema. kUnavailable when it cannot.

@@ -99,7 +99,11 @@ std::string Cols(const char* columns) { return std::string(" ") + columns + " ";
 }  // namespace
 
 PostgresSessionStore::PostgresSessionStore(PoolOptions options, Logger& logger)
-    : options_(options), logger_(logger), pool_(std::move(options)), channel_("paddock:" + options_.schema) {}
+    : options_(options),
+      logger_(logger),
+      pool_(std::move(options)),
+      channel_("paddock:" + options_.schema),
+      notify_(pool_, channel_, options_.notify_window, logger_) {}
 
 PostgresSessionStore::~PostgresSessionStore() { Stop(); }
 
@@ -111,11 +115,13 @@ Status PostgresSessionStore::Start() noexcept {
     PADDOCK_RETURN_IF_ERROR(conn->Query("SELECT 1").status());
     stopping_ = false;
     listener_ = std::thread([this] { ListenLoop(); });
+    notify_.Start();
     return Status::Ok();
   });
 }
 
 void PostgresSessionStore::Stop() noexcept {
+  notify_.Stop();
   stopping_ = true;
   if (listener_.joinable()) listener_.join();
   pool_.Clear();
@@ -521,21 +527,22 @@ Status PostgresSessionStore::LeaseRefusal(PgConnection& conn, const RunLease& le
 }
 
 Result<Event> PostgresSessionStore::AppendOn(PgConnection& conn, std::string_view session_id,
-                                             const NewEvent& event) {
+                                             const NewEvent& event, bool notify) {
   // One statement: check the fence (a share lock on the run, so a concurrent sweep waits or
   // wins), take the next seq, insert, and notify (delivered when the transaction commits).
-  static const std::string kAppend =
+  static const std::string kWrite =
       "WITH r AS (SELECT 1 FROM runs WHERE id = $2 AND generation = $6 AND status = 'running' "
       "           AND session_id = $1 FOR SHARE), "
       "s AS (UPDATE sessions SET last_seq = last_seq + 1 WHERE id = $1 "
       "      AND ($6 = 0 OR EXISTS (SELECT 1 FROM r)) RETURNING last_seq), "
       "e AS (INSERT INTO events (" +
-      std::string(kEventColumns) +
-      ") SELECT $1, s.last_seq, $2, $3, $4, $5 FROM s RETURNING seq) "
-      "SELECT e.seq, pg_notify($7, $1 || ':' || e.seq) FROM e";
+      std::string(kEventColumns) + ") SELECT $1, s.last_seq, $2, $3, $4, $5 FROM s RETURNING seq) ";
+  static const std::string kAppend = kWrite + "SELECT e.seq, pg_notify($7, $1 || ':' || e.seq) FROM e";
+  static const std::string kAppendQuiet = kWrite + "SELECT e.seq, $7::text FROM e";
   const TimestampMs now = NowMs();
-  PADDOCK_ASSIGN_OR_RETURN(PgResult r, conn.Query(kAppend, {session_id, event.run_id, event.type, event.data,
-                                                            now, event.generation, channel_}));
+  PADDOCK_ASSIGN_OR_RETURN(
+      PgResult r, conn.Query(notify ? kAppend : kAppendQuiet, {session_id, event.run_id, event.type,
+                                                               event.data, now, event.generation, channel_}));
   if (r.rows() == 0) {
     if (event.generation != 0) {
       PADDOCK_ASSIGN_OR_RETURN(PgResult run,
@@ -561,7 +568,11 @@ Result<Event> PostgresSessionStore::AppendOn(PgConnection& conn, std::string_vie
 Result<Event> PostgresSessionStore::AppendEvent(std::string_view session_id, const NewEvent& event) noexcept {
   return Guard([&]() -> Result<Event> {
     PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
-    return AppendOn(*conn, session_id, event);
+    // Alone, the statement commits as it returns: a quiet seq can be handed on at once.
+    const bool loud = notify_.Loud(session_id);
+    Result<Event> e = AppendOn(*conn, session_id, event, loud);
+    if (e.ok() && !loud) notify_.Quiet(session_id, e->seq);
+    return e;
   });
 }
 

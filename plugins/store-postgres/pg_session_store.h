@@ -11,6 +11,7 @@
 
 #include "paddock/plugin/sdk.h"
 #include "pg_db.h"
+#include "pg_notify_batcher.h"
 
 namespace paddock::plugins::store_postgres {
 
@@ -81,7 +82,9 @@ class PostgresSessionStore final : public SessionStore {
 
  private:
   // Appends on `conn` (inside the caller's transaction, or alone); `event.generation` fences it.
-  Result<Event> AppendOn(PgConnection& conn, std::string_view session_id, const NewEvent& event);
+  // With notify=false the statement sends no NOTIFY (the caller hands the seq to notify_).
+  Result<Event> AppendOn(PgConnection& conn, std::string_view session_id, const NewEvent& event,
+                         bool notify = true);
   // Why a fenced write for `lease` found no row: kNotFound, or kAborted naming the run's state.
   Status LeaseRefusal(PgConnection& conn, const RunLease& lease);
   // Locks the run while it runs under `lease` and returns its session id; else LeaseRefusal.
@@ -100,6 +103,7 @@ class PostgresSessionStore final : public SessionStore {
   Logger& logger_;
   mutable PgPool pool_;
   std::string channel_;  // NOTIFY channel: "paddock:<schema>"
+  NotifyBatcher notify_;
 
   std::mutex feed_mu_;
   EventFeed* feed_ = nullptr;

@@ -18,13 +18,16 @@ constexpr paddock_config_key kConfigKeys[] = {
      "Longest a statement may run before the database cancels it."},
     {"acquire_timeout", PADDOCK_CONFIG_DURATION, 0, "10s",
      "How long a request waits for a free pooled connection before answering 503."},
+    {"notify_window", PADDOCK_CONFIG_DURATION, 0, "1ms",
+     "Appends to one session within this window share one NOTIFY (the first is sent at once, the "
+     "newest when the window closes), so a burst wakes other processes' event streams once per window; "
+     "0: one NOTIFY per event."},
 };
 
 constexpr paddock_config_rule kConfigRules[] = {
-    config::Range("pool_size", 1, 256),
-    config::AtLeast("connect_timeout", 1000),
-    config::AtLeast("statement_timeout", 100),
-    config::AtLeast("acquire_timeout", 10),
+    config::Range("pool_size", 1, 256),        config::AtLeast("connect_timeout", 1000),
+    config::AtLeast("statement_timeout", 100), config::AtLeast("acquire_timeout", 10),
+    config::Range("notify_window", 0, 1000),
 };
 
 bool ValidSchema(const std::string& s) {
@@ -49,6 +52,7 @@ Result<SessionStorePtr> Create(const PluginContext& ctx, const ConfigView& confi
   o.connect_timeout = std::chrono::milliseconds(config.GetDurationMs("connect_timeout"));
   o.statement_timeout = std::chrono::milliseconds(config.GetDurationMs("statement_timeout"));
   o.acquire_timeout = std::chrono::milliseconds(config.GetDurationMs("acquire_timeout"));
+  o.notify_window = std::chrono::milliseconds(config.GetDurationMs("notify_window"));
   return SessionStorePtr(std::make_unique<PostgresSessionStore>(std::move(o), *ctx.logger));
 }
 

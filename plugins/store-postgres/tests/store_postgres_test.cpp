@@ -2,7 +2,9 @@
 // shared database server has: concurrent migrations, failed migrations, outages.
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "paddock/testing/session_store_conformance.h"
@@ -182,6 +184,77 @@ TEST(PostgresStore, SurvivesTheServerGoingAwayAndComingBack) {
   (*store)->SetEventFeed(nullptr);
   store->reset();
   RunCommand({"bash", SourceDir() + "/scripts/test-postgres.sh", "stop", pg});
+}
+
+// Every seq another process was told of, in arrival order.
+class Recorder final : public EventFeed {
+ public:
+  void OnAppended(std::string_view, std::int64_t seq) noexcept override {
+    std::lock_guard lock(mu);
+    seqs.push_back(seq);
+  }
+  void OnFeedState(bool is_live) noexcept override { live = is_live; }
+  std::vector<std::int64_t> Seqs() {
+    std::lock_guard lock(mu);
+    return seqs;
+  }
+  std::mutex mu;
+  std::vector<std::int64_t> seqs;
+  std::atomic<bool> live{false};
+};
+
+TEST(PostgresStore, ABurstOfAppendsWakesOtherProcessesOncePerWindowAndTellsTheLastSeq) {
+  TempDir dir;
+  const std::string schema = UniqueSchema();
+  // A long window, so the burst below surely falls in few of them.
+  const std::string config = StoreConfig(TestPostgresConninfo(), schema) + "notify_window = \"1s\"\n";
+  auto listener = LoadStore("postgres", config, dir / "listener");
+  ASSERT_OK(listener);
+  auto writer = LoadStore("postgres", config, dir / "writer");
+  ASSERT_OK(writer);
+  Recorder told;
+  (*listener)->SetEventFeed(&told);
+  ASSERT_TRUE(Eventually([&] { return told.live.load(); }));
+  Agent a;
+  a.id = "agt_burst";
+  a.name = "a";
+  a.harness = "shell";
+  ASSERT_OK((*writer)->CreateAgent(a));
+  Session s;
+  s.id = "ses_burst";
+  s.agent_id = a.id;
+  ASSERT_OK((*writer)->CreateSession(s, {}));
+  constexpr int kBurst = 300;
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < kBurst; ++i) ASSERT_OK((*writer)->AppendEvent(s.id, NewEvent{"", "output", "{}"}));
+  const double burst_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  // The last seq arrives (the window's trailing notification), without another append.
+  ASSERT_TRUE(Eventually([&] {
+    auto seqs = told.Seqs();
+    return !seqs.empty() && seqs.back() == kBurst;
+  }));
+  std::vector<std::int64_t> seqs = told.Seqs();
+  // The first append of the burst was told at once, by itself; then one per window at most.
+  EXPECT_EQ(seqs.front(), 1);
+  EXPECT_TRUE(std::is_sorted(seqs.begin(), seqs.end()));
+  EXPECT_LE(seqs.size(), static_cast<size_t>(2 + burst_ms / 1000.0 + 1))
+      << "burst took " << burst_ms << " ms";
+  // Everything the listener was told of is in the log, gap-free.
+  auto events = (*listener)->ListEvents(s.id, 0, 1000);
+  ASSERT_OK(events);
+  ASSERT_EQ(events->size(), static_cast<size_t>(kBurst));
+  EXPECT_EQ(events->back().seq, kBurst);
+  // With the window at 0 every append is told on its own.
+  auto each = LoadStore("postgres", StoreConfig(TestPostgresConninfo(), schema) + "notify_window = \"0s\"\n",
+                        dir / "each");
+  ASSERT_OK(each);
+  for (int i = 0; i < 5; ++i) ASSERT_OK((*each)->AppendEvent(s.id, NewEvent{"", "output", "{}"}));
+  ASSERT_TRUE(Eventually([&] { return told.Seqs().back() == kBurst + 5; }));
+  seqs = told.Seqs();
+  EXPECT_EQ(std::vector<std::int64_t>(seqs.end() - 5, seqs.end()),
+            (std::vector<std::int64_t>{kBurst + 1, kBurst + 2, kBurst + 3, kBurst + 4, kBurst + 5}));
+  (*listener)->SetEventFeed(nullptr);
 }
 
 }  // namespace
