@@ -56,8 +56,7 @@ Result<Output> Capture(std::vector<std::string> argv, std::chrono::milliseconds 
   spec.env = KindEnvironment();
   Output o;
   PADDOCK_ASSIGN_OR_RETURN(
-      ExecResult ran,
-      process::RunAndStream(spec, {timeout, {}}, [&](ExecStream stream, std::string_view chunk) {
+      ExecResult ran, process::RunAndStream(spec, {timeout}, [&](ExecStream stream, std::string_view chunk) {
         std::string& to = stream == ExecStream::kStdout ? o.out : o.err;
         if (to.size() < (1u << 20)) to.append(chunk);
       }));

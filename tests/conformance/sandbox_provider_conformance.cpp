@@ -8,6 +8,7 @@
 
 #include "runtime/runtime_client.h"
 #include "testing.h"
+#include "util/cancel_signal.h"
 
 namespace paddock::testing {
 namespace {
@@ -165,6 +166,25 @@ TEST_P(SandboxProviderConformance, ExecTimesOutAndIsCancellable) {
   ASSERT_OK(c);
   EXPECT_TRUE(c->cancelled);
   EXPECT_FALSE(c->timed_out);
+  // A command that prints nothing is stopped by the signal the run's cancel sets.
+  CancelSignal stop;
+  CapturingObserver quiet;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop.Set();
+  });
+  auto s = rt.Exec(Shell("sleep 30"), quiet, &stop);
+  canceller.join();
+  ASSERT_OK(s);
+  EXPECT_TRUE(s->cancelled);
+  EXPECT_FALSE(s->timed_out);
+  EXPECT_NE(s->exit_code, 0);
+  // Set before the command even started (a run cancelled while its sandbox was made): the kill
+  // waits for the runtime to know the command, then stops it.
+  CapturingObserver early;
+  auto e = rt.Exec(Shell("sleep 30"), early, &stop);
+  ASSERT_OK(e);
+  EXPECT_TRUE(e->cancelled);
 }
 
 TEST_P(SandboxProviderConformance, ExecRejectsBadRequests) {

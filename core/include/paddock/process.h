@@ -234,12 +234,17 @@ inline Result<pid_t> Spawn(const ChildSpec& spec) {
 
 struct RunLimits {
   std::chrono::milliseconds timeout{0};  // 0: none
-  std::function<bool()> cancelled;       // polled every 100 ms; may be empty
+  // Becomes readable (say, an eventfd written to) to cancel; -1: none. Only a descriptor above
+  // 2 counts: `{timeout, {}}` would otherwise make stdin one.
+  int cancel_fd = -1;
 };
 
 // Runs `spec` to completion (its stdout and stderr are pipes; whatever `spec.fds` names for 1
 // and 2 is replaced), passing output chunks to `on_output` as they arrive. On timeout or
-// cancellation the whole process group is killed.
+// cancellation the whole process group is killed. It waits on events only — output, the
+// child's exit (a pidfd), cancel_fd, the deadline — never on a fixed slice (except on a kernel
+// without pidfds, where a child that exits leaving its pipes to a background process is seen
+// within 50 ms).
 inline Result<ExecResult> RunAndStream(ChildSpec spec, const RunLimits& limits,
                                        const std::function<void(ExecStream, std::string_view)>& on_output) {
   int out_pipe[2];
@@ -263,45 +268,60 @@ inline Result<ExecResult> RunAndStream(ChildSpec spec, const RunLimits& limits,
     return spawned.status();
   }
   const pid_t pid = *spawned;
+  // Readable once the child has exited; pidfds are close-on-exec from birth. -1 before Linux 5.3.
+  const int exit_fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   using Clock = std::chrono::steady_clock;
   const auto deadline = limits.timeout.count() > 0 ? Clock::now() + limits.timeout : Clock::time_point::max();
   ExecResult result;
   bool exited = false;
   int wstatus = 0;
   std::optional<Clock::time_point> drain_until;  // after exit: read what is left, briefly
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  int pipes[2] = {out_pipe[0], err_pipe[0]};
   char buf[65536];
-  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
-    int n = poll(fds, 2, 50);
+  while (pipes[0] >= 0 || pipes[1] >= 0) {
+    const bool waiting = !exited && !result.timed_out && !result.cancelled;
+    Clock::time_point wake = drain_until.value_or(waiting ? deadline : Clock::time_point::max());
+    int wait_ms = -1;
+    if (wake != Clock::time_point::max()) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now()).count();
+      wait_ms = static_cast<int>(std::clamp<std::int64_t>(left, 0, 1 << 30));
+    }
+    if (exit_fd < 0 && !exited && (wait_ms < 0 || wait_ms > 50)) wait_ms = 50;
+    pollfd fds[4] = {{pipes[0], POLLIN, 0},
+                     {pipes[1], POLLIN, 0},
+                     {exited ? -1 : exit_fd, POLLIN, 0},
+                     {waiting && limits.cancel_fd > 2 ? limits.cancel_fd : -1, POLLIN, 0}};
+    int n = poll(fds, 4, wait_ms);
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < 2 && n > 0; ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      ssize_t got = read(fds[i].fd, buf, sizeof buf);
+      if (pipes[i] < 0 || fds[i].revents == 0) continue;
+      ssize_t got = read(pipes[i], buf, sizeof buf);
       if (got > 0) {
         on_output(i == 0 ? ExecStream::kStdout : ExecStream::kStderr,
                   std::string_view(buf, static_cast<size_t>(got)));
       } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
-        close(fds[i].fd);
-        fds[i].fd = -1;
+        close(pipes[i]);
+        pipes[i] = -1;
       }
     }
-    if (!exited && waitpid(pid, &wstatus, WNOHANG) == pid) {
+    if (!exited && (exit_fd < 0 || fds[2].revents != 0) && waitpid(pid, &wstatus, WNOHANG) == pid) {
       exited = true;
       // A background process may keep the pipes open; collect only what is already there.
       drain_until = Clock::now() + std::chrono::milliseconds(100);
     }
     if (drain_until && Clock::now() > *drain_until) break;
     if (!exited && !result.timed_out && !result.cancelled) {
-      bool cancel = limits.cancelled && limits.cancelled();
-      if (cancel || Clock::now() > deadline) {
+      const bool cancel = fds[3].fd >= 0 && fds[3].revents != 0;
+      if (cancel || Clock::now() >= deadline) {
         (cancel ? result.cancelled : result.timed_out) = true;
         kill(-pid, SIGKILL);
       }
     }
   }
-  for (auto& f : fds) {
-    if (f.fd >= 0) close(f.fd);
+  for (int fd : pipes) {
+    if (fd >= 0) close(fd);
   }
+  if (exit_fd >= 0) close(exit_fd);
   if (!exited) {
     while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
     }

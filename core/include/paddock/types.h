@@ -313,7 +313,9 @@ class ExecObserver {
   virtual ~ExecObserver() = default;
   // A chunk of output; chunks are not aligned to lines.
   virtual void OnOutput(ExecStream stream, std::string_view chunk) noexcept = 0;
-  // Polled while the exec runs (at least every 100 ms); true kills the exec.
+  // Asked after each OnOutput (the observer's own state changes only there); true kills the
+  // exec. A run's cancellation (its TurnContext's Cancelled()) reaches a command that prints
+  // nothing without it: the host kills the command as soon as the run is cancelled.
   virtual bool Cancelled() const noexcept { return false; }
 };
 

@@ -1,4 +1,5 @@
 #include "runtime/runtime_client.h"
+#include "util/cancel_signal.h"
 #include "wire.h"
 
 #include <Poco/JSON/Object.h>
@@ -192,7 +193,8 @@ Status RuntimeClient::SetEnv(const EnvMap& env) const {
   return r.status == 200 ? Status::Ok() : ErrorFor(r.status, r.body);
 }
 
-Result<ExecResult> RuntimeClient::Exec(const ExecRequest& request, ExecObserver& observer) const {
+Result<ExecResult> RuntimeClient::Exec(const ExecRequest& request, ExecObserver& observer,
+                                       const CancelSignal* stop) const {
   if (request.argv.empty()) return Status::InvalidArgument("exec needs a non-empty argv");
   Object body;
   const std::string id = ExecId();
@@ -205,24 +207,37 @@ Result<ExecResult> RuntimeClient::Exec(const ExecRequest& request, ExecObserver&
   if (!request.stdin_data.empty()) body.set("stdin_base64", Base64(request.stdin_data));
   body.set("timeout_ms", static_cast<std::int64_t>(request.timeout.count()));
 
-  // Cancellation: a watcher polls the observer and asks the runtime to kill the command.
+  // Cancellation: the kill is asked for once, by the watcher when `stop` is set and the runtime
+  // has started the command (it sleeps until then, or until the exec ends), or by the reading
+  // loop when the observer turns Cancelled().
+  std::atomic<bool> kill_sent{false};
+  auto kill = [&] {
+    if (!kill_sent.exchange(true)) (void)Call("POST", "/v1/exec/" + id + "/kill", "", "application/json");
+  };
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
-  std::thread watcher([&] {
-    std::unique_lock lock(mu);
-    while (!done) {
-      cv.wait_for(lock, std::chrono::milliseconds(50));
-      if (done) break;
-      if (observer.Cancelled()) {
-        lock.unlock();
-        (void)Call("POST", "/v1/exec/" + id + "/kill", "", "application/json");
-        lock.lock();
-        break;
-      }
-    }
-  });
+  bool stopped = false;
+  bool started = false;  // the runtime has said "started": it knows the id a kill names
+  std::thread watcher;
+  CancelSignal::Id subscription = 0;
+  if (stop) {
+    subscription = stop->Subscribe([&] {
+      std::lock_guard lock(mu);
+      stopped = true;
+      cv.notify_all();
+    });
+    watcher = std::thread([&] {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return done || (stopped && started); });
+      if (done) return;
+      lock.unlock();
+      kill();
+    });
+  }
   auto stop_watcher = [&] {
+    if (!stop) return;
+    stop->Unsubscribe(subscription);
     {
       std::lock_guard lock(mu);
       done = true;
@@ -254,6 +269,13 @@ Result<ExecResult> RuntimeClient::Exec(const ExecRequest& request, ExecObserver&
       if (type == "stdout" || type == "stderr") {
         std::string data = Unbase64(frame->getValue<std::string>("data"));
         observer.OnOutput(type == "stdout" ? ExecStream::kStdout : ExecStream::kStderr, data);
+        if (!kill_sent.load() && observer.Cancelled()) kill();
+      } else if (type == "started") {
+        {
+          std::lock_guard lock(mu);
+          started = true;
+        }
+        cv.notify_all();
       } else if (type == "exit") {
         ExecResult r;
         r.exit_code = frame->getValue<int>("exit_code");

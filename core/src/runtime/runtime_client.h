@@ -11,6 +11,8 @@
 
 namespace paddock {
 
+class CancelSignal;
+
 struct RuntimeHealth {
   std::string version;
   int pid = 0;
@@ -53,9 +55,11 @@ class RuntimeClient {
   // session's env and secrets, which are never baked into a warm sandbox).
   Status SetEnv(const EnvMap& env) const;
 
-  // Runs a command to completion, streaming its output. The observer's Cancelled() is polled
-  // every 50 ms; true kills the command (result.cancelled).
-  Result<ExecResult> Exec(const ExecRequest& request, ExecObserver& observer) const;
+  // Runs a command to completion, streaming its output. The command is killed
+  // (result.cancelled) as soon as `stop` is set, or when the observer says Cancelled() after
+  // output it was given (its own state changes only then); nothing is looked at on a timer.
+  Result<ExecResult> Exec(const ExecRequest& request, ExecObserver& observer,
+                          const CancelSignal* stop = nullptr) const;
 
   Result<RuntimeProcess> StartProcess(const std::vector<std::string>& argv, const EnvMap& env,
                                       const std::string& cwd = "") const;

@@ -16,6 +16,8 @@
 
 namespace paddock {
 
+class CancelSignal;
+
 class EventService;
 class Metrics;
 
@@ -37,6 +39,7 @@ class HostTurnContext final : public TurnContext {
     const std::atomic<bool>& cancelled;
     std::atomic<bool>& lease_lost;
     std::atomic<bool>& store_down;
+    const CancelSignal& stop;  // set when `cancelled` is: wakes a command's wait at once
   };
 
   struct Host {

@@ -60,7 +60,7 @@ bool RunExecutor::Cancel(const std::string& run_id) {
   std::lock_guard lock(mu_);
   auto it = active_.find(run_id);
   if (it == active_.end()) return false;
-  it->second->cancelled = true;
+  it->second->Cancel();
   return true;
 }
 
@@ -69,7 +69,7 @@ void RunExecutor::CancelAll() {
   stopping_ = true;
   for (auto& [id, a] : active_) {
     a->shutdown = true;
-    a->cancelled = true;
+    a->Cancel();
   }
 }
 
@@ -89,14 +89,14 @@ void RunExecutor::Heartbeat() {
     Result<Run> renewed = store_.HeartbeatRun(a->lease, lease_.ttl);
     if (renewed.ok()) {
       a->renewed_ms = sent;
-      if (renewed->cancel_requested) a->cancelled = true;
+      if (renewed->cancel_requested) a->Cancel();
       continue;
     }
     if (renewed.status().code() == StatusCode::kAborted || !LeaseMayBeHeld(*a)) {
       LogWarn("run " + a->lease.run_id + ": lease lost (" + renewed.status().message() +
               "); stopping it here");
       a->lease_lost = true;
-      a->cancelled = true;
+      a->Cancel();
     }
   }
 }
@@ -218,7 +218,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
       if (!resumed.ok()) return NoteStoreError(resumed.status(), active.lease_lost, active.store_down);
     }
     HostTurnContext ctx(agent, session, run, runtime, {store_, events_, metrics_, active.lease, tools_dir},
-                        {active.cancelled, active.lease_lost, active.store_down}, resume);
+                        {active.cancelled, active.lease_lost, active.store_down, active.stop}, resume);
     if (restored.rehydrate) {
       PADDOCK_RETURN_IF_ERROR(
           harness.Rehydrate(ctx, restored.history).status().Annotate("rehydrating from the transcript"));
@@ -307,7 +307,7 @@ void RunExecutor::Execute(const Run& run) {
     active_[run.id] = active;
     if (stopping_) {
       active->shutdown = true;
-      active->cancelled = true;
+      active->Cancel();
     }
   }
   std::optional<int> exit_code;

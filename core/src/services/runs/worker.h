@@ -16,6 +16,7 @@
 #include "paddock/harness.h"
 #include "paddock/sandbox_provider.h"
 #include "paddock/session_store.h"
+#include "util/cancel_signal.h"
 
 namespace paddock {
 
@@ -66,7 +67,13 @@ class RunExecutor {
 
  private:
   struct Active {
+    // Stops the run: cancelled, and the signal that wakes a command waiting in its sandbox.
+    void Cancel() {
+      cancelled = true;
+      stop.Set();
+    }
     RunLease lease;
+    CancelSignal stop;
     std::atomic<bool> cancelled{false};
     std::atomic<bool> shutdown{false};        // cancelled because this process is stopping
     std::atomic<bool> lease_lost{false};      // another worker or the sweeper owns the run now
