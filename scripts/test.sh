@@ -13,5 +13,7 @@ build-release/bin/unit_tests --gtest_brief=1 </dev/null
 # ... and the Debian package from it (the package_deb test installs it).
 bash scripts/package.sh
 bash scripts/build.sh
+# The libFuzzer targets (clang, build-fuzz/); ctest runs each for a bounded time.
+bash scripts/fuzz.sh build
 cd build
 ctest --output-on-failure -j "$(nproc)" --timeout 300 </dev/null
