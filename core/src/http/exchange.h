@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "http/input.h"
 #include "paddock/status.h"
 #include "paddock/types.h"
 
@@ -99,20 +100,6 @@ class Exchange {
   Status query_status_;
   int status_ = 0;
 };
-
-// ---- reading typed fields from a JSON object ----------------------------------------------
-
-// kInvalidArgument naming the first key of `obj` not in `allowed`.
-Status CheckFields(const Poco::JSON::Object& obj, std::initializer_list<std::string_view> allowed);
-// A string field: nullopt when absent; kInvalidArgument when of another type or too long.
-Result<std::optional<std::string>> StringField(const Poco::JSON::Object& obj, const std::string& name,
-                                               size_t max_bytes);
-Result<std::optional<std::int64_t>> IntField(const Poco::JSON::Object& obj, const std::string& name);
-// An object of string values.
-Result<std::optional<EnvMap>> StringMapField(const Poco::JSON::Object& obj, const std::string& name);
-
-// `text` as a whole decimal integer, or nullopt (empty, trailing characters, out of range).
-std::optional<std::int64_t> ParseInt64(std::string_view text);
 
 // RFC 3339 UTC with milliseconds.
 std::string FormatTime(TimestampMs ms);

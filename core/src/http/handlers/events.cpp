@@ -10,15 +10,7 @@ namespace {
 
 // The seq to resume after: Last-Event-ID wins over ?after=.
 Result<std::int64_t> ResumePoint(Exchange& x) {
-  if (const std::string* last = x.request.Header("Last-Event-ID")) {
-    const std::string& v = *last;
-    std::optional<std::int64_t> n = ParseInt64(v);
-    if (!n || *n < 0) {
-      return Status::InvalidArgument("Last-Event-ID must be a non-negative integer (an event seq), not '" +
-                                     v + "'");
-    }
-    return *n;
-  }
+  if (const std::string* last = x.request.Header("Last-Event-ID")) return ParseLastEventId(*last);
   return x.QueryInt("after", 0, 0, INT64_MAX);
 }
 

@@ -1,0 +1,43 @@
+// What a client sends, parsed and bounded: the JSON body, its typed fields, integers in
+// headers and queries. No server state here, so a fuzz target (fuzz/request_fuzz.cpp) runs the
+// very code the handlers do.
+#pragma once
+
+#include <Poco/JSON/Object.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "paddock/status.h"
+#include "paddock/types.h"
+
+namespace paddock {
+
+// How deeply a request body may nest.
+inline constexpr int kMaxBodyDepth = 32;
+
+// The body as a JSON object; kInvalidArgument ("request body must be a JSON object", "request
+// body is not valid JSON: ...") otherwise.
+Result<Poco::JSON::Object::Ptr> ParseBodyObject(std::string_view body);
+
+// The seq a Last-Event-ID header names; kInvalidArgument quoting (the start of) what it held.
+Result<std::int64_t> ParseLastEventId(std::string_view value);
+
+// ---- reading typed fields from a JSON object ----------------------------------------------
+
+// kInvalidArgument naming the first key of `obj` not in `allowed`.
+Status CheckFields(const Poco::JSON::Object& obj, std::initializer_list<std::string_view> allowed);
+// A string field: nullopt when absent; kInvalidArgument when of another type or too long.
+Result<std::optional<std::string>> StringField(const Poco::JSON::Object& obj, const std::string& name,
+                                               size_t max_bytes);
+Result<std::optional<std::int64_t>> IntField(const Poco::JSON::Object& obj, const std::string& name);
+// An object of string values.
+Result<std::optional<EnvMap>> StringMapField(const Poco::JSON::Object& obj, const std::string& name);
+
+// `text` as a whole decimal integer, or nullopt (empty, trailing characters, out of range).
+std::optional<std::int64_t> ParseInt64(std::string_view text);
+
+}  // namespace paddock
