@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -14,9 +15,23 @@ namespace fs = std::filesystem;
 namespace {
 // The seeds in fuzz/corpus/archive name entries under this root.
 const std::string kBase = "/tmp/pdkfuzz";
+
+std::set<std::string> TmpEntries() {
+  std::set<std::string> out;
+  for (const auto& e : fs::directory_iterator("/tmp")) {
+    if (e.path() != kBase) out.insert(e.path().string());
+  }
+  return out;
+}
+// What /tmp held before the first input.
+const std::set<std::string>& Initial() {
+  static const std::set<std::string> initial = TmpEntries();
+  return initial;
+}
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  (void)Initial();
   std::error_code ec;
   fs::remove_all(kBase, ec);
   fs::create_directories(kBase + "/root");
@@ -31,8 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (name != "root" && name != "beside") __builtin_trap();  // a file next to the root
   }
   if (!fs::is_empty(kBase + "/beside")) __builtin_trap();
-  for (const auto& e : fs::directory_iterator("/tmp")) {
-    if (e.path() != kBase) __builtin_trap();  // anywhere else in the private /tmp
-  }
+  // Anywhere else in the private /tmp (which holds what scripts/fuzz.sh bound into it).
+  if (TmpEntries() != Initial()) __builtin_trap();
   return 0;
 }

@@ -28,7 +28,8 @@ case "${1:-}" in
     cp -r "fuzz/corpus/$name" "$work/corpus"
     mkdir -p "$ROOT/$BUILD/artifacts"
     # -rss_limit_mb: a leak or a blow-up on one input fails the run, as a crash does.
-    bwrap --ro-bind / / --tmpfs /tmp --dev /dev --proc /proc --bind "$work" "$work" \
+    # The binary and the directories it writes are bound back in: the repo may itself be under /tmp.
+    bwrap --ro-bind / / --tmpfs /tmp --dev /dev --proc /proc --ro-bind "$bin" "$bin" --bind "$work" "$work" \
       --bind "$ROOT/$BUILD/artifacts" "$ROOT/$BUILD/artifacts" --unshare-all --die-with-parent \
       "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$ROOT/$BUILD/artifacts/crash-$name-" "$work/corpus" </dev/null
