@@ -1,6 +1,7 @@
 // The API's route table on any method and path: Match never fails, and what it matches is what
-// the pattern says — as many segments, every literal segment equal, one non-empty capture per
-// {name}. Input: one byte choosing the method, then the path.
+// the pattern says — as many segments, every literal segment equal, one capture per {name},
+// and every capture an id. Input: one byte choosing the method, then the path.
+#include <cctype>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -36,6 +37,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (m.params.size() != captures) __builtin_trap();
     for (const auto& [name, value] : m.params) {
       if (name.empty() || pattern.find("{" + name + "}") == std::string_view::npos) __builtin_trap();
+      if (value.empty() || value.size() > paddock::kMaxIdLength) __builtin_trap();
+      for (char c : value) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') __builtin_trap();
+      }
     }
   }
   return 0;

@@ -346,12 +346,19 @@ TEST(FrontDoor, MalformedRequestsGetAClearErrorAndHurtNoOne) {
        "HTTP/1.1 413 Payload Too Large", "server.max_body_size"},
       {"GET /api/sessions?limit=%%% HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
        "HTTP/1.1 400 Bad Request", "malformed query string"},
+      // A probe in place of an id: 404, and the answer quotes only the start of it.
+      {"GET /api/sessions/" + std::string(4000, 'x') +
+           ".json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+       "HTTP/1.1 404 Not Found", "is not an id: ids are 1-64 characters"},
+      {"GET /api/" + std::string(4000, 'y') + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+       "HTTP/1.1 404 Not Found", "no route for GET /api/yyy"},
   };
   for (const Case& c : cases) {
     std::string got = RawRequest(port, c.request, 5000);
     EXPECT_EQ(StatusLine(got), c.status) << c.request.substr(0, 60);
     EXPECT_NE(got.find(c.message), std::string::npos) << got;
     EXPECT_NE(got.find("{\"error\":{\"code\":\""), std::string::npos) << got;
+    EXPECT_LT(got.size(), 1000u) << "the answer echoes too much: " << got.substr(0, 300);
   }
   EXPECT_EQ(StatusLine(RawRequest(port, kHealth)), "HTTP/1.1 200 OK");
   EXPECT_EQ(f.server->Request("GET", "/api/agents").status, 200);

@@ -23,9 +23,25 @@ TEST(Router, MatchesPatternsAndCapturesParameters) {
   EXPECT_STREQ(m.route->pattern, "/api/sessions/{id}/runs/{run_id}/cancel");
   EXPECT_EQ(m.params["id"], "ses_1");
   EXPECT_EQ(m.params["run_id"], "run_2");
-  m = ApiRouter().Match("GET", "/api/sessions/ses%201/");
+  m = ApiRouter().Match("GET", "/api/sessions/ses%5F1/");
   ASSERT_NE(m.route, nullptr);
-  EXPECT_EQ(m.params["id"], "ses 1");
+  EXPECT_EQ(m.params["id"], "ses_1");
+  m = ApiRouter().Match("GET", "/api/sessions/" + std::string(kMaxIdLength, 'a'));
+  ASSERT_NE(m.route, nullptr);
+}
+
+TEST(Router, ACaptureThatIsNoIdMatchesNoRouteAndIsNamed) {
+  for (const std::string& bad :
+       {std::string("ses%201"), std::string("a.b"), std::string("%2E%2E"), std::string("ses%00"),
+        std::string(kMaxIdLength + 1, 'a'), std::string("%zz")}) {
+    RouteMatch m = ApiRouter().Match("GET", "/api/sessions/" + bad + "/events");
+    EXPECT_EQ(m.route, nullptr) << bad;
+    EXPECT_TRUE(m.allowed_methods.empty()) << bad;
+    EXPECT_EQ(m.bad_id, bad);
+  }
+  RouteMatch m = ApiRouter().Match("POST", "/api/sessions/ses_1/runs/r.1/cancel");
+  EXPECT_EQ(m.route, nullptr);
+  EXPECT_EQ(m.bad_id, "r.1");
 }
 
 TEST(Router, TellsUnknownPathFromWrongMethod) {

@@ -3,6 +3,8 @@
 #include <Poco/Exception.h>
 #include <Poco/URI.h>
 
+#include <optional>
+
 #include "http/handlers.h"
 
 namespace paddock {
@@ -20,28 +22,51 @@ std::vector<std::string_view> Split(std::string_view path) {
   return out;
 }
 
-bool MatchPattern(std::string_view pattern, std::string_view path,
-                  std::map<std::string, std::string>& params) {
+// An id as the API makes them ("ses_0190..."): 1-64 of A-Z a-z 0-9 _ -.
+bool IsId(std::string_view s) {
+  if (s.empty() || s.size() > kMaxIdLength) return false;
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+      return false;
+  }
+  return true;
+}
+
+enum class Fit { kNo, kYes, kBadId };
+
+// Whether `path` has the pattern's shape; a {capture} must hold an id. `bad_id` is the first
+// capture that did not (with kBadId: the path is the route's but for that).
+Fit MatchPattern(std::string_view pattern, std::string_view path, std::map<std::string, std::string>& params,
+                 std::string& bad_id) {
   auto ps = Split(pattern);
   auto xs = Split(path);
-  if (ps.size() != xs.size()) return false;
+  if (ps.size() != xs.size()) return Fit::kNo;
   std::map<std::string, std::string> captured;
+  std::optional<std::string> bad;
   for (size_t i = 0; i < ps.size(); ++i) {
     if (ps[i].size() > 2 && ps[i].front() == '{' && ps[i].back() == '}') {
-      if (xs[i].empty()) return false;
+      if (xs[i].empty()) return Fit::kNo;
       std::string decoded;
       try {
         Poco::URI::decode(std::string(xs[i]), decoded);
       } catch (const Poco::Exception&) {
-        return false;
+        decoded.clear();
+      }
+      if (!IsId(decoded)) {
+        if (!bad) bad = std::string(xs[i]);
+        continue;
       }
       captured[std::string(ps[i].substr(1, ps[i].size() - 2))] = decoded;
     } else if (ps[i] != xs[i]) {
-      return false;
+      return Fit::kNo;
     }
   }
+  if (bad) {
+    bad_id = *bad;
+    return Fit::kBadId;
+  }
   params = std::move(captured);
-  return true;
+  return Fit::kYes;
 }
 
 }  // namespace
@@ -52,7 +77,10 @@ RouteMatch Router::Match(std::string_view method, std::string_view path) const {
   if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
   for (const Route& r : routes_) {
     std::map<std::string, std::string> params;
-    if (!MatchPattern(r.pattern, path, params)) continue;
+    std::string bad;
+    const Fit fit = MatchPattern(r.pattern, path, params, bad);
+    if (fit == Fit::kBadId && m.bad_id.empty()) m.bad_id = bad;
+    if (fit != Fit::kYes) continue;
     if (method == r.method || (method == "HEAD" && std::string_view(r.method) == "GET")) {
       m.route = &r;
       m.params = std::move(params);

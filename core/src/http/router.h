@@ -23,10 +23,15 @@ struct Route {
   Lane lane = Lane::kApi;
 };
 
+// The longest id a path may carry; a {capture} holds 1-64 of A-Z a-z 0-9 _ - (what the API
+// makes), or the path matches no route.
+inline constexpr size_t kMaxIdLength = 64;
+
 struct RouteMatch {
   const Route* route = nullptr;  // set on a full match
   std::map<std::string, std::string> params;
   std::vector<std::string> allowed_methods;  // non-empty when only the path matched
+  std::string bad_id;                        // a route's path but for this segment, which is no id (as sent)
 };
 
 class Router {
