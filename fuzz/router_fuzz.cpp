@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "http/input.h"
 #include "http/router.h"
 
 namespace {

@@ -136,6 +136,12 @@ TEST_F(Api, BadInputGetsAClearErrorAndChangesNothing) {
 
   ExpectError(server_->Request("POST", "/api/agents", "{\"name\": "), 400, "invalid_argument",
               "not valid JSON");
+  ExpectError(server_->Request("GET", "/api/sessions?agent_id=agt%27%20OR%201=1"), 400, "invalid_argument",
+              "query parameter 'agent_id' must be an id");
+  ExpectError(server_->Request("GET", "/api/agents?cursor=" + std::string(600, 'c')), 400, "invalid_argument",
+              "query parameter 'cursor' is longer than 512 bytes");
+  ExpectError(server_->Request("GET", "/api/sessions/not.an.id"), 404, "not_found",
+              "'not.an.id' is not an id");
   ExpectError(server_->Request("POST", "/api/agents", "[1,2]"), 400, "invalid_argument",
               "must be a JSON object");
   ExpectError(server_->Request("POST", "/api/agents", R"({"name":123,"harness":"shell"})"), 400,

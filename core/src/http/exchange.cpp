@@ -105,6 +105,25 @@ std::optional<std::string> Exchange::Query(std::string_view name) const {
   return std::nullopt;
 }
 
+Result<std::optional<std::string>> Exchange::QueryId(std::string_view name) const {
+  std::optional<std::string> v = Query(name);
+  if (v && !IsId(*v)) {
+    return Status::InvalidArgument("query parameter '" + std::string(name) +
+                                   "' must be an id: 1-64 characters of A-Z, a-z, 0-9, '_' and '-'");
+  }
+  return v;
+}
+
+Result<std::string> Exchange::QueryCursor() const {
+  std::string cursor = Query("cursor").value_or("");
+  if (cursor.size() > kMaxCursorLength) {
+    return Status::InvalidArgument("query parameter 'cursor' is longer than " +
+                                   std::to_string(kMaxCursorLength) +
+                                   " bytes; send back the next_cursor of the previous page");
+  }
+  return cursor;
+}
+
 Result<std::int64_t> Exchange::QueryInt(std::string_view name, std::int64_t fallback, std::int64_t min,
                                         std::int64_t max) const {
   std::optional<std::string> v = Query(name);

@@ -69,6 +69,10 @@ class Exchange {
   Status CheckQuery(std::initializer_list<std::string_view> allowed);
   std::optional<std::string> Query(std::string_view name) const;
   // An integer query parameter in [min, max], or `fallback` when absent.
+  // A query value that must be an id (IsId); nullopt when absent, kInvalidArgument otherwise.
+  Result<std::optional<std::string>> QueryId(std::string_view name) const;
+  // The page cursor (empty when absent); kInvalidArgument past kMaxCursorLength.
+  Result<std::string> QueryCursor() const;
   Result<std::int64_t> QueryInt(std::string_view name, std::int64_t fallback, std::int64_t min,
                                 std::int64_t max) const;
 

@@ -6,6 +6,15 @@
 
 namespace paddock {
 
+bool IsId(std::string_view s) {
+  if (s.empty() || s.size() > kMaxIdLength) return false;
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+      return false;
+  }
+  return true;
+}
+
 Result<Poco::JSON::Object::Ptr> ParseBodyObject(std::string_view body) {
   try {
     Poco::JSON::Parser parser;

@@ -16,6 +16,13 @@
 
 namespace paddock {
 
+// An id as the API makes them ("ses_0190..."): 1-64 of A-Z a-z 0-9 _ -. Path captures and id
+// query values must be one.
+inline constexpr size_t kMaxIdLength = 64;
+bool IsId(std::string_view s);
+// The longest page cursor a client may send back (the API's are far shorter).
+inline constexpr size_t kMaxCursorLength = 512;
+
 // How deeply a request body may nest.
 inline constexpr int kMaxBodyDepth = 32;
 

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "http/handlers.h"
+#include "http/input.h"
 
 namespace paddock {
 namespace {
@@ -20,16 +21,6 @@ std::vector<std::string_view> Split(std::string_view path) {
     start = slash + 1;
   }
   return out;
-}
-
-// An id as the API makes them ("ses_0190..."): 1-64 of A-Z a-z 0-9 _ -.
-bool IsId(std::string_view s) {
-  if (s.empty() || s.size() > kMaxIdLength) return false;
-  for (char c : s) {
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-      return false;
-  }
-  return true;
 }
 
 enum class Fit { kNo, kYes, kBadId };

@@ -23,10 +23,7 @@ struct Route {
   Lane lane = Lane::kApi;
 };
 
-// The longest id a path may carry; a {capture} holds 1-64 of A-Z a-z 0-9 _ - (what the API
-// makes), or the path matches no route.
-inline constexpr size_t kMaxIdLength = 64;
-
+// A {capture} holds an id (IsId, http/input.h), or the path matches no route.
 struct RouteMatch {
   const Route* route = nullptr;  // set on a full match
   std::map<std::string, std::string> params;

@@ -47,7 +47,9 @@ void ListAgents(Exchange& x) {
   if (Status s = x.CheckQuery({"limit", "cursor"}); !s.ok()) return x.SendError(s);
   Result<std::int64_t> limit = x.QueryInt("limit", 50, 1, 1000);
   if (!limit.ok()) return x.SendError(limit.status());
-  PageRequest page{static_cast<int>(*limit), x.Query("cursor").value_or("")};
+  Result<std::string> cursor = x.QueryCursor();
+  if (!cursor.ok()) return x.SendError(cursor.status());
+  PageRequest page{static_cast<int>(*limit), *cursor};
   Result<Page<Agent>> agents = x.app.agents().List(page);
   if (!agents.ok()) return x.SendError(agents.status());
   Poco::JSON::Array::Ptr items = new Poco::JSON::Array();

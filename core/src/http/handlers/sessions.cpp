@@ -43,9 +43,13 @@ void ListSessions(Exchange& x) {
   if (Status s = x.CheckQuery({"agent_id", "status", "limit", "cursor"}); !s.ok()) return x.SendError(s);
   Result<std::int64_t> limit = x.QueryInt("limit", 50, 1, 1000);
   if (!limit.ok()) return x.SendError(limit.status());
+  Result<std::string> cursor = x.QueryCursor();
+  if (!cursor.ok()) return x.SendError(cursor.status());
+  Result<std::optional<std::string>> agent_id = x.QueryId("agent_id");
+  if (!agent_id.ok()) return x.SendError(agent_id.status());
   SessionFilter filter;
-  filter.page = PageRequest{static_cast<int>(*limit), x.Query("cursor").value_or("")};
-  filter.agent_id = x.Query("agent_id").value_or("");
+  filter.page = PageRequest{static_cast<int>(*limit), *cursor};
+  filter.agent_id = agent_id->value_or("");
   if (auto status = x.Query("status")) {
     filter.status = ParseSessionStatus(*status);
     if (!filter.status) {
