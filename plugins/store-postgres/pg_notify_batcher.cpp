@@ -6,10 +6,9 @@
 namespace paddock::plugins::store_postgres {
 
 namespace {
-// Entries of sessions that have been quiet this many windows are dropped, so the map holds the
-// sessions appended to lately, not every session ever.
+// Entries of sessions that have been quiet this many windows are dropped (by Loud, once the map
+// has doubled since the last pass), so the map holds the sessions appended to lately.
 constexpr int kForgetAfterWindows = 64;
-constexpr size_t kForgetAbove = 4096;
 }  // namespace
 
 NotifyBatcher::NotifyBatcher(PgPool& pool, std::string channel, std::chrono::milliseconds window,
@@ -39,7 +38,10 @@ bool NotifyBatcher::Loud(std::string_view session) {
   std::lock_guard lock(mu_);
   if (!thread_.joinable()) return true;  // not started, or stopped: nothing would send the rest
   const auto now = Clock::now();
-  if (sessions_.size() > kForgetAbove) ForgetStaleLocked(now);
+  if (sessions_.size() > forget_at_) {  // amortised: the map must double before the next pass
+    ForgetStaleLocked(now);
+    forget_at_ = std::max(kForgetAbove, 2 * sessions_.size());
+  }
   Entry& e = sessions_[std::string(session)];
   if (e.pending != 0 || now - e.notified < window_) return false;
   e.notified = now;
@@ -125,7 +127,6 @@ void NotifyBatcher::Loop() {
       lock.lock();
       continue;
     }
-    ForgetStaleLocked(now);
     std::optional<Clock::time_point> next;
     for (const auto& [session, e] : sessions_) {
       if (e.pending != 0 && (!next || e.notified + window_ < *next)) next = e.notified + window_;

@@ -61,7 +61,9 @@ class NotifyBatcher {
   std::mutex mu_;
   std::condition_variable cv_;
   std::unordered_map<std::string, Entry> sessions_;  // under mu_
-  bool stopping_ = false;                            // under mu_
+  static constexpr size_t kForgetAbove = 4096;
+  size_t forget_at_ = kForgetAbove;  // under mu_: prune past this size
+  bool stopping_ = false;            // under mu_
   std::thread thread_;
 };
 

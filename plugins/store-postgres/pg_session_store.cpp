@@ -538,11 +538,11 @@ Result<Event> PostgresSessionStore::AppendOn(PgConnection& conn, std::string_vie
       "e AS (INSERT INTO events (" +
       std::string(kEventColumns) + ") SELECT $1, s.last_seq, $2, $3, $4, $5 FROM s RETURNING seq) ";
   static const std::string kAppend = kWrite + "SELECT e.seq, pg_notify($7, $1 || ':' || e.seq) FROM e";
-  static const std::string kAppendQuiet = kWrite + "SELECT e.seq, $7::text FROM e";
+  static const std::string kAppendQuiet = kWrite + "SELECT e.seq FROM e";
   const TimestampMs now = NowMs();
-  PADDOCK_ASSIGN_OR_RETURN(
-      PgResult r, conn.Query(notify ? kAppend : kAppendQuiet, {session_id, event.run_id, event.type,
-                                                               event.data, now, event.generation, channel_}));
+  std::vector<Arg> args = {session_id, event.run_id, event.type, event.data, now, event.generation};
+  if (notify) args.emplace_back(channel_);
+  PADDOCK_ASSIGN_OR_RETURN(PgResult r, conn.Query(notify ? kAppend : kAppendQuiet, args));
   if (r.rows() == 0) {
     if (event.generation != 0) {
       PADDOCK_ASSIGN_OR_RETURN(PgResult run,

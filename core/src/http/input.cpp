@@ -29,11 +29,15 @@ Result<Poco::JSON::Object::Ptr> ParseBodyObject(std::string_view body) {
   }
 }
 
+std::string Excerpt(std::string_view text, size_t max) {
+  return text.size() > max ? std::string(text.substr(0, max)) + "..." : std::string(text);
+}
+
 Result<std::int64_t> ParseLastEventId(std::string_view value) {
   std::optional<std::int64_t> n = ParseInt64(value);
   if (!n || *n < 0) {
     return Status::InvalidArgument("Last-Event-ID must be a non-negative integer (an event seq), not '" +
-                                   std::string(value.substr(0, 64)) + (value.size() > 64 ? "...'" : "'"));
+                                   Excerpt(value, 64) + "'");
   }
   return *n;
 }

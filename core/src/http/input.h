@@ -23,6 +23,10 @@ bool IsId(std::string_view s);
 // The longest page cursor a client may send back (the API's are far shorter).
 inline constexpr size_t kMaxCursorLength = 512;
 
+// The first `max` bytes of `text`, with "..." when there was more: how an error quotes what a
+// client sent, so a probe gets little of itself echoed back.
+std::string Excerpt(std::string_view text, size_t max);
+
 // How deeply a request body may nest.
 inline constexpr int kMaxBodyDepth = 32;
 

@@ -3,8 +3,6 @@
 #include <Poco/Exception.h>
 #include <Poco/URI.h>
 
-#include <optional>
-
 #include "http/handlers.h"
 #include "http/input.h"
 
@@ -33,7 +31,7 @@ Fit MatchPattern(std::string_view pattern, std::string_view path, std::map<std::
   auto xs = Split(path);
   if (ps.size() != xs.size()) return Fit::kNo;
   std::map<std::string, std::string> captured;
-  std::optional<std::string> bad;
+  bad_id.clear();
   for (size_t i = 0; i < ps.size(); ++i) {
     if (ps[i].size() > 2 && ps[i].front() == '{' && ps[i].back() == '}') {
       if (xs[i].empty()) return Fit::kNo;
@@ -44,7 +42,7 @@ Fit MatchPattern(std::string_view pattern, std::string_view path, std::map<std::
         decoded.clear();
       }
       if (!IsId(decoded)) {
-        if (!bad) bad = std::string(xs[i]);
+        if (bad_id.empty()) bad_id = std::string(xs[i]);
         continue;
       }
       captured[std::string(ps[i].substr(1, ps[i].size() - 2))] = decoded;
@@ -52,10 +50,7 @@ Fit MatchPattern(std::string_view pattern, std::string_view path, std::map<std::
       return Fit::kNo;
     }
   }
-  if (bad) {
-    bad_id = *bad;
-    return Fit::kBadId;
-  }
+  if (!bad_id.empty()) return Fit::kBadId;
   params = std::move(captured);
   return Fit::kYes;
 }

@@ -416,16 +416,13 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
                     "method " + request.method + " is not allowed on " + path + "; allowed: " + allow,
                     details);
       } else if (!match.bad_id.empty()) {
-        // Echo little of what a client sent: ids are short, a probe may not be.
-        const std::string& bad = match.bad_id;
         x.SendError(404, "not_found",
-                    "'" + bad.substr(0, 80) + (bad.size() > 80 ? "..." : "") +
+                    "'" + Excerpt(match.bad_id, 80) +
                         "' is not an id: ids are 1-64 characters of A-Z, a-z, 0-9, '_' and '-'");
       } else {
-        const std::string& shown = path.empty() ? request.target : path;
         x.SendError(404, "not_found",
-                    "no route for " + request.method.substr(0, 16) + " " + shown.substr(0, 200) +
-                        (shown.size() > 200 ? "..." : ""));
+                    "no route for " + Excerpt(request.method, 16) + " " +
+                        Excerpt(path.empty() ? request.target : path, 200));
       }
     } catch (const std::exception& e) {
       LogError("unhandled error in " + request.method + " " + route + ": " + e.what());

@@ -10,11 +10,6 @@ void CancelSignal::Set() {
   subs_.clear();
 }
 
-bool CancelSignal::IsSet() const {
-  std::lock_guard lock(mu_);
-  return set_;
-}
-
 CancelSignal::Id CancelSignal::Subscribe(std::function<void()> fn) const {
   std::lock_guard lock(mu_);
   const Id id = next_++;

@@ -3,6 +3,7 @@
 // callback instead of looking at the flag now and then.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -17,7 +18,8 @@ class CancelSignal {
 
   // Sets the flag and runs every subscribed callback (on this thread, each once).
   void Set();
-  bool IsSet() const;
+  // Lock-free: cheap enough to ask after every chunk of output.
+  bool IsSet() const { return set_.load(); }
   // `fn` runs once when the flag is set — at once, on this thread, when it is set already. It
   // runs under the signal's lock: it must be short and must not call back into the signal.
   Id Subscribe(std::function<void()> fn) const;
@@ -26,7 +28,7 @@ class CancelSignal {
 
  private:
   mutable std::mutex mu_;
-  bool set_ = false;
+  std::atomic<bool> set_{false};  // written under mu_
   mutable Id next_ = 1;
   mutable std::map<Id, std::function<void()>> subs_;
 };

@@ -35,7 +35,7 @@ Result<ExecResult> HostTurnContext::Exec(const ExecRequest& request, ExecObserve
     // The session's env and secrets are in the runtime already (SandboxManager::Bind).
     ExecRequest r = request;
     if (r.timeout.count() == 0) r.timeout = std::chrono::seconds(agent_.run_timeout_seconds);
-    return runtime_.Exec(r, observer, &flags_.stop);
+    return runtime_.Exec(r, observer, &flags_.cancelled);
   } catch (const std::exception& e) {
     return Status::Internal(std::string("exec: ") + e.what());
   }

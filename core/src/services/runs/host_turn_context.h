@@ -12,11 +12,10 @@
 #include "paddock/harness.h"
 #include "paddock/session_store.h"
 #include "runtime/runtime_client.h"
+#include "util/cancel_signal.h"
 #include "util/redactor.h"
 
 namespace paddock {
-
-class CancelSignal;
 
 class EventService;
 class Metrics;
@@ -36,10 +35,9 @@ Result<T> Noted(Result<T> r, std::atomic<bool>& lease_lost, std::atomic<bool>& s
 class HostTurnContext final : public TurnContext {
  public:
   struct Flags {
-    const std::atomic<bool>& cancelled;
+    const CancelSignal& cancelled;  // also wakes a command's wait at once
     std::atomic<bool>& lease_lost;
     std::atomic<bool>& store_down;
-    const CancelSignal& stop;  // set when `cancelled` is: wakes a command's wait at once
   };
 
   struct Host {
@@ -62,7 +60,7 @@ class HostTurnContext final : public TurnContext {
   Status Emit(std::string_view type, std::string_view data) noexcept override;
   // Shows what the stream redactor still holds (the turn ended).
   Status FlushOutput() noexcept;
-  bool Cancelled() const noexcept override { return flags_.cancelled.load() || flags_.lease_lost.load(); }
+  bool Cancelled() const noexcept override { return flags_.cancelled.IsSet() || flags_.lease_lost.load(); }
   const TurnResume& resume() const noexcept override { return resume_; }
   std::string tools_dir() const noexcept override { return host_.tools_dir; }
   Status RecordUsage(const Usage& usage) noexcept override;

@@ -150,7 +150,7 @@ RunStatus RunExecutor::Judge(const TurnOutcome& outcome, Active& active, const S
                              std::string& error) {
   error = outcome.error;
   RunStatus status = outcome.status;
-  if (active.cancelled && status != RunStatus::kSucceeded) status = RunStatus::kCancelled;
+  if (active.cancelled() && status != RunStatus::kSucceeded) status = RunStatus::kCancelled;
   if (!IsTerminal(status)) {
     error = "harness returned non-terminal status " + std::string(ToString(outcome.status));
     status = RunStatus::kFailed;
@@ -180,7 +180,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
   for (int losses = 0;;) {
     // A resumed run starts again from the last durable point: the newest snapshot.
     Result<EnsuredSandbox> ensured = sandboxes_.Ensure(session.id, resume.resuming ? &native : nullptr);
-    if (!ensured.ok() && ensured.status().code() == StatusCode::kUnavailable && !active.cancelled) {
+    if (!ensured.ok() && ensured.status().code() == StatusCode::kUnavailable && !active.cancelled()) {
       // Unavailable is either the store or the sandbox provider. An unreachable store hands the
       // run back (re-queued when its lease lapses); otherwise try again a bounded number of times.
       PADDOCK_RETURN_IF_ERROR(
@@ -218,7 +218,7 @@ Result<RunStatus> RunExecutor::Drive(const Run& run, Active& active, std::option
       if (!resumed.ok()) return NoteStoreError(resumed.status(), active.lease_lost, active.store_down);
     }
     HostTurnContext ctx(agent, session, run, runtime, {store_, events_, metrics_, active.lease, tools_dir},
-                        {active.cancelled, active.lease_lost, active.store_down, active.stop}, resume);
+                        {active.stop, active.lease_lost, active.store_down}, resume);
     if (restored.rehydrate) {
       PADDOCK_RETURN_IF_ERROR(
           harness.Rehydrate(ctx, restored.history).status().Annotate("rehydrating from the transcript"));
@@ -317,7 +317,7 @@ void RunExecutor::Execute(const Run& run) {
   if (driven.ok()) {
     status = *driven;
   } else {
-    status = active->cancelled ? RunStatus::kCancelled : RunStatus::kFailed;
+    status = active->cancelled() ? RunStatus::kCancelled : RunStatus::kFailed;
     error = driven.status().message();
   }
   if (active->lease_lost) {

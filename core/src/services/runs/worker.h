@@ -67,14 +67,11 @@ class RunExecutor {
 
  private:
   struct Active {
-    // Stops the run: cancelled, and the signal that wakes a command waiting in its sandbox.
-    void Cancel() {
-      cancelled = true;
-      stop.Set();
-    }
+    // Stops the run; the signal also wakes a command waiting in its sandbox.
+    void Cancel() { stop.Set(); }
+    bool cancelled() const { return stop.IsSet(); }
     RunLease lease;
     CancelSignal stop;
-    std::atomic<bool> cancelled{false};
     std::atomic<bool> shutdown{false};        // cancelled because this process is stopping
     std::atomic<bool> lease_lost{false};      // another worker or the sweeper owns the run now
     std::atomic<bool> store_down{false};      // a write for the run failed: the store is unreachable
