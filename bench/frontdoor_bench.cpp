@@ -31,6 +31,7 @@
 #include "http/server.h"
 #include "raw_http.h"
 #include "services/app.h"
+#include "services/teams/authenticator.h"
 #include "testing.h"
 #include "util/redactor.h"
 
@@ -177,7 +178,7 @@ std::vector<int> OpenStreams(const Setup& s, int n, StreamReader& reader) {
     int fd = ConnectTo(s.server->port());
     if (fd < 0) break;
     SendAll(fd, "GET /api/sessions/" + s.sessions[static_cast<size_t>(i) % s.sessions.size()] +
-                    "/events/stream HTTP/1.1\r\nHost: b\r\n\r\n");
+                    "/events/stream HTTP/1.1\r\nHost: b\r\n" PADDOCK_TEST_AUTH "\r\n");
     reader.Add(static_cast<size_t>(i), fd);
     fds.push_back(fd);
   }
@@ -216,7 +217,8 @@ struct Wrk {
 };
 
 Wrk RunWrk(const std::string& url, const std::string& script = "") {
-  std::vector<std::string> argv = {"wrk", "-t2", "-c32", "-d5s", "--latency"};
+  std::vector<std::string> argv = {
+      "wrk", "-t2", "-c32", "-d5s", "--latency", "-H", "Authorization: Bearer " PADDOCK_TEST_KEY};
   if (!script.empty()) {
     argv.push_back("-s");
     argv.push_back(script);
@@ -329,7 +331,8 @@ int Rest() {
   auto redactor = std::make_shared<Redactor>();
   auto app = App::Create(*config, PluginDir(), redactor);
   if (!app.ok() || !(*app)->Start().ok()) return std::fprintf(stderr, "hello app\n"), 1;
-  static const Router hello_router({{"GET", "/hello", &Hello}});
+  static const Router hello_router({{"GET", "/hello", Access::kOpen, Owner::kNone, &Hello},
+                                    {"GET", "/hello-keyed", Access::kRead, Owner::kNone, &Hello}});
   ServerSettings settings = config->server;
   settings.listen = "127.0.0.1";
   HttpServer hello(**app, hello_router, settings, 0);
@@ -343,6 +346,101 @@ int Rest() {
   std::printf("  POST /api/sessions/{id}/messages   %9.0f req/s  p99 %s   %.0f%% of hello%s\n", send.rps,
               send.p99.c_str(), 100 * send.rps / h.rps,
               send.errors.empty() ? "" : ("  (non-2xx: " + send.errors + ")").c_str());
+  return 0;
+}
+
+// Sequential requests on one kept-alive connection: each one's time from the first byte sent to
+// the last byte of the answer, in ms.
+std::vector<double> KeepAliveTimes(int port, const std::string& request, int n) {
+  std::vector<double> ms;
+  int fd = ConnectTo(port);
+  if (fd < 0) return ms;
+  std::string buf;
+  char chunk[4096];
+  for (int i = 0; i < n; ++i) {
+    const auto t0 = Clock::now();
+    if (!SendAll(fd, request)) break;
+    buf.clear();
+    size_t want = std::string::npos;
+    while (buf.size() < want) {
+      ssize_t got = recv(fd, chunk, sizeof chunk, 0);
+      if (got <= 0) break;
+      buf.append(chunk, static_cast<size_t>(got));
+      if (want == std::string::npos) {
+        size_t head = buf.find("\r\n\r\n");
+        size_t len = buf.find("Content-Length: ");
+        if (head != std::string::npos && len != std::string::npos)
+          want = head + 4 + std::stoul(buf.substr(len + 16));
+      }
+    }
+    if (buf.rfind("HTTP/1.1 200", 0) != 0) {
+      std::fprintf(stderr, "unexpected answer: %s\n", buf.substr(0, 200).c_str());
+      break;
+    }
+    ms.push_back(Ms(Clock::now() - t0));
+  }
+  close(fd);
+  return ms;
+}
+
+// What authentication costs a request: a hello handler on an open route next to the same
+// handler on a keyed route, with the key cached ([auth] cache_ttl) and looked up in the store
+// every time (cache_ttl = 0), in alternating rounds on one server each.
+int Auth(int n) {
+  std::printf("frontdoor_bench auth: %d sequential keep-alive requests per route, 10 alternating rounds\n",
+              n);
+  TempDir dir;
+  setenv("PADDOCK_ADMIN_KEY", PADDOCK_TEST_KEY, 1);
+  static const Router hello_router({{"GET", "/hello", Access::kOpen, Owner::kNone, &Hello},
+                                    {"GET", "/hello-keyed", Access::kRead, Owner::kNone, &Hello}});
+  struct Served {
+    std::unique_ptr<App> app;
+    std::unique_ptr<HttpServer> server;
+  };
+  auto serve = [&](const std::string& name, const std::string& ttl) -> Served {
+    std::string toml =
+        "[server]\nlog_level = \"warn\"\ndata_dir = \"" + (dir / name) + "\"\nplugin_dir = \"" + PluginDir() +
+        "\"\n[auth]\ncache_ttl = \"" + ttl +
+        "\"\n[worker]\nenabled = false\n[secrets]\ntype = \"env\"\n[store]\ntype = \"sqlite\"\n" +
+        "[sandbox]\ntype = \"process\"\n[[harness]]\ntype = \"shell\"\n";
+    Result<Config> config = ParseConfig(toml, "bench");
+    Served s;
+    if (!config.ok()) return s;
+    auto app = App::Create(*config, PluginDir(), std::make_shared<Redactor>());
+    if (!app.ok() || !(*app)->Start().ok() ||
+        !EnsureBootstrapKey((*app)->store(), config->auth, config->server.data_dir).ok())
+      return s;
+    s.app = std::move(*app);
+    ServerSettings settings = config->server;
+    settings.listen = "127.0.0.1";
+    s.server = std::make_unique<HttpServer>(*s.app, hello_router, settings, 0);
+    if (!s.server->Start().ok()) s.server.reset();
+    return s;
+  };
+  Served cached = serve("cached", "5s"), uncached = serve("uncached", "0s");
+  if (!cached.server || !uncached.server) return std::fprintf(stderr, "hello servers\n"), 1;
+  const std::string open = "GET /hello HTTP/1.1\r\nHost: b\r\n\r\n";
+  const std::string keyed = "GET /hello-keyed HTTP/1.1\r\nHost: b\r\n" PADDOCK_TEST_AUTH "\r\n";
+  std::vector<double> o, k, u;
+  for (int round = 0; round < 10; ++round) {
+    for (double v : KeepAliveTimes(cached.server->port(), open, n / 10)) o.push_back(v);
+    for (double v : KeepAliveTimes(cached.server->port(), keyed, n / 10)) k.push_back(v);
+    for (double v : KeepAliveTimes(uncached.server->port(), keyed, n / 10)) u.push_back(v);
+  }
+  auto row = [&](const char* what, std::vector<double>& v) {
+    std::printf("  %-44s p50 %6.3f ms  p99 %6.3f ms   (+%.3f / +%.3f ms, %.2fx / %.2fx the open route)\n",
+                what, Percentile(v, 0.5), Percentile(v, 0.99), Percentile(v, 0.5) - Percentile(o, 0.5),
+                Percentile(v, 0.99) - Percentile(o, 0.99), Percentile(v, 0.5) / Percentile(o, 0.5),
+                Percentile(v, 0.99) / Percentile(o, 0.99));
+  };
+  std::printf("  %-44s p50 %6.3f ms  p99 %6.3f ms   (n=%zu)\n", "open route (baseline)", Percentile(o, 0.5),
+              Percentile(o, 0.99), o.size());
+  row("keyed route, key cached", k);
+  row("keyed route, key looked up every request", u);
+  for (Served* s : {&cached, &uncached}) {
+    s->server->Stop();
+    s->app->Stop();
+  }
   return 0;
 }
 
@@ -420,6 +518,7 @@ int main(int argc, char** argv) {
   std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "sandboxes") return Sandboxes(argc > 2 ? std::atoi(argv[2]) : 2000);
   if (mode == "rest") return Rest();
+  if (mode == "auth") return Auth(argc > 2 ? std::atoi(argv[2]) : 20000);
   const int n = argc > 1 ? std::atoi(argv[1]) : 5000;
   const int sessions = std::max(1, argc > 2 ? std::atoi(argv[2]) : 500);
   const int slow = argc > 3 ? std::atoi(argv[3]) : 1000;

@@ -5,6 +5,9 @@
 //   paddock migrate [--config FILE] [--data-dir DIR] [--plugin-dir DIR]
 //   paddock plugins [--plugin-dir DIR] [--config FILE]
 //   paddock check-config [--config FILE] [--plugin-dir DIR]
+//   paddock admin create-key --name NAME [--team T] [--role R] [--expires-in-days N] [--config FILE]
+//   paddock admin create-team --team T [--name NAME] [--config FILE]
+//   paddock admin new-key
 //   paddock version
 #include <linux/close_range.h>
 #include <signal.h>
@@ -28,6 +31,9 @@
 #include "plugins/plugin_host.h"
 #include "services/app.h"
 #include "services/events/event_service.h"
+#include "services/teams/api_key.h"
+#include "services/teams/authenticator.h"
+#include "services/teams/team_service.h"
 #include "util/log.h"
 #include "util/redactor.h"
 
@@ -44,6 +50,11 @@ constexpr char kUsage[] =
     "  migrate        apply the store's pending schema migrations and exit\n"
     "  plugins        list the loadable plugins and their config schemas as JSON\n"
     "  check-config   validate the config and every configured plugin's section, then exit\n"
+    "  admin create-key --name NAME [--team T] [--role R] [--expires-in-days N]\n"
+    "                 make an API key in the store (also beside a running server) and print it\n"
+    "                 once; role: viewer, member, admin (default) or operator; team: default\n"
+    "  admin create-team --team T [--name NAME]\n"
+    "  admin new-key  print a new random key (for $PADDOCK_ADMIN_KEY or [auth] admin_key_file)\n"
     "  version        print the version\n"
     "\n"
     "options:\n"
@@ -59,6 +70,7 @@ struct Args {
   std::string command;
   std::map<std::string, std::string> options;
   bool no_worker = false;
+  std::string subcommand;  // admin's
 };
 
 int Fail(const std::string& message, int code = 2) {
@@ -70,14 +82,17 @@ Result<Args> ParseArgs(int argc, char** argv) {
   Args a;
   if (argc < 2) return Status::InvalidArgument("no command given\n\n" + std::string(kUsage));
   a.command = argv[1];
-  for (int i = 2; i < argc; ++i) {
+  int first = 2;
+  if (a.command == "admin" && argc > 2 && argv[2][0] != '-') a.subcommand = argv[first++];
+  for (int i = first; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--no-worker") {
       a.no_worker = true;
       continue;
     }
-    static const char* kWithValue[] = {"--config",   "--listen",     "--port",
-                                       "--data-dir", "--plugin-dir", "--port-file"};
+    static const char* kWithValue[] = {"--config",     "--listen",         "--port", "--data-dir",
+                                       "--plugin-dir", "--port-file",      "--name", "--team",
+                                       "--role",       "--expires-in-days"};
     bool known = false;
     for (const char* k : kWithValue) known = known || arg == k;
     if (!known) return Status::InvalidArgument("unknown option '" + arg + "'\n\n" + kUsage);
@@ -157,6 +172,13 @@ int Serve(const Args& args, bool worker_role) {
   Result<std::unique_ptr<App>> app = App::Create(*config, plugin_dir, redactor);
   if (!app.ok()) return Fail(app.status().message());
   if (Status s = (*app)->Start(); !s.ok()) return Fail(s.message());
+  if (!worker_role) {
+    Status s = EnsureBootstrapKey((*app)->store(), config->auth, config->server.data_dir);
+    if (!s.ok()) {
+      (*app)->Stop();
+      return Fail("the first operator key: " + s.message());
+    }
+  }
 
   HttpServer server(**app, worker_role ? WorkerRouter() : ApiRouter(), config->server,
                     worker_role ? config->worker.port : config->server.port);
@@ -204,6 +226,75 @@ int Migrate(const Args& args) {
     if (!all.ok()) return Fail(all.status().message(), 1);
     for (const std::string& m : *applied) std::printf("applied %s\n", m.c_str());
     std::printf("schema is current: %zu migration(s) applied, %zu just now\n", all->size(), applied->size());
+    return 0;
+  }
+  return Fail("the config names no [store]");
+}
+
+// `paddock admin`: teams and keys written straight into the configured store, so that an
+// install whose keys are all lost can be entered again (the sqlite store is opened beside a
+// running server, without its one-process lock).
+int Admin(const Args& args) {
+  auto opt = [&](const char* name, std::string fallback = "") {
+    auto it = args.options.find(name);
+    return it == args.options.end() ? fallback : it->second;
+  };
+  if (args.subcommand == "new-key") {
+    std::printf("%s\n", GenerateKey().key.c_str());
+    return 0;
+  }
+  if (args.subcommand != "create-key" && args.subcommand != "create-team")
+    return Fail("admin: give create-key, create-team or new-key\n\n" + std::string(kUsage));
+  Result<Config> config = LoadConfig(args);
+  if (!config.ok()) return Fail(config.status().message());
+  auto redactor = std::make_shared<Redactor>();
+  InitLogging(redactor, "warn");
+  for (PluginChoice choice : config->plugins) {
+    if (choice.kind != "store") continue;
+    if (choice.name == "sqlite") {
+      RawValue no;
+      no.type = RawValue::Type::kBool;
+      no.b = false;
+      choice.config.values["exclusive"] = no;
+    }
+    Result<PluginObjects> p =
+        CreatePlugin(ResolvePluginDir(config->server.plugin_dir), choice, config->server.data_dir);
+    if (!p.ok()) return Fail(p.status().message());
+    if (Status s = p->lifecycle->Start(); !s.ok())
+      return Fail("starting store." + choice.name + ": " + s.message(), 1);
+    struct Stopper {
+      Lifecycle* l;
+      ~Stopper() { l->Stop(); }
+    } stop{p->lifecycle};
+    if (Result<std::vector<std::string>> pending = p->store->PendingMigrations();
+        !pending.ok() || !pending->empty())
+      return Fail("the store's schema is not current: run `paddock migrate` first", 1);
+    TeamService teams(*p->store);
+    Principal root{"", "admin", kDefaultTeam, Role::kOperator};
+    if (args.subcommand == "create-team") {
+      Result<Team> t = teams.CreateTeam(opt("team"), opt("name"));
+      if (!t.ok()) return Fail(t.status().message(), 1);
+      std::printf("team %s created\n", t->id.c_str());
+      return 0;
+    }
+    NewKeyRequest req;
+    req.name = opt("name");
+    req.team_id = opt("team", kDefaultTeam);
+    std::optional<Role> role = ParseRole(opt("role", "admin"));
+    if (!role) return Fail("--role must be viewer, member, admin or operator");
+    req.role = *role;
+    if (std::string days = opt("expires-in-days"); !days.empty()) {
+      char* end = nullptr;
+      long n = std::strtol(days.c_str(), &end, 10);
+      if (*end != '\0' || n < 1 || n > 3660) return Fail("--expires-in-days must be 1..3660");
+      req.expires_at = NowMs() + static_cast<std::int64_t>(n) * 86400000;
+    }
+    Result<CreatedKey> made = teams.CreateKey(root, req);
+    if (!made.ok()) return Fail(made.status().message(), 1);
+    std::fprintf(stderr, "key %s (%s, team %s, role %s); it is shown only now:\n", made->record.id.c_str(),
+                 made->record.prefix.c_str(), made->record.team_id.c_str(),
+                 std::string(ToString(made->record.role)).c_str());
+    std::printf("%s\n", made->key.c_str());
     return 0;
   }
   return Fail("the config names no [store]");
@@ -264,6 +355,7 @@ int main(int argc, char** argv) {
     if (args->command == "migrate") return Migrate(*args);
     if (args->command == "plugins") return Plugins(*args);
     if (args->command == "check-config") return CheckConfig(*args);
+    if (args->command == "admin") return Admin(*args);
     if (args->command == "version") {
       std::printf("paddock 0.1.0 (plugin ABI %u.%u, SDK %s)\n", PADDOCK_PLUGIN_ABI_MAJOR,
                   PADDOCK_PLUGIN_ABI_MINOR, PADDOCK_SDK_HASH);

@@ -15,14 +15,18 @@ for _ in $(seq 60); do curl -fsS "$api/readyz" >/dev/null 2>&1 && break; sleep 1
 curl -fsS "$api/readyz"
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-agent=$(curl -fsS -X POST "$api/api/agents" -H 'Content-Type: application/json' \
+key=$(kubectl -n paddock get secret paddock-admin -o jsonpath='{.data.PADDOCK_ADMIN_KEY}' | base64 -d)
+auth="Authorization: Bearer $key"
+# Without the key nothing is answered.
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$api/api/agents")" = 401 ]
+agent=$(curl -fsS -X POST "$api/api/agents" -H "$auth" -H 'Content-Type: application/json' \
   -d '{"name":"e2e","harness":"shell"}' | json '["id"]')
-session=$(curl -fsS -X POST "$api/api/sessions" -H 'Content-Type: application/json' \
+session=$(curl -fsS -X POST "$api/api/sessions" -H "$auth" -H 'Content-Type: application/json' \
   -d "{\"agent_id\":\"$agent\"}" | json '["id"]')
-curl -fsS -X POST "$api/api/sessions/$session/messages" -H 'Content-Type: application/json' \
+curl -fsS -X POST "$api/api/sessions/$session/messages" -H "$auth" -H 'Content-Type: application/json' \
   -d '{"content":"echo hello from kind > /workspace/hi.txt; cat /workspace/hi.txt"}' >/dev/null
 for _ in $(seq 180); do
-  reply=$(curl -fsS "$api/api/sessions/$session/messages" | python3 -c \
+  reply=$(curl -fsS -H "$auth" "$api/api/sessions/$session/messages" | python3 -c \
     "import json,sys; m=json.load(sys.stdin)['messages']; print(m[-1]['content'] if m and m[-1]['role']=='assistant' else '')")
   [ -n "$reply" ] && break
   sleep 1
@@ -32,7 +36,7 @@ grep -q "hello from kind" <<<"$reply"
 claims=$(kubectl -n paddock get sandboxclaims -l "paddock.dev/session=$session" -o name)
 [ -n "$claims" ] || { echo "e2e: no SandboxClaim for session $session" >&2; exit 1; }
 kubectl -n paddock wait --for=condition=Ready $claims --timeout=60s
-curl -fsS -X DELETE "$api/api/sessions/$session" >/dev/null
+curl -fsS -H "$auth" -X DELETE "$api/api/sessions/$session" >/dev/null
 for _ in $(seq 120); do
   [ -z "$(kubectl -n paddock get sandboxclaims -l "paddock.dev/session=$session" -o name)" ] && break
   sleep 1

@@ -13,10 +13,14 @@ namespace {
 using plugin::Guard;
 
 constexpr char kAgentColumns[] =
-    "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at, idle_timeout_seconds";
+    "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at, idle_timeout_seconds, "
+    "team_id";
 constexpr char kSessionColumns[] =
     "id, agent_id, status, status_reason, sandbox_id, last_seq, created_at, updated_at, native_session_id, "
-    "model, input_tokens, output_tokens, cache_read_tokens, cost_microusd";
+    "model, input_tokens, output_tokens, cache_read_tokens, cost_microusd, team_id";
+constexpr char kKeyColumns[] = "id, team_id, name, role, prefix, hash, created_at, expires_at, revoked_at";
+// A NOTIFY payload that tells of a revoked key, not of an event: session ids hold no '!'.
+constexpr std::string_view kKeyRevokedPrefix = "key!";
 constexpr char kRunColumns[] =
     "id, session_id, status, content, exit_code, error, attempt, created_at, started_at, finished_at, "
     "generation, lease_owner, lease_expires_at, cancel_requested, model, input_tokens, output_tokens, "
@@ -34,6 +38,7 @@ Agent ReadAgent(const PgResult& r, int i) {
   a.created_at = r.Int(i, 6);
   a.updated_at = r.Int(i, 7);
   if (!r.IsNull(i, 8)) a.idle_timeout_seconds = r.Int(i, 8);
+  a.team_id = r.Text(i, 9);
   return a;
 }
 
@@ -60,7 +65,22 @@ Session ReadSession(const PgResult& r, int i) {
   s.updated_at = r.Int(i, 7);
   s.native_session_id = r.Text(i, 8);
   s.usage = ReadUsage(r, i, 9);
+  s.team_id = r.Text(i, 14);
   return s;
+}
+
+ApiKey ReadKey(const PgResult& r, int i) {
+  ApiKey k;
+  k.id = r.Text(i, 0);
+  k.team_id = r.Text(i, 1);
+  k.name = r.Text(i, 2);
+  k.role = ParseRole(r.Text(i, 3)).value_or(Role::kViewer);
+  k.prefix = r.Text(i, 4);
+  k.hash = r.Text(i, 5);
+  k.created_at = r.Int(i, 6);
+  k.expires_at = r.Int(i, 7);
+  k.revoked_at = r.Int(i, 8);
+  return k;
 }
 
 Run ReadRun(const PgResult& r, int i) {
@@ -175,7 +195,10 @@ void PostgresSessionStore::ListenLoop() {
           while (PGnotify* n = PQnotifies(raw)) {
             std::string_view payload(n->extra);
             size_t colon = payload.rfind(':');
-            if (colon != std::string_view::npos) {
+            if (payload.substr(0, kKeyRevokedPrefix.size()) == kKeyRevokedPrefix) {
+              std::lock_guard lock(feed_mu_);
+              if (feed_) feed_->OnKeyRevoked(payload.substr(kKeyRevokedPrefix.size()));
+            } else if (colon != std::string_view::npos) {
               std::int64_t seq = std::strtoll(n->extra + colon + 1, nullptr, 10);
               std::lock_guard lock(feed_mu_);
               if (feed_) feed_->OnAppended(payload.substr(0, colon), seq);
@@ -268,6 +291,121 @@ Result<std::vector<std::string>> PostgresSessionStore::PendingMigrations() noexc
   });
 }
 
+// ---- teams and API keys ------------------------------------------------------------------
+
+Status PostgresSessionStore::CreateTeam(const Team& team) noexcept {
+  return Guard([&]() -> Status {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    Status s = conn->Query("INSERT INTO teams (id, name, created_at) VALUES ($1, $2, $3)",
+                           {team.id, team.name, team.created_at})
+                   .status();
+    if (s.code() == StatusCode::kAlreadyExists)
+      return Status::AlreadyExists("team '" + team.id + "' already exists");
+    return s;
+  });
+}
+
+Result<Team> PostgresSessionStore::GetTeam(std::string_view id) noexcept {
+  return Guard([&]() -> Result<Team> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                             conn->Query("SELECT id, name, created_at FROM teams WHERE id = $1", {id}));
+    if (r.rows() == 0) return Status::NotFound("team '" + std::string(id) + "' does not exist");
+    return Team{r.Text(0, 0), r.Text(0, 1), r.Int(0, 2)};
+  });
+}
+
+Result<Page<Team>> PostgresSessionStore::ListTeams(const PageRequest& page) noexcept {
+  return Guard([&]() -> Result<Page<Team>> {
+    PADDOCK_RETURN_IF_ERROR(CheckLimit(page.limit));
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                             conn->Query("SELECT id, name, created_at FROM teams WHERE ($1 = '' OR id < $1) "
+                                         "ORDER BY id DESC LIMIT $2",
+                                         {page.cursor, static_cast<std::int64_t>(page.limit) + 1}));
+    Page<Team> out;
+    for (int i = 0; i < r.rows() && i < page.limit; ++i)
+      out.items.push_back(Team{r.Text(i, 0), r.Text(i, 1), r.Int(i, 2)});
+    if (r.rows() > page.limit) out.next_cursor = out.items.back().id;
+    return out;
+  });
+}
+
+Status PostgresSessionStore::CreateApiKey(const ApiKey& key) noexcept {
+  return Guard([&]() -> Status {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    Status s = conn->Query(std::string("INSERT INTO api_keys (") + kKeyColumns +
+                               ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                           {key.id, key.team_id, key.name, ToString(key.role), key.prefix, key.hash,
+                            key.created_at, key.expires_at, key.revoked_at})
+                   .status();
+    if (s.code() == StatusCode::kAlreadyExists) return Status::AlreadyExists("the key already exists");
+    if (s.code() == StatusCode::kFailedPrecondition)
+      return Status::NotFound("team '" + key.team_id + "' does not exist");
+    return s;
+  });
+}
+
+Result<ApiKey> PostgresSessionStore::FindApiKey(std::string_view hash) noexcept {
+  return Guard([&]() -> Result<ApiKey> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r,
+        conn->Query(std::string("SELECT ") + kKeyColumns + " FROM api_keys WHERE hash = $1", {hash}));
+    if (r.rows() == 0) return Status::NotFound("no such key");
+    return ReadKey(r, 0);
+  });
+}
+
+Result<ApiKey> PostgresSessionStore::GetApiKey(std::string_view id) noexcept {
+  return Guard([&]() -> Result<ApiKey> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r, conn->Query(std::string("SELECT ") + kKeyColumns + " FROM api_keys WHERE id = $1", {id}));
+    if (r.rows() == 0) return Status::NotFound("key '" + std::string(id) + "' does not exist");
+    return ReadKey(r, 0);
+  });
+}
+
+Result<Page<ApiKey>> PostgresSessionStore::ListApiKeys(std::string_view team_id,
+                                                       const PageRequest& page) noexcept {
+  return Guard([&]() -> Result<Page<ApiKey>> {
+    PADDOCK_RETURN_IF_ERROR(CheckLimit(page.limit));
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r, conn->Query(std::string("SELECT ") + kKeyColumns +
+                                    " FROM api_keys WHERE ($1 = '' OR team_id = $1) AND ($2 = '' OR id < $2) "
+                                    "ORDER BY id DESC LIMIT $3",
+                                {team_id, page.cursor, static_cast<std::int64_t>(page.limit) + 1}));
+    Page<ApiKey> out;
+    for (int i = 0; i < r.rows() && i < page.limit; ++i) out.items.push_back(ReadKey(r, i));
+    if (r.rows() > page.limit) out.next_cursor = out.items.back().id;
+    return out;
+  });
+}
+
+Status PostgresSessionStore::RevokeApiKey(std::string_view id, TimestampMs at) noexcept {
+  return Guard([&]() -> Status {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PgTransaction tx(*conn);
+    PADDOCK_RETURN_IF_ERROR(tx.Begin());
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r, conn->Query("UPDATE api_keys SET revoked_at = CASE WHEN revoked_at = 0 THEN $2 ELSE "
+                                "revoked_at END WHERE id = $1",
+                                {id, at}));
+    if (r.affected() == 0) return Status::NotFound("key '" + std::string(id) + "' does not exist");
+    // Delivered with the commit, to every listening process (this one too).
+    PADDOCK_RETURN_IF_ERROR(
+        conn->Query("SELECT pg_notify($1, $2)", {channel_, std::string(kKeyRevokedPrefix) + std::string(id)})
+            .status());
+    PADDOCK_RETURN_IF_ERROR(tx.Commit());
+    // This process at once, whether or not its listener is connected.
+    std::lock_guard lock(feed_mu_);
+    if (feed_) feed_->OnKeyRevoked(id);
+    return Status::Ok();
+  });
+}
+
 // ---- agents -----------------------------------------------------------------------------
 
 Status PostgresSessionStore::WriteAgentEnv(PgConnection& conn, const Agent& agent) {
@@ -286,13 +424,15 @@ Status PostgresSessionStore::CreateAgent(const Agent& agent) noexcept {
     PgTransaction tx(*conn);
     PADDOCK_RETURN_IF_ERROR(tx.Begin());
     Status s = conn->Query(std::string("INSERT INTO agents (") + kAgentColumns +
-                               ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                               ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                            {agent.id, agent.name, agent.harness, agent.model, agent.prompt,
                             agent.run_timeout_seconds, agent.created_at, agent.updated_at,
-                            agent.idle_timeout_seconds})
+                            agent.idle_timeout_seconds, agent.team_id})
                    .status();
     if (s.code() == StatusCode::kAlreadyExists)
       return Status::AlreadyExists("agent '" + agent.id + "' already exists");
+    if (s.code() == StatusCode::kFailedPrecondition)
+      return Status::NotFound("team '" + agent.team_id + "' does not exist");
     PADDOCK_RETURN_IF_ERROR(s);
     PADDOCK_RETURN_IF_ERROR(WriteAgentEnv(*conn, agent));
     return tx.Commit();
@@ -317,13 +457,16 @@ Result<Agent> PostgresSessionStore::GetAgent(std::string_view id) noexcept {
   });
 }
 
-Result<Page<Agent>> PostgresSessionStore::ListAgents(const PageRequest& page) noexcept {
+Result<Page<Agent>> PostgresSessionStore::ListAgents(std::string_view team_id,
+                                                     const PageRequest& page) noexcept {
   return Guard([&]() -> Result<Page<Agent>> {
     PADDOCK_RETURN_IF_ERROR(CheckLimit(page.limit));
     PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
     PADDOCK_ASSIGN_OR_RETURN(
-        PgResult r, conn->Query("SELECT id FROM agents WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2",
-                                {page.cursor, static_cast<std::int64_t>(page.limit) + 1}));
+        PgResult r,
+        conn->Query("SELECT id FROM agents WHERE ($1 = '' OR team_id = $1) AND ($2 = '' OR id < $2) "
+                    "ORDER BY id DESC LIMIT $3",
+                    {team_id, page.cursor, static_cast<std::int64_t>(page.limit) + 1}));
     Page<Agent> out;
     for (int i = 0; i < r.rows() && i < page.limit; ++i) {
       PADDOCK_ASSIGN_OR_RETURN(Agent a, GetAgentOn(*conn, r.Text(i, 0)));
@@ -391,18 +534,16 @@ Status PostgresSessionStore::CreateSession(const Session& session, const Idempot
     PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
     PgTransaction tx(*conn);
     PADDOCK_RETURN_IF_ERROR(tx.Begin());
-    Status s = conn->Query(
-                       "INSERT INTO sessions (id, agent_id, status, status_reason, sandbox_id, last_seq, "
-                       "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
-                       {session.id, session.agent_id, ToString(session.status), session.status_reason,
-                        session.sandbox_id, session.created_at, session.updated_at})
-                   .status();
-    if (s.code() == StatusCode::kAlreadyExists)
+    // The session's team is its agent's.
+    Result<PgResult> r = conn->Query(
+        "INSERT INTO sessions (id, agent_id, status, status_reason, sandbox_id, last_seq, created_at, "
+        "updated_at, team_id) SELECT $1, id, $3, $4, $5, 0, $6, $7, team_id FROM agents WHERE id = $2",
+        {session.id, session.agent_id, ToString(session.status), session.status_reason, session.sandbox_id,
+         session.created_at, session.updated_at});
+    if (r.status().code() == StatusCode::kAlreadyExists)
       return Status::AlreadyExists("session '" + session.id + "' already exists");
-    if (s.code() == StatusCode::kFailedPrecondition) {
-      return Status::NotFound("agent '" + session.agent_id + "' does not exist");
-    }
-    PADDOCK_RETURN_IF_ERROR(s);
+    PADDOCK_RETURN_IF_ERROR(r.status());
+    if (r->affected() == 0) return Status::NotFound("agent '" + session.agent_id + "' does not exist");
     PADDOCK_RETURN_IF_ERROR(RecordKey(*conn, idem, session.id));
     return tx.Commit();
   });
@@ -427,9 +568,9 @@ Result<Page<Session>> PostgresSessionStore::ListSessions(const SessionFilter& fi
         PgResult r,
         conn->Query(std::string("SELECT ") + kSessionColumns +
                         " FROM sessions WHERE ($1 = '' OR agent_id = $1) AND ($2 = '' OR status = $2) "
-                        "AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4",
+                        "AND ($3 = '' OR id < $3) AND ($5 = '' OR team_id = $5) ORDER BY id DESC LIMIT $4",
                     {filter.agent_id, filter.status ? std::string(ToString(*filter.status)) : std::string(),
-                     filter.page.cursor, static_cast<std::int64_t>(filter.page.limit) + 1}));
+                     filter.page.cursor, static_cast<std::int64_t>(filter.page.limit) + 1, filter.team_id}));
     Page<Session> out;
     for (int i = 0; i < r.rows() && i < filter.page.limit; ++i) out.items.push_back(ReadSession(r, i));
     if (r.rows() > filter.page.limit) out.next_cursor = out.items.back().id;

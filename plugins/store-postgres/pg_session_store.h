@@ -29,9 +29,18 @@ class PostgresSessionStore final : public SessionStore {
   Result<std::vector<std::string>> PendingMigrations() noexcept override;
   bool SingleProcess() const noexcept override { return false; }
 
+  Status CreateTeam(const Team& team) noexcept override;
+  Result<Team> GetTeam(std::string_view id) noexcept override;
+  Result<Page<Team>> ListTeams(const PageRequest& page) noexcept override;
+  Status CreateApiKey(const ApiKey& key) noexcept override;
+  Result<ApiKey> FindApiKey(std::string_view hash) noexcept override;
+  Result<ApiKey> GetApiKey(std::string_view id) noexcept override;
+  Result<Page<ApiKey>> ListApiKeys(std::string_view team_id, const PageRequest& page) noexcept override;
+  Status RevokeApiKey(std::string_view id, TimestampMs at) noexcept override;
+
   Status CreateAgent(const Agent& agent) noexcept override;
   Result<Agent> GetAgent(std::string_view id) noexcept override;
-  Result<Page<Agent>> ListAgents(const PageRequest& page) noexcept override;
+  Result<Page<Agent>> ListAgents(std::string_view team_id, const PageRequest& page) noexcept override;
   Status UpdateAgent(const Agent& agent) noexcept override;
   Status DeleteAgent(std::string_view id) noexcept override;
 

@@ -12,6 +12,9 @@ constexpr paddock_config_key kConfigKeys[] = {
      "Database file; relative paths are inside the plugin's data directory (default paddock.db)."},
     {"busy_timeout", PADDOCK_CONFIG_DURATION, 0, "5s",
      "How long a write waits for a lock held by another connection."},
+    {"exclusive", PADDOCK_CONFIG_BOOL, 0, "true",
+     "Hold the one-process lock on the database (the store hands out leases as if nobody else could). "
+     "Only `paddock admin`, which writes keys and teams beside a running server, opens it without."},
 };
 
 constexpr paddock_config_rule kConfigRules[] = {config::AtLeast("busy_timeout", 1)};
@@ -23,6 +26,7 @@ Result<SessionStorePtr> Create(const PluginContext& ctx, const ConfigView& confi
   if (path.is_relative()) path = std::filesystem::path(ctx.data_dir) / path;
   c.path = path.string();
   c.busy_timeout_ms = config.GetDurationMs("busy_timeout");
+  c.exclusive = config.GetBool("exclusive");
   return SessionStorePtr(std::make_unique<SqliteSessionStore>(std::move(c), *ctx.logger));
 }
 

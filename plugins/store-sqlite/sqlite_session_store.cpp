@@ -19,13 +19,15 @@ namespace {
 using plugin::Guard;
 
 constexpr char kAgentColumns[] =
-    "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at, idle_timeout_seconds";
+    "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at, idle_timeout_seconds, "
+    "team_id";
 constexpr char kSessionColumns[] =
     "id, agent_id, status, status_reason, sandbox_id, "
     "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE events.session_id = sessions.id), created_at, "
     "updated_at, "
     "native_session_id, "
-    "model, input_tokens, output_tokens, cache_read_tokens, cost_microusd";
+    "model, input_tokens, output_tokens, cache_read_tokens, cost_microusd, team_id";
+constexpr char kKeyColumns[] = "id, team_id, name, role, prefix, hash, created_at, expires_at, revoked_at";
 
 Agent ReadAgent(const Statement& st) {
   Agent a;
@@ -38,6 +40,7 @@ Agent ReadAgent(const Statement& st) {
   a.created_at = st.Int(6);
   a.updated_at = st.Int(7);
   if (!st.IsNull(8)) a.idle_timeout_seconds = st.Int(8);
+  a.team_id = st.Text(9);
   return a;
 }
 
@@ -53,7 +56,31 @@ Session ReadSession(const Statement& st) {
   s.updated_at = st.Int(7);
   s.native_session_id = st.Text(8);
   s.usage = ReadUsage(st, 9);
+  s.team_id = st.Text(14);
   return s;
+}
+
+// A page read with limit + 1 rows: the extra row says there is more, and goes.
+template <class T>
+void TrimPage(Page<T>& page, int limit) {
+  if (page.items.size() > static_cast<size_t>(limit)) {
+    page.items.pop_back();
+    page.next_cursor = page.items.back().id;
+  }
+}
+
+ApiKey ReadKey(const Statement& st) {
+  ApiKey k;
+  k.id = st.Text(0);
+  k.team_id = st.Text(1);
+  k.name = st.Text(2);
+  k.role = ParseRole(st.Text(3)).value_or(Role::kViewer);
+  k.prefix = st.Text(4);
+  k.hash = st.Text(5);
+  k.created_at = st.Int(6);
+  k.expires_at = st.Int(7);
+  k.revoked_at = st.Int(8);
+  return k;
 }
 
 }  // namespace
@@ -70,9 +97,10 @@ Status SqliteSessionStore::Start() noexcept {
     std::filesystem::create_directories(std::filesystem::path(config_.path).parent_path(), ec);
     // One process per database file: the store hands out leases as if nobody else could.
     const std::string lock_path = config_.path + ".lock";
-    lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lock_fd_ < 0) return Status::FailedPrecondition("open " + lock_path + ": " + strerror(errno));
-    if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (config_.exclusive) lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (config_.exclusive && lock_fd_ < 0)
+      return Status::FailedPrecondition("open " + lock_path + ": " + strerror(errno));
+    if (config_.exclusive && flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
       close(lock_fd_);
       lock_fd_ = -1;
       return Status::FailedPrecondition("database " + config_.path +
@@ -234,6 +262,130 @@ Result<std::int64_t> SqliteSessionStore::PruneIdempotencyKeys(TimestampMs before
   });
 }
 
+// ---- teams and API keys ------------------------------------------------------------------
+
+Status SqliteSessionStore::CheckTeamLocked(std::string_view team_id) {
+  Statement st(cache_, db_, "SELECT 1 FROM teams WHERE id = ?");
+  st.Bind(1, team_id);
+  return st.StepRow("team '" + std::string(team_id) + "' does not exist");
+}
+
+Status SqliteSessionStore::CreateTeam(const Team& team) noexcept {
+  return Write([&]() -> Status {
+    Statement st(cache_, db_, "INSERT INTO teams (id, name, created_at) VALUES (?, ?, ?)");
+    st.Bind(1, team.id).Bind(2, team.name).Bind(3, team.created_at);
+    Status s = st.Run();
+    if (s.code() == StatusCode::kAlreadyExists)
+      return Status::AlreadyExists("team '" + team.id + "' already exists");
+    return s;
+  });
+}
+
+Result<Team> SqliteSessionStore::GetTeam(std::string_view id) noexcept {
+  return Guard([&]() -> Result<Team> {
+    std::lock_guard lock(mu_);
+    Statement st(cache_, db_, "SELECT id, name, created_at FROM teams WHERE id = ?");
+    st.Bind(1, id);
+    PADDOCK_RETURN_IF_ERROR(st.StepRow("team '" + std::string(id) + "' does not exist"));
+    return Team{st.Text(0), st.Text(1), st.Int(2)};
+  });
+}
+
+Result<Page<Team>> SqliteSessionStore::ListTeams(const PageRequest& page) noexcept {
+  return Guard([&]() -> Result<Page<Team>> {
+    PADDOCK_RETURN_IF_ERROR(CheckLimit(page.limit));
+    std::lock_guard lock(mu_);
+    Statement st(cache_, db_,
+                 page.cursor.empty()
+                     ? "SELECT id, name, created_at FROM teams ORDER BY id DESC LIMIT ?"
+                     : "SELECT id, name, created_at FROM teams WHERE id < ? ORDER BY id DESC LIMIT ?");
+    int i = 1;
+    if (!page.cursor.empty()) st.Bind(i++, page.cursor);
+    st.Bind(i, static_cast<std::int64_t>(page.limit) + 1);
+    Page<Team> out;
+    Status s;
+    while (st.Step(s)) out.items.push_back(Team{st.Text(0), st.Text(1), st.Int(2)});
+    PADDOCK_RETURN_IF_ERROR(s);
+    TrimPage(out, page.limit);
+    return out;
+  });
+}
+
+Status SqliteSessionStore::CreateApiKey(const ApiKey& key) noexcept {
+  return Write([&]() -> Status {
+    PADDOCK_RETURN_IF_ERROR(CheckTeamLocked(key.team_id));
+    Statement st(
+        cache_, db_,
+        std::string("INSERT INTO api_keys (") + kKeyColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    st.Bind(1, key.id).Bind(2, key.team_id).Bind(3, key.name).Bind(4, ToString(key.role));
+    st.Bind(5, key.prefix).Bind(6, key.hash).Bind(7, key.created_at).Bind(8, key.expires_at);
+    st.Bind(9, key.revoked_at);
+    Status s = st.Run();
+    if (s.code() == StatusCode::kAlreadyExists) return Status::AlreadyExists("the key already exists");
+    return s;
+  });
+}
+
+Result<ApiKey> SqliteSessionStore::FindApiKey(std::string_view hash) noexcept {
+  return Guard([&]() -> Result<ApiKey> {
+    std::lock_guard lock(mu_);
+    Statement st(cache_, db_, std::string("SELECT ") + kKeyColumns + " FROM api_keys WHERE hash = ?");
+    st.Bind(1, hash);
+    PADDOCK_RETURN_IF_ERROR(st.StepRow("no such key"));
+    return ReadKey(st);
+  });
+}
+
+Result<ApiKey> SqliteSessionStore::GetApiKey(std::string_view id) noexcept {
+  return Guard([&]() -> Result<ApiKey> {
+    std::lock_guard lock(mu_);
+    Statement st(cache_, db_, std::string("SELECT ") + kKeyColumns + " FROM api_keys WHERE id = ?");
+    st.Bind(1, id);
+    PADDOCK_RETURN_IF_ERROR(st.StepRow("key '" + std::string(id) + "' does not exist"));
+    return ReadKey(st);
+  });
+}
+
+Result<Page<ApiKey>> SqliteSessionStore::ListApiKeys(std::string_view team_id,
+                                                     const PageRequest& page) noexcept {
+  return Guard([&]() -> Result<Page<ApiKey>> {
+    PADDOCK_RETURN_IF_ERROR(CheckLimit(page.limit));
+    std::lock_guard lock(mu_);
+    std::string sql = std::string("SELECT ") + kKeyColumns + " FROM api_keys WHERE 1=1";
+    if (!team_id.empty()) sql += " AND team_id = ?";
+    if (!page.cursor.empty()) sql += " AND id < ?";
+    sql += " ORDER BY id DESC LIMIT ?";
+    Statement st(cache_, db_, sql);
+    int i = 1;
+    if (!team_id.empty()) st.Bind(i++, team_id);
+    if (!page.cursor.empty()) st.Bind(i++, page.cursor);
+    st.Bind(i, static_cast<std::int64_t>(page.limit) + 1);
+    Page<ApiKey> out;
+    Status s;
+    while (st.Step(s)) out.items.push_back(ReadKey(st));
+    PADDOCK_RETURN_IF_ERROR(s);
+    TrimPage(out, page.limit);
+    return out;
+  });
+}
+
+Status SqliteSessionStore::RevokeApiKey(std::string_view id, TimestampMs at) noexcept {
+  Status s = Write([&]() -> Status {
+    Statement st(cache_, db_, "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at = 0");
+    st.Bind(1, at).Bind(2, id);
+    PADDOCK_RETURN_IF_ERROR(st.Run());
+    if (sqlite3_changes(db_) > 0) return Status::Ok();
+    Statement exists(cache_, db_, "SELECT 1 FROM api_keys WHERE id = ?");
+    exists.Bind(1, id);
+    return exists.StepRow("key '" + std::string(id) + "' does not exist");
+  });
+  if (s.ok()) {
+    std::lock_guard lock(mu_);
+    if (feed_) feed_->OnKeyRevoked(id);
+  }
+  return s;
+}
+
 // ---- agents -----------------------------------------------------------------------------
 
 Status SqliteSessionStore::WriteAgentEnv(const Agent& agent) {
@@ -250,9 +402,10 @@ Status SqliteSessionStore::WriteAgentEnv(const Agent& agent) {
 
 Status SqliteSessionStore::CreateAgent(const Agent& agent) noexcept {
   return Write([&]() -> Status {
+    PADDOCK_RETURN_IF_ERROR(CheckTeamLocked(agent.team_id));
     Statement st(
         cache_, db_,
-        std::string("INSERT INTO agents (") + kAgentColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        std::string("INSERT INTO agents (") + kAgentColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     st.Bind(1, agent.id).Bind(2, agent.name).Bind(3, agent.harness).Bind(4, agent.model);
     st.Bind(5, agent.prompt).Bind(6, agent.run_timeout_seconds);
     st.Bind(7, agent.created_at).Bind(8, agent.updated_at);
@@ -261,6 +414,7 @@ Status SqliteSessionStore::CreateAgent(const Agent& agent) noexcept {
     } else {
       st.BindNull(9);
     }
+    st.Bind(10, agent.team_id);
     Status s = st.Run();
     if (s.code() == StatusCode::kAlreadyExists) {
       return Status::AlreadyExists("agent '" + agent.id + "' already exists");
@@ -291,14 +445,18 @@ Result<Agent> SqliteSessionStore::GetAgent(std::string_view id) noexcept {
   });
 }
 
-Result<Page<Agent>> SqliteSessionStore::ListAgents(const PageRequest& page) noexcept {
+Result<Page<Agent>> SqliteSessionStore::ListAgents(std::string_view team_id,
+                                                   const PageRequest& page) noexcept {
   return Guard([&]() -> Result<Page<Agent>> {
     PADDOCK_RETURN_IF_ERROR(CheckLimit(page.limit));
     std::lock_guard lock(mu_);
-    Statement st(cache_, db_,
-                 page.cursor.empty() ? "SELECT id FROM agents ORDER BY id DESC LIMIT ?"
-                                     : "SELECT id FROM agents WHERE id < ? ORDER BY id DESC LIMIT ?");
+    std::string sql = "SELECT id FROM agents WHERE 1=1";
+    if (!team_id.empty()) sql += " AND team_id = ?";
+    if (!page.cursor.empty()) sql += " AND id < ?";
+    sql += " ORDER BY id DESC LIMIT ?";
+    Statement st(cache_, db_, sql);
     int i = 1;
+    if (!team_id.empty()) st.Bind(i++, team_id);
     if (!page.cursor.empty()) st.Bind(i++, page.cursor);
     st.Bind(i, static_cast<std::int64_t>(page.limit) + 1);
     std::vector<std::string> ids;
@@ -361,16 +519,17 @@ Status SqliteSessionStore::DeleteAgent(std::string_view id) noexcept {
 
 Status SqliteSessionStore::CreateSession(const Session& session, const IdempotencyKey& idem) noexcept {
   return Write([&]() -> Status {
-    Statement agent(cache_, db_, "SELECT 1 FROM agents WHERE id = ?");
+    Statement agent(cache_, db_, "SELECT team_id FROM agents WHERE id = ?");
     agent.Bind(1, session.agent_id);
     Status s;
     PADDOCK_RETURN_IF_ERROR(agent.StepRow("agent '" + session.agent_id + "' does not exist"));
+    const std::string team = agent.Text(0);
     Statement st(cache_, db_,
                  "INSERT INTO sessions (id, agent_id, status, status_reason, sandbox_id, created_at, "
-                 "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
+                 "updated_at, team_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     st.Bind(1, session.id).Bind(2, session.agent_id).Bind(3, ToString(session.status));
     st.Bind(4, session.status_reason).Bind(5, session.sandbox_id);
-    st.Bind(6, session.created_at).Bind(7, session.updated_at);
+    st.Bind(6, session.created_at).Bind(7, session.updated_at).Bind(8, team);
     s = st.Run();
     if (s.code() == StatusCode::kAlreadyExists) {
       return Status::AlreadyExists("session '" + session.id + "' already exists");
@@ -396,12 +555,14 @@ Result<Page<Session>> SqliteSessionStore::ListSessions(const SessionFilter& filt
     PADDOCK_RETURN_IF_ERROR(CheckLimit(filter.page.limit));
     std::lock_guard lock(mu_);
     std::string sql = std::string("SELECT ") + kSessionColumns + " FROM sessions WHERE 1=1";
+    if (!filter.team_id.empty()) sql += " AND team_id = ?";
     if (!filter.agent_id.empty()) sql += " AND agent_id = ?";
     if (filter.status) sql += " AND status = ?";
     if (!filter.page.cursor.empty()) sql += " AND id < ?";
     sql += " ORDER BY id DESC LIMIT ?";
     Statement st(cache_, db_, sql);
     int i = 1;
+    if (!filter.team_id.empty()) st.Bind(i++, filter.team_id);
     if (!filter.agent_id.empty()) st.Bind(i++, filter.agent_id);
     if (filter.status) st.Bind(i++, ToString(*filter.status));
     if (!filter.page.cursor.empty()) st.Bind(i++, filter.page.cursor);
@@ -410,10 +571,7 @@ Result<Page<Session>> SqliteSessionStore::ListSessions(const SessionFilter& filt
     Status s;
     while (st.Step(s)) out.items.push_back(ReadSession(st));
     PADDOCK_RETURN_IF_ERROR(s);
-    if (out.items.size() > static_cast<size_t>(filter.page.limit)) {
-      out.items.pop_back();
-      out.next_cursor = out.items.back().id;
-    }
+    TrimPage(out, filter.page.limit);
     return out;
   });
 }

@@ -17,6 +17,7 @@ namespace paddock::plugins::store_sqlite {
 struct SqliteConfig {
   std::string path;  // database file
   std::int64_t busy_timeout_ms = 5000;
+  bool exclusive = true;  // flock <path>.lock: one process per database
 };
 
 class SqliteSessionStore final : public SessionStore {
@@ -33,9 +34,18 @@ class SqliteSessionStore final : public SessionStore {
   Result<std::vector<std::string>> PendingMigrations() noexcept override;
   bool SingleProcess() const noexcept override { return true; }
 
+  Status CreateTeam(const Team& team) noexcept override;
+  Result<Team> GetTeam(std::string_view id) noexcept override;
+  Result<Page<Team>> ListTeams(const PageRequest& page) noexcept override;
+  Status CreateApiKey(const ApiKey& key) noexcept override;
+  Result<ApiKey> FindApiKey(std::string_view hash) noexcept override;
+  Result<ApiKey> GetApiKey(std::string_view id) noexcept override;
+  Result<Page<ApiKey>> ListApiKeys(std::string_view team_id, const PageRequest& page) noexcept override;
+  Status RevokeApiKey(std::string_view id, TimestampMs at) noexcept override;
+
   Status CreateAgent(const Agent& agent) noexcept override;
   Result<Agent> GetAgent(std::string_view id) noexcept override;
-  Result<Page<Agent>> ListAgents(const PageRequest& page) noexcept override;
+  Result<Page<Agent>> ListAgents(std::string_view team_id, const PageRequest& page) noexcept override;
   Status UpdateAgent(const Agent& agent) noexcept override;
   Status DeleteAgent(std::string_view id) noexcept override;
 
@@ -103,6 +113,7 @@ class SqliteSessionStore final : public SessionStore {
     });
   }
   Result<Agent> GetAgentLocked(std::string_view id);
+  Status CheckTeamLocked(std::string_view team_id);
   Status WriteAgentEnv(const Agent& agent);
   Result<Run> GetRunLocked(std::string_view id);
   // Appends within the caller's transaction; the event is remembered and told to the feed by

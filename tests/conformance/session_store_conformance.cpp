@@ -67,6 +67,16 @@ class RecordingFeed final : public EventFeed {
     std::lock_guard lock(mu_);
     live_ = live;
   }
+  void OnKeyRevoked(std::string_view key_id) noexcept override {
+    std::lock_guard lock(mu_);
+    revoked_.emplace_back(key_id);
+    cv_.notify_all();
+  }
+  bool WaitForRevoked(const std::string& key_id, std::chrono::seconds limit) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(
+        lock, limit, [&] { return std::find(revoked_.begin(), revoked_.end(), key_id) != revoked_.end(); });
+  }
   bool WaitFor(const std::string& session_id, std::int64_t seq, std::chrono::seconds limit) {
     std::unique_lock lock(mu_);
     return cv_.wait_for(lock, limit, [&] { return latest_[session_id] >= seq; });
@@ -80,8 +90,21 @@ class RecordingFeed final : public EventFeed {
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, std::int64_t> latest_;
+  std::vector<std::string> revoked_;
   bool live_ = false;
 };
+
+ApiKey MakeKey(const std::string& team, Role role = Role::kMember) {
+  ApiKey k;
+  k.id = NewId("key");
+  k.team_id = team;
+  k.name = "k";
+  k.role = role;
+  k.prefix = "pdk_" + k.id.substr(4, 8);
+  k.hash = "hash-of-" + k.id;
+  k.created_at = NowMs();
+  return k;
+}
 
 }  // namespace
 
@@ -89,6 +112,100 @@ TEST_P(SessionStoreConformance, MigrationsAreRecorded) {
   auto applied = store_->AppliedMigrations();
   ASSERT_OK(applied);
   EXPECT_FALSE(applied->empty());
+}
+
+TEST_P(SessionStoreConformance, TheMigrationsMakeTheDefaultTeamAndTeamsAreUnique) {
+  Result<Team> d = store_->GetTeam(kDefaultTeam);
+  ASSERT_OK(d);
+  EXPECT_EQ(d->id, kDefaultTeam);
+  const std::string id = "t" + NewId("x").substr(2, 20);
+  ASSERT_OK(store_->CreateTeam(Team{id, "Team", NowMs()}));
+  EXPECT_CODE(store_->CreateTeam(Team{id, "again", NowMs()}), kAlreadyExists);
+  EXPECT_EQ(store_->GetTeam(id)->name, "Team");
+  EXPECT_CODE(store_->GetTeam("nobody"), kNotFound);
+  auto teams = store_->ListTeams(PageRequest{1000, ""});
+  ASSERT_OK(teams);
+  std::set<std::string> ids;
+  for (const Team& t : teams->items) ids.insert(t.id);
+  EXPECT_TRUE(ids.count(id) && ids.count(kDefaultTeam));
+}
+
+TEST_P(SessionStoreConformance, KeysAreFoundByHashListedByTeamAndRevokedOnce) {
+  const std::string team = "k" + NewId("x").substr(2, 20);
+  ASSERT_OK(store_->CreateTeam(Team{team, team, NowMs()}));
+  ApiKey a = MakeKey(team, Role::kAdmin);
+  a.expires_at = NowMs() + 60000;
+  ASSERT_OK(store_->CreateApiKey(a));
+  ApiKey b = MakeKey(kDefaultTeam);
+  ASSERT_OK(store_->CreateApiKey(b));
+  ApiKey same_hash = MakeKey(team);
+  same_hash.hash = a.hash;
+  EXPECT_CODE(store_->CreateApiKey(same_hash), kAlreadyExists);
+  EXPECT_CODE(store_->CreateApiKey(MakeKey("no-such-team")), kNotFound);
+  Result<ApiKey> found = store_->FindApiKey(a.hash);
+  ASSERT_OK(found);
+  EXPECT_EQ(found->id, a.id);
+  EXPECT_EQ(found->team_id, team);
+  EXPECT_EQ(found->role, Role::kAdmin);
+  EXPECT_EQ(found->prefix, a.prefix);
+  EXPECT_EQ(found->expires_at, a.expires_at);
+  EXPECT_EQ(found->revoked_at, 0);
+  EXPECT_CODE(store_->FindApiKey("no-such-hash"), kNotFound);
+  auto of_team = store_->ListApiKeys(team, PageRequest{100, ""});
+  ASSERT_OK(of_team);
+  ASSERT_EQ(of_team->items.size(), 1u);
+  EXPECT_EQ(of_team->items[0].id, a.id);
+  RecordingFeed feed;
+  store_->SetEventFeed(&feed);
+  ASSERT_OK(store_->RevokeApiKey(a.id, 1000));
+  EXPECT_TRUE(feed.WaitForRevoked(a.id, std::chrono::seconds(5)));
+  ASSERT_OK(store_->RevokeApiKey(a.id, 2000));
+  EXPECT_EQ(store_->GetApiKey(a.id)->revoked_at, 1000);
+  EXPECT_EQ(store_->FindApiKey(a.hash)->revoked_at, 1000);
+  EXPECT_CODE(store_->RevokeApiKey("key_nope", 1), kNotFound);
+  EXPECT_EQ(store_->GetApiKey(b.id)->revoked_at, 0);
+  store_->SetEventFeed(nullptr);
+}
+
+TEST_P(SessionStoreConformance, AnAgentsSessionsAreOfItsTeamAndListsFilterByTeam) {
+  const std::string team = "s" + NewId("x").substr(2, 20);
+  ASSERT_OK(store_->CreateTeam(Team{team, team, NowMs()}));
+  Agent theirs = MakeAgent("theirs");
+  theirs.team_id = team;
+  ASSERT_OK(store_->CreateAgent(theirs));
+  Agent ours = MakeAgent("ours");
+  ASSERT_OK(store_->CreateAgent(ours));
+  Agent nowhere = MakeAgent("nowhere");
+  nowhere.team_id = "no-such-team";
+  EXPECT_CODE(store_->CreateAgent(nowhere), kNotFound);
+  EXPECT_EQ(store_->GetAgent(theirs.id)->team_id, team);
+  EXPECT_EQ(store_->GetAgent(ours.id)->team_id, kDefaultTeam);
+  // The session's team is its agent's, whatever the caller said.
+  Session s = MakeSession(theirs.id);
+  s.team_id = kDefaultTeam;
+  ASSERT_OK(store_->CreateSession(s, {}));
+  EXPECT_EQ(store_->GetSession(s.id)->team_id, team);
+  const std::string mine = MakeSessionIn(*store_, ours.id);
+  auto agents = store_->ListAgents(team, PageRequest{100, ""});
+  ASSERT_OK(agents);
+  ASSERT_EQ(agents->items.size(), 1u);
+  EXPECT_EQ(agents->items[0].id, theirs.id);
+  SessionFilter f;
+  f.team_id = team;
+  auto sessions = store_->ListSessions(f);
+  ASSERT_OK(sessions);
+  ASSERT_EQ(sessions->items.size(), 1u);
+  EXPECT_EQ(sessions->items[0].id, s.id);
+  f.team_id = kDefaultTeam;
+  auto defaults = store_->ListSessions(f);
+  ASSERT_OK(defaults);
+  for (const Session& x : defaults->items) EXPECT_NE(x.id, s.id);
+  f.team_id.clear();
+  auto every = store_->ListSessions(f);
+  ASSERT_OK(every);
+  std::set<std::string> all;
+  for (const Session& x : every->items) all.insert(x.id);
+  EXPECT_TRUE(all.count(s.id) && all.count(mine));
 }
 
 TEST_P(SessionStoreConformance, AgentRoundTripUpdateAndDelete) {
@@ -138,7 +255,7 @@ TEST_P(SessionStoreConformance, ListAgentsPagesWithoutGapsOrRepeats) {
   PageRequest page{2, ""};
   int pages = 0;
   do {
-    auto got = store_->ListAgents(page);
+    auto got = store_->ListAgents("", page);
     ASSERT_OK(got);
     EXPECT_LE(got->items.size(), 2u);
     for (const Agent& a : got->items) EXPECT_TRUE(seen.insert(a.id).second) << "repeated " << a.id;
@@ -147,8 +264,8 @@ TEST_P(SessionStoreConformance, ListAgentsPagesWithoutGapsOrRepeats) {
   } while (!page.cursor.empty() && pages < 10);
   EXPECT_EQ(seen, created);
   EXPECT_EQ(pages, 3);
-  EXPECT_CODE(store_->ListAgents(PageRequest{0, ""}), kInvalidArgument);
-  EXPECT_CODE(store_->ListAgents(PageRequest{1001, ""}), kInvalidArgument);
+  EXPECT_CODE(store_->ListAgents("", PageRequest{0, ""}), kInvalidArgument);
+  EXPECT_CODE(store_->ListAgents("", PageRequest{1001, ""}), kInvalidArgument);
 }
 
 TEST_P(SessionStoreConformance, AgentWithSessionsCannotBeDeleted) {

@@ -31,7 +31,8 @@ TEST_F(Api, TheDocumentedCurlCallCreatesASession) {
   auto [code, out] =
       RunCommand({"curl", "-s", "-w", "\n%{http_code}", "-X", "POST",
                   "http://localhost:" + std::to_string(server_->port()) + "/api/sessions", "-H",
-                  "Content-Type: application/json", "-d", "{\"agent_id\": \"" + agent + "\"}"});
+                  "Authorization: Bearer " + TestAdminKey(), "-H", "Content-Type: application/json", "-d",
+                  "{\"agent_id\": \"" + agent + "\"}"});
   ASSERT_EQ(code, 0) << out;
   EXPECT_EQ(out.substr(out.rfind('\n') + 1), "201");
   std::string body = out.substr(0, out.rfind('\n'));

@@ -232,15 +232,18 @@ TEST_F(Durability, DeleteKeepsTheHistoryPurgeRemovesEverythingAndBothAreIdempote
   EXPECT_EQ(server_->Request("GET", "/api/sessions/" + purged).status, 404);
   EXPECT_EQ(server_->Request("GET", "/api/sessions/" + purged + "/events").status, 404);
   EXPECT_EQ(server_->Request("GET", "/api/sessions/" + purged + "/snapshots").status, 404);
-  EXPECT_EQ(server_->Request("DELETE", "/api/sessions/" + purged + "?purge=true").status, 204);
+  // Gone is gone: a purged session's id answers 404 like any id that does not exist (or that
+  // belongs to another team), to a second purge as well.
+  EXPECT_EQ(server_->Request("DELETE", "/api/sessions/" + purged + "?purge=true").status, 404);
   EXPECT_EQ(server_->Request("DELETE", "/api/sessions/" + purged).status, 404);
   // A closed session can be purged too; then the agent has none left.
   EXPECT_EQ(server_->Request("DELETE", "/api/sessions/" + closed + "?purge=true").status, 204);
   EXPECT_EQ(server_->Request("DELETE", "/api/agents/" + agent).status, 204);
 
-  ExpectError(server_->Request("DELETE", "/api/sessions/" + purged + "?purge=yes"), 400, "invalid_argument",
+  const std::string open = CreateSession(CreateAgent());
+  ExpectError(server_->Request("DELETE", "/api/sessions/" + open + "?purge=yes"), 400, "invalid_argument",
               "'purge' must be true or false");
-  ExpectError(server_->Request("DELETE", "/api/sessions/" + purged + "?purge=true&force=1"), 400,
+  ExpectError(server_->Request("DELETE", "/api/sessions/" + open + "?purge=true&force=1"), 400,
               "invalid_argument", "force");
   EXPECT_EQ(server_->Request("GET", "/healthz").status, 200);
 }

@@ -65,7 +65,7 @@ struct Fixture {
                            "{\"command\":\"" + command + "\"}");
   }
   std::string StreamRequest(const std::string& session) const {
-    return "GET /api/sessions/" + session + "/events/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+    return "GET /api/sessions/" + session + "/events/stream HTTP/1.1\r\nHost: t\r\n" PADDOCK_TEST_AUTH "\r\n";
   }
   std::unique_ptr<ServerProcess> server;
   std::string agent_id;
@@ -114,15 +114,15 @@ TEST(FrontDoor, SlowClientsCannotStopHealthOrRequests) {
   for (int i = 0; i < 300; ++i) {
     int fd = ConnectTo(f.server->port());
     ASSERT_GE(fd, 0);
-    SendAll(fd, "GET /api/sessions HTTP/1.1\r\nHost: t\r\n");
+    SendAll(fd, "GET /api/sessions HTTP/1.1\r\nHost: t\r\n" PADDOCK_TEST_AUTH "");
     slow.push_back(fd);
   }
   for (int i = 0; i < 20; ++i) {
     int fd = ConnectTo(f.server->port());
     ASSERT_GE(fd, 0);
-    SendAll(fd,
-            "POST /api/agents HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: "
-            "100\r\n\r\n{");
+    SendAll(fd, "POST /api/agents HTTP/1.1\r\nHost: t\r\n" PADDOCK_TEST_AUTH
+                "Content-Type: application/json\r\nContent-Length: "
+                "100\r\n\r\n{");
     dribble.push_back(fd);
   }
   std::atomic<bool> stop{false};
@@ -244,7 +244,7 @@ TEST(FrontDoor, ConnectionLimitsAndIdleTimeoutFromConfigApply) {
       "max_connections = 5\nmax_connections_per_client = 3\nhealth_reserve = 2\nidle_timeout = \"1s\"\n");
   ASSERT_OK(f.Start());
   const int port = f.server->port();
-  const std::string get = "GET /api/sessions HTTP/1.1\r\nHost: t\r\n\r\n";
+  const std::string get = "GET /api/sessions HTTP/1.1\r\nHost: t\r\n" PADDOCK_TEST_AUTH "\r\n";
   auto keep = [&](const char* source) {
     int fd = ConnectTo(port, source);
     std::string got;
@@ -286,8 +286,9 @@ TEST(FrontDoor, ConnectionLimitsAndIdleTimeoutFromConfigApply) {
   held.erase(held.begin());
   std::string again;
   for (int i = 0; i < 50; ++i) {
-    again = RawRequest(port, "GET /api/sessions HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 5000,
-                       "127.0.0.1");
+    again = RawRequest(
+        port, "GET /api/sessions HTTP/1.1\r\nHost: t\r\n" PADDOCK_TEST_AUTH "Connection: close\r\n\r\n", 5000,
+        "127.0.0.1");
     if (StatusLine(again) == "HTTP/1.1 200 OK") break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
@@ -334,23 +335,28 @@ TEST(FrontDoor, MalformedRequestsGetAClearErrorAndHurtNoOne) {
       {"GET / HTTP/9.9\r\n\r\n", "HTTP/1.1 400 Bad Request", "bad version"},
       {"GET /healthz HTTP/1.1\r\nHost: t\r\nX: " + std::string(20000, 'a') + "\r\n\r\n",
        "HTTP/1.1 431 Request Header Fields Too Large", "request header is larger than 16384 bytes"},
-      {"POST /api/agents HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Type: "
+      {"POST /api/agents HTTP/1.1\r\nHost: t\r\n" PADDOCK_TEST_AUTH
+       "Transfer-Encoding: chunked\r\nContent-Type: "
        "application/json\r\n\r\nzz\r\n",
        "HTTP/1.1 400 Bad Request", "malformed HTTP request body: bad chunk"},
-      {"POST /api/agents HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
+      {"POST /api/agents HTTP/1.1\r\nHost: t\r\n" PADDOCK_TEST_AUTH
+       "Content-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
        "HTTP/1.1 400 Bad Request", "bad Content-Length"},
-      {"POST /api/agents HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999999999999\r\n\r\n",
+      {"POST /api/agents HTTP/1.1\r\nHost: t\r\n" PADDOCK_TEST_AUTH
+       "Content-Length: 99999999999999999999\r\n\r\n",
        "HTTP/1.1 400 Bad Request", "bad Content-Length"},
-      {"POST /api/agents HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: "
+      {"POST /api/agents HTTP/1.1\r\nHost: t\r\n" PADDOCK_TEST_AUTH
+       "Content-Type: application/json\r\nContent-Length: "
        "5000000\r\n\r\n",
        "HTTP/1.1 413 Payload Too Large", "server.max_body_size"},
-      {"GET /api/sessions?limit=%%% HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+      {"GET /api/sessions?limit=%%% HTTP/1.1\r\nHost: t\r\n" PADDOCK_TEST_AUTH "Connection: close\r\n\r\n",
        "HTTP/1.1 400 Bad Request", "malformed query string"},
       // A probe in place of an id: 404, and the answer quotes only the start of it.
       {"GET /api/sessions/" + std::string(4000, 'x') +
-           ".json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+           ".json HTTP/1.1\r\nHost: t\r\n" PADDOCK_TEST_AUTH "Connection: close\r\n\r\n",
        "HTTP/1.1 404 Not Found", "is not an id: ids are 1-64 characters"},
-      {"GET /api/" + std::string(4000, 'y') + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+      {"GET /api/" + std::string(4000, 'y') +
+           " HTTP/1.1\r\nHost: t\r\n" PADDOCK_TEST_AUTH "Connection: close\r\n\r\n",
        "HTTP/1.1 404 Not Found", "no route for GET /api/yyy"},
   };
   for (const Case& c : cases) {
@@ -421,6 +427,9 @@ TEST(FrontDoor, TheEventStreamSpeaksWebSocketToo) {
     auto ws = std::make_unique<websocket::stream<tcp::socket>>(io);
     ws->next_layer().connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
                                            static_cast<unsigned short>(f.server->port())));
+    ws->set_option(websocket::stream_base::decorator([](websocket::request_type& req) {
+      req.set(boost::beast::http::field::authorization, "Bearer " PADDOCK_TEST_KEY);
+    }));
     ws->handshake("127.0.0.1", target, ec);
     return ws;
   };

@@ -295,6 +295,7 @@ TEST_F(Boundary, AfterAKillAndAStopTheServerThatComesBackAnswersEveryRequest) {
         c.setTimeout(Poco::Timespan(5, 0));
         Poco::Net::HTTPRequest req("GET", i % 2 ? "/healthz" : "/api/sessions",
                                    Poco::Net::HTTPMessage::HTTP_1_1);
+        req.set("Authorization", "Bearer " PADDOCK_TEST_KEY);
         c.sendRequest(req);
         Poco::Net::HTTPResponse resp;
         std::string body;

@@ -84,6 +84,11 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 curl -sf "localhost:$port/readyz" >/dev/null || fail "the installed server is not ready"
+# The first start made an operator key, readable only by paddock (and root).
+[ "$(stat -c '%U %a' /var/lib/paddock/admin.key)" = "paddock 600" ] || fail "admin.key: $(stat -c '%U %a' /var/lib/paddock/admin.key)"
+export PADDOCK_KEY
+PADDOCK_KEY=$(cat /var/lib/paddock/admin.key)
+[ "$(curl -s -o /dev/null -w '%{http_code}' "localhost:$port/api/agents")" = 401 ] || fail "the API answers without a key"
 
 # The README's walk-through, command by command, with its placeholders filled in.
 mapfile -t commands < <(python3 - "$src/README.md" <<'PY'
@@ -112,11 +117,11 @@ for c in "${commands[@]}"; do
     session=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$out") || fail "no session: $out"
   fi
 done
-transcript=$(curl -s "localhost:$port/api/sessions/$session/messages")
+transcript=$(curl -s -H "Authorization: Bearer $PADDOCK_KEY" "localhost:$port/api/sessions/$session/messages")
 for _ in $(seq 1 100); do
   [[ "$transcript" == *'hello'* ]] && break
   sleep 0.2
-  transcript=$(curl -s "localhost:$port/api/sessions/$session/messages")
+  transcript=$(curl -s -H "Authorization: Bearer $PADDOCK_KEY" "localhost:$port/api/sessions/$session/messages")
 done
 [[ "$transcript" == *'hello'* ]] || { cat "$work/walk.log" >&2; fail "the transcript has no 'hello': $transcript"; }
 grep -q 'hello' "$work/walk.log" || fail "the event stream showed no 'hello'"

@@ -12,6 +12,7 @@
 #include <Poco/StreamCopier.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <strings.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -199,6 +200,19 @@ Result<ExecResult> Sh(const SandboxInfo& sandbox, const std::string& script, Cap
 
 // ---- ServerProcess ------------------------------------------------------------------------
 
+std::string TestAdminKey() { return PADDOCK_TEST_KEY; }
+
+std::map<std::string, std::string> WithKey(std::map<std::string, std::string> headers) {
+  bool has = false;
+  for (auto it = headers.begin(); it != headers.end();) {
+    const bool auth = strcasecmp(it->first.c_str(), "Authorization") == 0;
+    if (auth || strcasecmp(it->first.c_str(), "x-api-key") == 0) has = true;
+    it = auth && it->second.empty() ? headers.erase(it) : std::next(it);
+  }
+  if (!has) headers["Authorization"] = "Bearer " + TestAdminKey();
+  return headers;
+}
+
 ServerProcess::ServerProcess(const std::string& extra_toml, std::vector<std::string> env)
     : ServerProcess([&] {
         ServerOptions o;
@@ -212,6 +226,9 @@ ServerProcess::ServerProcess(ServerOptions options)
       env_(std::move(options.env)),
       args_(std::move(options.args)),
       inherit_fds_(std::move(options.inherit_fds)) {
+  bool has_key = false;
+  for (const std::string& e : env_) has_key = has_key || e.rfind("PADDOCK_ADMIN_KEY=", 0) == 0;
+  if (!has_key) env_.push_back("PADDOCK_ADMIN_KEY=" + TestAdminKey());
   data_dir_ = dir_ / "data";
   config_path_ = dir_ / "paddock.toml";
   std::ofstream cfg(config_path_);
@@ -288,7 +305,7 @@ HttpResponse ServerProcess::Request(const std::string& method, const std::string
     Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port_));
     session.setTimeout(Poco::Timespan(30, 0));
     Poco::Net::HTTPRequest req(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
-    for (const auto& [k, v] : headers) req.set(k, v);
+    for (const auto& [k, v] : WithKey(headers)) req.set(k, v);
     if (!body.empty() || method == "POST" || method == "PATCH") {
       if (!content_type.empty()) req.setContentType(content_type);
       req.setContentLength(static_cast<std::streamsize>(body.size()));
@@ -356,7 +373,7 @@ std::vector<SseEvent> ReadStream(int port, const std::string& path,
   Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
   session.setTimeout(Poco::Timespan(20, 0));
   Poco::Net::HTTPRequest req("GET", path, Poco::Net::HTTPMessage::HTTP_1_1);
-  for (const auto& [k, v] : headers) req.set(k, v);
+  for (const auto& [k, v] : WithKey(headers)) req.set(k, v);
   session.sendRequest(req);
   Poco::Net::HTTPResponse resp;
   std::istream& in = session.receiveResponse(resp);

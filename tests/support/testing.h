@@ -69,6 +69,15 @@ class CapturingObserver : public ExecObserver {
 Result<ExecResult> Sh(const SandboxInfo& sandbox, const std::string& script, CapturingObserver& out,
                       std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
+// The operator key every ServerProcess starts with ($PADDOCK_ADMIN_KEY), and that Request and
+// ReadStream send unless the headers carry a key of their own; {"Authorization", ""} sends none.
+#define PADDOCK_TEST_KEY "pdk_test-operator-key-0123456789abcdefghijklmnop"
+// The header line that carries it, for raw requests.
+#define PADDOCK_TEST_AUTH "Authorization: Bearer " PADDOCK_TEST_KEY "\r\n"
+std::string TestAdminKey();
+// `headers` with the test key added as above.
+std::map<std::string, std::string> WithKey(std::map<std::string, std::string> headers);
+
 // A `paddock serve` child process on a free port with its own data directory.
 struct HttpResponse {
   int status = 0;
@@ -113,8 +122,11 @@ class ServerProcess {
   void Kill();
 
   int port() const { return port_; }
+  // The environment entries of the next Start() (a restart with another environment).
+  void SetEnv(std::vector<std::string> env) { env_ = std::move(env); }
   pid_t pid() const { return pid_; }
   const std::string& data_dir() const { return data_dir_; }
+  const std::string& config_path() const { return config_path_; }
   std::string log() const;
 
   HttpResponse Request(const std::string& method, const std::string& path, const std::string& body = "",

@@ -23,7 +23,9 @@ TEST(Config, EmbeddedDefaultIsTheOneProcessSetup) {
   auto c = ParseConfig(EmbeddedConfigText(), kEmbeddedConfigName);
   ASSERT_OK(c);
   EXPECT_EQ(c->server.port, 3000);
-  EXPECT_EQ(c->server.listen, "127.0.0.1");  // no authentication yet: loopback only
+  EXPECT_EQ(c->server.listen, "0.0.0.0");  // every route but health needs a key
+  EXPECT_FALSE(c->auth.metrics_open);
+  EXPECT_EQ(c->auth.failed_per_minute, 30);
   EXPECT_TRUE(c->worker.enabled);
   std::vector<std::string> plugins;
   for (const auto& p : c->plugins) plugins.push_back(p.kind + "." + p.name);

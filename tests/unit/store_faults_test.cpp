@@ -37,8 +37,9 @@ class StoreFaults : public ::testing::Test {
     a.created_at = NowMs();
     ASSERT_OK(store_->CreateAgent(a));
   }
+  const Principal owner_{"key_test", "test", kDefaultTeam, Role::kAdmin};
   std::string NewSession() {
-    auto made = sessions_->Create("agt_faults", "");
+    auto made = sessions_->Create(owner_, "agt_faults", "");
     EXPECT_OK(made);
     return made.ok() ? made->value.id : "";
   }
@@ -83,18 +84,18 @@ TEST_F(StoreFaults, AFailedAppendIsReportedAndTheLogStaysGapFree) {
 
 TEST_F(StoreFaults, ASessionWhoseCreationCannotBeRecordedIsNotLeftBehind) {
   store_->Fail("CreateSession", Status::Unavailable("database unreachable"));
-  auto first = sessions_->Create("agt_faults", "key-1");
+  auto first = sessions_->Create(owner_, "agt_faults", "key-1");
   ASSERT_FALSE(first.ok());
   EXPECT_EQ(first.status().code(), StatusCode::kUnavailable);
   EXPECT_TRUE(AllSessions().empty());
   // The row is written but its first event is not: the session is taken back with its key.
   store_->Fail("AppendEvent", Status::NoSpace("disk full"));
-  auto second = sessions_->Create("agt_faults", "key-1");
+  auto second = sessions_->Create(owner_, "agt_faults", "key-1");
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), StatusCode::kNoSpace);
   EXPECT_TRUE(AllSessions().empty());
   // The retry with the same key makes one session, whose log starts with its creation.
-  auto retry = sessions_->Create("agt_faults", "key-1");
+  auto retry = sessions_->Create(owner_, "agt_faults", "key-1");
   ASSERT_OK(retry);
   EXPECT_FALSE(retry->replayed);
   ASSERT_EQ(AllSessions().size(), 1u);
@@ -164,7 +165,7 @@ TEST_F(StoreFaults, AnOutageAnswersUnavailableEverywhereAndChangesNothing) {
   ASSERT_OK(sessions_->Send(session, "echo one", OnBusy::kQueue, ""));
   const std::vector<std::string> before = Types(session);
   store_->Outage(Status::Unavailable("postgres unavailable: cannot connect"));
-  EXPECT_EQ(sessions_->Create("agt_faults", "").status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(sessions_->Create(owner_, "agt_faults", "").status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(sessions_->Send(session, "echo two", OnBusy::kQueue, "k").status().code(),
             StatusCode::kUnavailable);
   EXPECT_EQ(sessions_->Close(session).status().code(), StatusCode::kUnavailable);

@@ -32,6 +32,8 @@ class EventFeed {
   // them dropped), so waiters must poll; live=true: they flow again, and any missed meanwhile
   // must be caught up by re-reading.
   virtual void OnFeedState(bool live) noexcept = 0;
+  // An API key was revoked (by any process of a shared store): caches of it must go.
+  virtual void OnKeyRevoked(std::string_view key_id) noexcept { (void)key_id; }
 };
 
 // Thread safety: every method may be called concurrently from any thread, and, for a store
@@ -57,23 +59,45 @@ class SessionStore : public Lifecycle, public SnapshotStore {
   // a run found running at start-up was left by a process that is gone.
   [[nodiscard]] virtual bool SingleProcess() const noexcept = 0;
 
+  // ---- teams and API keys ----
+  // The migrations create the team kDefaultTeam. kAlreadyExists when the id is taken.
+  [[nodiscard]] virtual Status CreateTeam(const Team& team) noexcept = 0;
+  [[nodiscard]] virtual Result<Team> GetTeam(std::string_view id) noexcept = 0;
+  // Teams ordered by id, descending.
+  [[nodiscard]] virtual Result<Page<Team>> ListTeams(const PageRequest& page) noexcept = 0;
+  // Inserts `key`. kAlreadyExists when its id or hash is taken; kNotFound when its team is
+  // absent.
+  [[nodiscard]] virtual Status CreateApiKey(const ApiKey& key) noexcept = 0;
+  // The key with that hash (revoked and expired ones too: the caller decides), or kNotFound.
+  [[nodiscard]] virtual Result<ApiKey> FindApiKey(std::string_view hash) noexcept = 0;
+  [[nodiscard]] virtual Result<ApiKey> GetApiKey(std::string_view id) noexcept = 0;
+  // Keys of `team_id` (empty: of every team), newest first.
+  [[nodiscard]] virtual Result<Page<ApiKey>> ListApiKeys(std::string_view team_id,
+                                                         const PageRequest& page) noexcept = 0;
+  // Sets revoked_at (once: revoking a revoked key keeps the first time) and tells every
+  // process's feed (EventFeed::OnKeyRevoked). kNotFound when absent.
+  [[nodiscard]] virtual Status RevokeApiKey(std::string_view id, TimestampMs at) noexcept = 0;
+
   // ---- agents ----
-  // Inserts `agent`. kAlreadyExists when the id is taken. REQUIRES: !agent.id.empty()
+  // Inserts `agent`. kAlreadyExists when the id is taken; kNotFound when its team is absent.
+  // REQUIRES: !agent.id.empty()
   [[nodiscard]] virtual Status CreateAgent(const Agent& agent) noexcept = 0;
   // The agent, or kNotFound.
   [[nodiscard]] virtual Result<Agent> GetAgent(std::string_view id) noexcept = 0;
-  // Agents ordered by id, newest first (ids sort by creation time).
-  [[nodiscard]] virtual Result<Page<Agent>> ListAgents(const PageRequest& page) noexcept = 0;
+  // Agents of `team_id` (empty: of every team) ordered by id, newest first (ids sort by
+  // creation time).
+  [[nodiscard]] virtual Result<Page<Agent>> ListAgents(std::string_view team_id,
+                                                       const PageRequest& page) noexcept = 0;
   // Replaces every field but id and created_at. kNotFound when absent.
   [[nodiscard]] virtual Status UpdateAgent(const Agent& agent) noexcept = 0;
   // Removes the agent. kNotFound when absent; kFailedPrecondition while sessions refer to it.
   [[nodiscard]] virtual Status DeleteAgent(std::string_view id) noexcept = 0;
 
   // ---- sessions ----
-  // Inserts `session` (last_seq is ignored and starts at 0) and, when idem.key is set, records
-  // the key for it in the same transaction. kAlreadyExists when the id is taken or the key is
-  // already recorded (nothing is written then: look the key up); kNotFound when
-  // session.agent_id names no agent.
+  // Inserts `session` (last_seq is ignored and starts at 0; team_id is the agent's, whatever
+  // it says) and, when idem.key is set, records the key for it in the same transaction.
+  // kAlreadyExists when the id is taken or the key is already recorded (nothing is written
+  // then: look the key up); kNotFound when session.agent_id names no agent.
   [[nodiscard]] virtual Status CreateSession(const Session& session, const IdempotencyKey& idem) noexcept = 0;
   // The session, or kNotFound.
   [[nodiscard]] virtual Result<Session> GetSession(std::string_view id) noexcept = 0;

@@ -24,9 +24,62 @@ inline TimestampMs NowMs() noexcept {
 
 using EnvMap = std::map<std::string, std::string>;
 
+// ---- Teams and API keys --------------------------------------------------------------------
+
+// The tenant boundary: every agent, session, key (and what hangs off them) belongs to one team,
+// and nothing of one team is visible to another's keys. Installs from before teams existed
+// have all their data in the team "default".
+inline constexpr char kDefaultTeam[] = "default";
+
+struct Team {
+  std::string id;
+  std::string name;
+  TimestampMs created_at = 0;
+};
+
+// What a key may do. Ordered: each role may do everything the ones before it may, within its
+// team; kOperator works across teams (creates teams, sees everything, reads metrics).
+enum class Role { kViewer, kMember, kAdmin, kOperator };
+
+constexpr std::string_view ToString(Role r) noexcept {
+  switch (r) {
+    case Role::kViewer:
+      return "viewer";
+    case Role::kMember:
+      return "member";
+    case Role::kAdmin:
+      return "admin";
+    case Role::kOperator:
+      return "operator";
+  }
+  return "viewer";
+}
+
+inline std::optional<Role> ParseRole(std::string_view s) noexcept {
+  for (Role r : {Role::kViewer, Role::kMember, Role::kAdmin, Role::kOperator}) {
+    if (ToString(r) == s) return r;
+  }
+  return std::nullopt;
+}
+
+// An API key as the store keeps it: never the key itself, only its SHA-256 (hex), by which it
+// is looked up, and a prefix of it for people to recognise it by.
+struct ApiKey {
+  std::string id;
+  std::string team_id;
+  std::string name;  // whose or what it is for
+  Role role = Role::kViewer;
+  std::string prefix;  // the key's first characters, e.g. "pdk_3k9XqL"
+  std::string hash;    // hex SHA-256 of the whole key
+  TimestampMs created_at = 0;
+  TimestampMs expires_at = 0;  // 0: never
+  TimestampMs revoked_at = 0;  // 0: not revoked
+};
+
 // A reusable definition of an agent: which harness drives it, with what model and environment.
 struct Agent {
   std::string id;
+  std::string team_id = kDefaultTeam;
   std::string name;
   std::string harness;  // harness plugin name, e.g. "shell"
   std::string model;    // may be empty for harnesses without a model
@@ -86,6 +139,7 @@ struct Usage {
 struct Session {
   std::string id;
   std::string agent_id;
+  std::string team_id = kDefaultTeam;  // the agent's
   SessionStatus status = SessionStatus::kProvisioning;
   std::string status_reason;  // why the session is failed/closed; empty otherwise
   std::string sandbox_id;     // the sandbox currently bound, or empty
@@ -213,6 +267,7 @@ struct PageRequest {
 };
 
 struct SessionFilter {
+  std::string team_id;                  // empty: any team
   std::string agent_id;                 // empty: any agent
   std::optional<SessionStatus> status;  // nullopt: any status
   PageRequest page;

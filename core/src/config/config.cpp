@@ -162,6 +162,26 @@ constexpr paddock_config_rule kSnapshotRules[] = {
     config::Range("keep", 1, 100),
 };
 
+constexpr paddock_config_key kAuthKeys[] = {
+    {"admin_key_file", PADDOCK_CONFIG_STRING, 0, "",
+     "A file holding the first operator key (else $PADDOCK_ADMIN_KEY; with neither and no key in the "
+     "store, one is made and written to <data_dir>/admin.key)."},
+    {"cache_ttl", PADDOCK_CONFIG_DURATION, 0, "5s",
+     "How long a process trusts a key it looked up; revocations reach every process at once "
+     "(Postgres: NOTIFY) and the cache is not used while notifications are down."},
+    {"failed_per_minute", PADDOCK_CONFIG_INT, 0, "30",
+     "Failed authentications one source address may make per minute (burst: the same number); past it "
+     "every request of that address answers 429 until the bucket refills. 0: no limit."},
+    {"metrics", PADDOCK_CONFIG_STRING, 0, "keyed",
+     "GET /metrics on the API port: \"keyed\" (an operator key) or \"open\". The worker's port "
+     "([worker] port) always serves it open."},
+};
+
+constexpr paddock_config_rule kAuthRules[] = {
+    config::Range("failed_per_minute", 0, 1000000),
+    config::OneOf("metrics", "keyed,open"),
+};
+
 constexpr paddock_config_key kProfileKeys[] = {
     {"memory", PADDOCK_CONFIG_SIZE, 0, "2GiB", "Memory of all the sandbox's processes together; 0: none."},
     {"cpus", PADDOCK_CONFIG_STRING, 0, "1", "CPU time in cores (\"0.5\": half a core); \"0\": none."},
@@ -307,11 +327,17 @@ Result<PluginChoice> ReadPlugin(const toml::table& table, const std::string& kin
 }  // namespace
 
 std::vector<std::pair<std::string, ConfigSchema>> CoreSchemas() {
-  return {{"server", {kServerKeys, kServerRules}},     {"worker", {kWorkerKeys, kWorkerRules}},
-          {"sessions", {kSessionKeys, kSessionRules}}, {"snapshots", {kSnapshotKeys, kSnapshotRules}},
-          {"egress", {kEgressKeys, kEgressRules}},     {"models", ConfigKeys(kModelKeys)},
-          {"tools", {kToolKeys, kToolRules}},          {"profiles.<name>", {kProfileKeys, kProfileRules}},
-          {"store", {kStoreSelectKeys, kSelectRules}}, {"<kind>", {kPluginSelectKeys, kSelectRules}}};
+  return {{"server", {kServerKeys, kServerRules}},
+          {"worker", {kWorkerKeys, kWorkerRules}},
+          {"auth", {kAuthKeys, kAuthRules}},
+          {"sessions", {kSessionKeys, kSessionRules}},
+          {"snapshots", {kSnapshotKeys, kSnapshotRules}},
+          {"egress", {kEgressKeys, kEgressRules}},
+          {"models", ConfigKeys(kModelKeys)},
+          {"tools", {kToolKeys, kToolRules}},
+          {"profiles.<name>", {kProfileKeys, kProfileRules}},
+          {"store", {kStoreSelectKeys, kSelectRules}},
+          {"<kind>", {kPluginSelectKeys, kSelectRules}}};
 }
 
 std::string_view EmbeddedConfigText() { return paddock::embedded_config::kFiles[0].content; }
@@ -334,14 +360,15 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
   }
   Config config;
   config.source = source;
-  const std::set<std::string> known = {"server", "worker",   "store",    "sandbox",   "secrets", "harness",
-                                       "egress", "profiles", "sessions", "snapshots", "models",  "tools"};
+  const std::set<std::string> known = {"server",    "worker",  "auth",   "store",    "sandbox",
+                                       "secrets",   "harness", "egress", "profiles", "sessions",
+                                       "snapshots", "models",  "tools"};
   for (const auto& [key, node] : doc) {
     if (!known.count(std::string(key.str()))) {
       return Invalid(source, static_cast<int>(node.source().begin.line),
                      "unknown section [" + std::string(key.str()) +
-                         "]; allowed: server, worker, store, sandbox, secrets, harness, egress, profiles, "
-                         "sessions, snapshots, models, tools");
+                         "]; allowed: server, worker, auth, store, sandbox, secrets, harness, egress, "
+                         "profiles, sessions, snapshots, models, tools");
     }
   }
   auto table_of = [&](const char* name) -> Result<const toml::table*> {
@@ -412,6 +439,16 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
     config.sessions.idle_timeout_ms = v.GetDurationMs("idle_timeout");
     config.sessions.append_rate = v.GetInt("append_rate");
     config.sessions.append_bytes_rate = v.GetSizeBytes("append_bytes_rate");
+  }
+  // [auth]
+  {
+    PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("auth"));
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection({kAuthKeys, kAuthRules}, s));
+    AuthSettings& a = config.auth;
+    a.admin_key_file = v.GetString("admin_key_file");
+    a.cache_ttl_ms = v.GetDurationMs("cache_ttl");
+    a.failed_per_minute = v.GetInt("failed_per_minute");
+    a.metrics_open = v.GetString("metrics") == "open";
   }
   // [snapshots]
   {

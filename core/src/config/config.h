@@ -3,6 +3,7 @@
 //   [server]  listen, port, data_dir, plugin_dir, max_body_size, max_connections, log_level
 //   [worker]  enabled, threads, poll_interval, lease_ttl, heartbeat_interval, max_attempts,
 //             sweep_interval, port, reconcile_interval
+//   [auth]    admin_key_file, cache_ttl, failed_per_minute, metrics
 //   [sessions]  idle_timeout
 //   [snapshots] enabled, max_size, keep, compress
 //   [store] / [sandbox] / [secrets]   type = "<name>", plus [<kind>.config] for the plugin;
@@ -59,6 +60,14 @@ struct WorkerSettings {
   int max_attempts = 3;
   int port = 3001;  // `paddock worker`: health and metrics only
   std::int64_t reconcile_interval_ms = 60000;
+};
+
+// Keys and their checking ([auth]; services/teams/).
+struct AuthSettings {
+  std::string admin_key_file;  // empty: $PADDOCK_ADMIN_KEY, else one made at first start
+  std::int64_t cache_ttl_ms = 5000;
+  std::int64_t failed_per_minute = 30;  // per source address; 0: no limit
+  bool metrics_open = false;            // GET /metrics on the API port without a key
 };
 
 struct SessionSettings {
@@ -123,6 +132,7 @@ struct Config {
   std::string source;  // path of the file, or "<embedded config/paddock.toml>"
   ServerSettings server;
   WorkerSettings worker;
+  AuthSettings auth;
   bool migrate_on_start = true;  // [store] migrate
   EgressSettings egress;
   ModelSettings models;

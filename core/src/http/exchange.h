@@ -14,6 +14,7 @@
 #include "http/input.h"
 #include "paddock/status.h"
 #include "paddock/types.h"
+#include "services/teams/principal.h"
 
 namespace paddock {
 
@@ -61,6 +62,8 @@ class Exchange {
   const HttpRequest& request;
   HttpReply& response;
   App& app;
+  // Who is asking (set by the server from the request's key; empty on open routes).
+  Principal principal;
 
   // A path parameter ("{id}").
   const std::string& Param(const std::string& name) const;

@@ -14,6 +14,15 @@ void MetricsText(Exchange& x);
 void OpenApi(Exchange& x);
 void ListPlugins(Exchange& x);
 
+void Me(Exchange& x);
+void CreateTeam(Exchange& x);
+void ListTeams(Exchange& x);
+void GetTeam(Exchange& x);
+void CreateKey(Exchange& x);
+void ListKeys(Exchange& x);
+void GetKey(Exchange& x);
+void RevokeKey(Exchange& x);
+
 void CreateAgent(Exchange& x);
 void ListAgents(Exchange& x);
 void GetAgent(Exchange& x);

@@ -25,6 +25,7 @@ Poco::JSON::Object::Ptr RenderUsage(const Usage& u) {
 Poco::JSON::Object::Ptr RenderAgent(const Agent& a) {
   auto o = NewObject();
   o->set("id", a.id);
+  o->set("team_id", a.team_id);
   o->set("name", a.name);
   o->set("harness", a.harness);
   o->set("model", a.model);
@@ -44,6 +45,7 @@ Poco::JSON::Object::Ptr RenderSession(const Session& s) {
   auto o = NewObject();
   o->set("id", s.id);
   o->set("agent_id", s.agent_id);
+  o->set("team_id", s.team_id);
   o->set("status", std::string(ToString(s.status)));
   o->set("status_reason", s.status_reason);
   o->set("sandbox_id", s.sandbox_id.empty() ? Poco::Dynamic::Var() : Poco::Dynamic::Var(s.sandbox_id));
@@ -64,6 +66,7 @@ std::string RenderSessionJson(const Session& s, const Redactor& redactor) {
   out.reserve(512);
   out += "{\"id\":" + text(s.id);
   out += ",\"agent_id\":" + text(s.agent_id);
+  out += ",\"team_id\":" + text(s.team_id);
   out += ",\"status\":" + JsonQuote(ToString(s.status));
   out += ",\"status_reason\":" + text(s.status_reason);
   out += ",\"sandbox_id\":" + text_or_null(s.sandbox_id);
@@ -80,6 +83,27 @@ std::string RenderSessionJson(const Session& s, const Redactor& redactor) {
   out += ",\"created_at\":" + JsonQuote(FormatTime(s.created_at));
   out += ",\"updated_at\":" + JsonQuote(FormatTime(s.updated_at)) + "}";
   return out;
+}
+
+Poco::JSON::Object::Ptr RenderTeam(const Team& t) {
+  auto o = NewObject();
+  o->set("id", t.id);
+  o->set("name", t.name);
+  o->set("created_at", FormatTime(t.created_at));
+  return o;
+}
+
+Poco::JSON::Object::Ptr RenderKey(const ApiKey& k) {
+  auto o = NewObject();
+  o->set("id", k.id);
+  o->set("team_id", k.team_id);
+  o->set("name", k.name);
+  o->set("role", std::string(ToString(k.role)));
+  o->set("prefix", k.prefix);
+  o->set("created_at", FormatTime(k.created_at));
+  o->set("expires_at", k.expires_at ? Poco::Dynamic::Var(FormatTime(k.expires_at)) : Poco::Dynamic::Var());
+  o->set("revoked_at", k.revoked_at ? Poco::Dynamic::Var(FormatTime(k.revoked_at)) : Poco::Dynamic::Var());
+  return o;
 }
 
 Poco::JSON::Object::Ptr RenderRun(const Run& r) {

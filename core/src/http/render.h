@@ -18,6 +18,9 @@ Poco::JSON::Object::Ptr RenderSession(const Session& s);
 // The same as JSON text, its strings redacted.
 std::string RenderSessionJson(const Session& s, const Redactor& redactor);
 Poco::JSON::Object::Ptr RenderRun(const Run& r);
+Poco::JSON::Object::Ptr RenderTeam(const Team& t);
+// A key as it is listed: never its hash, never the key.
+Poco::JSON::Object::Ptr RenderKey(const ApiKey& k);
 Poco::JSON::Object::Ptr RenderTranscriptEntry(const TranscriptEntry& t);
 Poco::JSON::Object::Ptr RenderSnapshot(const SnapshotInfo& s);
 // Events carry their stored data verbatim, so they are rendered as text.

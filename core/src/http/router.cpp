@@ -77,41 +77,69 @@ RouteMatch Router::Match(std::string_view method, std::string_view path) const {
   return m;
 }
 
+std::optional<Role> RequiredRole(Access access, bool metrics_open) {
+  switch (access) {
+    case Access::kOpen:
+      return std::nullopt;
+    case Access::kRead:
+      return Role::kViewer;
+    case Access::kWrite:
+      return Role::kMember;
+    case Access::kAdmin:
+      return Role::kAdmin;
+    case Access::kOperator:
+      return Role::kOperator;
+    case Access::kMetrics:
+      return metrics_open ? std::nullopt : std::optional<Role>(Role::kOperator);
+  }
+  return Role::kOperator;
+}
+
 const Router& ApiRouter() {
+  using A = Access;
+  using O = Owner;
   static const Router router({
-      {"GET", "/healthz", &handlers::Healthz, Lane::kHealth},
-      {"GET", "/readyz", &handlers::Readyz, Lane::kHealth},
-      {"GET", "/metrics", &handlers::MetricsText, Lane::kHealth},
-      {"GET", "/api/openapi.json", &handlers::OpenApi},
-      {"GET", "/api/plugins", &handlers::ListPlugins},
-      {"POST", "/api/agents", &handlers::CreateAgent},
-      {"GET", "/api/agents", &handlers::ListAgents},
-      {"GET", "/api/agents/{id}", &handlers::GetAgent},
-      {"PATCH", "/api/agents/{id}", &handlers::UpdateAgent},
-      {"DELETE", "/api/agents/{id}", &handlers::DeleteAgent},
-      {"POST", "/api/sessions", &handlers::CreateSession},
-      {"GET", "/api/sessions", &handlers::ListSessions},
-      {"GET", "/api/sessions/{id}", &handlers::GetSession},
-      {"DELETE", "/api/sessions/{id}", &handlers::DeleteSession},
-      {"POST", "/api/sessions/{id}/messages", &handlers::SendMessage},
-      {"GET", "/api/sessions/{id}/messages", &handlers::Transcript},
-      {"GET", "/api/sessions/{id}/events", &handlers::ListEvents},
-      {"GET", "/api/sessions/{id}/events/stream", &handlers::StreamEvents},
-      {"GET", "/api/sessions/{id}/runs", &handlers::ListRuns},
-      {"POST", "/api/sessions/{id}/runs/{run_id}/cancel", &handlers::CancelRun},
-      {"GET", "/api/sessions/{id}/sandbox", &handlers::GetSandbox},
-      {"POST", "/api/sessions/{id}/sandbox/exec", &handlers::ExecInSandbox},
-      {"POST", "/api/sessions/{id}/restart", &handlers::RestartSession},
-      {"GET", "/api/sessions/{id}/snapshots", &handlers::ListSnapshots},
+      {"GET", "/healthz", A::kOpen, O::kNone, &handlers::Healthz, Lane::kHealth},
+      {"GET", "/readyz", A::kOpen, O::kNone, &handlers::Readyz, Lane::kHealth},
+      {"GET", "/metrics", A::kMetrics, O::kNone, &handlers::MetricsText, Lane::kHealth},
+      {"GET", "/api/openapi.json", A::kRead, O::kNone, &handlers::OpenApi},
+      {"GET", "/api/plugins", A::kRead, O::kNone, &handlers::ListPlugins},
+      {"GET", "/api/me", A::kRead, O::kNone, &handlers::Me},
+      {"POST", "/api/teams", A::kOperator, O::kNone, &handlers::CreateTeam},
+      {"GET", "/api/teams", A::kRead, O::kNone, &handlers::ListTeams},
+      {"GET", "/api/teams/{id}", A::kRead, O::kTeam, &handlers::GetTeam},
+      {"POST", "/api/keys", A::kAdmin, O::kNone, &handlers::CreateKey},
+      {"GET", "/api/keys", A::kAdmin, O::kNone, &handlers::ListKeys},
+      {"GET", "/api/keys/{id}", A::kAdmin, O::kKey, &handlers::GetKey},
+      {"DELETE", "/api/keys/{id}", A::kAdmin, O::kKey, &handlers::RevokeKey},
+      {"POST", "/api/agents", A::kWrite, O::kNone, &handlers::CreateAgent},
+      {"GET", "/api/agents", A::kRead, O::kNone, &handlers::ListAgents},
+      {"GET", "/api/agents/{id}", A::kRead, O::kAgent, &handlers::GetAgent},
+      {"PATCH", "/api/agents/{id}", A::kWrite, O::kAgent, &handlers::UpdateAgent},
+      {"DELETE", "/api/agents/{id}", A::kWrite, O::kAgent, &handlers::DeleteAgent},
+      {"POST", "/api/sessions", A::kWrite, O::kNone, &handlers::CreateSession},
+      {"GET", "/api/sessions", A::kRead, O::kNone, &handlers::ListSessions},
+      {"GET", "/api/sessions/{id}", A::kRead, O::kSession, &handlers::GetSession},
+      {"DELETE", "/api/sessions/{id}", A::kWrite, O::kSession, &handlers::DeleteSession},
+      {"POST", "/api/sessions/{id}/messages", A::kWrite, O::kSession, &handlers::SendMessage},
+      {"GET", "/api/sessions/{id}/messages", A::kRead, O::kSession, &handlers::Transcript},
+      {"GET", "/api/sessions/{id}/events", A::kRead, O::kSession, &handlers::ListEvents},
+      {"GET", "/api/sessions/{id}/events/stream", A::kRead, O::kSession, &handlers::StreamEvents},
+      {"GET", "/api/sessions/{id}/runs", A::kRead, O::kSession, &handlers::ListRuns},
+      {"POST", "/api/sessions/{id}/runs/{run_id}/cancel", A::kWrite, O::kSession, &handlers::CancelRun},
+      {"GET", "/api/sessions/{id}/sandbox", A::kRead, O::kSession, &handlers::GetSandbox},
+      {"POST", "/api/sessions/{id}/sandbox/exec", A::kWrite, O::kSession, &handlers::ExecInSandbox},
+      {"POST", "/api/sessions/{id}/restart", A::kWrite, O::kSession, &handlers::RestartSession},
+      {"GET", "/api/sessions/{id}/snapshots", A::kRead, O::kSession, &handlers::ListSnapshots},
   });
   return router;
 }
 
 const Router& WorkerRouter() {
   static const Router router({
-      {"GET", "/healthz", &handlers::Healthz, Lane::kHealth},
-      {"GET", "/readyz", &handlers::Readyz, Lane::kHealth},
-      {"GET", "/metrics", &handlers::MetricsText, Lane::kHealth},
+      {"GET", "/healthz", Access::kOpen, Owner::kNone, &handlers::Healthz, Lane::kHealth},
+      {"GET", "/readyz", Access::kOpen, Owner::kNone, &handlers::Readyz, Lane::kHealth},
+      {"GET", "/metrics", Access::kOpen, Owner::kNone, &handlers::MetricsText, Lane::kHealth},
   });
   return router;
 }

@@ -32,6 +32,8 @@
 #include "services/app.h"
 #include "services/events/event_hub.h"
 #include "services/events/event_service.h"
+#include "services/teams/authenticator.h"
+#include "services/teams/failed_auth.h"
 #include "util/log.h"
 
 namespace paddock {
@@ -401,7 +403,7 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
                server_.settings.max_body_bytes);
     try {
       if (match.route) {
-        match.route->handler(x);
+        if (Authorize(request, *match.route, x)) match.route->handler(x);
       } else if (!match.allowed_methods.empty()) {
         std::string allow;
         Poco::JSON::Array::Ptr list = new Poco::JSON::Array();
@@ -440,6 +442,58 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
       LogDebug(request.method + " " + path + " " + std::to_string(reply.status) + " " +
                std::to_string(static_cast<int>(seconds * 1000)) + "ms " + request.client);
     return reply;
+  }
+
+  // Whether the route's handler may run for this request: a key of the route's role whose
+  // team sees the resource named by {id}; otherwise the error has been sent. The order is
+  // what a caller may learn: a limited address learns nothing (429), a bad key only that it
+  // is bad (401), another team's id nothing more than a missing one (404), and only then
+  // whether the role suffices (403).
+  bool Authorize(const HttpRequest& request, const Route& route, Exchange& x) {
+    App& app = server_.app;
+    const std::optional<Role> need = RequiredRole(route.access, app.config().auth.metrics_open);
+    if (!need) return true;
+    if (const std::int64_t wait = app.failed_auth().RetryAfter(request.client); wait > 0) {
+      server_.metrics.AuthRefused("rate_limited");
+      x.response.Set("Retry-After", std::to_string(wait));
+      x.SendError(429, "rate_limited",
+                  "too many failed authentications from this address ([auth] failed_per_minute = " +
+                      std::to_string(app.config().auth.failed_per_minute) + "); retry in " +
+                      std::to_string(wait) + " s");
+      return false;
+    }
+    AuthOutcome auth = app.auth().Authenticate(request.Header("Authorization"), request.Header("x-api-key"));
+    if (auth.failure == AuthFailure::kStoreDown) {
+      x.response.Set("Retry-After", "1");
+      x.SendError(503, "unavailable", auth.message);
+      return false;
+    }
+    if (auth.failure != AuthFailure::kNone) {
+      static constexpr const char* kReason[] = {"",        "missing", "malformed", "unknown",
+                                                "expired", "revoked", ""};
+      server_.metrics.AuthRefused(kReason[static_cast<int>(auth.failure)]);
+      // A request without any key is no guess; only a key that does not work counts.
+      if (auth.failure != AuthFailure::kMissing) app.failed_auth().Failed(request.client);
+      x.response.Set("WWW-Authenticate", "Bearer realm=\"paddock\"");
+      x.SendError(401, "unauthenticated", auth.message);
+      return false;
+    }
+    x.principal = std::move(auth.principal);
+    if (route.owner != Owner::kNone) {
+      if (Status s = app.teams().CheckVisible(x.principal, route.owner, x.Param("id")); !s.ok()) {
+        x.SendError(s);
+        return false;
+      }
+    }
+    if (!x.principal.AtLeast(*need)) {
+      server_.metrics.AuthRefused("forbidden");
+      x.SendError(403, "forbidden",
+                  request.method + " " + route.pattern + " needs the role " + std::string(ToString(*need)) +
+                      (*need == Role::kOperator ? "" : " or above") + "; this key ('" + x.principal.key_name +
+                      "') is " + std::string(ToString(x.principal.role)));
+      return false;
+    }
+    return true;
   }
 
   // ---- writing a response -----------------------------------------------------------------

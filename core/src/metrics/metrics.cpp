@@ -115,6 +115,13 @@ struct Metrics::Impl {
               "Requests answered 503 without running, by reason (busy: handlers full; connections: a limit "
               "on connections; draining: shutting down).")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& auth_refused =
+      BuildCounter()
+          .Name("paddock_auth_refused_total")
+          .Help(
+              "Requests refused by authentication (401, or 429 for an address failing too often) or by "
+              "role (403), by reason.")
+          .Register(*registry);
   prometheus::Family<prometheus::Counter>& timeouts =
       BuildCounter()
           .Name("paddock_http_timeouts_total")
@@ -220,6 +227,9 @@ void Metrics::ConnectionOpened(int delta) { impl_->open_connections.Increment(de
 void Metrics::StreamOpened(int delta) { impl_->open_streams.Increment(delta); }
 void Metrics::RequestShed(std::string_view reason) {
   impl_->shed.Add({{"reason", std::string(reason)}}).Increment();
+}
+void Metrics::AuthRefused(std::string_view reason) {
+  impl_->auth_refused.Add({{"reason", std::string(reason)}}).Increment();
 }
 void Metrics::ConnectionTimedOut(std::string_view phase) {
   impl_->timeouts.Add({{"phase", std::string(phase)}}).Increment();

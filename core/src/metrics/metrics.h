@@ -43,6 +43,9 @@ class Metrics {
   void StreamOpened(int delta);
   // reason: "busy", "connections" or "draining".
   void RequestShed(std::string_view reason);
+  // reason: "missing", "malformed", "unknown", "expired", "revoked", "rate_limited",
+  // "forbidden" (a valid key without the role).
+  void AuthRefused(std::string_view reason);
   // phase: "header", "body", "idle" or "write".
   void ConnectionTimedOut(std::string_view phase);
   // reason: "slow" or "shutdown".

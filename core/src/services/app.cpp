@@ -12,6 +12,9 @@
 #include "services/sessions/agent_service.h"
 #include "services/sessions/session_service.h"
 #include "services/snapshots/snapshot_service.h"
+#include "services/teams/authenticator.h"
+#include "services/teams/failed_auth.h"
+#include "services/teams/team_service.h"
 #include "util/log.h"
 #include "util/redactor.h"
 
@@ -105,6 +108,10 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
   a.agents_ = std::make_unique<AgentService>(*a.store_, std::move(harness_names));
   a.sessions_ = std::make_unique<SessionService>(*a.store_, *a.events_, a.sandboxes_.get(), *a.metrics_,
                                                  a.executor_.get(), a.workers_.get());
+  a.teams_ = std::make_unique<TeamService>(*a.store_);
+  a.auth_ = std::make_unique<Authenticator>(*a.store_, std::chrono::milliseconds(config.auth.cache_ttl_ms));
+  a.failed_auth_ = std::make_unique<FailedAuthLimiter>(config.auth.failed_per_minute);
+  a.events_->AttachAuthenticator(a.auth_.get());
   return app;
 }
 

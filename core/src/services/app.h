@@ -24,6 +24,9 @@ class EgressProxy;
 class SandboxManager;
 class SessionService;
 class SnapshotService;
+class Authenticator;
+class FailedAuthLimiter;
+class TeamService;
 
 struct ReadinessCheck {
   std::string component;  // "store.sqlite"
@@ -55,6 +58,9 @@ class App {
   EventService& events() { return *events_; }
   AgentService& agents() { return *agents_; }
   SessionService& sessions() { return *sessions_; }
+  TeamService& teams() { return *teams_; }
+  Authenticator& auth() { return *auth_; }
+  FailedAuthLimiter& failed_auth() { return *failed_auth_; }
   const Redactor& redactor() const { return *redactor_; }
   bool runs_worker() const { return workers_ != nullptr; }
 
@@ -84,6 +90,9 @@ class App {
   std::unique_ptr<LeaseSweeper> sweeper_;
   std::unique_ptr<AgentService> agents_;
   std::unique_ptr<SessionService> sessions_;
+  std::unique_ptr<TeamService> teams_;
+  std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<FailedAuthLimiter> failed_auth_;
 };
 
 }  // namespace paddock

@@ -3,8 +3,10 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "paddock/testing/session_store_conformance.h"
@@ -255,6 +257,60 @@ TEST(PostgresStore, ABurstOfAppendsWakesOtherProcessesOncePerWindowAndTellsTheLa
   EXPECT_EQ(std::vector<std::int64_t>(seqs.end() - 5, seqs.end()),
             (std::vector<std::int64_t>{kBurst + 1, kBurst + 2, kBurst + 3, kBurst + 4, kBurst + 5}));
   (*listener)->SetEventFeed(nullptr);
+}
+
+// An install from before teams: the migrations up to 0004 applied by hand, with data in every
+// table. Upgrading brings all of it into the team "default".
+TEST(PostgresStore, AnInstallFromBeforeTeamsUpgradesIntoTheDefaultTeam) {
+  const std::string conninfo = TestPostgresConninfo();
+  const std::string schema = UniqueSchema();
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(SourceDir() + "/migrations/postgres"))
+    files.push_back(e.path().filename().string());
+  std::sort(files.begin(), files.end());
+  std::string sql =
+      "CREATE SCHEMA \"" + schema + "\"; SET search_path TO \"" + schema +
+      "\"; CREATE TABLE schema_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL);";
+  for (const std::string& f : files) {
+    if (f >= "0005") break;  // the previous release's schema
+    std::ifstream in(SourceDir() + "/migrations/postgres/" + f);
+    std::stringstream text;
+    text << in.rdbuf();
+    sql += text.str() + ";\nINSERT INTO schema_migrations VALUES ('" + f + "', 1);\n";
+  }
+  sql +=
+      "INSERT INTO agents (id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at) "
+      "VALUES ('agt_old', 'old', 'shell', '', '', 600, 1, 1);"
+      "INSERT INTO sessions (id, agent_id, status, created_at, updated_at, last_seq) VALUES ('ses_old', "
+      "'agt_old', 'ready', 1, 1, 1);"
+      "INSERT INTO events (session_id, seq, type, data, created_at) VALUES ('ses_old', 1, 'session.created', "
+      "'{}', 1);"
+      "SELECT 'ok';";
+  ASSERT_EQ(Scalar(conninfo, sql), "ok");
+  TempDir dir;
+  auto store = LoadStore("postgres", "url = \"" + conninfo + "\"\nschema = \"" + schema + "\"\n", dir.path());
+  ASSERT_OK(store);
+  auto applied = (*store)->AppliedMigrations();
+  ASSERT_OK(applied);
+  EXPECT_EQ(applied->size(), files.size());
+  auto agent = (*store)->GetAgent("agt_old");
+  ASSERT_OK(agent);
+  EXPECT_EQ(agent->team_id, kDefaultTeam);
+  auto session = (*store)->GetSession("ses_old");
+  ASSERT_OK(session);
+  EXPECT_EQ(session->team_id, kDefaultTeam);
+  EXPECT_EQ(session->last_seq, 1);
+  EXPECT_EQ((*store)->ListEvents("ses_old", 0, 10)->size(), 1u);
+  EXPECT_OK((*store)->GetTeam(kDefaultTeam));
+  SessionFilter f;
+  f.team_id = kDefaultTeam;
+  EXPECT_EQ((*store)->ListSessions(f)->items.size(), 1u);
+  Session s;
+  s.id = "ses_new";
+  s.agent_id = "agt_old";
+  s.created_at = s.updated_at = NowMs();
+  ASSERT_OK((*store)->CreateSession(s, {}));
+  EXPECT_EQ((*store)->GetSession("ses_new")->team_id, kDefaultTeam);
 }
 
 }  // namespace

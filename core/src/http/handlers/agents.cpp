@@ -37,7 +37,7 @@ void CreateAgent(Exchange& x) {
   if (!body) return;
   Result<AgentFields> fields = ParseAgentFields(*body);
   if (!fields.ok()) return x.SendError(fields.status());
-  Result<Agent> agent = x.app.agents().Create(*fields);
+  Result<Agent> agent = x.app.agents().Create(*fields, x.principal.team_id);
   if (!agent.ok()) return x.SendError(agent.status());
   x.response.Set("Location", "/api/agents/" + agent->id);
   x.SendJson(201, RenderAgent(*agent));
@@ -50,7 +50,7 @@ void ListAgents(Exchange& x) {
   Result<std::string> cursor = x.QueryCursor();
   if (!cursor.ok()) return x.SendError(cursor.status());
   PageRequest page{static_cast<int>(*limit), *cursor};
-  Result<Page<Agent>> agents = x.app.agents().List(page);
+  Result<Page<Agent>> agents = x.app.agents().List(x.principal.ListTeam(), page);
   if (!agents.ok()) return x.SendError(agents.status());
   Poco::JSON::Array::Ptr items = new Poco::JSON::Array();
   for (const Agent& a : agents->items) items->add(RenderAgent(a));

@@ -32,7 +32,7 @@ void CreateSession(Exchange& x) {
   if (!agent_id->has_value() || (*agent_id)->empty()) {
     return x.SendError(Status::InvalidArgument("field 'agent_id' is required"));
   }
-  Result<Idempotent<Session>> session = x.app.sessions().Create(**agent_id, IdempotencyKeyOf(x));
+  Result<Idempotent<Session>> session = x.app.sessions().Create(x.principal, **agent_id, IdempotencyKeyOf(x));
   if (!session.ok()) return x.SendError(session.status());
   x.response.Set("Location", "/api/sessions/" + session->value.id);
   MarkReplay(x, session->replayed);
@@ -50,6 +50,7 @@ void ListSessions(Exchange& x) {
   SessionFilter filter;
   filter.page = PageRequest{static_cast<int>(*limit), *cursor};
   filter.agent_id = agent_id->value_or("");
+  filter.team_id = x.principal.ListTeam();
   if (auto status = x.Query("status")) {
     filter.status = ParseSessionStatus(*status);
     if (!filter.status) {

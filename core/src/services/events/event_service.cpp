@@ -1,5 +1,7 @@
 #include "services/events/event_service.h"
 
+#include "services/teams/authenticator.h"
+
 #include <Poco/JSON/Parser.h>
 #include <Poco/JSON/Stringifier.h>
 
@@ -101,6 +103,11 @@ void EventService::OnAppended(std::string_view session_id, std::int64_t seq) noe
 void EventService::OnFeedState(bool live) noexcept {
   live_.store(live);
   if (EventHub* hub = hub_.load()) hub->OnFeedState(live);
+  if (Authenticator* auth = auth_.load()) auth->OnFeedState(live);
+}
+
+void EventService::OnKeyRevoked(std::string_view key_id) noexcept {
+  if (Authenticator* auth = auth_.load()) auth->OnKeyRevoked(key_id);
 }
 
 Result<std::vector<Event>> EventService::List(std::string_view session_id, std::int64_t after_seq,

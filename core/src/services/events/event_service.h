@@ -15,6 +15,8 @@
 
 namespace paddock {
 
+class Authenticator;
+
 class EventHub;
 class Metrics;
 class Redactor;
@@ -51,7 +53,11 @@ class EventService final : public EventFeed {
   // EventFeed, called by the store: forwarded to the hub (event streams wait there).
   void OnAppended(std::string_view session_id, std::int64_t seq) noexcept override;
   void OnFeedState(bool live) noexcept override;
+  // Key revocations and the feed's state, forwarded to the process's Authenticator.
+  void OnKeyRevoked(std::string_view key_id) noexcept override;
   bool feed_live() const { return live_.load(); }
+  // REQUIRES: called before the store's feed is set (App::Start), and `auth` outlives it.
+  void AttachAuthenticator(Authenticator* auth) { auth_.store(auth); }
 
   const Redactor& redactor() const { return redactor_; }
 
@@ -68,6 +74,7 @@ class EventService final : public EventFeed {
   AppendShare share_;
   std::atomic<bool> live_{false};  // the store's notifications are flowing
   std::atomic<EventHub*> hub_{nullptr};
+  std::atomic<Authenticator*> auth_{nullptr};
 };
 
 // `json` (an object) with every string value redacted, re-serialised. kInvalidArgument when it

@@ -52,11 +52,12 @@ Status AgentService::Validate(const Agent& a) const {
   return Status::Ok();
 }
 
-Result<Agent> AgentService::Create(const AgentFields& f) {
+Result<Agent> AgentService::Create(const AgentFields& f, const std::string& team_id) {
   if (!f.name) return Status::InvalidArgument("field 'name' is required");
   if (!f.harness) return Status::InvalidArgument("field 'harness' is required");
   Agent a;
   a.id = NewId("agt");
+  a.team_id = team_id;
   a.name = *f.name;
   a.harness = *f.harness;
   a.model = f.model.value_or("");
@@ -72,7 +73,9 @@ Result<Agent> AgentService::Create(const AgentFields& f) {
 
 Result<Agent> AgentService::Get(const std::string& id) { return store_.GetAgent(id); }
 
-Result<Page<Agent>> AgentService::List(const PageRequest& page) { return store_.ListAgents(page); }
+Result<Page<Agent>> AgentService::List(const std::string& team_id, const PageRequest& page) {
+  return store_.ListAgents(team_id, page);
+}
 
 Result<Agent> AgentService::Update(const std::string& id, const AgentFields& f) {
   PADDOCK_ASSIGN_OR_RETURN(Agent a, store_.GetAgent(id));

@@ -26,9 +26,11 @@ class AgentService {
   AgentService(SessionStore& store, std::set<std::string, std::less<>> harnesses);
 
   // kInvalidArgument naming the field for a missing or out-of-range value.
-  Result<Agent> Create(const AgentFields& fields);
+  // In team `team_id` (the caller's).
+  Result<Agent> Create(const AgentFields& fields, const std::string& team_id);
   Result<Agent> Get(const std::string& id);
-  Result<Page<Agent>> List(const PageRequest& page);
+  // team_id empty: every team's.
+  Result<Page<Agent>> List(const std::string& team_id, const PageRequest& page);
   Result<Agent> Update(const std::string& id, const AgentFields& fields);
   Status Delete(const std::string& id);
 

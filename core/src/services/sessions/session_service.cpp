@@ -100,8 +100,13 @@ Result<SandboxManager*> SessionService::Sandboxes() {
   return sandboxes_;
 }
 
-Result<Idempotent<Session>> SessionService::Create(const std::string& agent_id, const std::string& key) {
-  IdempotencyKey idem{"sessions", key, key.empty() ? "" : Sha256Hex("agent_id\n" + agent_id)};
+Result<Idempotent<Session>> SessionService::Create(const Principal& who, const std::string& agent_id,
+                                                   const std::string& key) {
+  PADDOCK_ASSIGN_OR_RETURN(Agent agent, store_.GetAgent(agent_id));
+  if (!who.Sees(agent.team_id)) return Status::NotFound("agent '" + agent_id + "' does not exist");
+  // The default team keeps the scope its keys had before teams.
+  const std::string scope = who.team_id == kDefaultTeam ? "sessions" : "sessions:" + who.team_id;
+  IdempotencyKey idem{scope, key, key.empty() ? "" : Sha256Hex("agent_id\n" + agent_id)};
   return WithIdempotency<Session>(
       store_, idem,
       [&](const IdempotencyKey& k) -> Result<Session> {

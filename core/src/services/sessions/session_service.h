@@ -7,6 +7,7 @@
 
 #include "paddock/session_store.h"
 #include "services/runs/transcript.h"
+#include "services/teams/principal.h"
 
 namespace paddock {
 
@@ -36,10 +37,12 @@ class SessionService {
                  RunExecutor* executor, WorkerPool* workers);
 
   // Creates a session (status provisioning) and starts provisioning its sandbox; without
-  // sandboxes in this process, creates it suspended. kNotFound when the agent does not exist.
-  // With an idempotency key (may be empty), a repeat of the same request returns the session
-  // the first one created; the key with another agent_id is kFailedPrecondition.
-  Result<Idempotent<Session>> Create(const std::string& agent_id, const std::string& idempotency_key);
+  // sandboxes in this process, creates it suspended. kNotFound when the agent does not exist
+  // or is of a team `who` does not see. With an idempotency key (may be empty; keys are
+  // per team), a repeat of the same request returns the session the first one created; the
+  // key with another agent_id is kFailedPrecondition.
+  Result<Idempotent<Session>> Create(const Principal& who, const std::string& agent_id,
+                                     const std::string& idempotency_key);
   Result<Session> Get(const std::string& id);
   Result<Page<Session>> List(const SessionFilter& filter);
 

@@ -1,0 +1,126 @@
+#include "services/teams/team_service.h"
+
+#include "services/teams/api_key.h"
+#include "util/ids.h"
+
+namespace paddock {
+namespace {
+
+Status Missing(std::string_view what, const std::string& id) {
+  return Status::NotFound(std::string(what) + " '" + id + "' does not exist");
+}
+
+}  // namespace
+
+bool IsTeamId(std::string_view id) {
+  if (id.empty() || id.size() > 63 || !(id[0] >= 'a' && id[0] <= 'z')) return false;
+  for (char c : id) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return id.back() != '-';
+}
+
+Status TeamService::CheckVisible(const Principal& who, Owner owner, const std::string& id) {
+  switch (owner) {
+    case Owner::kNone:
+      return Status::Ok();
+    case Owner::kAgent: {
+      Result<Agent> a = store_.GetAgent(id);
+      if (!a.ok()) return a.status();
+      return who.Sees(a->team_id) ? Status::Ok() : Missing("agent", id);
+    }
+    case Owner::kSession: {
+      Result<Session> s = store_.GetSession(id);
+      if (!s.ok()) return s.status();
+      return who.Sees(s->team_id) ? Status::Ok() : Missing("session", id);
+    }
+    case Owner::kKey: {
+      Result<ApiKey> k = store_.GetApiKey(id);
+      if (!k.ok()) return k.status();
+      return who.Sees(k->team_id) ? Status::Ok() : Missing("key", id);
+    }
+    case Owner::kTeam:
+      if (!who.Sees(id)) return Missing("team", id);
+      return store_.GetTeam(id).status();
+  }
+  return Status::Ok();
+}
+
+Result<Team> TeamService::CreateTeam(const std::string& id, const std::string& name) {
+  if (!IsTeamId(id)) {
+    return Status::InvalidArgument(
+        "field 'id' must be 1-63 of a-z, 0-9 and '-', starting with a letter and not "
+        "ending with '-' (it names Kubernetes namespaces and metric labels)");
+  }
+  if (name.size() > 200) return Status::InvalidArgument("field 'name' must be at most 200 characters");
+  Team t{id, name.empty() ? id : name, NowMs()};
+  PADDOCK_RETURN_IF_ERROR(store_.CreateTeam(t));
+  return t;
+}
+
+Result<Team> TeamService::GetTeam(const Principal& who, const std::string& id) {
+  if (!who.Sees(id)) return Missing("team", id);
+  return store_.GetTeam(id);
+}
+
+Result<Page<Team>> TeamService::ListTeams(const Principal& who, const PageRequest& page) {
+  if (who.IsOperator()) return store_.ListTeams(page);
+  Page<Team> own;
+  if (page.cursor.empty() || who.team_id < page.cursor) {
+    PADDOCK_ASSIGN_OR_RETURN(Team t, store_.GetTeam(who.team_id));
+    own.items.push_back(std::move(t));
+  }
+  return own;
+}
+
+Result<CreatedKey> TeamService::CreateKey(const Principal& who, const NewKeyRequest& request) {
+  const std::string team = request.team_id.empty() ? who.team_id : request.team_id;
+  if (!who.Sees(team)) return Missing("team", team);
+  if (!who.AtLeast(Role::kAdmin)) return Status::PermissionDenied("only a team's admins make its keys");
+  if (request.role == Role::kOperator && !who.IsOperator())
+    return Status::PermissionDenied("only an operator makes operator keys");
+  if (request.name.empty() || request.name.size() > 200)
+    return Status::InvalidArgument("field 'name' must be 1-200 characters (whose key it is, or what for)");
+  if (request.expires_at != 0 && request.expires_at <= NowMs())
+    return Status::InvalidArgument("field 'expires_at' must be in the future");
+  NewKeyText text = GenerateKey();
+  CreatedKey out;
+  out.key = std::move(text.key);
+  ApiKey& k = out.record;
+  k.id = NewId("key");
+  k.team_id = team;
+  k.name = request.name;
+  k.role = request.role;
+  k.prefix = text.prefix;
+  k.hash = text.hash;
+  k.created_at = NowMs();
+  k.expires_at = request.expires_at;
+  PADDOCK_RETURN_IF_ERROR(store_.CreateApiKey(k));
+  return out;
+}
+
+Result<ApiKey> TeamService::GetKey(const Principal& who, const std::string& id) {
+  PADDOCK_ASSIGN_OR_RETURN(ApiKey k, store_.GetApiKey(id));
+  if (!who.Sees(k.team_id)) return Missing("key", id);
+  return k;
+}
+
+Result<Page<ApiKey>> TeamService::ListKeys(const Principal& who, const std::string& team_filter,
+                                           const PageRequest& page) {
+  std::string team = who.ListTeam();
+  if (!team_filter.empty()) {
+    if (!who.Sees(team_filter)) return Missing("team", team_filter);
+    team = team_filter;
+  }
+  return store_.ListApiKeys(team, page);
+}
+
+Result<ApiKey> TeamService::RevokeKey(const Principal& who, const std::string& id) {
+  PADDOCK_ASSIGN_OR_RETURN(ApiKey k, GetKey(who, id));
+  if (k.role == Role::kOperator && !who.IsOperator())
+    return Status::PermissionDenied("only an operator revokes an operator key");
+  PADDOCK_RETURN_IF_ERROR(store_.RevokeApiKey(id, NowMs()));
+  return store_.GetApiKey(id);
+}
+
+}  // namespace paddock

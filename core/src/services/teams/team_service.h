@@ -1,0 +1,59 @@
+// TeamService: teams and their API keys, with who may do what to them; and the one check of
+// whether a resource named in a path is visible to a principal (another team's answers
+// kNotFound, worded exactly as for an id that does not exist).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "paddock/session_store.h"
+#include "services/teams/principal.h"
+
+namespace paddock {
+
+// What a {capture} of a route names, for the visibility check before its handler runs.
+enum class Owner { kNone, kAgent, kSession, kKey, kTeam };
+
+struct NewKeyRequest {
+  std::string name;
+  Role role = Role::kMember;
+  std::string team_id;         // empty: the caller's team
+  TimestampMs expires_at = 0;  // 0: never
+};
+
+// A key just made: the stored record and the key itself, which is shown this once.
+struct CreatedKey {
+  ApiKey record;
+  std::string key;
+};
+
+class TeamService {
+ public:
+  explicit TeamService(SessionStore& store) : store_(store) {}
+
+  // kNotFound (as for a missing id) unless `id` names a `owner` of a team `who` sees.
+  Status CheckVisible(const Principal& who, Owner owner, const std::string& id);
+
+  // Operators only (the route says so): kInvalidArgument for a bad id or name.
+  Result<Team> CreateTeam(const std::string& id, const std::string& name);
+  Result<Team> GetTeam(const Principal& who, const std::string& id);
+  Result<Page<Team>> ListTeams(const Principal& who, const PageRequest& page);
+
+  // A team admin makes keys of its own team up to admin; an operator of any team and role.
+  // kPermissionDenied otherwise; kNotFound for a team the caller does not see.
+  Result<CreatedKey> CreateKey(const Principal& who, const NewKeyRequest& request);
+  Result<ApiKey> GetKey(const Principal& who, const std::string& id);
+  // team_filter: only operators may name a team other than their own.
+  Result<Page<ApiKey>> ListKeys(const Principal& who, const std::string& team_filter,
+                                const PageRequest& page);
+  // Revokes at once, on every process. Revoking a revoked key is Ok.
+  Result<ApiKey> RevokeKey(const Principal& who, const std::string& id);
+
+ private:
+  SessionStore& store_;
+};
+
+// A team id: 1-64 of a-z, 0-9 and '-', starting with a letter (it names namespaces and labels).
+bool IsTeamId(std::string_view id);
+
+}  // namespace paddock
