@@ -406,6 +406,67 @@ Status PostgresSessionStore::RevokeApiKey(std::string_view id, TimestampMs at) n
   });
 }
 
+// ---- audit log ----------------------------------------------------------------------------
+
+Result<std::int64_t> PostgresSessionStore::AppendAudit(const AuditEvent& e) noexcept {
+  return Guard([&]() -> Result<std::int64_t> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r,
+        conn->Query("INSERT INTO audit_events (at, team_id, key_id, source, request_id, action, resource, "
+                    "status, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                    {e.at, e.team_id, e.key_id, e.source, e.request_id, e.action, e.resource, e.status,
+                     e.outcome, e.detail}));
+    return r.Int(0, 0);
+  });
+}
+
+Result<Page<AuditEvent>> PostgresSessionStore::ListAudit(const AuditFilter& filter) noexcept {
+  return Guard([&]() -> Result<Page<AuditEvent>> {
+    PADDOCK_RETURN_IF_ERROR(CheckLimit(filter.page.limit));
+    std::int64_t before = INT64_MAX;
+    if (!filter.page.cursor.empty()) {
+      char* end = nullptr;
+      before = std::strtoll(filter.page.cursor.c_str(), &end, 10);
+      if (*end != '\0' || before <= 0)
+        return Status::InvalidArgument("the audit cursor is not one this store gave");
+    }
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r,
+        conn->Query(
+            "SELECT id, at, team_id, key_id, source, request_id, action, resource, status, outcome, detail "
+            "FROM audit_events WHERE id < $1 AND ($2 = '' OR team_id = $2) ORDER BY id DESC LIMIT $3",
+            {before, filter.team_id, static_cast<std::int64_t>(filter.page.limit) + 1}));
+    Page<AuditEvent> out;
+    for (int i = 0; i < r.rows() && i < filter.page.limit; ++i) {
+      AuditEvent e;
+      e.id = r.Int(i, 0);
+      e.at = r.Int(i, 1);
+      e.team_id = r.Text(i, 2);
+      e.key_id = r.Text(i, 3);
+      e.source = r.Text(i, 4);
+      e.request_id = r.Text(i, 5);
+      e.action = r.Text(i, 6);
+      e.resource = r.Text(i, 7);
+      e.status = static_cast<int>(r.Int(i, 8));
+      e.outcome = r.Text(i, 9);
+      e.detail = r.Text(i, 10);
+      out.items.push_back(std::move(e));
+    }
+    if (r.rows() > filter.page.limit) out.next_cursor = std::to_string(out.items.back().id);
+    return out;
+  });
+}
+
+Result<std::int64_t> PostgresSessionStore::PruneAudit(TimestampMs before) noexcept {
+  return Guard([&]() -> Result<std::int64_t> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult r, conn->Query("DELETE FROM audit_events WHERE at < $1", {before}));
+    return r.affected();
+  });
+}
+
 // ---- agents -----------------------------------------------------------------------------
 
 Status PostgresSessionStore::WriteAgentEnv(PgConnection& conn, const Agent& agent) {

@@ -386,6 +386,78 @@ Status SqliteSessionStore::RevokeApiKey(std::string_view id, TimestampMs at) noe
   return s;
 }
 
+// ---- audit log ----------------------------------------------------------------------------
+
+Result<std::int64_t> SqliteSessionStore::AppendAudit(const AuditEvent& e) noexcept {
+  return Write([&]() -> Result<std::int64_t> {
+    Statement st(
+        cache_, db_,
+        "INSERT INTO audit_events (at, team_id, key_id, source, request_id, action, resource, status, "
+        "outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    st.Bind(1, e.at).Bind(2, e.team_id).Bind(3, e.key_id).Bind(4, e.source).Bind(5, e.request_id);
+    st.Bind(6, e.action).Bind(7, e.resource).Bind(8, static_cast<std::int64_t>(e.status)).Bind(9, e.outcome);
+    st.Bind(10, e.detail);
+    PADDOCK_RETURN_IF_ERROR(st.Run());
+    return static_cast<std::int64_t>(sqlite3_last_insert_rowid(db_));
+  });
+}
+
+Result<Page<AuditEvent>> SqliteSessionStore::ListAudit(const AuditFilter& filter) noexcept {
+  return Guard([&]() -> Result<Page<AuditEvent>> {
+    PADDOCK_RETURN_IF_ERROR(CheckLimit(filter.page.limit));
+    std::int64_t before = INT64_MAX;
+    if (!filter.page.cursor.empty()) {
+      char* end = nullptr;
+      before = std::strtoll(filter.page.cursor.c_str(), &end, 10);
+      if (*end != '\0' || before <= 0)
+        return Status::InvalidArgument("the audit cursor is not one this store gave");
+    }
+    std::lock_guard lock(mu_);
+    std::string sql =
+        "SELECT id, at, team_id, key_id, source, request_id, action, resource, status, outcome, detail FROM "
+        "audit_events WHERE id < ?";
+    if (!filter.team_id.empty()) sql += " AND team_id = ?";
+    sql += " ORDER BY id DESC LIMIT ?";
+    Statement st(cache_, db_, sql);
+    int i = 1;
+    st.Bind(i++, before);
+    if (!filter.team_id.empty()) st.Bind(i++, filter.team_id);
+    st.Bind(i, static_cast<std::int64_t>(filter.page.limit) + 1);
+    Page<AuditEvent> out;
+    Status s;
+    while (st.Step(s)) {
+      AuditEvent e;
+      e.id = st.Int(0);
+      e.at = st.Int(1);
+      e.team_id = st.Text(2);
+      e.key_id = st.Text(3);
+      e.source = st.Text(4);
+      e.request_id = st.Text(5);
+      e.action = st.Text(6);
+      e.resource = st.Text(7);
+      e.status = static_cast<int>(st.Int(8));
+      e.outcome = st.Text(9);
+      e.detail = st.Text(10);
+      out.items.push_back(std::move(e));
+    }
+    PADDOCK_RETURN_IF_ERROR(s);
+    if (out.items.size() > static_cast<size_t>(filter.page.limit)) {
+      out.items.pop_back();
+      out.next_cursor = std::to_string(out.items.back().id);
+    }
+    return out;
+  });
+}
+
+Result<std::int64_t> SqliteSessionStore::PruneAudit(TimestampMs before) noexcept {
+  return Write([&]() -> Result<std::int64_t> {
+    Statement st(cache_, db_, "DELETE FROM audit_events WHERE at < ?");
+    st.Bind(1, before);
+    PADDOCK_RETURN_IF_ERROR(st.Run());
+    return static_cast<std::int64_t>(sqlite3_changes(db_));
+  });
+}
+
 // ---- agents -----------------------------------------------------------------------------
 
 Status SqliteSessionStore::WriteAgentEnv(const Agent& agent) {

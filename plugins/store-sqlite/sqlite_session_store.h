@@ -43,6 +43,10 @@ class SqliteSessionStore final : public SessionStore {
   Result<Page<ApiKey>> ListApiKeys(std::string_view team_id, const PageRequest& page) noexcept override;
   Status RevokeApiKey(std::string_view id, TimestampMs at) noexcept override;
 
+  Result<std::int64_t> AppendAudit(const AuditEvent& event) noexcept override;
+  Result<Page<AuditEvent>> ListAudit(const AuditFilter& filter) noexcept override;
+  Result<std::int64_t> PruneAudit(TimestampMs before) noexcept override;
+
   Status CreateAgent(const Agent& agent) noexcept override;
   Result<Agent> GetAgent(std::string_view id) noexcept override;
   Result<Page<Agent>> ListAgents(std::string_view team_id, const PageRequest& page) noexcept override;

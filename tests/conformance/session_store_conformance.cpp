@@ -167,6 +167,58 @@ TEST_P(SessionStoreConformance, KeysAreFoundByHashListedByTeamAndRevokedOnce) {
   store_->SetEventFeed(nullptr);
 }
 
+TEST_P(SessionStoreConformance, TheAuditLogAppendsInOrderFiltersByTeamAndPrunesByAge) {
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 5; ++i) {
+    AuditEvent e;
+    e.at = 1000 + i;
+    e.team_id = i % 2 ? "odd" : "even";
+    e.key_id = "key_" + std::to_string(i);
+    e.source = "10.0.0." + std::to_string(i);
+    e.request_id = "req_" + std::to_string(i);
+    e.action = "POST /api/agents";
+    e.resource = "agt_" + std::to_string(i);
+    e.status = 201;
+    e.outcome = "ok";
+    e.detail = "d" + std::to_string(i);
+    Result<std::int64_t> id = store_->AppendAudit(e);
+    ASSERT_OK(id);
+    if (!ids.empty()) {
+      EXPECT_GT(*id, ids.back());
+    }
+    ids.push_back(*id);
+  }
+  AuditFilter all;
+  all.page.limit = 2;
+  auto first = store_->ListAudit(all);
+  ASSERT_OK(first);
+  ASSERT_EQ(first->items.size(), 2u);
+  EXPECT_EQ(first->items[0].id, ids[4]);  // newest first
+  EXPECT_EQ(first->items[0].source, "10.0.0.4");
+  EXPECT_EQ(first->items[0].request_id, "req_4");
+  EXPECT_EQ(first->items[0].status, 201);
+  EXPECT_EQ(first->items[0].detail, "d4");
+  all.page.cursor = first->next_cursor;
+  auto second = store_->ListAudit(all);
+  ASSERT_OK(second);
+  ASSERT_EQ(second->items.size(), 2u);
+  EXPECT_EQ(second->items[0].id, ids[2]);
+  AuditFilter odd;
+  odd.team_id = "odd";
+  auto of_odd = store_->ListAudit(odd);
+  ASSERT_OK(of_odd);
+  ASSERT_EQ(of_odd->items.size(), 2u);
+  for (const AuditEvent& e : of_odd->items) EXPECT_EQ(e.team_id, "odd");
+  AuditFilter bad;
+  bad.page.cursor = "not-a-cursor";
+  EXPECT_CODE(store_->ListAudit(bad), kInvalidArgument);
+  auto pruned = store_->PruneAudit(1002);
+  ASSERT_OK(pruned);
+  EXPECT_EQ(*pruned, 2);
+  AuditFilter rest;
+  EXPECT_EQ(store_->ListAudit(rest)->items.size(), 3u);
+}
+
 TEST_P(SessionStoreConformance, AnAgentsSessionsAreOfItsTeamAndListsFilterByTeam) {
   const std::string team = "s" + NewId("x").substr(2, 20);
   ASSERT_OK(store_->CreateTeam(Team{team, team, NowMs()}));

@@ -356,6 +356,77 @@ TEST_P(Tenancy, AKeyIsShownOnceStoredAsAHashAndRevokedAtOnce) {
       403);
 }
 
+TEST_P(Tenancy, TheAuditLogSaysWhoDidWhatFromWhereAndKeepsTeamsApart) {
+  EXPECT_EQ(
+      server_->Request("GET", "/api/me", "", "", Bearer("pdk_a-guess-that-is-well-formed-0123456789abcdef"))
+          .status,
+      401);
+  EXPECT_EQ(server_
+                ->Request("POST", "/api/agents", R"({"name":"v","harness":"shell"})", "application/json",
+                          Bearer(keys_["viewer"]))
+                .status,
+            403);
+  Headers member = Bearer(keys_["member"]);
+  member["X-Request-Id"] = "req-rename-1";
+  auto renamed =
+      server_->Request("PATCH", "/api/agents/" + agent_, R"({"name":"renamed"})", "application/json", member);
+  ASSERT_EQ(renamed.status, 200) << renamed.body;
+  EXPECT_EQ(renamed.headers["X-Request-Id"], "req-rename-1");
+  EXPECT_EQ(server_->Request("GET", "/api/me").headers["X-Request-Id"].rfind("req_", 0), 0u);  // one is made
+
+  auto alpha = server_->Request("GET", "/api/audit?limit=1000", "", "", Bearer(keys_["admin"]));
+  ASSERT_EQ(alpha.status, 200) << alpha.body;
+  auto entry = [&](const std::string& body, const std::string& action, const std::string& field,
+                   const std::string& value) {
+    for (int i = 0;; ++i) {
+      const std::string at = "entries." + std::to_string(i);
+      if (JsonField(body, at + ".action").empty()) return std::string();
+      if (JsonField(body, at + ".action") == action && JsonField(body, at + "." + field) == value) return at;
+    }
+  };
+  const std::string created = entry(alpha.body, "POST /api/agents", "resource", agent_);
+  ASSERT_NE(created, "") << alpha.body;
+  EXPECT_EQ(JsonField(alpha.body, created + ".team_id"), "alpha");
+  EXPECT_EQ(JsonField(alpha.body, created + ".key_id"), key_ids_["member"]);
+  EXPECT_EQ(JsonField(alpha.body, created + ".source"), "127.0.0.1");
+  EXPECT_EQ(JsonField(alpha.body, created + ".outcome"), "ok");
+  EXPECT_EQ(JsonField(alpha.body, created + ".status"), "201");
+  const std::string patched = entry(alpha.body, "PATCH /api/agents/{id}", "request_id", "req-rename-1");
+  ASSERT_NE(patched, "") << alpha.body;
+  EXPECT_EQ(JsonField(alpha.body, patched + ".resource"), agent_);
+  const std::string denied = entry(alpha.body, "POST /api/agents", "outcome", "denied");
+  ASSERT_NE(denied, "") << alpha.body;
+  EXPECT_EQ(JsonField(alpha.body, denied + ".key_id"), key_ids_["viewer"]);
+  EXPECT_EQ(JsonField(alpha.body, denied + ".status"), "403");
+  EXPECT_NE(entry(alpha.body, "key.new_address", "key_id", key_ids_["member"]), "") << alpha.body;
+  EXPECT_NE(entry(alpha.body, "POST /api/sessions/{id}/messages", "resource", session_), "") << alpha.body;
+  // A refused key belongs to no team: only operators see it, and never the key itself.
+  EXPECT_EQ(entry(alpha.body, "auth.failed", "outcome", "denied"), "");
+  auto all = server_->Request("GET", "/api/audit?limit=1000");
+  const std::string failed = entry(all.body, "auth.failed", "outcome", "denied");
+  ASSERT_NE(failed, "") << all.body;
+  EXPECT_EQ(all.body.find("pdk_a-guess"), std::string::npos);
+  EXPECT_NE(JsonField(all.body, failed + ".detail").find("unknown"), std::string::npos);
+  // Beta's admin sees beta's only; a member sees none; teams are filtered for operators.
+  auto beta = server_->Request("GET", "/api/audit?limit=1000", "", "", Bearer(beta_admin_));
+  ASSERT_EQ(beta.status, 200);
+  for (const std::string& id : {agent_, session_, key_ids_["member"], key_ids_["viewer"]})
+    EXPECT_EQ(beta.body.find(id), std::string::npos) << id << " in " << beta.body;
+  EXPECT_EQ(server_->Request("GET", "/api/audit?team_id=alpha", "", "", Bearer(beta_admin_)).status, 404);
+  EXPECT_EQ(server_->Request("GET", "/api/audit", "", "", Bearer(keys_["member"])).status, 403);
+  auto only_beta = server_->Request("GET", "/api/audit?team_id=beta&limit=1000");
+  EXPECT_NE(entry(only_beta.body, "POST /api/keys", "team_id", "beta"), "") << only_beta.body;
+  EXPECT_EQ(entry(only_beta.body, "POST /api/keys", "team_id", "alpha"), "") << only_beta.body;
+  // Paged newest first without gaps.
+  auto first = server_->Request("GET", "/api/audit?limit=2", "", "", Bearer(keys_["admin"]));
+  const std::string cursor = JsonField(first.body, "next_cursor");
+  ASSERT_NE(cursor, "");
+  auto second =
+      server_->Request("GET", "/api/audit?limit=2&cursor=" + cursor, "", "", Bearer(keys_["admin"]));
+  EXPECT_LT(std::stoll(JsonField(second.body, "entries.0.id")),
+            std::stoll(JsonField(first.body, "entries.1.id")));
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, Tenancy, ::testing::Values("sqlite", "postgres"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 

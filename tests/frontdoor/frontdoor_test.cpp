@@ -379,7 +379,7 @@ TEST(FrontDoor, APortInUseFailsTheStartWithTheReason) {
       RunCommand({PaddockBinary(), "serve", "--no-worker", "--port", std::to_string(first.server->port()),
                   "--data-dir", dir / "data", "--plugin-dir", PluginDir()});
   EXPECT_NE(code, 0);
-  EXPECT_NE(out.find("cannot listen on 127.0.0.1:" + std::to_string(first.server->port())), std::string::npos)
+  EXPECT_NE(out.find("cannot listen on 0.0.0.0:" + std::to_string(first.server->port())), std::string::npos)
       << out;
   EXPECT_EQ(StatusLine(RawRequest(first.server->port(), kHealth)), "HTTP/1.1 200 OK");
 }

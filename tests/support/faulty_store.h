@@ -67,6 +67,9 @@ class FaultyStore final : public SessionStore {
   PADDOCK_FAULTY(Result<Page<ApiKey>>, ListApiKeys, (std::string_view team_id, const PageRequest& page),
                  (team_id, page))
   PADDOCK_FAULTY(Status, RevokeApiKey, (std::string_view id, TimestampMs at), (id, at))
+  PADDOCK_FAULTY(Result<std::int64_t>, AppendAudit, (const AuditEvent& event), (event))
+  PADDOCK_FAULTY(Result<Page<AuditEvent>>, ListAudit, (const AuditFilter& filter), (filter))
+  PADDOCK_FAULTY(Result<std::int64_t>, PruneAudit, (TimestampMs before), (before))
   PADDOCK_FAULTY(Status, CreateAgent, (const Agent& agent), (agent))
   PADDOCK_FAULTY(Result<Agent>, GetAgent, (std::string_view id), (id))
   PADDOCK_FAULTY(Result<Page<Agent>>, ListAgents, (std::string_view team_id, const PageRequest& page),

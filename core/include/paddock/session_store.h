@@ -78,6 +78,14 @@ class SessionStore : public Lifecycle, public SnapshotStore {
   // process's feed (EventFeed::OnKeyRevoked). kNotFound when absent.
   [[nodiscard]] virtual Status RevokeApiKey(std::string_view id, TimestampMs at) noexcept = 0;
 
+  // ---- audit log ----
+  // Appends `event` (its id is assigned) and returns the id.
+  [[nodiscard]] virtual Result<std::int64_t> AppendAudit(const AuditEvent& event) noexcept = 0;
+  // Entries matching `filter`, newest first.
+  [[nodiscard]] virtual Result<Page<AuditEvent>> ListAudit(const AuditFilter& filter) noexcept = 0;
+  // Removes entries older than `before`; returns how many.
+  [[nodiscard]] virtual Result<std::int64_t> PruneAudit(TimestampMs before) noexcept = 0;
+
   // ---- agents ----
   // Inserts `agent`. kAlreadyExists when the id is taken; kNotFound when its team is absent.
   // REQUIRES: !agent.id.empty()

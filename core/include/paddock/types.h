@@ -273,6 +273,27 @@ struct SessionFilter {
   PageRequest page;
 };
 
+// One entry of the audit log: who (key, team, source address) did what (action, resource),
+// in which request, and how it ended. Entries are only ever appended (and pruned by age).
+struct AuditEvent {
+  std::int64_t id = 0;  // assigned by the store, increasing
+  TimestampMs at = 0;
+  std::string team_id;     // the team acted in or on; empty when no key was valid
+  std::string key_id;      // empty when no key was valid
+  std::string source;      // the client's address
+  std::string request_id;  // X-Request-Id of the request
+  std::string action;      // "POST /api/agents", "auth.failed", "key.new_address"
+  std::string resource;    // the id acted on, when there is one
+  int status = 0;          // the HTTP status answered
+  std::string outcome;     // "ok", "denied" (401/403/404 before the handler) or "error"
+  std::string detail;      // one line, never a secret
+};
+
+struct AuditFilter {
+  std::string team_id;  // empty: every team's (and entries of no team)
+  PageRequest page;     // newest first; the cursor is an entry's id
+};
+
 // ---- Sandboxes ----------------------------------------------------------------------------
 
 // Resource limits of a sandbox; 0 means "no limit".

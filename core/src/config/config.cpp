@@ -172,6 +172,8 @@ constexpr paddock_config_key kAuthKeys[] = {
     {"failed_per_minute", PADDOCK_CONFIG_INT, 0, "30",
      "Failed authentications one source address may make per minute (burst: the same number); past it "
      "every request of that address answers 429 until the bucket refills. 0: no limit."},
+    {"audit_retention", PADDOCK_CONFIG_DURATION, 0, "90d",
+     "How long audit log entries are kept; \"0s\": for ever."},
     {"metrics", PADDOCK_CONFIG_STRING, 0, "keyed",
      "GET /metrics on the API port: \"keyed\" (an operator key) or \"open\". The worker's port "
      "([worker] port) always serves it open."},
@@ -449,6 +451,7 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
     a.cache_ttl_ms = v.GetDurationMs("cache_ttl");
     a.failed_per_minute = v.GetInt("failed_per_minute");
     a.metrics_open = v.GetString("metrics") == "open";
+    a.audit_retention_ms = v.GetDurationMs("audit_retention");
   }
   // [snapshots]
   {

@@ -3,7 +3,7 @@
 //   [server]  listen, port, data_dir, plugin_dir, max_body_size, max_connections, log_level
 //   [worker]  enabled, threads, poll_interval, lease_ttl, heartbeat_interval, max_attempts,
 //             sweep_interval, port, reconcile_interval
-//   [auth]    admin_key_file, cache_ttl, failed_per_minute, metrics
+//   [auth]    admin_key_file, cache_ttl, failed_per_minute, audit_retention, metrics
 //   [sessions]  idle_timeout
 //   [snapshots] enabled, max_size, keep, compress
 //   [store] / [sandbox] / [secrets]   type = "<name>", plus [<kind>.config] for the plugin;
@@ -66,8 +66,9 @@ struct WorkerSettings {
 struct AuthSettings {
   std::string admin_key_file;  // empty: $PADDOCK_ADMIN_KEY, else one made at first start
   std::int64_t cache_ttl_ms = 5000;
-  std::int64_t failed_per_minute = 30;  // per source address; 0: no limit
-  bool metrics_open = false;            // GET /metrics on the API port without a key
+  std::int64_t failed_per_minute = 30;                // per source address; 0: no limit
+  bool metrics_open = false;                          // GET /metrics on the API port without a key
+  std::int64_t audit_retention_ms = 90LL * 86400000;  // 0: for ever
 };
 
 struct SessionSettings {

@@ -22,6 +22,7 @@ void CreateKey(Exchange& x);
 void ListKeys(Exchange& x);
 void GetKey(Exchange& x);
 void RevokeKey(Exchange& x);
+void ListAudit(Exchange& x);
 
 void CreateAgent(Exchange& x);
 void ListAgents(Exchange& x);

@@ -106,6 +106,25 @@ Poco::JSON::Object::Ptr RenderKey(const ApiKey& k) {
   return o;
 }
 
+Poco::JSON::Object::Ptr RenderAudit(const AuditEvent& e) {
+  auto o = NewObject();
+  auto text_or_null = [](const std::string& v) {
+    return v.empty() ? Poco::Dynamic::Var() : Poco::Dynamic::Var(v);
+  };
+  o->set("id", e.id);
+  o->set("at", FormatTime(e.at));
+  o->set("team_id", text_or_null(e.team_id));
+  o->set("key_id", text_or_null(e.key_id));
+  o->set("source", e.source);
+  o->set("request_id", e.request_id);
+  o->set("action", e.action);
+  o->set("resource", text_or_null(e.resource));
+  o->set("status", e.status);
+  o->set("outcome", e.outcome);
+  o->set("detail", e.detail);
+  return o;
+}
+
 Poco::JSON::Object::Ptr RenderRun(const Run& r) {
   auto o = NewObject();
   o->set("id", r.id);

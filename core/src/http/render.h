@@ -21,6 +21,7 @@ Poco::JSON::Object::Ptr RenderRun(const Run& r);
 Poco::JSON::Object::Ptr RenderTeam(const Team& t);
 // A key as it is listed: never its hash, never the key.
 Poco::JSON::Object::Ptr RenderKey(const ApiKey& k);
+Poco::JSON::Object::Ptr RenderAudit(const AuditEvent& e);
 Poco::JSON::Object::Ptr RenderTranscriptEntry(const TranscriptEntry& t);
 Poco::JSON::Object::Ptr RenderSnapshot(const SnapshotInfo& s);
 // Events carry their stored data verbatim, so they are rendered as text.

@@ -112,6 +112,7 @@ const Router& ApiRouter() {
       {"GET", "/api/keys", A::kAdmin, O::kNone, &handlers::ListKeys},
       {"GET", "/api/keys/{id}", A::kAdmin, O::kKey, &handlers::GetKey},
       {"DELETE", "/api/keys/{id}", A::kAdmin, O::kKey, &handlers::RevokeKey},
+      {"GET", "/api/audit", A::kAdmin, O::kNone, &handlers::ListAudit},
       {"POST", "/api/agents", A::kWrite, O::kNone, &handlers::CreateAgent},
       {"GET", "/api/agents", A::kRead, O::kNone, &handlers::ListAgents},
       {"GET", "/api/agents/{id}", A::kRead, O::kAgent, &handlers::GetAgent},

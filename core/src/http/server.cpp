@@ -32,8 +32,10 @@
 #include "services/app.h"
 #include "services/events/event_hub.h"
 #include "services/events/event_service.h"
+#include "services/teams/audit_log.h"
 #include "services/teams/authenticator.h"
 #include "services/teams/failed_auth.h"
+#include "util/ids.h"
 #include "util/log.h"
 
 namespace paddock {
@@ -401,9 +403,15 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
     HttpReply reply;
     Exchange x(request, reply, server_.app, std::move(match.params), std::move(query),
                server_.settings.max_body_bytes);
+    const std::string* given_id = request.Header("X-Request-Id");
+    x.request_id = given_id && IsId(*given_id) ? *given_id : NewId("req");
+    bool handled = false;
     try {
       if (match.route) {
-        if (Authorize(request, *match.route, x)) match.route->handler(x);
+        if (Authorize(request, *match.route, x)) {
+          handled = true;
+          match.route->handler(x);
+        }
       } else if (!match.allowed_methods.empty()) {
         std::string allow;
         Poco::JSON::Array::Ptr list = new Poco::JSON::Array();
@@ -436,6 +444,9 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
       x.SendError(500, "internal", "internal error; see the server log");
     }
     if (!x.sent()) x.SendError(500, "internal", "handler produced no response");
+    reply.Set("X-Request-Id", x.request_id);
+    if (handled && IsWrite(*match.route) && !x.principal.key_id.empty())
+      AuditWrite(request, *match.route, x, reply);
     const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
     server_.metrics.ObserveHttp(route, request.method, reply.status, seconds);
     if (LogDebugEnabled())
@@ -472,6 +483,16 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
       static constexpr const char* kReason[] = {"",        "missing", "malformed", "unknown",
                                                 "expired", "revoked", ""};
       server_.metrics.AuthRefused(kReason[static_cast<int>(auth.failure)]);
+      AuditEvent e;
+      e.source = request.client;
+      e.request_id = x.request_id;
+      e.action = "auth.failed";
+      e.status = 401;
+      e.outcome = "denied";
+      // Never the key presented: it may be a real key with a typo.
+      e.detail = std::string(kReason[static_cast<int>(auth.failure)]) + " key on " + request.method + " " +
+                 route.pattern;
+      app.audit().Record(std::move(e));
       // A request without any key is no guess; only a key that does not work counts.
       if (auth.failure != AuthFailure::kMissing) app.failed_auth().Failed(request.client);
       x.response.Set("WWW-Authenticate", "Bearer realm=\"paddock\"");
@@ -479,14 +500,27 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
       return false;
     }
     x.principal = std::move(auth.principal);
-    if (route.owner != Owner::kNone) {
-      if (Status s = app.teams().CheckVisible(x.principal, route.owner, x.Param("id")); !s.ok()) {
-        x.SendError(s);
-        return false;
-      }
+    app.audit().KeyUsed(x.principal, request.client, x.request_id);
+    Result<std::string> team = app.teams().CheckVisible(x.principal, route.owner, x.Param("id"));
+    if (!team.ok()) {
+      x.SendError(team.status());
+      return false;
     }
+    x.resource_team = *team;
     if (!x.principal.AtLeast(*need)) {
       server_.metrics.AuthRefused("forbidden");
+      AuditEvent e;
+      e.team_id = x.resource_team;
+      e.key_id = x.principal.key_id;
+      e.source = request.client;
+      e.request_id = x.request_id;
+      e.action = request.method + " " + route.pattern;
+      e.resource = x.Param("id");
+      e.status = 403;
+      e.outcome = "denied";
+      e.detail =
+          "role " + std::string(ToString(x.principal.role)) + ", needs " + std::string(ToString(*need));
+      app.audit().Record(std::move(e));
       x.SendError(403, "forbidden",
                   request.method + " " + route.pattern + " needs the role " + std::string(ToString(*need)) +
                       (*need == Role::kOperator ? "" : " or above") + "; this key ('" + x.principal.key_name +
@@ -494,6 +528,43 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
       return false;
     }
     return true;
+  }
+
+  // A create, change or delete that reached its handler, as the audit log keeps it: the team
+  // acted on (the named resource's, the created one's, else the caller's), the resource (the
+  // path's id, or the created one's from Location), and how it ended.
+  void AuditWrite(const HttpRequest& request, const Route& route, Exchange& x, const HttpReply& reply) {
+    AuditEvent e;
+    e.team_id = x.resource_team;
+    e.key_id = x.principal.key_id;
+    e.source = request.client;
+    e.request_id = x.request_id;
+    e.action = request.method + " " + route.pattern;
+    e.resource = x.Param("id");
+    e.status = reply.status;
+    e.outcome = reply.status < 400 ? "ok" : "error";
+    for (const auto& [name, value] : reply.headers) {
+      if (name == "Location") e.resource = value.substr(value.rfind('/') + 1);
+    }
+    if (route.owner == Owner::kNone && reply.status < 400) {
+      // A create: the new resource's team, as its rendering says.
+      constexpr std::string_view kTeam = "\"team_id\":\"";
+      if (size_t at = reply.body.find(kTeam); at != std::string::npos) {
+        size_t end = reply.body.find('"', at + kTeam.size());
+        if (end != std::string::npos)
+          e.team_id = reply.body.substr(at + kTeam.size(), end - at - kTeam.size());
+      } else if (std::string_view(route.pattern) == "/api/teams") {
+        e.team_id = e.resource;
+      }
+    }
+    if (reply.status >= 400) {
+      constexpr std::string_view kMessage = "\"message\":\"";
+      if (size_t at = reply.body.find(kMessage); at != std::string::npos) {
+        const size_t from = at + kMessage.size();
+        e.detail = Excerpt(reply.body.substr(from, reply.body.find('"', from) - from), 200);
+      }
+    }
+    server_.app.audit().Record(std::move(e));
   }
 
   // ---- writing a response -----------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include "services/sessions/agent_service.h"
 #include "services/sessions/session_service.h"
 #include "services/snapshots/snapshot_service.h"
+#include "services/teams/audit_log.h"
 #include "services/teams/authenticator.h"
 #include "services/teams/failed_auth.h"
 #include "services/teams/team_service.h"
@@ -111,6 +112,7 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
   a.teams_ = std::make_unique<TeamService>(*a.store_);
   a.auth_ = std::make_unique<Authenticator>(*a.store_, std::chrono::milliseconds(config.auth.cache_ttl_ms));
   a.failed_auth_ = std::make_unique<FailedAuthLimiter>(config.auth.failed_per_minute);
+  a.audit_ = std::make_unique<AuditLog>(*a.store_, std::chrono::milliseconds(config.auth.audit_retention_ms));
   a.events_->AttachAuthenticator(a.auth_.get());
   return app;
 }

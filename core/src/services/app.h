@@ -26,6 +26,7 @@ class SessionService;
 class SnapshotService;
 class Authenticator;
 class FailedAuthLimiter;
+class AuditLog;
 class TeamService;
 
 struct ReadinessCheck {
@@ -61,6 +62,7 @@ class App {
   TeamService& teams() { return *teams_; }
   Authenticator& auth() { return *auth_; }
   FailedAuthLimiter& failed_auth() { return *failed_auth_; }
+  AuditLog& audit() { return *audit_; }
   const Redactor& redactor() const { return *redactor_; }
   bool runs_worker() const { return workers_ != nullptr; }
 
@@ -93,6 +95,7 @@ class App {
   std::unique_ptr<TeamService> teams_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<FailedAuthLimiter> failed_auth_;
+  std::unique_ptr<AuditLog> audit_;
 };
 
 }  // namespace paddock

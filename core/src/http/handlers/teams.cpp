@@ -5,6 +5,7 @@
 #include "http/handlers.h"
 #include "http/render.h"
 #include "services/app.h"
+#include "services/teams/audit_log.h"
 #include "services/teams/team_service.h"
 
 namespace paddock::handlers {
@@ -131,6 +132,17 @@ void RevokeKey(Exchange& x) {
   Result<ApiKey> key = x.app.teams().RevokeKey(x.principal, x.Param("id"));
   if (!key.ok()) return x.SendError(key.status());
   x.SendJson(200, RenderKey(*key));
+}
+
+void ListAudit(Exchange& x) {
+  if (Status s = x.CheckQuery({"team_id", "limit", "cursor"}); !s.ok()) return x.SendError(s);
+  Result<PageRequest> page = PageOf(x);
+  if (!page.ok()) return x.SendError(page.status());
+  Result<std::optional<std::string>> team = x.QueryId("team_id");
+  if (!team.ok()) return x.SendError(team.status());
+  Result<Page<AuditEvent>> entries = x.app.audit().List(x.principal, team->value_or(""), *page);
+  if (!entries.ok()) return x.SendError(entries.status());
+  SendPage(x, "entries", *entries, RenderAudit);
 }
 
 }  // namespace paddock::handlers

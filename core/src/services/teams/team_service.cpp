@@ -20,30 +20,32 @@ bool IsTeamId(std::string_view id) {
   return id.back() != '-';
 }
 
-Status TeamService::CheckVisible(const Principal& who, Owner owner, const std::string& id) {
+Result<std::string> TeamService::CheckVisible(const Principal& who, Owner owner, const std::string& id) {
+  auto visible = [&](const std::string& team, std::string_view what) -> Result<std::string> {
+    if (!who.Sees(team)) return Missing(what, id);
+    return team;
+  };
   switch (owner) {
     case Owner::kNone:
-      return Status::Ok();
+      return who.team_id;
     case Owner::kAgent: {
-      Result<Agent> a = store_.GetAgent(id);
-      if (!a.ok()) return a.status();
-      return who.Sees(a->team_id) ? Status::Ok() : Missing("agent", id);
+      PADDOCK_ASSIGN_OR_RETURN(Agent a, store_.GetAgent(id));
+      return visible(a.team_id, "agent");
     }
     case Owner::kSession: {
-      Result<Session> s = store_.GetSession(id);
-      if (!s.ok()) return s.status();
-      return who.Sees(s->team_id) ? Status::Ok() : Missing("session", id);
+      PADDOCK_ASSIGN_OR_RETURN(Session s, store_.GetSession(id));
+      return visible(s.team_id, "session");
     }
     case Owner::kKey: {
-      Result<ApiKey> k = store_.GetApiKey(id);
-      if (!k.ok()) return k.status();
-      return who.Sees(k->team_id) ? Status::Ok() : Missing("key", id);
+      PADDOCK_ASSIGN_OR_RETURN(ApiKey k, store_.GetApiKey(id));
+      return visible(k.team_id, "key");
     }
     case Owner::kTeam:
       if (!who.Sees(id)) return Missing("team", id);
-      return store_.GetTeam(id).status();
+      PADDOCK_RETURN_IF_ERROR(store_.GetTeam(id).status());
+      return id;
   }
-  return Status::Ok();
+  return who.team_id;
 }
 
 Result<Team> TeamService::CreateTeam(const std::string& id, const std::string& name) {

@@ -31,8 +31,9 @@ class TeamService {
  public:
   explicit TeamService(SessionStore& store) : store_(store) {}
 
-  // kNotFound (as for a missing id) unless `id` names a `owner` of a team `who` sees.
-  Status CheckVisible(const Principal& who, Owner owner, const std::string& id);
+  // The team of the `owner` named `id`; kNotFound (as for a missing id) unless it is a team
+  // `who` sees.
+  Result<std::string> CheckVisible(const Principal& who, Owner owner, const std::string& id);
 
   // Operators only (the route says so): kInvalidArgument for a bad id or name.
   Result<Team> CreateTeam(const std::string& id, const std::string& name);
