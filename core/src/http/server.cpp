@@ -509,13 +509,7 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
     x.resource_team = *team;
     if (!x.principal.AtLeast(*need)) {
       server_.metrics.AuthRefused("forbidden");
-      AuditEvent e;
-      e.team_id = x.resource_team;
-      e.key_id = x.principal.key_id;
-      e.source = request.client;
-      e.request_id = x.request_id;
-      e.action = request.method + " " + route.pattern;
-      e.resource = x.Param("id");
+      AuditEvent e = AuditOf(request, route, x);
       e.status = 403;
       e.outcome = "denied";
       e.detail =
@@ -530,10 +524,8 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
     return true;
   }
 
-  // A create, change or delete that reached its handler, as the audit log keeps it: the team
-  // acted on (the named resource's, the created one's, else the caller's), the resource (the
-  // path's id, or the created one's from Location), and how it ended.
-  void AuditWrite(const HttpRequest& request, const Route& route, Exchange& x, const HttpReply& reply) {
+  // An audit entry of a request by an authenticated key on `route`: who, from where, on what.
+  static AuditEvent AuditOf(const HttpRequest& request, const Route& route, const Exchange& x) {
     AuditEvent e;
     e.team_id = x.resource_team;
     e.key_id = x.principal.key_id;
@@ -541,6 +533,14 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
     e.request_id = x.request_id;
     e.action = request.method + " " + route.pattern;
     e.resource = x.Param("id");
+    return e;
+  }
+
+  // A create, change or delete that reached its handler, as the audit log keeps it: the team
+  // acted on (the named resource's, the created one's, else the caller's), the resource (the
+  // path's id, or the created one's from Location), and how it ended.
+  void AuditWrite(const HttpRequest& request, const Route& route, Exchange& x, const HttpReply& reply) {
+    AuditEvent e = AuditOf(request, route, x);
     e.status = reply.status;
     e.outcome = reply.status < 400 ? "ok" : "error";
     for (const auto& [name, value] : reply.headers) {
