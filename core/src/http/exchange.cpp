@@ -200,6 +200,7 @@ void Exchange::SendError(int http_status, std::string_view code, std::string_vie
   Poco::JSON::Object::Ptr err = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
   err->set("code", std::string(code));
   err->set("message", std::string(message));
+  error_message_ = std::string(message);
   if (!details.isEmpty()) err->set("details", details);
   Poco::JSON::Object::Ptr body = new Poco::JSON::Object();
   body->set("error", err);

@@ -66,7 +66,8 @@ class Exchange {
   Principal principal;
   // The request's id: its X-Request-Id when that is an id, else one made for it (echoed).
   std::string request_id;
-  // The team of the resource the path names (or the caller's), once the server checked it.
+  // The team of the resource the path names (or the caller's), once the server checked it; a
+  // handler that creates a resource sets it to the new one's (the audit log's team).
   std::string resource_team;
 
   // A path parameter ("{id}").
@@ -102,6 +103,8 @@ class Exchange {
   void StartEventStream(std::string session_id, std::int64_t after_seq);
 
   int status() const { return status_; }
+  // The message of the error sent, if one was.
+  const std::string& error_message() const { return error_message_; }
   bool sent() const { return status_ != 0; }
 
  private:
@@ -110,6 +113,7 @@ class Exchange {
   std::vector<std::pair<std::string, std::string>> query_;
   Status query_status_;
   int status_ = 0;
+  std::string error_message_;
 };
 
 // RFC 3339 UTC with milliseconds.

@@ -37,6 +37,7 @@
 #include "services/teams/failed_auth.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/redactor.h"
 
 namespace paddock {
 namespace {
@@ -546,24 +547,7 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
     for (const auto& [name, value] : reply.headers) {
       if (name == "Location") e.resource = value.substr(value.rfind('/') + 1);
     }
-    if (route.owner == Owner::kNone && reply.status < 400) {
-      // A create: the new resource's team, as its rendering says.
-      constexpr std::string_view kTeam = "\"team_id\":\"";
-      if (size_t at = reply.body.find(kTeam); at != std::string::npos) {
-        size_t end = reply.body.find('"', at + kTeam.size());
-        if (end != std::string::npos)
-          e.team_id = reply.body.substr(at + kTeam.size(), end - at - kTeam.size());
-      } else if (std::string_view(route.pattern) == "/api/teams") {
-        e.team_id = e.resource;
-      }
-    }
-    if (reply.status >= 400) {
-      constexpr std::string_view kMessage = "\"message\":\"";
-      if (size_t at = reply.body.find(kMessage); at != std::string::npos) {
-        const size_t from = at + kMessage.size();
-        e.detail = Excerpt(reply.body.substr(from, reply.body.find('"', from) - from), 200);
-      }
-    }
+    if (reply.status >= 400) e.detail = Excerpt(server_.app.redactor().Redact(x.error_message()), 200);
     server_.app.audit().Record(std::move(e));
   }
 

@@ -39,6 +39,7 @@ void CreateAgent(Exchange& x) {
   if (!fields.ok()) return x.SendError(fields.status());
   Result<Agent> agent = x.app.agents().Create(*fields, x.principal.team_id);
   if (!agent.ok()) return x.SendError(agent.status());
+  x.resource_team = agent->team_id;
   x.response.Set("Location", "/api/agents/" + agent->id);
   x.SendJson(201, RenderAgent(*agent));
 }

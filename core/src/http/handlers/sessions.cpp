@@ -34,6 +34,7 @@ void CreateSession(Exchange& x) {
   }
   Result<Idempotent<Session>> session = x.app.sessions().Create(x.principal, **agent_id, IdempotencyKeyOf(x));
   if (!session.ok()) return x.SendError(session.status());
+  x.resource_team = session->value.team_id;
   x.response.Set("Location", "/api/sessions/" + session->value.id);
   MarkReplay(x, session->replayed);
   x.SendJson(201, RenderSession(session->value));

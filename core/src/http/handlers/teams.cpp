@@ -52,6 +52,7 @@ void CreateTeam(Exchange& x) {
   if (!name.ok()) return x.SendError(name.status());
   Result<Team> team = x.app.teams().CreateTeam(**id, name->value_or(""));
   if (!team.ok()) return x.SendError(team.status());
+  x.resource_team = team->id;
   x.response.Set("Location", "/api/teams/" + team->id);
   x.SendJson(201, RenderTeam(*team));
 }
@@ -104,6 +105,7 @@ void CreateKey(Exchange& x) {
   if (!made.ok()) return x.SendError(made.status());
   Poco::JSON::Object::Ptr o = RenderKey(made->record);
   o->set("key", made->key);  // this once
+  x.resource_team = made->record.team_id;
   x.response.Set("Location", "/api/keys/" + made->record.id);
   x.response.Set("Cache-Control", "no-store");
   x.SendJson(201, o);

@@ -128,18 +128,28 @@ Result<std::string> ReadKeyFile(const std::string& path) {
 }
 
 // Every non-revoked key named "bootstrap" of the default team.
-Result<std::vector<ApiKey>> BootstrapKeys(SessionStore& store, bool* any_key) {
+Result<std::vector<ApiKey>> BootstrapKeys(SessionStore& store) {
   std::vector<ApiKey> out;
   PageRequest page{1000, ""};
-  *any_key = false;
   for (;;) {
-    PADDOCK_ASSIGN_OR_RETURN(Page<ApiKey> keys, store.ListApiKeys("", page));
+    PADDOCK_ASSIGN_OR_RETURN(Page<ApiKey> keys, store.ListApiKeys(kDefaultTeam, page));
     for (ApiKey& k : keys.items) {
-      if (k.revoked_at == 0) *any_key = true;
-      if (k.team_id == kDefaultTeam && k.name == kBootstrapName && k.revoked_at == 0)
-        out.push_back(std::move(k));
+      if (k.name == kBootstrapName && k.revoked_at == 0) out.push_back(std::move(k));
     }
     if (keys.next_cursor.empty()) return out;
+    page.cursor = keys.next_cursor;
+  }
+}
+
+// Whether some key of any team is not revoked (stops at the first one).
+Result<bool> AnyActiveKey(SessionStore& store) {
+  PageRequest page{100, ""};
+  for (;;) {
+    PADDOCK_ASSIGN_OR_RETURN(Page<ApiKey> keys, store.ListApiKeys("", page));
+    for (const ApiKey& k : keys.items) {
+      if (k.revoked_at == 0) return true;
+    }
+    if (keys.next_cursor.empty()) return false;
     page.cursor = keys.next_cursor;
   }
 }
@@ -168,8 +178,6 @@ Status EnsureBootstrapKey(SessionStore& store, const AuthSettings& settings, con
     given = env;
     from = "$PADDOCK_ADMIN_KEY";
   }
-  bool any_key = false;
-  PADDOCK_ASSIGN_OR_RETURN(std::vector<ApiKey> bootstrap, BootstrapKeys(store, &any_key));
   if (!given.empty()) {
     if (!WellFormedKey(given)) {
       return Status::InvalidArgument("the first operator key (" + from +
@@ -177,6 +185,7 @@ Status EnsureBootstrapKey(SessionStore& store, const AuthSettings& settings, con
                                      "`paddock admin new-key`");
     }
     const std::string hash = HashKey(given);
+    PADDOCK_ASSIGN_OR_RETURN(std::vector<ApiKey> bootstrap, BootstrapKeys(store));
     bool have = false;
     for (const ApiKey& k : bootstrap) {
       if (k.hash == hash) {
@@ -198,6 +207,7 @@ Status EnsureBootstrapKey(SessionStore& store, const AuthSettings& settings, con
     LogInfo("the operator key from " + from + " (" + KeyPrefix(given) + "...) is installed");
     return Status::Ok();
   }
+  PADDOCK_ASSIGN_OR_RETURN(bool any_key, AnyActiveKey(store));
   if (any_key) return Status::Ok();
   // A fresh install: make the first key and leave it where only this user can read it.
   NewKeyText made = GenerateKey();
