@@ -8,6 +8,7 @@
 //   paddock admin create-key --name NAME [--team T] [--role R] [--expires-in-days N] [--config FILE]
 //   paddock admin create-team --team T [--name NAME] [--config FILE]
 //   paddock admin new-key
+//   paddock rotate-key [--config FILE]
 //   paddock version
 #include <linux/close_range.h>
 #include <signal.h>
@@ -55,6 +56,8 @@ constexpr char kUsage[] =
     "                 once; role: viewer, member, admin (default) or operator; team: default\n"
     "  admin create-team --team T [--name NAME]\n"
     "  admin new-key  print a new random key (for $PADDOCK_ADMIN_KEY or [auth] admin_key_file)\n"
+    "  rotate-key     team secrets: a new current key (secrets.store with a key file), then every\n"
+    "                 value re-encrypted under the current key; safe beside running servers\n"
     "  version        print the version\n"
     "\n"
     "options:\n"
@@ -231,6 +234,39 @@ int Migrate(const Args& args) {
   return Fail("the config names no [store]");
 }
 
+// The configured store, started beside a running server (sqlite without its one-process
+// lock), with a current schema; stopped when it goes.
+struct StoreBeside {
+  PluginObjects objects;
+  StoreBeside(PluginObjects o) : objects(std::move(o)) {}
+  StoreBeside(StoreBeside&& o) noexcept : objects(std::move(o.objects)) { o.objects.lifecycle = nullptr; }
+  StoreBeside(const StoreBeside&) = delete;
+  ~StoreBeside() {
+    if (objects.lifecycle) objects.lifecycle->Stop();
+  }
+};
+
+Result<StoreBeside> OpenStoreBeside(const Config& config) {
+  for (PluginChoice choice : config.plugins) {
+    if (choice.kind != "store") continue;
+    if (choice.name == "sqlite") {
+      RawValue no;
+      no.type = RawValue::Type::kBool;
+      no.b = false;
+      choice.config.values["exclusive"] = no;
+    }
+    PADDOCK_ASSIGN_OR_RETURN(PluginObjects p, CreatePlugin(ResolvePluginDir(config.server.plugin_dir), choice,
+                                                           config.server.data_dir));
+    if (Status s = p.lifecycle->Start(); !s.ok()) return s.Annotate("starting store." + choice.name);
+    StoreBeside out(std::move(p));
+    if (Result<std::vector<std::string>> pending = out.objects.store->PendingMigrations();
+        !pending.ok() || !pending->empty())
+      return Status::FailedPrecondition("the store's schema is not current: run `paddock migrate` first");
+    return out;
+  }
+  return Status::InvalidArgument("the config names no [store]");
+}
+
 // `paddock admin`: teams and keys written straight into the configured store, so that an
 // install whose keys are all lost can be entered again (the sqlite store is opened beside a
 // running server, without its one-process lock).
@@ -249,27 +285,11 @@ int Admin(const Args& args) {
   if (!config.ok()) return Fail(config.status().message());
   auto redactor = std::make_shared<Redactor>();
   InitLogging(redactor, "warn");
-  for (PluginChoice choice : config->plugins) {
-    if (choice.kind != "store") continue;
-    if (choice.name == "sqlite") {
-      RawValue no;
-      no.type = RawValue::Type::kBool;
-      no.b = false;
-      choice.config.values["exclusive"] = no;
-    }
-    Result<PluginObjects> p =
-        CreatePlugin(ResolvePluginDir(config->server.plugin_dir), choice, config->server.data_dir);
-    if (!p.ok()) return Fail(p.status().message());
-    if (Status s = p->lifecycle->Start(); !s.ok())
-      return Fail("starting store." + choice.name + ": " + s.message(), 1);
-    struct Stopper {
-      Lifecycle* l;
-      ~Stopper() { l->Stop(); }
-    } stop{p->lifecycle};
-    if (Result<std::vector<std::string>> pending = p->store->PendingMigrations();
-        !pending.ok() || !pending->empty())
-      return Fail("the store's schema is not current: run `paddock migrate` first", 1);
-    TeamService teams(*p->store);
+  {
+    Result<StoreBeside> opened = OpenStoreBeside(*config);
+    if (!opened.ok()) return Fail(opened.status().message(), 1);
+    StoreBeside& p = *opened;
+    TeamService teams(*p.objects.store);
     Principal root{"", "admin", kDefaultTeam, Role::kOperator};
     if (args.subcommand == "create-team") {
       Result<Team> t = teams.CreateTeam(opt("team"), opt("name"));
@@ -297,7 +317,36 @@ int Admin(const Args& args) {
     std::printf("%s\n", made->key.c_str());
     return 0;
   }
-  return Fail("the config names no [store]");
+}
+
+// `paddock rotate-key`: a new current key for the injector that keeps team secrets (when it
+// keeps its keys in a file), then every value re-encrypted under the current key. Safe beside
+// running servers; repeat it after a failure.
+int RotateKey(const Args& args) {
+  Result<Config> config = LoadConfig(args);
+  if (!config.ok()) return Fail(config.status().message());
+  auto redactor = std::make_shared<Redactor>();
+  InitLogging(redactor, "warn");
+  Result<StoreBeside> store = OpenStoreBeside(*config);
+  if (!store.ok()) return Fail(store.status().message(), 1);
+  for (const PluginChoice& choice : config->plugins) {
+    if (choice.kind != "secrets") continue;
+    Result<PluginObjects> p =
+        CreatePlugin(ResolvePluginDir(config->server.plugin_dir), choice, config->server.data_dir);
+    if (!p.ok()) return Fail(p.status().message());
+    TeamSecrets* keeper = p->secrets->team_secrets();
+    if (!keeper) continue;
+    p->secrets->UseStore(*store->objects.store);
+    if (Status s = p->lifecycle->Start(); !s.ok())
+      return Fail("starting secrets." + choice.name + ": " + s.message(), 1);
+    Result<std::int64_t> resealed = keeper->Rotate();
+    p->lifecycle->Stop();
+    if (!resealed.ok()) return Fail("rotating: " + resealed.status().message(), 1);
+    std::printf("secrets.%s: %lld value(s) re-encrypted under the current key\n", choice.name.c_str(),
+                static_cast<long long>(*resealed));
+    return 0;
+  }
+  return Fail("no configured [[secrets]] plugin keeps team secrets (type = \"store\")");
 }
 
 int Plugins(const Args& args) {
@@ -356,6 +405,7 @@ int main(int argc, char** argv) {
     if (args->command == "plugins") return Plugins(*args);
     if (args->command == "check-config") return CheckConfig(*args);
     if (args->command == "admin") return Admin(*args);
+    if (args->command == "rotate-key") return RotateKey(*args);
     if (args->command == "version") {
       std::printf("paddock 0.1.0 (plugin ABI %u.%u, SDK %s)\n", PADDOCK_PLUGIN_ABI_MAJOR,
                   PADDOCK_PLUGIN_ABI_MINOR, PADDOCK_SDK_HASH);

@@ -5,16 +5,23 @@
 #include <algorithm>
 
 #include "paddock/events.h"
+#include "paddock/plugin/store_fields.h"
 #include "postgres_migrations.h"
 
 namespace paddock::plugins::store_postgres {
 namespace {
 
+using plugin::DecodeSecretRefs;
+using plugin::EncodeSecretRefs;
 using plugin::Guard;
+using plugin::JoinNames;
+using plugin::SplitNames;
 
 constexpr char kAgentColumns[] =
     "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at, idle_timeout_seconds, "
-    "team_id";
+    "team_id, profile, secrets";
+constexpr char kTeamColumns[] = "id, name, created_at, profiles";
+constexpr char kSealedColumns[] = "team_id, name, version, key_id, sealed, created_at, updated_at";
 constexpr char kSessionColumns[] =
     "id, agent_id, status, status_reason, sandbox_id, last_seq, created_at, updated_at, native_session_id, "
     "model, input_tokens, output_tokens, cache_read_tokens, cost_microusd, team_id";
@@ -39,7 +46,22 @@ Agent ReadAgent(const PgResult& r, int i) {
   a.updated_at = r.Int(i, 7);
   if (!r.IsNull(i, 8)) a.idle_timeout_seconds = r.Int(i, 8);
   a.team_id = r.Text(i, 9);
+  a.profile = r.Text(i, 10);
+  a.secrets = DecodeSecretRefs(r.Text(i, 11));
   return a;
+}
+
+Team ReadTeam(const PgResult& r, int i) {
+  return Team{r.Text(i, 0), r.Text(i, 1), r.Int(i, 2), SplitNames(r.Text(i, 3))};
+}
+
+SealedSecret ReadSealed(const PgResult& r, int i) {
+  return SealedSecret{r.Text(i, 0), r.Text(i, 1), r.Int(i, 2), r.Text(i, 3),
+                      r.Text(i, 4), r.Int(i, 5),  r.Int(i, 6)};
+}
+
+std::string NoSecret(std::string_view team_id, std::string_view name) {
+  return "team '" + std::string(team_id) + "' has no secret '" + std::string(name) + "'";
 }
 
 // Usage columns (model, input_tokens, output_tokens, cache_read_tokens, cost_microusd) from `col`.
@@ -296,8 +318,8 @@ Result<std::vector<std::string>> PostgresSessionStore::PendingMigrations() noexc
 Status PostgresSessionStore::CreateTeam(const Team& team) noexcept {
   return Guard([&]() -> Status {
     PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
-    Status s = conn->Query("INSERT INTO teams (id, name, created_at) VALUES ($1, $2, $3)",
-                           {team.id, team.name, team.created_at})
+    Status s = conn->Query(std::string("INSERT INTO teams (") + kTeamColumns + ") VALUES ($1, $2, $3, $4)",
+                           {team.id, team.name, team.created_at, JoinNames(team.profiles)})
                    .status();
     if (s.code() == StatusCode::kAlreadyExists)
       return Status::AlreadyExists("team '" + team.id + "' already exists");
@@ -305,13 +327,24 @@ Status PostgresSessionStore::CreateTeam(const Team& team) noexcept {
   });
 }
 
+Status PostgresSessionStore::UpdateTeam(const Team& team) noexcept {
+  return Guard([&]() -> Status {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                             conn->Query("UPDATE teams SET name = $1, profiles = $2 WHERE id = $3",
+                                         {team.name, JoinNames(team.profiles), team.id}));
+    if (r.affected() == 0) return Status::NotFound("team '" + team.id + "' does not exist");
+    return Status::Ok();
+  });
+}
+
 Result<Team> PostgresSessionStore::GetTeam(std::string_view id) noexcept {
   return Guard([&]() -> Result<Team> {
     PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
-    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
-                             conn->Query("SELECT id, name, created_at FROM teams WHERE id = $1", {id}));
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r, conn->Query(std::string("SELECT ") + kTeamColumns + " FROM teams WHERE id = $1", {id}));
     if (r.rows() == 0) return Status::NotFound("team '" + std::string(id) + "' does not exist");
-    return Team{r.Text(0, 0), r.Text(0, 1), r.Int(0, 2)};
+    return ReadTeam(r, 0);
   });
 }
 
@@ -319,13 +352,12 @@ Result<Page<Team>> PostgresSessionStore::ListTeams(const PageRequest& page) noex
   return Guard([&]() -> Result<Page<Team>> {
     PADDOCK_RETURN_IF_ERROR(CheckLimit(page.limit));
     PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
-    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
-                             conn->Query("SELECT id, name, created_at FROM teams WHERE ($1 = '' OR id < $1) "
-                                         "ORDER BY id DESC LIMIT $2",
-                                         {page.cursor, static_cast<std::int64_t>(page.limit) + 1}));
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r, conn->Query(std::string("SELECT ") + kTeamColumns +
+                                    " FROM teams WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2",
+                                {page.cursor, static_cast<std::int64_t>(page.limit) + 1}));
     Page<Team> out;
-    for (int i = 0; i < r.rows() && i < page.limit; ++i)
-      out.items.push_back(Team{r.Text(i, 0), r.Text(i, 1), r.Int(i, 2)});
+    for (int i = 0; i < r.rows() && i < page.limit; ++i) out.items.push_back(ReadTeam(r, i));
     if (r.rows() > page.limit) out.next_cursor = out.items.back().id;
     return out;
   });
@@ -479,16 +511,88 @@ Status PostgresSessionStore::WriteAgentEnv(PgConnection& conn, const Agent& agen
   return Status::Ok();
 }
 
+// ---- sealed team secrets ------------------------------------------------------------------
+
+Result<SealedSecret> PostgresSessionStore::PutSealedSecret(const SealedSecret& secret) noexcept {
+  return Guard([&]() -> Result<SealedSecret> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    Result<PgResult> r = conn->Query(
+        std::string("INSERT INTO team_secrets (") + kSealedColumns +
+            ") VALUES ($1, $2, 1, $3, $4, $5, $5) ON CONFLICT (team_id, name) DO UPDATE SET "
+            "version = team_secrets.version + 1, key_id = excluded.key_id, sealed = excluded.sealed, "
+            "updated_at = excluded.updated_at RETURNING " +
+            kSealedColumns,
+        {secret.team_id, secret.name, secret.key_id, secret.sealed, secret.updated_at});
+    if (r.status().code() == StatusCode::kFailedPrecondition)
+      return Status::NotFound("team '" + secret.team_id + "' does not exist");
+    PADDOCK_RETURN_IF_ERROR(r.status());
+    return ReadSealed(*r, 0);
+  });
+}
+
+Result<SealedSecret> PostgresSessionStore::GetSealedSecret(std::string_view team_id,
+                                                           std::string_view name) noexcept {
+  return Guard([&]() -> Result<SealedSecret> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
+                             conn->Query(std::string("SELECT ") + kSealedColumns +
+                                             " FROM team_secrets WHERE team_id = $1 AND name = $2",
+                                         {team_id, name}));
+    if (r.rows() == 0) return Status::NotFound(NoSecret(team_id, name));
+    return ReadSealed(r, 0);
+  });
+}
+
+Result<std::vector<SealedSecret>> PostgresSessionStore::ListSealedSecrets(std::string_view team_id) noexcept {
+  return Guard([&]() -> Result<std::vector<SealedSecret>> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(PgResult r, conn->Query(std::string("SELECT ") + kSealedColumns +
+                                                         " FROM team_secrets WHERE ($1 = '' OR team_id = $1) "
+                                                         "ORDER BY team_id, name",
+                                                     {team_id}));
+    std::vector<SealedSecret> out;
+    for (int i = 0; i < r.rows(); ++i) out.push_back(ReadSealed(r, i));
+    return out;
+  });
+}
+
+Status PostgresSessionStore::DeleteSealedSecret(std::string_view team_id, std::string_view name) noexcept {
+  return Guard([&]() -> Status {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r,
+        conn->Query("DELETE FROM team_secrets WHERE team_id = $1 AND name = $2", {team_id, name}));
+    if (r.affected() == 0) return Status::NotFound(NoSecret(team_id, name));
+    return Status::Ok();
+  });
+}
+
+Status PostgresSessionStore::ResealSecret(const SealedSecret& secret) noexcept {
+  return Guard([&]() -> Status {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r, conn->Query("UPDATE team_secrets SET key_id = $1, sealed = $2 "
+                                "WHERE team_id = $3 AND name = $4 AND version = $5",
+                                {secret.key_id, secret.sealed, secret.team_id, secret.name, secret.version}));
+    if (r.affected() == 0) {
+      return Status::FailedPrecondition("secret '" + secret.name + "' of team '" + secret.team_id +
+                                        "' changed or was deleted meanwhile");
+    }
+    return Status::Ok();
+  });
+}
+
 Status PostgresSessionStore::CreateAgent(const Agent& agent) noexcept {
   return Guard([&]() -> Status {
     PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
     PgTransaction tx(*conn);
     PADDOCK_RETURN_IF_ERROR(tx.Begin());
     Status s = conn->Query(std::string("INSERT INTO agents (") + kAgentColumns +
-                               ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                               ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                            {agent.id, agent.name, agent.harness, agent.model, agent.prompt,
                             agent.run_timeout_seconds, agent.created_at, agent.updated_at,
-                            agent.idle_timeout_seconds, agent.team_id})
+                            agent.idle_timeout_seconds, agent.team_id, agent.profile,
+                            EncodeSecretRefs(agent.secrets)})
                    .status();
     if (s.code() == StatusCode::kAlreadyExists)
       return Status::AlreadyExists("agent '" + agent.id + "' already exists");
@@ -546,9 +650,11 @@ Status PostgresSessionStore::UpdateAgent(const Agent& agent) noexcept {
     PADDOCK_ASSIGN_OR_RETURN(
         PgResult r,
         conn->Query("UPDATE agents SET name = $1, harness = $2, model = $3, prompt = $4, "
-                    "run_timeout_seconds = $5, updated_at = $6, idle_timeout_seconds = $8 WHERE id = $7",
+                    "run_timeout_seconds = $5, updated_at = $6, idle_timeout_seconds = $8, profile = $9, "
+                    "secrets = $10 WHERE id = $7",
                     {agent.name, agent.harness, agent.model, agent.prompt, agent.run_timeout_seconds,
-                     agent.updated_at, agent.id, agent.idle_timeout_seconds}));
+                     agent.updated_at, agent.id, agent.idle_timeout_seconds, agent.profile,
+                     EncodeSecretRefs(agent.secrets)}));
     if (r.affected() == 0) return Status::NotFound("agent '" + agent.id + "' does not exist");
     PADDOCK_RETURN_IF_ERROR(WriteAgentEnv(*conn, agent));
     return tx.Commit();

@@ -31,6 +31,12 @@ class PostgresSessionStore final : public SessionStore {
 
   Status CreateTeam(const Team& team) noexcept override;
   Result<Team> GetTeam(std::string_view id) noexcept override;
+  Status UpdateTeam(const Team& team) noexcept override;
+  Result<SealedSecret> PutSealedSecret(const SealedSecret& secret) noexcept override;
+  Result<SealedSecret> GetSealedSecret(std::string_view team_id, std::string_view name) noexcept override;
+  Result<std::vector<SealedSecret>> ListSealedSecrets(std::string_view team_id) noexcept override;
+  Status DeleteSealedSecret(std::string_view team_id, std::string_view name) noexcept override;
+  Status ResealSecret(const SealedSecret& secret) noexcept override;
   Result<Page<Team>> ListTeams(const PageRequest& page) noexcept override;
   Status CreateApiKey(const ApiKey& key) noexcept override;
   Result<ApiKey> FindApiKey(std::string_view hash) noexcept override;

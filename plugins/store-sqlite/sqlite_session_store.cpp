@@ -10,17 +10,24 @@
 #include <filesystem>
 #include <utility>
 
+#include "paddock/plugin/store_fields.h"
 #include "sqlite_db.h"
 #include "sqlite_migrations.h"
 
 namespace paddock::plugins::store_sqlite {
 namespace {
 
+using plugin::DecodeSecretRefs;
+using plugin::EncodeSecretRefs;
 using plugin::Guard;
+using plugin::JoinNames;
+using plugin::SplitNames;
 
 constexpr char kAgentColumns[] =
     "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at, idle_timeout_seconds, "
-    "team_id";
+    "team_id, profile, secrets";
+constexpr char kTeamColumns[] = "id, name, created_at, profiles";
+constexpr char kSealedColumns[] = "team_id, name, version, key_id, sealed, created_at, updated_at";
 constexpr char kSessionColumns[] =
     "id, agent_id, status, status_reason, sandbox_id, "
     "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE events.session_id = sessions.id), created_at, "
@@ -41,7 +48,15 @@ Agent ReadAgent(const Statement& st) {
   a.updated_at = st.Int(7);
   if (!st.IsNull(8)) a.idle_timeout_seconds = st.Int(8);
   a.team_id = st.Text(9);
+  a.profile = st.Text(10);
+  a.secrets = DecodeSecretRefs(st.Text(11));
   return a;
+}
+
+Team ReadTeam(const Statement& st) { return Team{st.Text(0), st.Text(1), st.Int(2), SplitNames(st.Text(3))}; }
+
+SealedSecret ReadSealed(const Statement& st) {
+  return SealedSecret{st.Text(0), st.Text(1), st.Int(2), st.Text(3), st.Text(4), st.Int(5), st.Int(6)};
 }
 
 Session ReadSession(const Statement& st) {
@@ -272,8 +287,8 @@ Status SqliteSessionStore::CheckTeamLocked(std::string_view team_id) {
 
 Status SqliteSessionStore::CreateTeam(const Team& team) noexcept {
   return Write([&]() -> Status {
-    Statement st(cache_, db_, "INSERT INTO teams (id, name, created_at) VALUES (?, ?, ?)");
-    st.Bind(1, team.id).Bind(2, team.name).Bind(3, team.created_at);
+    Statement st(cache_, db_, std::string("INSERT INTO teams (") + kTeamColumns + ") VALUES (?, ?, ?, ?)");
+    st.Bind(1, team.id).Bind(2, team.name).Bind(3, team.created_at).Bind(4, JoinNames(team.profiles));
     Status s = st.Run();
     if (s.code() == StatusCode::kAlreadyExists)
       return Status::AlreadyExists("team '" + team.id + "' already exists");
@@ -281,13 +296,23 @@ Status SqliteSessionStore::CreateTeam(const Team& team) noexcept {
   });
 }
 
+Status SqliteSessionStore::UpdateTeam(const Team& team) noexcept {
+  return Write([&]() -> Status {
+    Statement st(cache_, db_, "UPDATE teams SET name = ?, profiles = ? WHERE id = ?");
+    st.Bind(1, team.name).Bind(2, JoinNames(team.profiles)).Bind(3, team.id);
+    PADDOCK_RETURN_IF_ERROR(st.Run());
+    if (sqlite3_changes(db_) == 0) return Status::NotFound("team '" + team.id + "' does not exist");
+    return Status::Ok();
+  });
+}
+
 Result<Team> SqliteSessionStore::GetTeam(std::string_view id) noexcept {
   return Guard([&]() -> Result<Team> {
     std::lock_guard lock(mu_);
-    Statement st(cache_, db_, "SELECT id, name, created_at FROM teams WHERE id = ?");
+    Statement st(cache_, db_, std::string("SELECT ") + kTeamColumns + " FROM teams WHERE id = ?");
     st.Bind(1, id);
     PADDOCK_RETURN_IF_ERROR(st.StepRow("team '" + std::string(id) + "' does not exist"));
-    return Team{st.Text(0), st.Text(1), st.Int(2)};
+    return ReadTeam(st);
   });
 }
 
@@ -296,15 +321,14 @@ Result<Page<Team>> SqliteSessionStore::ListTeams(const PageRequest& page) noexce
     PADDOCK_RETURN_IF_ERROR(CheckLimit(page.limit));
     std::lock_guard lock(mu_);
     Statement st(cache_, db_,
-                 page.cursor.empty()
-                     ? "SELECT id, name, created_at FROM teams ORDER BY id DESC LIMIT ?"
-                     : "SELECT id, name, created_at FROM teams WHERE id < ? ORDER BY id DESC LIMIT ?");
+                 std::string("SELECT ") + kTeamColumns + " FROM teams" +
+                     (page.cursor.empty() ? "" : " WHERE id < ?") + " ORDER BY id DESC LIMIT ?");
     int i = 1;
     if (!page.cursor.empty()) st.Bind(i++, page.cursor);
     st.Bind(i, static_cast<std::int64_t>(page.limit) + 1);
     Page<Team> out;
     Status s;
-    while (st.Step(s)) out.items.push_back(Team{st.Text(0), st.Text(1), st.Int(2)});
+    while (st.Step(s)) out.items.push_back(ReadTeam(st));
     PADDOCK_RETURN_IF_ERROR(s);
     TrimPage(out, page.limit);
     return out;
@@ -458,6 +482,82 @@ Result<std::int64_t> SqliteSessionStore::PruneAudit(TimestampMs before) noexcept
   });
 }
 
+// ---- sealed team secrets ------------------------------------------------------------------
+
+Result<SealedSecret> SqliteSessionStore::PutSealedSecret(const SealedSecret& secret) noexcept {
+  return Write([&]() -> Result<SealedSecret> {
+    PADDOCK_RETURN_IF_ERROR(CheckTeamLocked(secret.team_id));
+    Statement st(cache_, db_,
+                 std::string("INSERT INTO team_secrets (") + kSealedColumns +
+                     ") VALUES (?, ?, 1, ?, ?, ?, ?) ON CONFLICT (team_id, name) DO UPDATE SET "
+                     "version = version + 1, key_id = excluded.key_id, sealed = excluded.sealed, "
+                     "updated_at = excluded.updated_at RETURNING " +
+                     kSealedColumns);
+    st.Bind(1, secret.team_id).Bind(2, secret.name).Bind(3, secret.key_id).Bind(4, secret.sealed);
+    st.Bind(5, secret.updated_at).Bind(6, secret.updated_at);
+    PADDOCK_RETURN_IF_ERROR(st.StepRow("no row returned"));
+    return ReadSealed(st);
+  });
+}
+
+Result<SealedSecret> SqliteSessionStore::GetSealedSecret(std::string_view team_id,
+                                                         std::string_view name) noexcept {
+  return Guard([&]() -> Result<SealedSecret> {
+    std::lock_guard lock(mu_);
+    Statement st(
+        cache_, db_,
+        std::string("SELECT ") + kSealedColumns + " FROM team_secrets WHERE team_id = ? AND name = ?");
+    st.Bind(1, team_id).Bind(2, name);
+    PADDOCK_RETURN_IF_ERROR(
+        st.StepRow("team '" + std::string(team_id) + "' has no secret '" + std::string(name) + "'"));
+    return ReadSealed(st);
+  });
+}
+
+Result<std::vector<SealedSecret>> SqliteSessionStore::ListSealedSecrets(std::string_view team_id) noexcept {
+  return Guard([&]() -> Result<std::vector<SealedSecret>> {
+    std::lock_guard lock(mu_);
+    Statement st(cache_, db_,
+                 std::string("SELECT ") + kSealedColumns + " FROM team_secrets" +
+                     (team_id.empty() ? "" : " WHERE team_id = ?") + " ORDER BY team_id, name");
+    if (!team_id.empty()) st.Bind(1, team_id);
+    std::vector<SealedSecret> out;
+    Status s;
+    while (st.Step(s)) out.push_back(ReadSealed(st));
+    PADDOCK_RETURN_IF_ERROR(s);
+    return out;
+  });
+}
+
+Status SqliteSessionStore::DeleteSealedSecret(std::string_view team_id, std::string_view name) noexcept {
+  return Write([&]() -> Status {
+    Statement st(cache_, db_, "DELETE FROM team_secrets WHERE team_id = ? AND name = ?");
+    st.Bind(1, team_id).Bind(2, name);
+    PADDOCK_RETURN_IF_ERROR(st.Run());
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound("team '" + std::string(team_id) + "' has no secret '" + std::string(name) +
+                              "'");
+    }
+    return Status::Ok();
+  });
+}
+
+Status SqliteSessionStore::ResealSecret(const SealedSecret& secret) noexcept {
+  return Write([&]() -> Status {
+    Statement st(
+        cache_, db_,
+        "UPDATE team_secrets SET key_id = ?, sealed = ? WHERE team_id = ? AND name = ? AND version = ?");
+    st.Bind(1, secret.key_id).Bind(2, secret.sealed).Bind(3, secret.team_id).Bind(4, secret.name);
+    st.Bind(5, secret.version);
+    PADDOCK_RETURN_IF_ERROR(st.Run());
+    if (sqlite3_changes(db_) == 0) {
+      return Status::FailedPrecondition("secret '" + secret.name + "' of team '" + secret.team_id +
+                                        "' changed or was deleted meanwhile");
+    }
+    return Status::Ok();
+  });
+}
+
 // ---- agents -----------------------------------------------------------------------------
 
 Status SqliteSessionStore::WriteAgentEnv(const Agent& agent) {
@@ -475,9 +575,9 @@ Status SqliteSessionStore::WriteAgentEnv(const Agent& agent) {
 Status SqliteSessionStore::CreateAgent(const Agent& agent) noexcept {
   return Write([&]() -> Status {
     PADDOCK_RETURN_IF_ERROR(CheckTeamLocked(agent.team_id));
-    Statement st(
-        cache_, db_,
-        std::string("INSERT INTO agents (") + kAgentColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    Statement st(cache_, db_,
+                 std::string("INSERT INTO agents (") + kAgentColumns +
+                     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     st.Bind(1, agent.id).Bind(2, agent.name).Bind(3, agent.harness).Bind(4, agent.model);
     st.Bind(5, agent.prompt).Bind(6, agent.run_timeout_seconds);
     st.Bind(7, agent.created_at).Bind(8, agent.updated_at);
@@ -486,7 +586,7 @@ Status SqliteSessionStore::CreateAgent(const Agent& agent) noexcept {
     } else {
       st.BindNull(9);
     }
-    st.Bind(10, agent.team_id);
+    st.Bind(10, agent.team_id).Bind(11, agent.profile).Bind(12, EncodeSecretRefs(agent.secrets));
     Status s = st.Run();
     if (s.code() == StatusCode::kAlreadyExists) {
       return Status::AlreadyExists("agent '" + agent.id + "' already exists");
@@ -547,11 +647,14 @@ Result<Page<Agent>> SqliteSessionStore::ListAgents(std::string_view team_id,
 
 Status SqliteSessionStore::UpdateAgent(const Agent& agent) noexcept {
   return Write([&]() -> Status {
-    Statement st(cache_, db_,
-                 "UPDATE agents SET name = ?, harness = ?, model = ?, prompt = ?, "
-                 "run_timeout_seconds = ?, updated_at = ?, idle_timeout_seconds = ? WHERE id = ?");
+    Statement st(
+        cache_, db_,
+        "UPDATE agents SET name = ?, harness = ?, model = ?, prompt = ?, "
+        "run_timeout_seconds = ?, updated_at = ?, idle_timeout_seconds = ?, profile = ?, secrets = ? "
+        "WHERE id = ?");
     st.Bind(1, agent.name).Bind(2, agent.harness).Bind(3, agent.model).Bind(4, agent.prompt);
-    st.Bind(5, agent.run_timeout_seconds).Bind(6, agent.updated_at).Bind(8, agent.id);
+    st.Bind(5, agent.run_timeout_seconds).Bind(6, agent.updated_at);
+    st.Bind(8, agent.profile).Bind(9, EncodeSecretRefs(agent.secrets)).Bind(10, agent.id);
     if (agent.idle_timeout_seconds) {
       st.Bind(7, *agent.idle_timeout_seconds);
     } else {

@@ -119,8 +119,8 @@ TEST_P(SessionStoreConformance, TheMigrationsMakeTheDefaultTeamAndTeamsAreUnique
   ASSERT_OK(d);
   EXPECT_EQ(d->id, kDefaultTeam);
   const std::string id = "t" + NewId("x").substr(2, 20);
-  ASSERT_OK(store_->CreateTeam(Team{id, "Team", NowMs()}));
-  EXPECT_CODE(store_->CreateTeam(Team{id, "again", NowMs()}), kAlreadyExists);
+  ASSERT_OK(store_->CreateTeam(Team{id, "Team", NowMs(), {}}));
+  EXPECT_CODE(store_->CreateTeam(Team{id, "again", NowMs(), {}}), kAlreadyExists);
   EXPECT_EQ(store_->GetTeam(id)->name, "Team");
   EXPECT_CODE(store_->GetTeam("nobody"), kNotFound);
   auto teams = store_->ListTeams(PageRequest{1000, ""});
@@ -130,9 +130,75 @@ TEST_P(SessionStoreConformance, TheMigrationsMakeTheDefaultTeamAndTeamsAreUnique
   EXPECT_TRUE(ids.count(id) && ids.count(kDefaultTeam));
 }
 
+TEST_P(SessionStoreConformance, TeamsKeepTheirProfiles) {
+  const std::string id = "p" + NewId("x").substr(2, 20);
+  ASSERT_OK(store_->CreateTeam(Team{id, "P", NowMs(), {"default", "gpu"}}));
+  EXPECT_EQ(store_->GetTeam(id)->profiles, (std::vector<std::string>{"default", "gpu"}));
+  ASSERT_OK(store_->UpdateTeam(Team{id, "Renamed", 0, {}}));
+  Result<Team> t = store_->GetTeam(id);
+  ASSERT_OK(t);
+  EXPECT_EQ(t->name, "Renamed");
+  EXPECT_TRUE(t->profiles.empty());
+  EXPECT_NE(t->created_at, 0);  // kept
+  EXPECT_CODE(store_->UpdateTeam(Team{"nobody", "x", 0, {}}), kNotFound);
+}
+
+TEST_P(SessionStoreConformance, SealedSecretsAreKeptPerTeamVersionedAndResealedOnlyWhenUnchanged) {
+  const std::string a = "s" + NewId("x").substr(2, 20);
+  const std::string b = "s" + NewId("x").substr(2, 20);
+  ASSERT_OK(store_->CreateTeam(Team{a, a, NowMs(), {}}));
+  ASSERT_OK(store_->CreateTeam(Team{b, b, NowMs(), {}}));
+  SealedSecret s{a, "TOKEN", 0, "k1", "sealed-1", 0, 1000};
+  Result<SealedSecret> put = store_->PutSealedSecret(s);
+  ASSERT_OK(put);
+  EXPECT_EQ(put->version, 1);
+  EXPECT_EQ(put->created_at, 1000);
+  // The same name in another team is another secret.
+  ASSERT_OK(store_->PutSealedSecret(SealedSecret{b, "TOKEN", 0, "k1", "sealed-b", 0, 1500}));
+  s.sealed = "sealed-2";
+  s.updated_at = 2000;
+  put = store_->PutSealedSecret(s);
+  ASSERT_OK(put);
+  EXPECT_EQ(put->version, 2);
+  EXPECT_EQ(put->created_at, 1000);
+  EXPECT_EQ(put->updated_at, 2000);
+  EXPECT_EQ(store_->GetSealedSecret(a, "TOKEN")->sealed, "sealed-2");
+  EXPECT_EQ(store_->GetSealedSecret(b, "TOKEN")->sealed, "sealed-b");
+  EXPECT_CODE(store_->GetSealedSecret(a, "OTHER"), kNotFound);
+  EXPECT_CODE(store_->PutSealedSecret(SealedSecret{"no-such-team", "X", 0, "k", "v", 0, 1}), kNotFound);
+  ASSERT_OK(store_->PutSealedSecret(SealedSecret{a, "ALPHA", 0, "k1", "sealed-a", 0, 3000}));
+  Result<std::vector<SealedSecret>> listed = store_->ListSealedSecrets(a);
+  ASSERT_OK(listed);
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].name, "ALPHA");
+  EXPECT_EQ((*listed)[1].name, "TOKEN");
+  Result<std::vector<SealedSecret>> all = store_->ListSealedSecrets("");
+  ASSERT_OK(all);
+  EXPECT_GE(all->size(), 3u);
+  // A reseal of version 1 lost to the change that made version 2: nothing changes.
+  SealedSecret stale = *put;
+  stale.version = 1;
+  stale.key_id = "k2";
+  stale.sealed = "resealed-old";
+  EXPECT_CODE(store_->ResealSecret(stale), kFailedPrecondition);
+  SealedSecret current = *put;
+  current.key_id = "k2";
+  current.sealed = "resealed";
+  ASSERT_OK(store_->ResealSecret(current));
+  Result<SealedSecret> got = store_->GetSealedSecret(a, "TOKEN");
+  ASSERT_OK(got);
+  EXPECT_EQ(got->key_id, "k2");
+  EXPECT_EQ(got->sealed, "resealed");
+  EXPECT_EQ(got->version, 2);
+  ASSERT_OK(store_->DeleteSealedSecret(a, "TOKEN"));
+  EXPECT_CODE(store_->DeleteSealedSecret(a, "TOKEN"), kNotFound);
+  EXPECT_CODE(store_->ResealSecret(current), kFailedPrecondition);
+  EXPECT_OK(store_->GetSealedSecret(b, "TOKEN"));
+}
+
 TEST_P(SessionStoreConformance, KeysAreFoundByHashListedByTeamAndRevokedOnce) {
   const std::string team = "k" + NewId("x").substr(2, 20);
-  ASSERT_OK(store_->CreateTeam(Team{team, team, NowMs()}));
+  ASSERT_OK(store_->CreateTeam(Team{team, team, NowMs(), {}}));
   ApiKey a = MakeKey(team, Role::kAdmin);
   a.expires_at = NowMs() + 60000;
   ASSERT_OK(store_->CreateApiKey(a));
@@ -221,7 +287,7 @@ TEST_P(SessionStoreConformance, TheAuditLogAppendsInOrderFiltersByTeamAndPrunesB
 
 TEST_P(SessionStoreConformance, AnAgentsSessionsAreOfItsTeamAndListsFilterByTeam) {
   const std::string team = "s" + NewId("x").substr(2, 20);
-  ASSERT_OK(store_->CreateTeam(Team{team, team, NowMs()}));
+  ASSERT_OK(store_->CreateTeam(Team{team, team, NowMs(), {}}));
   Agent theirs = MakeAgent("theirs");
   theirs.team_id = team;
   ASSERT_OK(store_->CreateAgent(theirs));
@@ -286,9 +352,16 @@ TEST_P(SessionStoreConformance, AgentRoundTripUpdateAndDelete) {
   EXPECT_EQ(got->name, "renamed");
   EXPECT_EQ(got->env, (EnvMap{{"C", "3"}}));
   EXPECT_EQ(got->idle_timeout_seconds, std::optional<std::int64_t>(0));
+  EXPECT_EQ(got->profile, "default");
+  EXPECT_TRUE(got->secrets.empty());
   a.idle_timeout_seconds = 90;
+  a.profile = "small";
+  a.secrets = {{"GITHUB_TOKEN", false}, {"KUBECONFIG", true}};
   ASSERT_OK(store_->UpdateAgent(a));
-  EXPECT_EQ(store_->GetAgent(a.id)->idle_timeout_seconds, std::optional<std::int64_t>(90));
+  got = store_->GetAgent(a.id);
+  EXPECT_EQ(got->idle_timeout_seconds, std::optional<std::int64_t>(90));
+  EXPECT_EQ(got->profile, "small");
+  EXPECT_EQ(got->secrets, a.secrets);
 
   ASSERT_OK(store_->DeleteAgent(a.id));
   EXPECT_CODE(store_->GetAgent(a.id), kNotFound);

@@ -743,8 +743,8 @@ TEST(Cli, PluginsListsEveryLoadablePluginWithItsSchema) {
   auto doc = parser.parse(out).extract<Poco::JSON::Object::Ptr>();
   auto plugins = doc->getArray("plugins");
   // store.sqlite, store.postgres, sandbox.process, sandbox.k8s, sandbox.kind, secrets.env,
-  // harness.shell, harness.claude-code, harness.codex, harness.opencode
-  ASSERT_EQ(plugins->size(), 10u);
+  // secrets.store, harness.shell, harness.claude-code, harness.codex, harness.opencode
+  ASSERT_EQ(plugins->size(), 11u);
   EXPECT_EQ(doc->getArray("refused")->size(), 0u);
   bool saw_sqlite_path = false;
   for (unsigned i = 0; i < plugins->size(); ++i) {

@@ -24,11 +24,6 @@ using Headers = std::map<std::string, std::string>;
 Headers Bearer(const std::string& key) { return {{"Authorization", "Bearer " + key}}; }
 const Headers kNoKey = {{"Authorization", ""}};
 
-std::string PostgresStoreToml(const std::string& schema) {
-  return "[store]\ntype = \"postgres\"\n[store.config]\nurl = \"" + TestPostgresConninfo() +
-         "\"\nschema = \"" + schema + "\"\nconnect_timeout = \"2s\"\n";
-}
-
 // One install with two teams. alpha has an agent, a session with a finished run, and a key of
 // every role; beta has an admin key.
 class Tenancy : public ::testing::TestWithParam<std::string> {
@@ -64,6 +59,9 @@ class Tenancy : public ::testing::TestWithParam<std::string> {
                                 "application/json", Bearer(keys_["member"]));
     ASSERT_EQ(run.status, 202) << run.body;
     run_ = JsonField(run.body, "run_id");
+    auto secret = server_->Request("PUT", "/api/secrets/ALPHA_TOKEN", R"({"value":"alpha-token-value-1"})",
+                                   "application/json", Bearer(keys_["admin"]));
+    ASSERT_EQ(secret.status, 200) << secret.body;
     ReadStream(
         server_->port(), "/api/sessions/" + session_ + "/events/stream", {},
         [](const std::vector<SseEvent>& ev) { return !ev.empty() && ev.back().type == "run.finished"; });
@@ -81,14 +79,7 @@ class Tenancy : public ::testing::TestWithParam<std::string> {
   // The store the server uses, opened beside it (to plant what the API cannot make: a key
   // that has already expired).
   std::shared_ptr<SessionStore> Store() {
-    Result<std::shared_ptr<SessionStore>> s =
-        GetParam() == "postgres"
-            ? LoadStore("postgres",
-                        "url = \"" + TestPostgresConninfo() + "\"\nschema = \"" + schema_ + "\"\n",
-                        dir_.path())
-            : LoadStore("sqlite",
-                        "path = \"" + server_->data_dir() + "/store-sqlite/paddock.db\"\nexclusive = false\n",
-                        dir_.path());
+    Result<std::shared_ptr<SessionStore>> s = StoreBeside(*server_, schema_, dir_.path());
     EXPECT_OK(s);
     return s.ok() ? *s : nullptr;
   }
@@ -107,6 +98,10 @@ class Tenancy : public ::testing::TestWithParam<std::string> {
       i = end + 1;
       if (name == "run_id") {
         out += missing ? "run_missing" : run_;
+        continue;
+      }
+      if (name == "name") {  // a secret's name, which is the caller's team's
+        out += missing ? "NO_SUCH_SECRET" : "ALPHA_TOKEN";
         continue;
       }
       EXPECT_EQ(name, "id") << r.pattern << ": a capture this test does not know how to fill";
@@ -149,7 +144,7 @@ class Tenancy : public ::testing::TestWithParam<std::string> {
       }
       return out;
     }
-    const bool body = std::string_view(r.method) == "POST" || std::string_view(r.method) == "PATCH";
+    const bool body = std::string_view(r.method) != "GET" && std::string_view(r.method) != "DELETE";
     return server_->Request(r.method, path, body ? "{}" : "", "application/json", headers);
   }
 
@@ -217,7 +212,7 @@ TEST_P(Tenancy, EveryRouteRefusesRequestsWithoutAWorkingKey) {
 }
 
 TEST_P(Tenancy, AnotherTeamsIdsAnswerExactlyLikeIdsThatDoNotExist) {
-  std::set<std::string> alpha_ids = {agent_, session_, run_};
+  std::set<std::string> alpha_ids = {agent_, session_, run_, "ALPHA_TOKEN"};
   for (const auto& [role, id] : key_ids_) alpha_ids.insert(id);
   size_t owned = 0;
   for (const Route& r : ApiRouter().routes()) {
@@ -255,6 +250,13 @@ TEST_P(Tenancy, AnotherTeamsIdsAnswerExactlyLikeIdsThatDoNotExist) {
                                 "application/json", Bearer(beta_admin_));
   EXPECT_EQ(other.status, 404) << other.body;
   EXPECT_EQ(JsonField(other.body, "error.message"), "agent '" + agent_ + "' does not exist");
+  // A secret's name is looked up in the caller's team: beta's admin deletes no alpha secret and
+  // sees none, and ?team_id= is for operators.
+  auto secret = server_->Request("DELETE", "/api/secrets/ALPHA_TOKEN", "", "", Bearer(beta_admin_));
+  EXPECT_EQ(secret.status, 404) << secret.body;
+  EXPECT_EQ(server_->Request("GET", "/api/secrets?team_id=alpha", "", "", Bearer(beta_admin_)).status, 404);
+  auto theirs = server_->Request("GET", "/api/secrets?team_id=alpha");
+  EXPECT_EQ(JsonField(theirs.body, "secrets.0.name"), "ALPHA_TOKEN") << theirs.body;
   // And beta's admin cannot make keys for alpha.
   auto key = server_->Request("POST", "/api/keys", R"({"name":"x","role":"admin","team_id":"alpha"})",
                               "application/json", Bearer(beta_admin_));

@@ -59,6 +59,14 @@ class FaultyStore final : public SessionStore {
   PADDOCK_FAULTY(Result<std::vector<std::string>>, AppliedMigrations, (), ())
   PADDOCK_FAULTY(Result<std::vector<std::string>>, PendingMigrations, (), ())
   PADDOCK_FAULTY(Status, CreateTeam, (const Team& team), (team))
+  PADDOCK_FAULTY(Status, UpdateTeam, (const Team& team), (team))
+  PADDOCK_FAULTY(Result<SealedSecret>, PutSealedSecret, (const SealedSecret& secret), (secret))
+  PADDOCK_FAULTY(Result<SealedSecret>, GetSealedSecret, (std::string_view team_id, std::string_view name),
+                 (team_id, name))
+  PADDOCK_FAULTY(Result<std::vector<SealedSecret>>, ListSealedSecrets, (std::string_view team_id), (team_id))
+  PADDOCK_FAULTY(Status, DeleteSealedSecret, (std::string_view team_id, std::string_view name),
+                 (team_id, name))
+  PADDOCK_FAULTY(Status, ResealSecret, (const SealedSecret& secret), (secret))
   PADDOCK_FAULTY(Result<Team>, GetTeam, (std::string_view id), (id))
   PADDOCK_FAULTY(Result<Page<Team>>, ListTeams, (const PageRequest& page), (page))
   PADDOCK_FAULTY(Status, CreateApiKey, (const ApiKey& key), (key))

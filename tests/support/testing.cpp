@@ -186,8 +186,16 @@ Result<std::shared_ptr<Harness>> LoadHarness(const std::string& name, const std:
 }
 
 Result<std::shared_ptr<SecretInjector>> LoadSecrets(const std::string& name, const std::string& config_toml,
-                                                    const std::string& data_dir) {
-  return Load("secrets", name, config_toml, data_dir, &PluginObjects::secrets);
+                                                    const std::string& data_dir, SessionStore* store) {
+  if (!store) return Load("secrets", name, config_toml, data_dir, &PluginObjects::secrets);
+  PluginChoice choice;
+  choice.kind = "secrets";
+  choice.name = name;
+  PADDOCK_ASSIGN_OR_RETURN(choice.config, ParseSectionText(config_toml, "secrets.config"));
+  PADDOCK_ASSIGN_OR_RETURN(PluginObjects p, CreatePlugin(PluginDir(), choice, data_dir));
+  p.secrets->UseStore(*store);
+  PADDOCK_RETURN_IF_ERROR(p.lifecycle->Start());
+  return StopOnRelease(p.secrets);
 }
 
 Result<ExecResult> Sh(const SandboxInfo& sandbox, const std::string& script, CapturingObserver& out,
@@ -235,8 +243,8 @@ ServerProcess::ServerProcess(ServerOptions options)
   cfg << "[server]\nlisten = \"127.0.0.1\"\nport = 0\ndata_dir = \"" << data_dir_ << "\"\n";
   if (!options.plugin_dir.empty()) cfg << "plugin_dir = \"" << options.plugin_dir << "\"\n";
   cfg << "log_level = \"" << options.log_level << "\"\n";
-  cfg << options.server_toml << "[secrets]\ntype = \"env\"\n"
-      << options.store_toml << options.sandbox_toml << options.harness_toml << options.extra_toml;
+  cfg << options.server_toml << options.secrets_toml << options.store_toml << options.sandbox_toml
+      << options.harness_toml << options.extra_toml;
 }
 
 ServerProcess::~ServerProcess() { Stop(); }
@@ -412,6 +420,24 @@ std::string TestPostgresConninfo() {
                   << "; run the tests through ctest (it starts one) or scripts/test-postgres.sh start";
   }
   return line;
+}
+
+std::string PostgresStoreToml(const std::string& schema) {
+  return "[store]\ntype = \"postgres\"\n[store.config]\nurl = \"" + TestPostgresConninfo() +
+         "\"\nschema = \"" + schema + "\"\nconnect_timeout = \"2s\"\n";
+}
+
+Result<std::shared_ptr<SessionStore>> StoreBeside(const ServerProcess& server,
+                                                  const std::string& postgres_schema,
+                                                  const std::string& plugin_data_dir) {
+  if (!postgres_schema.empty()) {
+    return LoadStore("postgres",
+                     "url = \"" + TestPostgresConninfo() + "\"\nschema = \"" + postgres_schema + "\"\n",
+                     plugin_data_dir);
+  }
+  return LoadStore("sqlite",
+                   "path = \"" + server.data_dir() + "/store-sqlite/paddock.db\"\nexclusive = false\n",
+                   plugin_data_dir);
 }
 
 std::string UniqueSchema() {

@@ -51,7 +51,8 @@ Result<std::shared_ptr<SandboxProvider>> LoadSandbox(const std::string& name, co
 Result<std::shared_ptr<Harness>> LoadHarness(const std::string& name, const std::string& config_toml,
                                              const std::string& data_dir);
 Result<std::shared_ptr<SecretInjector>> LoadSecrets(const std::string& name, const std::string& config_toml,
-                                                    const std::string& data_dir);
+                                                    const std::string& data_dir,
+                                                    SessionStore* store = nullptr);
 
 // Collects an exec's output.
 class CapturingObserver : public ExecObserver {
@@ -92,6 +93,8 @@ struct ServerOptions {
   std::string store_toml = "[store]\ntype = \"sqlite\"\n";
   std::string extra_toml;
   std::vector<std::string> env;
+  // As the embedded config: the server's CONTAINER_ENV_ variables, then team secrets.
+  std::string secrets_toml = "[[secrets]]\ntype = \"env\"\n[[secrets]]\ntype = \"store\"\n";
   std::string binary = PaddockBinary();
   std::string plugin_dir = PluginDir();  // empty: the binary's own default
   std::string harness_toml = "[[harness]]\ntype = \"shell\"\n";
@@ -173,6 +176,16 @@ std::string TestPostgresDir();
 std::string TestPostgresConninfo();
 // A schema name no other test uses ("t_<random>").
 std::string UniqueSchema();
+
+// A [store] section for the test PostgreSQL in `schema`.
+std::string PostgresStoreToml(const std::string& schema);
+
+class ServerProcess;
+// The store a server uses, opened beside it: the test PostgreSQL's `postgres_schema`, or with
+// an empty schema the server's SQLite file (opened without its one-process lock).
+Result<std::shared_ptr<SessionStore>> StoreBeside(const ServerProcess& server,
+                                                  const std::string& postgres_schema,
+                                                  const std::string& plugin_data_dir);
 
 // The value of `field` in JSON text as a string: a dotted path whose parts are object keys or
 // array indices ("messages.1.content"); "" when absent (test convenience).

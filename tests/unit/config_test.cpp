@@ -29,8 +29,8 @@ TEST(Config, EmbeddedDefaultIsTheOneProcessSetup) {
   EXPECT_TRUE(c->worker.enabled);
   std::vector<std::string> plugins;
   for (const auto& p : c->plugins) plugins.push_back(p.kind + "." + p.name);
-  EXPECT_EQ(plugins,
-            (std::vector<std::string>{"secrets.env", "store.sqlite", "sandbox.process", "harness.shell"}));
+  EXPECT_EQ(plugins, (std::vector<std::string>{"secrets.env", "secrets.store", "store.sqlite",
+                                               "sandbox.process", "harness.shell"}));
   EXPECT_FALSE(c->server.data_dir.empty());
 }
 
@@ -155,6 +155,30 @@ shell = "/bin/bash"
   EXPECT_EQ(store.config.values.at("path").str, "x.db");
   EXPECT_EQ(store.config.values.at("busy_timeout").line, 8);
   EXPECT_EQ(with->plugins[3].config.values.at("shell").str, "/bin/bash");
+}
+
+TEST(Config, SeveralSecretsInjectorsAreAskedInTheOrderWritten) {
+  const std::string rest =
+      "[store]\ntype = \"sqlite\"\n[sandbox]\ntype = \"process\"\n[[harness]]\ntype = \"shell\"\n";
+  auto c = ParseConfig(
+      "[[secrets]]\ntype = \"store\"\n[secrets.config]\ngenerate_key = false\n"
+      "[[secrets]]\ntype = \"env\"\n" +
+          rest,
+      "f.toml");
+  ASSERT_OK(c);
+  ASSERT_GE(c->plugins.size(), 2u);
+  EXPECT_EQ(c->plugins[0].kind + "." + c->plugins[0].name, "secrets.store");
+  EXPECT_EQ(c->plugins[1].kind + "." + c->plugins[1].name, "secrets.env");
+  // A [secrets.config] after an entry is that entry's.
+  EXPECT_FALSE(c->plugins[0].config.values.at("generate_key").b);
+  EXPECT_EQ(c->plugins[0].config.values.at("generate_key").type, RawValue::Type::kBool);
+  EXPECT_TRUE(c->plugins[1].config.values.empty());
+  auto twice = ParseConfig("[[secrets]]\ntype = \"env\"\n[[secrets]]\ntype = \"env\"\n" + rest, "f.toml");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.status().message(), "f.toml:3: secrets 'env' is configured twice");
+  auto untyped = ParseConfig("[[secrets]]\nkind = \"env\"\n" + rest, "f.toml");
+  ASSERT_FALSE(untyped.ok());
+  EXPECT_NE(untyped.status().message().find("type"), std::string::npos) << untyped.status().message();
 }
 
 TEST(Config, APluginBuiltOutOfTreeIsLoadedFromItsPath) {

@@ -218,7 +218,7 @@ TEST(Loader, EveryBuiltPluginLoadsAndExportsOnlyTheTwoSymbols) {
   }
   EXPECT_EQ(ids, (std::set<std::string>{"harness.claude-code", "harness.codex", "harness.opencode",
                                         "harness.shell", "sandbox.k8s", "sandbox.kind", "sandbox.process",
-                                        "secrets.env", "store.postgres", "store.sqlite"}));
+                                        "secrets.env", "secrets.store", "store.postgres", "store.sqlite"}));
 }
 
 }  // namespace

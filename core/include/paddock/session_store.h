@@ -63,6 +63,8 @@ class SessionStore : public Lifecycle, public SnapshotStore {
   // The migrations create the team kDefaultTeam. kAlreadyExists when the id is taken.
   [[nodiscard]] virtual Status CreateTeam(const Team& team) noexcept = 0;
   [[nodiscard]] virtual Result<Team> GetTeam(std::string_view id) noexcept = 0;
+  // Replaces the team's name and profiles. kNotFound when absent.
+  [[nodiscard]] virtual Status UpdateTeam(const Team& team) noexcept = 0;
   // Teams ordered by id, descending.
   [[nodiscard]] virtual Result<Page<Team>> ListTeams(const PageRequest& page) noexcept = 0;
   // Inserts `key`. kAlreadyExists when its id or hash is taken; kNotFound when its team is
@@ -85,6 +87,25 @@ class SessionStore : public Lifecycle, public SnapshotStore {
   [[nodiscard]] virtual Result<Page<AuditEvent>> ListAudit(const AuditFilter& filter) noexcept = 0;
   // Removes entries older than `before`; returns how many.
   [[nodiscard]] virtual Result<std::int64_t> PruneAudit(TimestampMs before) noexcept = 0;
+
+  // ---- sealed team secrets (kept for a SecretInjector; values are encrypted before) ----
+  // Inserts or replaces (team_id, name) with key_id and sealed; version becomes the previous
+  // one + 1 (1 when new), created_at is kept on replace, updated_at is secret.updated_at.
+  // Returns what is stored. kNotFound when the team is absent.
+  [[nodiscard]] virtual Result<SealedSecret> PutSealedSecret(const SealedSecret& secret) noexcept = 0;
+  // The secret, or kNotFound.
+  [[nodiscard]] virtual Result<SealedSecret> GetSealedSecret(std::string_view team_id,
+                                                             std::string_view name) noexcept = 0;
+  // The secrets of `team_id` (empty: of every team), ordered by team and name.
+  [[nodiscard]] virtual Result<std::vector<SealedSecret>> ListSealedSecrets(
+      std::string_view team_id) noexcept = 0;
+  // Removes it. kNotFound when absent.
+  [[nodiscard]] virtual Status DeleteSealedSecret(std::string_view team_id,
+                                                  std::string_view name) noexcept = 0;
+  // Replaces key_id and sealed (re-encrypted under another key) of (team_id, name) if it is
+  // still at secret.version; version and dates stay. kFailedPrecondition, changing nothing,
+  // when it changed or is gone meanwhile.
+  [[nodiscard]] virtual Status ResealSecret(const SealedSecret& secret) noexcept = 0;
 
   // ---- agents ----
   // Inserts `agent`. kAlreadyExists when the id is taken; kNotFound when its team is absent.

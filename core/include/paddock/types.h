@@ -35,6 +35,8 @@ struct Team {
   std::string id;
   std::string name;
   TimestampMs created_at = 0;
+  // The sandbox profiles ([profiles.<name>]) the team's agents may name; empty: every one.
+  std::vector<std::string> profiles;
 };
 
 // What a key may do. Ordered: each role may do everything the ones before it may, within its
@@ -77,14 +79,23 @@ struct ApiKey {
 };
 
 // A reusable definition of an agent: which harness drives it, with what model and environment.
+// One of its team's secrets an agent asks for, and how its sandboxes get it.
+struct SecretRef {
+  std::string name;   // the secret's name: an environment variable name
+  bool file = false;  // false: the variable `name`; true: the file kSandboxSecrets/`name` (0400)
+  bool operator==(const SecretRef&) const = default;
+};
+
 struct Agent {
   std::string id;
   std::string team_id = kDefaultTeam;
   std::string name;
-  std::string harness;  // harness plugin name, e.g. "shell"
-  std::string model;    // may be empty for harnesses without a model
-  std::string prompt;   // system prompt; may be empty
-  EnvMap env;           // extra environment for the sandbox (not secret)
+  std::string harness;              // harness plugin name, e.g. "shell"
+  std::string model;                // may be empty for harnesses without a model
+  std::string prompt;               // system prompt; may be empty
+  EnvMap env;                       // extra environment for the sandbox (not secret)
+  std::string profile = "default";  // the sandbox profile ([profiles.<name>]) its sessions get
+  std::vector<SecretRef> secrets;   // which of its team's secrets its sandboxes get, and how
   std::int64_t run_timeout_seconds = 600;
   // Seconds without a run or command after which the session's sandbox is released (the
   // session is suspended; its snapshot brings it back). nullopt: the server's
@@ -442,15 +453,43 @@ struct TurnResume {
 
 // ---- Secrets ------------------------------------------------------------------------------
 
+// Where file secrets (SecretRef::file) are written inside a sandbox: on /tmp, which no
+// snapshot holds, and rewritten by every bind of a session to its sandbox.
+inline constexpr char kSandboxSecrets[] = "/tmp/paddock-secrets";
+
 struct SecretScope {
   std::string team_id;
   std::string agent_id;
   std::string session_id;
+  std::vector<SecretRef> wanted;  // the agent's SecretRefs (team secrets are given only when named)
 };
 
 struct Secret {
-  std::string name;   // environment variable name inside the sandbox
-  std::string value;  // never logged, never returned by the API
+  std::string name;          // environment variable name inside the sandbox
+  std::string value;         // never logged, never returned by the API
+  bool file = false;         // written to kSandboxSecrets/<name> instead of the environment
+  std::int64_t version = 0;  // the team secret's version; 0 for secrets without one
+};
+
+// A team secret as the API shows it: never its value.
+struct SecretInfo {
+  std::string team_id;
+  std::string name;
+  std::int64_t version = 0;  // 1 when set first, +1 on each change
+  TimestampMs created_at = 0;
+  TimestampMs updated_at = 0;
+};
+
+// A team secret as a store keeps it for the SecretInjector that sealed it: the store sees
+// only `sealed`, which the injector encrypted (with the key `key_id`).
+struct SealedSecret {
+  std::string team_id;
+  std::string name;
+  std::int64_t version = 0;
+  std::string key_id;
+  std::string sealed;
+  TimestampMs created_at = 0;
+  TimestampMs updated_at = 0;
 };
 
 }  // namespace paddock

@@ -577,8 +577,27 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
       config.profiles.push_back(std::move(p));
     }
   }
-  // Plugins, in start order.
+  // Plugins, in start order. Secrets: one [secrets] table, or [[secrets]] entries asked in order.
+  if (const toml::node* n = doc.get("secrets"); n && n->is_array()) {
+    const toml::array& entries = *n->as_array();
+    if (entries.empty()) {
+      return Invalid(source, static_cast<int>(n->source().begin.line),
+                     "[[secrets]] needs at least one entry");
+    }
+    std::set<std::string> names;
+    for (const auto& e : entries) {
+      if (!e.is_table()) {
+        return Invalid(source, static_cast<int>(e.source().begin.line), "[[secrets]] entries must be tables");
+      }
+      PADDOCK_ASSIGN_OR_RETURN(PluginChoice c, ReadPlugin(*e.as_table(), "secrets", source));
+      if (!names.insert(c.name).second) {
+        return Invalid(source, c.config.line, "secrets '" + c.name + "' is configured twice");
+      }
+      config.plugins.push_back(std::move(c));
+    }
+  }
   for (const char* kind : {"secrets", "store", "sandbox"}) {
+    if (std::string_view(kind) == "secrets" && !config.plugins.empty()) continue;
     PADDOCK_ASSIGN_OR_RETURN(const toml::table* t, table_of(kind));
     if (!t) return Invalid(source, 1, std::string("missing section [") + kind + "] with type = \"...\"");
     PADDOCK_ASSIGN_OR_RETURN(PluginChoice c, ReadPlugin(*t, kind, source, &config));

@@ -116,6 +116,86 @@ Result<std::optional<EnvMap>> StringMapField(const Poco::JSON::Object& obj, cons
   return std::optional<EnvMap>(std::move(out));
 }
 
+Result<std::optional<std::vector<std::string>>> StringListField(const Poco::JSON::Object& obj,
+                                                                const std::string& name, size_t max_items,
+                                                                size_t max_bytes) {
+  using Out = std::optional<std::vector<std::string>>;
+  if (!obj.has(name)) return Out();
+  Poco::Dynamic::Var v = obj.get(name);
+  if (v.type() != typeid(Poco::JSON::Array::Ptr)) {
+    return Status::InvalidArgument("field '" + name + "' must be an array of strings, not " +
+                                   JsonTypeName(v));
+  }
+  auto a = v.extract<Poco::JSON::Array::Ptr>();
+  if (a->size() > max_items) {
+    return Status::InvalidArgument("field '" + name + "' may hold at most " + std::to_string(max_items) +
+                                   " items");
+  }
+  std::vector<std::string> out;
+  for (size_t i = 0; i < a->size(); ++i) {
+    Poco::Dynamic::Var item = a->get(static_cast<unsigned>(i));
+    if (!item.isString()) {
+      return Status::InvalidArgument("field '" + name + "[" + std::to_string(i) +
+                                     "]' must be a string, not " + JsonTypeName(item));
+    }
+    std::string text = item.extract<std::string>();
+    if (text.size() > max_bytes) {
+      return Status::InvalidArgument("field '" + name + "[" + std::to_string(i) + "]' is longer than " +
+                                     std::to_string(max_bytes) + " bytes");
+    }
+    out.push_back(std::move(text));
+  }
+  return Out(std::move(out));
+}
+
+Result<std::optional<std::vector<SecretRef>>> SecretRefsField(const Poco::JSON::Object& obj,
+                                                              const std::string& name) {
+  using Out = std::optional<std::vector<SecretRef>>;
+  if (!obj.has(name)) return Out();
+  Poco::Dynamic::Var v = obj.get(name);
+  if (v.type() != typeid(Poco::JSON::Array::Ptr)) {
+    return Status::InvalidArgument("field '" + name + "' must be an array of secret names, not " +
+                                   JsonTypeName(v));
+  }
+  auto a = v.extract<Poco::JSON::Array::Ptr>();
+  if (a->size() > 50) return Status::InvalidArgument("field '" + name + "' may name at most 50 secrets");
+  std::vector<SecretRef> out;
+  for (size_t i = 0; i < a->size(); ++i) {
+    const std::string at = "field '" + name + "[" + std::to_string(i) + "]'";
+    Poco::Dynamic::Var item = a->get(static_cast<unsigned>(i));
+    SecretRef ref;
+    if (item.isString()) {
+      ref.name = item.extract<std::string>();
+    } else if (item.type() == typeid(Poco::JSON::Object::Ptr)) {
+      auto o = item.extract<Poco::JSON::Object::Ptr>();
+      for (const auto& key : o->getNames()) {
+        if (key != "name" && key != "as") {
+          return Status::InvalidArgument(at + " has an unknown key '" + Excerpt(key, 64) +
+                                         "'; allowed: name, as");
+        }
+      }
+      Poco::Dynamic::Var n = o->get("name");
+      if (!n.isString()) return Status::InvalidArgument(at + " needs \"name\", a string");
+      ref.name = n.extract<std::string>();
+      if (o->has("as")) {
+        Poco::Dynamic::Var as = o->get("as");
+        std::string form = as.isString() ? as.extract<std::string>() : "";
+        if (form != "env" && form != "file") {
+          return Status::InvalidArgument(at + ": \"as\" must be \"env\" or \"file\"");
+        }
+        ref.file = form == "file";
+      }
+    } else {
+      return Status::InvalidArgument(
+          at + " must be a secret name or {\"name\": ..., \"as\": \"env\"|\"file\"}, not " +
+          JsonTypeName(item));
+    }
+    if (ref.name.size() > 128) return Status::InvalidArgument(at + " is longer than 128 bytes");
+    out.push_back(std::move(ref));
+  }
+  return Out(std::move(out));
+}
+
 std::optional<std::int64_t> ParseInt64(std::string_view text) {
   std::int64_t n = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);

@@ -48,6 +48,14 @@ Result<std::optional<std::int64_t>> IntField(const Poco::JSON::Object& obj, cons
 // An object of string values.
 Result<std::optional<EnvMap>> StringMapField(const Poco::JSON::Object& obj, const std::string& name);
 
+// An array of strings (each at most max_bytes; at most max_items of them).
+Result<std::optional<std::vector<std::string>>> StringListField(const Poco::JSON::Object& obj,
+                                                                const std::string& name, size_t max_items,
+                                                                size_t max_bytes);
+// An agent's "secrets": each a name (an environment variable) or {"name": N, "as": "env"|"file"}.
+Result<std::optional<std::vector<SecretRef>>> SecretRefsField(const Poco::JSON::Object& obj,
+                                                              const std::string& name);
+
 // `text` as a whole decimal integer, or nullopt (empty, trailing characters, out of range).
 std::optional<std::int64_t> ParseInt64(std::string_view text);
 

@@ -33,6 +33,15 @@ Poco::JSON::Object::Ptr RenderAgent(const Agent& a) {
   auto env = NewObject();
   for (const auto& [k, v] : a.env) env->set(k, v);
   o->set("env", env);
+  o->set("profile", a.profile);
+  Poco::JSON::Array::Ptr secrets = new Poco::JSON::Array();
+  for (const SecretRef& r : a.secrets) {
+    auto ref = NewObject();
+    ref->set("name", r.name);
+    ref->set("as", std::string(r.file ? "file" : "env"));
+    secrets->add(ref);
+  }
+  o->set("secrets", secrets);
   o->set("run_timeout_seconds", a.run_timeout_seconds);
   o->set("idle_timeout_seconds",
          a.idle_timeout_seconds ? Poco::Dynamic::Var(*a.idle_timeout_seconds) : Poco::Dynamic::Var());
@@ -89,7 +98,20 @@ Poco::JSON::Object::Ptr RenderTeam(const Team& t) {
   auto o = NewObject();
   o->set("id", t.id);
   o->set("name", t.name);
+  Poco::JSON::Array::Ptr profiles = new Poco::JSON::Array();
+  for (const std::string& p : t.profiles) profiles->add(p);
+  o->set("profiles", profiles);
   o->set("created_at", FormatTime(t.created_at));
+  return o;
+}
+
+Poco::JSON::Object::Ptr RenderSecret(const SecretInfo& s) {
+  auto o = NewObject();
+  o->set("name", s.name);
+  o->set("team_id", s.team_id);
+  o->set("version", s.version);
+  o->set("created_at", FormatTime(s.created_at));
+  o->set("updated_at", FormatTime(s.updated_at));
   return o;
 }
 

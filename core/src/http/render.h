@@ -21,6 +21,8 @@ Poco::JSON::Object::Ptr RenderRun(const Run& r);
 Poco::JSON::Object::Ptr RenderTeam(const Team& t);
 // A key as it is listed: never its hash, never the key.
 Poco::JSON::Object::Ptr RenderKey(const ApiKey& k);
+// Name, team, version and dates: never the value.
+Poco::JSON::Object::Ptr RenderSecret(const SecretInfo& s);
 Poco::JSON::Object::Ptr RenderAudit(const AuditEvent& e);
 Poco::JSON::Object::Ptr RenderTranscriptEntry(const TranscriptEntry& t);
 Poco::JSON::Object::Ptr RenderSnapshot(const SnapshotInfo& s);

@@ -534,6 +534,7 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
     e.request_id = x.request_id;
     e.action = request.method + " " + route.pattern;
     e.resource = x.Param("id");
+    if (e.resource.empty()) e.resource = x.Param("name");  // a team secret's name
     return e;
   }
 

@@ -9,6 +9,8 @@
 #include "services/runs/lease_sweeper.h"
 #include "services/sandboxes/sandbox_manager.h"
 #include "services/sandboxes/tool_cache.h"
+#include "services/secrets/secret_chain.h"
+#include "services/secrets/secret_service.h"
 #include "services/sessions/agent_service.h"
 #include "services/sessions/session_service.h"
 #include "services/snapshots/snapshot_service.h"
@@ -27,13 +29,14 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
   app->config_ = config;
   app->redactor_ = std::move(redactor);
   app->metrics_ = std::make_unique<Metrics>();
+  std::vector<std::shared_ptr<SecretInjector>> injectors;
   for (const PluginChoice& choice : config.plugins) {
     // A process that runs no worker runs no sandboxes either: they live where runs execute.
     if (choice.kind == "sandbox" && !config.worker.enabled) continue;
     PADDOCK_ASSIGN_OR_RETURN(PluginObjects p, CreatePlugin(plugin_dir, choice, config.server.data_dir));
     if (p.store) app->store_ = p.store;
     if (p.sandbox) app->sandbox_ = p.sandbox;
-    if (p.secrets) app->secrets_ = p.secrets;
+    if (p.secrets) injectors.push_back(p.secrets);
     if (p.harness) app->harnesses_.by_name.emplace(choice.name, p.harness);
     app->metrics_->PluginLoaded(p.summary.kind, p.summary.name, p.summary.version);
     LogInfo("loaded plugin " + p.summary.kind + "." + p.summary.name + " " + p.summary.version + " from " +
@@ -41,6 +44,17 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
     app->plugins_.push_back(std::move(p));
   }
   App& a = *app;
+  size_t keepers = 0;
+  for (const auto& injector : injectors) {
+    injector->UseStore(*a.store_);
+    if (injector->team_secrets()) ++keepers;
+  }
+  if (keepers > 1) {
+    return Status::InvalidArgument(
+        "more than one [[secrets]] plugin keeps team secrets; configure one of them");
+  }
+  a.secrets_ = std::make_shared<SecretChain>(std::move(injectors));
+  a.audit_ = std::make_unique<AuditLog>(*a.store_, std::chrono::milliseconds(config.auth.audit_retention_ms));
   a.events_ = std::make_unique<EventService>(*a.store_, *a.redactor_, *a.metrics_,
                                              static_cast<double>(config.sessions.append_rate),
                                              static_cast<double>(config.sessions.append_bytes_rate));
@@ -75,9 +89,9 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
     if (config.snapshots.enabled) {
       a.snapshots_ = std::make_unique<SnapshotService>(*a.store_, *a.events_, *a.metrics_, config.snapshots);
     }
-    a.sandboxes_ =
-        std::make_unique<SandboxManager>(*a.store_, *a.sandbox_, *a.secrets_, *a.redactor_, *a.events_,
-                                         *a.metrics_, a.egress_.get(), a.snapshots_.get(), sandbox);
+    a.sandboxes_ = std::make_unique<SandboxManager>(*a.store_, *a.sandbox_, *a.secrets_, *a.redactor_,
+                                                    *a.events_, *a.metrics_, a.egress_.get(),
+                                                    a.snapshots_.get(), sandbox, a.audit_.get());
     if (a.egress_) {
       SandboxManager* manager = a.sandboxes_.get();
       a.egress_->SetOnRefused([manager](const std::string& dir, const std::string& host, int port) {
@@ -106,13 +120,15 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
       a.sandboxes_.get(), std::chrono::milliseconds(config.worker.reconcile_interval_ms));
   std::set<std::string, std::less<>> harness_names;
   for (const auto& [name, h] : a.harnesses_.by_name) harness_names.insert(name);
-  a.agents_ = std::make_unique<AgentService>(*a.store_, std::move(harness_names));
+  std::set<std::string, std::less<>> profile_names;
+  for (const ProfileSettings& p : config.profiles) profile_names.insert(p.name);
+  a.agents_ = std::make_unique<AgentService>(*a.store_, std::move(harness_names), std::move(profile_names));
+  a.secret_service_ = std::make_unique<SecretService>(*a.secrets_, *a.redactor_, *a.store_);
   a.sessions_ = std::make_unique<SessionService>(*a.store_, *a.events_, a.sandboxes_.get(), *a.metrics_,
                                                  a.executor_.get(), a.workers_.get());
   a.teams_ = std::make_unique<TeamService>(*a.store_);
   a.auth_ = std::make_unique<Authenticator>(*a.store_, std::chrono::milliseconds(config.auth.cache_ttl_ms));
   a.failed_auth_ = std::make_unique<FailedAuthLimiter>(config.auth.failed_per_minute);
-  a.audit_ = std::make_unique<AuditLog>(*a.store_, std::chrono::milliseconds(config.auth.audit_retention_ms));
   a.events_->AttachAuthenticator(a.auth_.get());
   return app;
 }

@@ -28,6 +28,7 @@ class Authenticator;
 class FailedAuthLimiter;
 class AuditLog;
 class TeamService;
+class SecretService;
 
 struct ReadinessCheck {
   std::string component;  // "store.sqlite"
@@ -63,6 +64,7 @@ class App {
   Authenticator& auth() { return *auth_; }
   FailedAuthLimiter& failed_auth() { return *failed_auth_; }
   AuditLog& audit() { return *audit_; }
+  SecretService& secrets() { return *secret_service_; }
   const Redactor& redactor() const { return *redactor_; }
   bool runs_worker() const { return workers_ != nullptr; }
 
@@ -82,6 +84,7 @@ class App {
 
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<EventService> events_;
+  std::unique_ptr<AuditLog> audit_;  // before the sandboxes, which record secret access in it
   std::unique_ptr<EgressProxy> egress_;
   std::unique_ptr<SnapshotService> snapshots_;
   std::unique_ptr<ToolCache> tools_;
@@ -95,7 +98,7 @@ class App {
   std::unique_ptr<TeamService> teams_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<FailedAuthLimiter> failed_auth_;
-  std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<SecretService> secret_service_;
 };
 
 }  // namespace paddock

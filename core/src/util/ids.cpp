@@ -1,5 +1,6 @@
 #include "util/ids.h"
 
+#include <cctype>
 #include <cstdio>
 #include <mutex>
 #include <random>
@@ -44,6 +45,14 @@ bool LooksLikeId(std::string_view id, std::string_view prefix) {
   }
   for (char c : id.substr(prefix.size() + 1)) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+bool IsEnvName(std::string_view name) {
+  if (name.empty() || name.size() > 128 || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
   }
   return true;
 }

@@ -13,4 +13,7 @@ std::string NewId(std::string_view prefix);
 // True when `id` has the shape NewId produces for `prefix`.
 bool LooksLikeId(std::string_view id, std::string_view prefix);
 
+// True for names usable as environment variables: [A-Za-z_][A-Za-z0-9_]*, at most 128.
+bool IsEnvName(std::string_view name);
+
 }  // namespace paddock

@@ -15,7 +15,7 @@ TEST(SecretsEnv, PrefixedVariablesBecomeSandboxVariablesWithThePrefixStripped) {
   TempDir dir;
   auto secrets = LoadSecrets("env", "", dir.path());
   ASSERT_OK(secrets);
-  auto resolved = (*secrets)->Resolve(SecretScope{"", "agt", "ses"});
+  auto resolved = (*secrets)->Resolve(SecretScope{"", "agt", "ses", {}});
   ASSERT_OK(resolved);
   std::map<std::string, std::string> got;
   for (const Secret& s : *resolved) got[s.name] = s.value;

@@ -12,8 +12,9 @@ namespace {
 
 // Reads the agent fields of a create or patch body.
 Result<AgentFields> ParseAgentFields(const Poco::JSON::Object& body) {
-  PADDOCK_RETURN_IF_ERROR(CheckFields(
-      body, {"name", "harness", "model", "prompt", "env", "run_timeout_seconds", "idle_timeout_seconds"}));
+  PADDOCK_RETURN_IF_ERROR(
+      CheckFields(body, {"name", "harness", "model", "prompt", "env", "run_timeout_seconds",
+                         "idle_timeout_seconds", "profile", "secrets"}));
   AgentFields f;
   PADDOCK_ASSIGN_OR_RETURN(f.name, StringField(body, "name", 200));
   PADDOCK_ASSIGN_OR_RETURN(f.harness, StringField(body, "harness", 100));
@@ -21,6 +22,8 @@ Result<AgentFields> ParseAgentFields(const Poco::JSON::Object& body) {
   PADDOCK_ASSIGN_OR_RETURN(f.prompt, StringField(body, "prompt", 65536));
   PADDOCK_ASSIGN_OR_RETURN(f.env, StringMapField(body, "env"));
   PADDOCK_ASSIGN_OR_RETURN(f.run_timeout_seconds, IntField(body, "run_timeout_seconds"));
+  PADDOCK_ASSIGN_OR_RETURN(f.profile, StringField(body, "profile", 100));
+  PADDOCK_ASSIGN_OR_RETURN(f.secrets, SecretRefsField(body, "secrets"));
   if (body.has("idle_timeout_seconds") && body.isNull("idle_timeout_seconds")) {
     f.idle_timeout_seconds.emplace(std::nullopt);  // back to the server's default
   } else {

@@ -73,6 +73,25 @@ void GetTeam(Exchange& x) {
   x.SendJson(200, RenderTeam(*team));
 }
 
+void UpdateTeam(Exchange& x) {
+  if (Status s = x.CheckQuery({}); !s.ok()) return x.SendError(s);
+  auto body = x.JsonBody();
+  if (!body) return;
+  if (Status s = CheckFields(*body, {"name", "profiles"}); !s.ok()) return x.SendError(s);
+  TeamPatch patch;
+  Result<std::optional<std::string>> name = StringField(*body, "name", 200);
+  if (!name.ok()) return x.SendError(name.status());
+  patch.name = *name;
+  Result<std::optional<std::vector<std::string>>> profiles = StringListField(*body, "profiles", 100, 100);
+  if (!profiles.ok()) return x.SendError(profiles.status());
+  patch.profiles = *profiles;
+  std::set<std::string, std::less<>> configured;
+  for (const ProfileSettings& p : x.app.config().profiles) configured.insert(p.name);
+  Result<Team> team = x.app.teams().UpdateTeam(x.Param("id"), patch, configured);
+  if (!team.ok()) return x.SendError(team.status());
+  x.SendJson(200, RenderTeam(*team));
+}
+
 void CreateKey(Exchange& x) {
   auto body = x.JsonBody();
   if (!body) return;

@@ -10,6 +10,8 @@
 #include "services/egress/egress_proxy.h"
 #include "services/events/event_service.h"
 #include "services/snapshots/snapshot_service.h"
+#include "services/teams/audit_log.h"
+#include "services/teams/team_service.h"
 #include "util/digest.h"
 #include "util/log.h"
 #include "util/redactor.h"
@@ -28,7 +30,8 @@ std::string EgressKey() {
 
 SandboxManager::SandboxManager(SessionStore& store, SandboxProvider& provider, SecretInjector& secrets,
                                Redactor& redactor, EventService& events, Metrics& metrics,
-                               EgressProxy* egress, SnapshotService* snapshots, SandboxSettings settings)
+                               EgressProxy* egress, SnapshotService* snapshots, SandboxSettings settings,
+                               AuditLog* audit)
     : store_(store),
       provider_(provider),
       secrets_(secrets),
@@ -38,6 +41,7 @@ SandboxManager::SandboxManager(SessionStore& store, SandboxProvider& provider, S
       egress_(egress),
       snapshots_(snapshots),
       settings_(std::move(settings)),
+      audit_(audit),
       warm_(
           settings_.profiles, settings_.warm_refill_interval,
           [this](const ProfileSettings& profile) {
@@ -200,8 +204,48 @@ void SandboxManager::EgressRefused(const std::string& egress_dir, const std::str
 
 Status SandboxManager::Bind(const SandboxInfo& info, const Session& session) {
   PADDOCK_ASSIGN_OR_RETURN(Agent agent, store_.GetAgent(session.agent_id));
-  PADDOCK_ASSIGN_OR_RETURN(EnvMap env, Environment(agent, session));
-  return RuntimeClient(info.runtime).SetEnv(env).Annotate("sending the session's environment to its sandbox");
+  PADDOCK_ASSIGN_OR_RETURN(Delivery d, Environment(agent, session));
+  RuntimeClient runtime(info.runtime);
+  PADDOCK_RETURN_IF_ERROR(runtime.SetEnv(d.env).Annotate("sending the session's environment to its sandbox"));
+  // The directory holds exactly the secrets the agent gets as files now.
+  if (Status gone = runtime.Remove(kSandboxSecrets, /*recursive=*/true);
+      !gone.ok() && gone.code() != StatusCode::kNotFound) {
+    return gone.Annotate("clearing " + std::string(kSandboxSecrets) + " in the sandbox");
+  }
+  for (const Secret& f : d.files) {
+    PADDOCK_RETURN_IF_ERROR(runtime.PutFile(std::string(kSandboxSecrets) + "/" + f.name, f.value, "0400")
+                                .Annotate("writing the secret file " + f.name + " into the sandbox"));
+  }
+  AuditInjected(session, info, d.secrets);
+  return Status::Ok();
+}
+
+void SandboxManager::AuditInjected(const Session& session, const SandboxInfo& info,
+                                   const std::vector<Secret>& secrets) {
+  if (!audit_ || secrets.empty()) return;
+  std::string names;
+  std::string seen = info.id;
+  for (const Secret& s : secrets) {
+    names += (names.empty() ? "" : ", ") + s.name + (s.version > 0 ? " v" + std::to_string(s.version) : "") +
+             (s.file ? " (file)" : "");
+    seen += "\n" + s.name + "\n" + Sha256Hex(s.value);
+  }
+  {
+    std::lock_guard lock(injected_mu_);
+    if (injected_.size() > 10000) injected_.clear();
+    std::string& last = injected_[session.id];
+    if (last == seen) return;
+    last = seen;
+  }
+  AuditEvent e;
+  e.team_id = session.team_id;
+  e.source = "sandbox " + info.id;
+  e.action = "secret.injected";
+  e.resource = session.id;
+  e.status = 200;
+  e.outcome = "ok";
+  e.detail = names.size() > 500 ? names.substr(0, 497) + "..." : names;
+  audit_->Record(std::move(e));
 }
 
 void SandboxManager::RecordLost(const std::string& session_id, const std::string& sandbox_id,
@@ -285,7 +329,12 @@ Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id,
       }
     }
   }
-  const ProfileSettings& profile = Profile("default");
+  Result<const ProfileSettings*> chosen = ProfileOf(session);
+  if (!chosen.ok()) {
+    (void)events_.Append(session_id, "", event::SandboxFailed(chosen.status().message()));
+    return chosen.status();
+  }
+  const ProfileSettings& profile = **chosen;
   auto started = std::chrono::steady_clock::now();
   std::string source = "warm";
   std::optional<SandboxInfo> sandbox = ClaimWarm(profile, session_id);
@@ -333,16 +382,40 @@ Result<EnsuredSandbox> SandboxManager::Ensure(const std::string& session_id,
   return out;
 }
 
-Result<EnvMap> SandboxManager::Environment(const Agent& agent, const Session& session) {
-  PADDOCK_ASSIGN_OR_RETURN(std::vector<Secret> secrets,
-                           secrets_.Resolve(SecretScope{"", agent.id, session.id}));
-  EnvMap env = settings_.model_env;
-  for (const auto& [name, value] : agent.env) env[name] = value;
+Result<SandboxManager::Delivery> SandboxManager::Environment(const Agent& agent, const Session& session) {
+  PADDOCK_ASSIGN_OR_RETURN(
+      std::vector<Secret> secrets,
+      secrets_.Resolve(SecretScope{session.team_id, agent.id, session.id, agent.secrets}));
+  Delivery d;
+  d.env = settings_.model_env;
+  for (const auto& [name, value] : agent.env) d.env[name] = value;
   for (const Secret& s : secrets) {
     redactor_.Add(s.value);
-    env[s.name] = s.value;
+    if (s.file) {
+      d.env.erase(s.name);
+      d.files.push_back(s);
+    } else {
+      d.env[s.name] = s.value;
+    }
   }
-  return env;
+  d.secrets = std::move(secrets);
+  return d;
+}
+
+Result<const ProfileSettings*> SandboxManager::ProfileOf(const Session& session) {
+  PADDOCK_ASSIGN_OR_RETURN(Agent agent, store_.GetAgent(session.agent_id));
+  const ProfileSettings* found = nullptr;
+  for (const auto& p : settings_.profiles) {
+    if (p.name == agent.profile) found = &p;
+  }
+  if (!found) {
+    return Status::FailedPrecondition("agent '" + agent.id + "' names the sandbox profile '" + agent.profile +
+                                      "', which this server's config does not have ([profiles." +
+                                      agent.profile + "])");
+  }
+  PADDOCK_ASSIGN_OR_RETURN(Team team, store_.GetTeam(session.team_id));
+  PADDOCK_RETURN_IF_ERROR(CheckProfileAllowed(team, agent.profile));
+  return found;
 }
 
 Result<ExecResult> SandboxManager::Exec(const std::string& session_id, ExecRequest request,

@@ -32,6 +32,7 @@
 
 namespace paddock {
 
+class AuditLog;
 class EgressProxy;
 class EventService;
 class Metrics;
@@ -70,7 +71,7 @@ class SandboxManager {
   // kept of the session (its workspace on this host), nothing more.
   SandboxManager(SessionStore& store, SandboxProvider& provider, SecretInjector& secrets, Redactor& redactor,
                  EventService& events, Metrics& metrics, EgressProxy* egress, SnapshotService* snapshots,
-                 SandboxSettings settings);
+                 SandboxSettings settings, AuditLog* audit = nullptr);
   ~SandboxManager();
 
   // Reattaches the provider's sandboxes that are still bound to an open session, destroys the
@@ -109,9 +110,15 @@ class SandboxManager {
   // The provider's view of a sandbox.
   Result<SandboxInfo> Inspect(const std::string& sandbox_id) { return provider_.Inspect(sandbox_id); }
 
-  // The environment commands of `session` get: the agent's env and the resolved secrets (whose
-  // values are registered for redaction here).
-  Result<EnvMap> Environment(const Agent& agent, const Session& session);
+  // What the commands of `session` get: the environment (model endpoints, the agent's env,
+  // the secrets it gets as variables) and the secrets it gets as files (kSandboxSecrets).
+  // Every value is registered for redaction here. Secrets come from the session's team only.
+  struct Delivery {
+    EnvMap env;
+    std::vector<Secret> files;
+    std::vector<Secret> secrets;  // all of them, for the audit log
+  };
+  Result<Delivery> Environment(const Agent& agent, const Session& session);
 
   // Runs a command in the session's sandbox outside any run (creating the sandbox if needed,
   // and restoring the session's snapshot into it). Unless a run is under way, what the command
@@ -146,6 +153,10 @@ class SandboxManager {
   void RecordLost(const std::string& session_id, const std::string& sandbox_id, const SandboxInfo* info,
                   const std::string& detail);
   const ProfileSettings& Profile(const std::string& name) const;
+  // The profile the session's agent names, if its team may use it and it is configured.
+  Result<const ProfileSettings*> ProfileOf(const Session& session);
+  // Audit entry "secret.injected" when the session's sandbox gets secrets other than last time.
+  void AuditInjected(const Session& session, const SandboxInfo& info, const std::vector<Secret>& secrets);
   // A new sandbox: for a session, or warm (empty session_id).
   Result<SandboxInfo> CreateSandbox(const ProfileSettings& profile, const std::string& session_id,
                                     const std::string& agent_id);
@@ -165,6 +176,9 @@ class SandboxManager {
   EgressProxy* egress_;
   SnapshotService* snapshots_;
   SandboxSettings settings_;
+  AuditLog* audit_;
+  std::mutex injected_mu_;
+  std::map<std::string, std::string> injected_;  // session → what its sandbox got last (a digest)
   std::function<std::vector<std::string>(const Agent&)> native_paths_;
 
   SessionLocks locks_;

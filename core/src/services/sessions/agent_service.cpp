@@ -2,20 +2,14 @@
 
 #include <cctype>
 
+#include "services/teams/team_service.h"
 #include "util/ids.h"
 
 namespace paddock {
 
-bool IsEnvName(std::string_view name) {
-  if (name.empty() || name.size() > 128 || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
-  for (char c : name) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
-  }
-  return true;
-}
-
-AgentService::AgentService(SessionStore& store, std::set<std::string, std::less<>> harnesses)
-    : store_(store), harnesses_(std::move(harnesses)) {}
+AgentService::AgentService(SessionStore& store, std::set<std::string, std::less<>> harnesses,
+                           std::set<std::string, std::less<>> profiles)
+    : store_(store), harnesses_(std::move(harnesses)), profiles_(std::move(profiles)) {}
 
 Status AgentService::Validate(const Agent& a) const {
   if (a.name.empty() || a.name.size() > 200) {
@@ -43,6 +37,26 @@ Status AgentService::Validate(const Agent& a) const {
   if (a.run_timeout_seconds < 1 || a.run_timeout_seconds > 86400) {
     return Status::InvalidArgument("field 'run_timeout_seconds' must be between 1 and 86400");
   }
+  if (!profiles_.count(a.profile)) {
+    std::string known;
+    for (const auto& p : profiles_) known += (known.empty() ? "" : ", ") + p;
+    return Status::InvalidArgument("field 'profile': '" + a.profile +
+                                   "' is not a configured profile; configured: " + known);
+  }
+  if (a.secrets.size() > 50) return Status::InvalidArgument("field 'secrets' may name at most 50 secrets");
+  for (size_t i = 0; i < a.secrets.size(); ++i) {
+    const std::string& n = a.secrets[i].name;
+    if (!IsEnvName(n)) {
+      return Status::InvalidArgument("field 'secrets': '" + n +
+                                     "' is not a valid secret name ([A-Za-z_][A-Za-z0-9_]*, at most 128)");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (a.secrets[j].name == n) return Status::InvalidArgument("field 'secrets' names '" + n + "' twice");
+    }
+    if (a.env.count(n)) {
+      return Status::InvalidArgument("field 'secrets': '" + n + "' is also a variable of field 'env'");
+    }
+  }
   if (a.idle_timeout_seconds && (*a.idle_timeout_seconds < 0 || *a.idle_timeout_seconds > 30 * 86400)) {
     return Status::InvalidArgument(
         "field 'idle_timeout_seconds' must be between 0 (never suspend) and 2592000 (30 days), or null for "
@@ -65,8 +79,12 @@ Result<Agent> AgentService::Create(const AgentFields& f, const std::string& team
   a.env = f.env.value_or(EnvMap{});
   a.run_timeout_seconds = f.run_timeout_seconds.value_or(600);
   if (f.idle_timeout_seconds) a.idle_timeout_seconds = *f.idle_timeout_seconds;
+  a.profile = f.profile.value_or("default");
+  a.secrets = f.secrets.value_or(std::vector<SecretRef>{});
   a.created_at = a.updated_at = NowMs();
   PADDOCK_RETURN_IF_ERROR(Validate(a));
+  PADDOCK_ASSIGN_OR_RETURN(Team team, store_.GetTeam(team_id));
+  PADDOCK_RETURN_IF_ERROR(CheckProfileAllowed(team, a.profile));
   PADDOCK_RETURN_IF_ERROR(store_.CreateAgent(a));
   return a;
 }
@@ -86,8 +104,14 @@ Result<Agent> AgentService::Update(const std::string& id, const AgentFields& f) 
   if (f.env) a.env = *f.env;
   if (f.run_timeout_seconds) a.run_timeout_seconds = *f.run_timeout_seconds;
   if (f.idle_timeout_seconds) a.idle_timeout_seconds = *f.idle_timeout_seconds;
+  if (f.profile) a.profile = *f.profile;
+  if (f.secrets) a.secrets = *f.secrets;
   a.updated_at = NowMs();
   PADDOCK_RETURN_IF_ERROR(Validate(a));
+  if (f.profile) {
+    PADDOCK_ASSIGN_OR_RETURN(Team team, store_.GetTeam(a.team_id));
+    PADDOCK_RETURN_IF_ERROR(CheckProfileAllowed(team, a.profile));
+  }
   PADDOCK_RETURN_IF_ERROR(store_.UpdateAgent(a));
   return a;
 }

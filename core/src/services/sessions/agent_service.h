@@ -4,6 +4,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "paddock/session_store.h"
 
@@ -19,13 +20,18 @@ struct AgentFields {
   std::optional<std::int64_t> run_timeout_seconds;
   // Outer: the field was sent; inner nullopt: null, back to the server's [sessions] idle_timeout.
   std::optional<std::optional<std::int64_t>> idle_timeout_seconds;
+  std::optional<std::string> profile;
+  std::optional<std::vector<SecretRef>> secrets;
 };
 
 class AgentService {
  public:
-  AgentService(SessionStore& store, std::set<std::string, std::less<>> harnesses);
+  // `profiles`: the configured sandbox profiles ([profiles.<name>]).
+  AgentService(SessionStore& store, std::set<std::string, std::less<>> harnesses,
+               std::set<std::string, std::less<>> profiles);
 
-  // kInvalidArgument naming the field for a missing or out-of-range value.
+  // kInvalidArgument naming the field for a missing or out-of-range value; kPermissionDenied
+  // for a profile the agent's team may not use.
   // In team `team_id` (the caller's).
   Result<Agent> Create(const AgentFields& fields, const std::string& team_id);
   Result<Agent> Get(const std::string& id);
@@ -39,9 +45,7 @@ class AgentService {
 
   SessionStore& store_;
   std::set<std::string, std::less<>> harnesses_;
+  std::set<std::string, std::less<>> profiles_;
 };
-
-// True for names usable as environment variables: [A-Za-z_][A-Za-z0-9_]*.
-bool IsEnvName(std::string_view name);
 
 }  // namespace paddock

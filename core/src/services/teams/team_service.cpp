@@ -48,6 +48,17 @@ Result<std::string> TeamService::CheckVisible(const Principal& who, Owner owner,
   return who.team_id;
 }
 
+Status CheckProfileAllowed(const Team& team, const std::string& profile) {
+  if (team.profiles.empty()) return Status::Ok();
+  for (const std::string& p : team.profiles) {
+    if (p == profile) return Status::Ok();
+  }
+  std::string allowed;
+  for (const std::string& p : team.profiles) allowed += (allowed.empty() ? "" : ", ") + p;
+  return Status::PermissionDenied("team '" + team.id + "' may not use the sandbox profile '" + profile +
+                                  "'; its profiles: " + allowed);
+}
+
 Result<Team> TeamService::CreateTeam(const std::string& id, const std::string& name) {
   if (!IsTeamId(id)) {
     return Status::InvalidArgument(
@@ -55,8 +66,33 @@ Result<Team> TeamService::CreateTeam(const std::string& id, const std::string& n
         "ending with '-' (it names Kubernetes namespaces and metric labels)");
   }
   if (name.size() > 200) return Status::InvalidArgument("field 'name' must be at most 200 characters");
-  Team t{id, name.empty() ? id : name, NowMs()};
+  Team t{id, name.empty() ? id : name, NowMs(), {}};
   PADDOCK_RETURN_IF_ERROR(store_.CreateTeam(t));
+  return t;
+}
+
+Result<Team> TeamService::UpdateTeam(const std::string& id, const TeamPatch& patch,
+                                     const std::set<std::string, std::less<>>& configured) {
+  PADDOCK_ASSIGN_OR_RETURN(Team t, store_.GetTeam(id));
+  if (patch.name) {
+    if (patch.name->empty() || patch.name->size() > 200)
+      return Status::InvalidArgument("field 'name' must be 1-200 characters");
+    t.name = *patch.name;
+  }
+  if (patch.profiles) {
+    std::set<std::string, std::less<>> seen;
+    for (const std::string& p : *patch.profiles) {
+      if (!configured.count(p)) {
+        std::string known;
+        for (const auto& c : configured) known += (known.empty() ? "" : ", ") + c;
+        return Status::InvalidArgument("field 'profiles': '" + p +
+                                       "' is not a configured profile; configured: " + known);
+      }
+      if (!seen.insert(p).second) return Status::InvalidArgument("field 'profiles' names '" + p + "' twice");
+    }
+    t.profiles = *patch.profiles;
+  }
+  PADDOCK_RETURN_IF_ERROR(store_.UpdateTeam(t));
   return t;
 }
 

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "paddock/session_store.h"
 #include "services/teams/principal.h"
@@ -13,6 +15,11 @@ namespace paddock {
 
 // What a {capture} of a route names, for the visibility check before its handler runs.
 enum class Owner { kNone, kAgent, kSession, kKey, kTeam };
+
+struct TeamPatch {
+  std::optional<std::string> name;
+  std::optional<std::vector<std::string>> profiles;  // empty: every profile
+};
 
 struct NewKeyRequest {
   std::string name;
@@ -37,6 +44,9 @@ class TeamService {
 
   // Operators only (the route says so): kInvalidArgument for a bad id or name.
   Result<Team> CreateTeam(const std::string& id, const std::string& name);
+  // Operators only: replaces what is set. Each profile must be one of `configured`.
+  Result<Team> UpdateTeam(const std::string& id, const TeamPatch& patch,
+                          const std::set<std::string, std::less<>>& configured);
   Result<Team> GetTeam(const Principal& who, const std::string& id);
   Result<Page<Team>> ListTeams(const Principal& who, const PageRequest& page);
 
@@ -53,6 +63,9 @@ class TeamService {
  private:
   SessionStore& store_;
 };
+
+// kPermissionDenied unless `team` may use the sandbox profile `profile`.
+Status CheckProfileAllowed(const Team& team, const std::string& profile);
 
 // A team id: 1-64 of a-z, 0-9 and '-', starting with a letter (it names namespaces and labels).
 bool IsTeamId(std::string_view id);
