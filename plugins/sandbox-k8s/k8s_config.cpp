@@ -10,6 +10,11 @@ std::vector<paddock_config_key> SharedConfigKeys(const char* access_default) {
       {"namespace_per_team", PADDOCK_CONFIG_BOOL, 0, "false",
        "Put a team's sandboxes in namespace '<namespace>-<team>' (each needs the templates, pools and "
        "RBAC)."},
+      {"team_network_policies", PADDOCK_CONFIG_BOOL, 0, "true",
+       "With namespace_per_team: before a team's first sandbox, write NetworkPolicy "
+       "'<instance>-team-isolation' (in only from the control plane's sandbox clients, out only to DNS) and "
+       "copies of the policies in <namespace> labelled paddock.dev/copy-to-team-namespaces=true into the "
+       "team's namespace; no sandbox starts where they cannot be written. false: you manage them."},
       {"mode", PADDOCK_CONFIG_STRING, 0, "claim",
        "'claim': a SandboxClaim against the profile's SandboxWarmPool (warm or cold); 'sandbox': a Sandbox "
        "built from the profile's SandboxTemplate, with a workspace volume per session."},
@@ -60,6 +65,7 @@ Result<K8sConfig> ParseK8sConfig(const ConfigView& config) {
   c.runtime_access = config.GetString("runtime_access");
   c.namespace_ = config.GetString("namespace");
   c.namespace_per_team = config.GetBool("namespace_per_team");
+  c.team_network_policies = config.GetBool("team_network_policies");
   c.warm_pool = config.GetString("warm_pool");
   c.template_ = config.GetString("template");
   c.instance = config.GetString("instance");

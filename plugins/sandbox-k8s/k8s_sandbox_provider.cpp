@@ -32,6 +32,9 @@ constexpr char kSessionLabel[] = "paddock.dev/session";
 constexpr char kProfileLabel[] = "paddock.dev/profile";
 constexpr char kAgentLabel[] = "paddock.dev/agent";
 constexpr char kSandboxLabel[] = "paddock.dev/sandbox";
+constexpr char kTeamLabel[] = "paddock.dev/team";
+constexpr char kCopyLabel[] = "paddock.dev/copy-to-team-namespaces";
+constexpr char kNetworkApi[] = "networking.k8s.io/v1";
 
 // Ready=False reasons that will not turn into Ready=True by waiting (the agent-sandbox SDKs'
 // terminal set, plus a pod that ended).
@@ -235,6 +238,155 @@ Status K8sSandboxProvider::Start() noexcept {
 std::string K8sSandboxProvider::Namespace(const std::string& team) const {
   if (!config_.namespace_per_team || team.empty()) return default_namespace_;
   return default_namespace_ + "-" + team;
+}
+
+std::string K8sSandboxProvider::PoliciesPath(const std::string& ns, const std::string& name) const {
+  return std::string("/apis/") + kNetworkApi + "/namespaces/" + ns + "/networkpolicies" +
+         (name.empty() ? "" : "/" + name);
+}
+
+Object::Ptr K8sSandboxProvider::IsolationPolicy(const std::string& ns, const std::string& team) const {
+  auto match = [](const std::string& key, const std::string& value) {
+    Object::Ptr selector = new Object;
+    Object::Ptr labels = new Object;
+    labels->set(key, value);
+    selector->set("matchLabels", labels);
+    return selector;
+  };
+  auto port = [](const char* protocol, int number) {
+    Object::Ptr p = new Object;
+    p->set("protocol", std::string(protocol));
+    p->set("port", number);
+    return p;
+  };
+  Object::Ptr policy = new Object;
+  policy->set("apiVersion", std::string(kNetworkApi));
+  policy->set("kind", "NetworkPolicy");
+  policy->set("metadata",
+              Metadata(config_.instance + "-team-isolation", ns,
+                       {{kManagedBy, "paddock"}, {kInstanceLabel, config_.instance}, {kTeamLabel, team}}));
+  Object::Ptr spec = new Object;
+  spec->set("podSelector", Object::Ptr(new Object));  // every pod of the namespace
+  Array::Ptr types = new Array;
+  types->add(std::string("Ingress"));
+  types->add(std::string("Egress"));
+  spec->set("policyTypes", types);
+  // In: only the control plane's runtime clients, from its own namespace, on the runtime port.
+  Object::Ptr client = new Object;
+  client->set("namespaceSelector", match("kubernetes.io/metadata.name", default_namespace_));
+  client->set("podSelector", match("paddock.dev/sandbox-client", "true"));
+  Array::Ptr from = new Array;
+  from->add(client);
+  Array::Ptr in_ports = new Array;
+  in_ports->add(port("TCP", config_.runtime_port));
+  Object::Ptr in = new Object;
+  in->set("from", from);
+  in->set("ports", in_ports);
+  Array::Ptr ingress = new Array;
+  ingress->add(in);
+  spec->set("ingress", ingress);
+  // Out: DNS only; the copied policies add the allow list.
+  Object::Ptr dns = new Object;
+  dns->set("namespaceSelector", match("kubernetes.io/metadata.name", "kube-system"));
+  dns->set("podSelector", match("k8s-app", "kube-dns"));
+  Array::Ptr to = new Array;
+  to->add(dns);
+  Array::Ptr out_ports = new Array;
+  out_ports->add(port("UDP", 53));
+  out_ports->add(port("TCP", 53));
+  Object::Ptr out = new Object;
+  out->set("to", to);
+  out->set("ports", out_ports);
+  Array::Ptr egress = new Array;
+  egress->add(out);
+  spec->set("egress", egress);
+  policy->set("spec", spec);
+  return policy;
+}
+
+Status K8sSandboxProvider::ApplyPolicy(const std::string& ns, const Object::Ptr& policy) {
+  const std::string name = Str(Obj(policy, "metadata"), "name");
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    PADDOCK_ASSIGN_OR_RETURN(KubeReply got, client_->Call("GET", PoliciesPath(ns, name)));
+    if (got.status == 404) {
+      PADDOCK_ASSIGN_OR_RETURN(
+          KubeReply made,
+          client_->Call("POST", PoliciesPath(ns) + "?fieldValidation=Strict", ToJson(policy)));
+      if (made.status == 201) return Status::Ok();
+      if (made.status == 409) continue;  // another process made it first: compare with theirs
+      return ApiError(made, "creating NetworkPolicy " + ns + "/" + name);
+    }
+    if (got.status != 200) return ApiError(got, "reading NetworkPolicy " + ns + "/" + name);
+    auto json = [](const Object::Ptr& o) { return o ? ToJson(o) : std::string(); };
+    if (json(Obj(got.body, "spec")) == json(Obj(policy, "spec")) &&
+        json(Obj(Obj(got.body, "metadata"), "labels")) == json(Obj(Obj(policy, "metadata"), "labels"))) {
+      return Status::Ok();
+    }
+    // Changed (or edited by hand): put it back as it should be, against the version read.
+    Obj(policy, "metadata")->set("resourceVersion", Str(Obj(got.body, "metadata"), "resourceVersion"));
+    PADDOCK_ASSIGN_OR_RETURN(
+        KubeReply put,
+        client_->Call("PUT", PoliciesPath(ns, name) + "?fieldValidation=Strict", ToJson(policy)));
+    Obj(policy, "metadata")->remove("resourceVersion");
+    if (put.status == 200) return Status::Ok();
+    if (put.status == 409) continue;
+    return ApiError(put, "replacing NetworkPolicy " + ns + "/" + name);
+  }
+  return Status::Unavailable("NetworkPolicy " + ns + "/" + name + " kept changing while it was written");
+}
+
+Status K8sSandboxProvider::EnsureTeamNamespace(const std::string& ns, const std::string& team) {
+  {
+    std::lock_guard lock(mu_);
+    if (ready_namespaces_.count(ns)) return Status::Ok();
+  }
+  auto fail = [&](const Status& why) {
+    return Status(
+        why.code() == StatusCode::kUnavailable ? StatusCode::kUnavailable : StatusCode::kFailedPrecondition,
+        "team '" + team + "' gets no sandbox until namespace " + ns +
+            " has its NetworkPolicies: " + why.message() +
+            ". Create the namespace with the "
+            "profiles' SandboxTemplate and SandboxWarmPool, and give the service account "
+            "networkpolicies get, list, create and update there "
+            "(deploy/components/namespace-per-team)");
+  };
+  std::vector<Object::Ptr> wanted = {IsolationPolicy(ns, team)};
+  // The control plane's own namespace holds the allow list; policies labelled for it are copied.
+  PADDOCK_ASSIGN_OR_RETURN(KubeReply listed,
+                           client_->Call("GET", PoliciesPath(default_namespace_) + "?labelSelector=" +
+                                                    QueryEscape(std::string(kCopyLabel) + "=true")));
+  if (listed.status != 200) {
+    return fail(ApiError(listed, "listing the NetworkPolicies labelled " + std::string(kCopyLabel) +
+                                     "=true in " + default_namespace_));
+  }
+  if (Array::Ptr items = listed.body->getArray("items")) {
+    for (size_t i = 0; i < items->size(); ++i) {
+      Object::Ptr original = items->getObject(static_cast<unsigned>(i));
+      std::map<std::string, std::string> labels;
+      if (Object::Ptr l = Obj(Obj(original, "metadata"), "labels")) {
+        for (const auto& [k, v] : *l) {
+          if (k != kCopyLabel) labels[k] = v.toString();
+        }
+      }
+      labels[kManagedBy] = "paddock";
+      labels[kInstanceLabel] = config_.instance;
+      labels[kTeamLabel] = team;
+      Object::Ptr copy = new Object;
+      copy->set("apiVersion", std::string(kNetworkApi));
+      copy->set("kind", "NetworkPolicy");
+      copy->set("metadata", Metadata(Str(Obj(original, "metadata"), "name"), ns, labels));
+      copy->set("spec", Obj(original, "spec"));
+      wanted.push_back(copy);
+    }
+  }
+  for (const Object::Ptr& policy : wanted) {
+    if (Status s = ApplyPolicy(ns, policy); !s.ok()) return fail(s);
+  }
+  logger_.Info("sandbox.k8s: namespace " + ns + " of team " + team + " has its " +
+               std::to_string(wanted.size()) + " NetworkPolicies");
+  std::lock_guard lock(mu_);
+  ready_namespaces_.insert(ns);
+  return Status::Ok();
 }
 
 std::string K8sSandboxProvider::SandboxesPath(const std::string& ns, const std::string& name) const {
@@ -600,6 +752,14 @@ Result<SandboxInfo> K8sSandboxProvider::CreateImpl(const SandboxSpec& spec) {
   }
   const auto deadline = Clock::now() + std::chrono::milliseconds(config_.ready_timeout_ms);
   Ref ref{"psb-" + RandomHex(6), Namespace(spec.team_id)};
+  if (!spec.team_id.empty() && config_.namespace_per_team && config_.team_network_policies) {
+    PADDOCK_RETURN_IF_ERROR(EnsureTeamNamespace(ref.ns, spec.team_id));
+  }
+  if (config_.mode == "claim") {
+    // The pool's pods in a team's namespace start with that namespace's pool token: it must be
+    // there before they can (once per namespace and process; cached after).
+    PADDOCK_RETURN_IF_ERROR(PoolToken(ref.ns).status());
+  }
   std::map<std::string, std::string> labels = {{kManagedBy, "paddock"},
                                                {kInstanceLabel, config_.instance},
                                                {kSessionLabel, spec.session_id},

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "api_relay.h"
@@ -28,6 +29,10 @@ struct K8sConfig {
   std::string mode = "claim";  // "claim" or "sandbox"
   std::string namespace_;      // empty: the credentials' namespace, else "default"
   bool namespace_per_team = false;
+  // With namespace_per_team: a team's namespace gets <instance>-team-isolation and copies of the
+  // control plane namespace's policies labelled paddock.dev/copy-to-team-namespaces=true before
+  // its first sandbox.
+  bool team_network_policies = true;
   std::string warm_pool = "paddock-{profile}";  // claim mode
   std::string template_ = "paddock-{profile}";  // sandbox mode
   std::string instance = "paddock";
@@ -78,6 +83,15 @@ class K8sSandboxProvider final : public SandboxProvider {
   std::optional<Ref> ParseId(std::string_view id) const;
   std::string Namespace(const std::string& team) const;
   std::string ResourcePath(const std::string& ns, const std::string& name = "") const;  // claim or Sandbox
+  std::string PoliciesPath(const std::string& ns, const std::string& name = "") const;
+  // A team namespace's own NetworkPolicy: every pod reachable only from the control plane's
+  // runtime clients (in its namespace, on the runtime port), and out only to DNS.
+  Poco::JSON::Object::Ptr IsolationPolicy(const std::string& ns, const std::string& team) const;
+  // Creates the policy, or puts it back where it differs.
+  Status ApplyPolicy(const std::string& ns, const Poco::JSON::Object::Ptr& policy);
+  // Once per namespace and process: the isolation policy and the copies, or an error that
+  // stops the sandbox (it would otherwise start open).
+  Status EnsureTeamNamespace(const std::string& ns, const std::string& team);
   std::string SandboxesPath(const std::string& ns, const std::string& name = "") const;
   std::string CorePath(const std::string& ns, const std::string& resource,
                        const std::string& name = "") const;
@@ -127,6 +141,7 @@ class K8sSandboxProvider final : public SandboxProvider {
   std::map<std::string, std::string> pool_tokens_;  // namespace → pool token
   std::map<std::string, std::string> tokens_;       // sandbox id → its runtime token
   std::map<std::string, std::string> pods_;         // sandbox id → its pod's name (claim mode)
+  std::set<std::string> ready_namespaces_;          // team namespaces with their policies
 };
 
 }  // namespace paddock::plugins::sandbox_k8s

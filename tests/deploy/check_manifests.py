@@ -6,6 +6,7 @@ the project builds, probes hit /healthz and /readyz, the alert rules pass `promt
 and the Grafana dashboard has the panels the operator needs."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,37 @@ for overlay in overlays:
     if overlay == "kind" and "paddock-postgres" not in secrets:
         fail("kind: no Secret paddock-postgres for the Deployments")
     print(f"{overlay}: {len(docs)} objects, kinds: {', '.join(sorted(k for _, k in kinds))}")
+
+# Components: each renders on top of base (through an overlay made beside them, since kustomize
+# takes no absolute paths), and what it grants is named, not wildcarded.
+for component in sorted(os.listdir(os.path.join(ROOT, "deploy/components"))):
+    scratch = tempfile.mkdtemp(prefix=".check-", dir=os.path.join(ROOT, "deploy"))
+    try:
+        with open(os.path.join(scratch, "kustomization.yaml"), "w") as f:
+            f.write("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+                    f"resources: [../base]\ncomponents: [../components/{component}]\n")
+        out = subprocess.run(["kubectl", "kustomize", scratch], capture_output=True, text=True)
+    finally:
+        shutil.rmtree(scratch)
+    if out.returncode != 0:
+        fail(f"component {component}: kubectl kustomize failed: {out.stderr.strip()}")
+        continue
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    extra = [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    for d in extra:
+        if "*" in json.dumps(d.get("rules", [])):
+            fail(f"component {component}: {d['kind']} {d['metadata']['name']} uses a wildcard")
+        if d["kind"] == "ClusterRoleBinding":
+            for subject in d["subjects"]:
+                if subject.get("namespace") != "paddock":
+                    fail(f"component {component}: binding {d['metadata']['name']} names a subject outside paddock")
+    if component == "namespace-per-team":
+        rules = {(r["apiGroups"][0], res): set(r["verbs"]) for d in extra if d["kind"] == "ClusterRole"
+                 for r in d["rules"] for res in r["resources"]}
+        # What sandbox.k8s calls on a team's namespace: GET, list, POST and PUT of its policies.
+        if rules.get(("networking.k8s.io", "networkpolicies")) != {"get", "list", "create", "update"}:
+            fail(f"component {component}: networkpolicies verbs are {rules.get(('networking.k8s.io', 'networkpolicies'))}")
+    print(f"component {component}: {len(docs)} objects, {len(extra)} cluster-wide")
 
 dash = json.load(open(os.path.join(ROOT, "deploy/base/grafana/paddock.json")))
 titles = " | ".join(p["title"] for p in dash["panels"])

@@ -99,6 +99,53 @@ properties:
   status: {type: object, x-kubernetes-preserve-unknown-fields: true}
 )";
 
+// networking.k8s.io/v1 NetworkPolicy as the API's OpenAPI document gives it (every field of the
+// spec; the API's defaulting of policyTypes is not modelled: the manifests set them).
+constexpr char kNetworkPolicySchema[] = R"(
+type: object
+properties:
+  apiVersion: {type: string}
+  kind: {type: string}
+  metadata: {type: object}
+  spec:
+    type: object
+    required: [podSelector]
+    properties:
+      podSelector: &selector
+        type: object
+        properties:
+          matchLabels: {type: object, additionalProperties: {type: string}}
+          matchExpressions:
+            type: array
+            items:
+              type: object
+              required: [key, operator]
+              properties:
+                key: {type: string}
+                operator: {type: string, enum: [In, NotIn, Exists, DoesNotExist]}
+                values: {type: array, items: {type: string}}
+      policyTypes: {type: array, items: {type: string, enum: [Ingress, Egress]}}
+      ingress:
+        type: array
+        items:
+          type: object
+          properties:
+            from: {type: array, items: &peer {type: object, properties: {
+              podSelector: *selector, namespaceSelector: *selector,
+              ipBlock: {type: object, required: [cidr], properties: {
+                cidr: {type: string}, except: {type: array, items: {type: string}}}}}}}
+            ports: {type: array, items: &port {type: object, properties: {
+              protocol: {type: string, enum: [TCP, UDP, SCTP]},
+              port: {x-kubernetes-int-or-string: true}, endPort: {type: integer}}}}
+      egress:
+        type: array
+        items:
+          type: object
+          properties:
+            to: {type: array, items: *peer}
+            ports: {type: array, items: *port}
+)";
+
 struct Kind {
   std::string group, version, plural, kind;
   bool has_status = false;
@@ -777,7 +824,14 @@ struct FakeKube::Impl {
       if (!o) return NotFound(resp, kind, name);
       return SendJson(resp, 200, o);
     }
-    if (method == "POST" && name.empty()) return CreateObject(resp, kind, ns, body, strict);
+    if (method == "POST" && name.empty()) {
+      if (!opt.namespaces.empty() &&
+          std::find(opt.namespaces.begin(), opt.namespaces.end(), ns) == opt.namespaces.end()) {
+        Kind namespaces{"", "v1", "namespaces", "Namespace", false, {}};
+        return SendStatus(resp, 404, "NotFound", "namespaces \"" + ns + "\" not found", &namespaces, ns);
+      }
+      return CreateObject(resp, kind, ns, body, strict);
+    }
     if (method == "PUT" && !name.empty()) return Replace(resp, kind, ns, name, sub, body, strict);
     if (method == "PATCH" && !name.empty()) {
       std::string ct = req.getContentType();
@@ -1867,6 +1921,8 @@ Status FakeKube::Start() {
     m.kinds["secrets"] = Kind{"", "v1", "secrets", "Secret", false, YAML::Load(kSecretSchema)};
     m.kinds["persistentvolumeclaims"] =
         Kind{"", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, YAML::Load(kPvcSchema)};
+    m.kinds["networkpolicies"] = Kind{"networking.k8s.io", "v1",  "networkpolicies",
+                                      "NetworkPolicy",     false, YAML::Load(kNetworkPolicySchema)};
     fs::create_directories(m.opt.data_dir);
     Poco::Net::ServerSocket socket;
     if (m.opt.tls) {

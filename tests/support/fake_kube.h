@@ -1,7 +1,8 @@
 // A fake Kubernetes API server for the sandbox-k8s tests (there is no cluster on these
 // machines). It behaves like the real one where the plugin depends on it:
-//  - REST paths of the core group (secrets, persistentvolumeclaims) and of the agent-sandbox
-//    CRDs (v1beta1), namespaced and cluster-wide lists;
+//  - REST paths of the core group (secrets, persistentvolumeclaims), of networking.k8s.io/v1
+//    networkpolicies and of the agent-sandbox CRDs (v1beta1), namespaced and cluster-wide
+//    lists; creating in a namespace that does not exist (when the namespaces are listed);
 //  - bearer-token auth (401), HTTPS with its own CA;
 //  - resourceVersion on every write, optimistic locking (409 Conflict), 404 NotFound,
 //    409 AlreadyExists, 422 Invalid, 400 BadRequest, 415, all as Status objects;
@@ -42,6 +43,9 @@ struct FakeKubeOptions {
   bool tls = true;
   std::size_t history = 10000;  // events a watch can start from
   std::chrono::milliseconds bookmark_interval{1000};
+  // The namespaces that exist; a create elsewhere is 404 `namespaces "NS" not found`, as the
+  // API answers. Empty: every namespace exists.
+  std::vector<std::string> namespaces;
 };
 
 class FakeKube {

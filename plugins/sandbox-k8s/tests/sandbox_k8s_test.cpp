@@ -25,6 +25,7 @@ namespace {
 
 using paddock::plugins::sandbox_k8s::KubeClient;
 using paddock::plugins::sandbox_k8s::LoadKubeconfig;
+using Poco::JSON::Array;
 using Poco::JSON::Object;
 namespace fs = std::filesystem;
 
@@ -41,8 +42,11 @@ struct Cluster {
   std::unique_ptr<FakeKube> kube;
   std::string kubeconfig;
 
-  explicit Cluster(int warm_replicas = 0) {
+  // `namespaces`: the ones that exist (empty: any); the profiles' template and pool are in each.
+  explicit Cluster(int warm_replicas = 0, std::vector<std::string> namespaces = {}) {
     FakeKubeOptions o;
+    o.namespaces = namespaces;
+    if (namespaces.empty()) namespaces = {"paddock"};
     o.crd_dir = PADDOCK_TEST_CRD_DIR;
     o.data_dir = dir.path() + "/kube";
     o.runtime = RuntimeBinary();
@@ -57,9 +61,12 @@ struct Cluster {
       Object::Ptr o2 = p.parse(doc).extract<Object::Ptr>();
       if (o2->getValue<std::string>("kind") == "SandboxWarmPool")
         o2->getObject("spec")->set("replicas", warm_replicas);
-      std::ostringstream ss;
-      o2->stringify(ss);
-      EXPECT_OK(kube->Create(ss.str()));
+      for (const std::string& ns : namespaces) {
+        o2->getObject("metadata")->set("namespace", ns);
+        std::ostringstream ss;
+        o2->stringify(ss);
+        EXPECT_OK(kube->Create(ss.str()));
+      }
     }
   }
   ~Cluster() { kube->Stop(); }
@@ -163,6 +170,13 @@ bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds limit 
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return done();
+}
+
+template <class Ptr>
+std::string ToJson(const Ptr& json) {
+  std::ostringstream ss;
+  json->stringify(ss);
+  return ss.str();
 }
 
 int Count(const std::vector<std::string>& lines, const std::string& needle) {
@@ -381,6 +395,135 @@ TEST(SandboxK8s, ANamespacePerTeam) {
             1);
   s.team_id = "Not A Namespace";
   EXPECT_CODE((*p)->Create(s), kInvalidArgument);
+}
+
+// From the side of a team's sandbox: its namespace must be closed before it starts. The shipped
+// policies go into the control plane's namespace as deployed (so they are checked against the
+// NetworkPolicy schema); the team's namespace gets the isolation policy and the labelled
+// copies before its first claim, and a namespace that is not ready starts nothing.
+TEST(SandboxK8s, ATeamNamespaceGetsItsOwnNetworkPoliciesBeforeItsFirstSandbox) {
+  Cluster c(0, {"paddock", "paddock-blue"});
+  for (const char* file :
+       {"/deploy/base/networkpolicy.yaml", "/deploy/overlays/production/sandbox-egress.yaml"}) {
+    for (const std::string& doc : YamlDocumentsAsJson(std::string(PADDOCK_TEST_SOURCE_DIR) + file))
+      ASSERT_OK(c.kube->Create(doc)) << file;
+  }
+  auto p = c.Provider("claim", "namespace_per_team = true\n");
+  ASSERT_OK(p);
+  SandboxSpec s = Spec("ses_blue");
+  s.team_id = "blue";
+  auto sb = (*p)->Create(s);
+  ASSERT_OK(sb);
+  EXPECT_EQ(sb->id.substr(sb->id.find('.') + 1), "paddock-blue");
+
+  const std::string policies = "/apis/networking.k8s.io/v1/namespaces/paddock-blue/networkpolicies";
+  std::vector<std::string> requests = c.kube->Requests();
+  auto first = [&](const std::string& needle) {
+    for (size_t i = 0; i < requests.size(); ++i) {
+      if (requests[i].find(needle) != std::string::npos) return static_cast<long>(i);
+    }
+    return -1L;
+  };
+  const long claim =
+      first("POST /apis/extensions.agents.x-k8s.io/v1beta1/namespaces/paddock-blue/sandboxclaims");
+  ASSERT_GE(claim, 0);
+  ASSERT_GE(first("POST " + policies), 0);
+  EXPECT_LT(first("POST " + policies), claim);
+  EXPECT_EQ(Count(requests, "POST " + policies), 3);
+
+  std::vector<Object::Ptr> in_team = c.kube->List("networkpolicies", "paddock-blue");
+  std::map<std::string, Object::Ptr> by_name;
+  for (const Object::Ptr& o : in_team) by_name[o->getObject("metadata")->getValue<std::string>("name")] = o;
+  ASSERT_EQ(by_name.size(), 3u);
+  // Its own: every pod, in only from the control plane's namespace and clients, out only to DNS.
+  ASSERT_TRUE(by_name.count("paddock-team-isolation"));
+  Object::Ptr spec = by_name["paddock-team-isolation"]->getObject("spec");
+  EXPECT_EQ(spec->getObject("podSelector")->size(), 0u);
+  EXPECT_EQ(ToJson(spec->getArray("policyTypes")), R"(["Ingress","Egress"])");  // an array keeps its order
+  Array::Ptr ingress = spec->getArray("ingress");
+  ASSERT_EQ(ingress->size(), 1u);
+  Object::Ptr rule = ingress->getObject(0);
+  ASSERT_EQ(rule->getArray("from")->size(), 1u);
+  Object::Ptr peer = rule->getArray("from")->getObject(0);
+  EXPECT_EQ(peer->getObject("namespaceSelector")->getObject("matchLabels")->size(), 1u);
+  EXPECT_EQ(peer->getObject("namespaceSelector")
+                ->getObject("matchLabels")
+                ->getValue<std::string>("kubernetes.io/metadata.name"),
+            "paddock");
+  EXPECT_EQ(peer->getObject("podSelector")
+                ->getObject("matchLabels")
+                ->getValue<std::string>("paddock.dev/sandbox-client"),
+            "true");
+  EXPECT_FALSE(peer->has("ipBlock"));
+  ASSERT_EQ(rule->getArray("ports")->size(), 1u);
+  EXPECT_EQ(rule->getArray("ports")->getObject(0)->getValue<int>("port"), 8888);
+  Array::Ptr egress = spec->getArray("egress");
+  ASSERT_EQ(egress->size(), 1u);
+  EXPECT_NE(ToJson(egress).find("kube-dns"), std::string::npos);
+  EXPECT_EQ(by_name["paddock-team-isolation"]
+                ->getObject("metadata")
+                ->getObject("labels")
+                ->getValue<std::string>("paddock.dev/team"),
+            "blue");
+  // The labelled ones, copied as they are; the control plane's ingress policy (its own pods) not.
+  for (const char* name : {"paddock-sandbox-egress", "paddock-sandbox-egress-allow"}) {
+    ASSERT_TRUE(by_name.count(name)) << name;
+    EXPECT_EQ(ToJson(by_name[name]->getObject("spec")),
+              ToJson(c.kube->Get("networkpolicies", "paddock", name)->getObject("spec")))
+        << name;
+    Object::Ptr labels = by_name[name]->getObject("metadata")->getObject("labels");
+    EXPECT_FALSE(labels->has("paddock.dev/copy-to-team-namespaces")) << name;
+    EXPECT_EQ(labels->getValue<std::string>("paddock.dev/team"), "blue");
+  }
+  EXPECT_FALSE(by_name.count("paddock-sandbox-ingress"));
+
+  // The team's next sandbox does not write them again.
+  c.kube->ClearLog();
+  s.session_id = "ses_blue2";
+  ASSERT_OK((*p)->Create(s));
+  EXPECT_EQ(Count(c.kube->Requests(), policies), 0);
+
+  // Someone opens the namespace by hand: the next process puts its policy back before a sandbox.
+  auto creds = LoadKubeconfig(c.kubeconfig, "");
+  ASSERT_OK(creds);
+  KubeClient client(*creds);
+  const std::string closed = ToJson(spec->getArray("ingress"));
+  Object::Ptr opened = by_name["paddock-team-isolation"];
+  opened->getObject("spec")->set("ingress", Array::Ptr(new Array));
+  opened->getObject("spec")->getArray("ingress")->add(Object::Ptr(new Object));  // from anywhere
+  auto put = client.Call("PUT", policies + "/paddock-team-isolation", ToJson(opened));
+  ASSERT_OK(put);
+  ASSERT_EQ(put->status, 200) << put->Message();
+  auto again = c.Provider("claim", "namespace_per_team = true\n");
+  ASSERT_OK(again);
+  s.session_id = "ses_blue3";
+  ASSERT_OK((*again)->Create(s));
+  ASSERT_NE(c.kube->Get("networkpolicies", "paddock-blue", "paddock-team-isolation"), nullptr);
+  EXPECT_EQ(ToJson(c.kube->Get("networkpolicies", "paddock-blue", "paddock-team-isolation")
+                       ->getObject("spec")
+                       ->getArray("ingress")),
+            closed);
+
+  // A team whose namespace does not exist: refused before anything is created, saying what to do.
+  c.kube->ClearLog();
+  s.team_id = "green";
+  s.session_id = "ses_green";
+  auto refused = (*p)->Create(s);
+  EXPECT_CODE(refused, kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("namespaces \"paddock-green\" not found"), std::string::npos)
+      << refused.status().message();
+  EXPECT_NE(refused.status().message().find("team 'green' gets no sandbox"), std::string::npos);
+  EXPECT_EQ(Count(c.kube->Requests(), "/namespaces/paddock-green/sandboxclaims"), 0);
+  EXPECT_EQ(Count(c.kube->Requests(), "/namespaces/paddock-green/secrets"), 0);
+
+  // Policies managed elsewhere: the provider writes none.
+  c.kube->ClearLog();
+  auto managed = c.Provider("claim", "namespace_per_team = true\nteam_network_policies = false\n");
+  ASSERT_OK(managed);
+  s.team_id = "blue";
+  s.session_id = "ses_blue4";
+  ASSERT_OK((*managed)->Create(s));
+  EXPECT_EQ(Count(c.kube->Requests(), "networkpolicies"), 0);
 }
 
 TEST(SandboxK8s, CredentialsAreCheckedAtStartWithAMessageThatSaysWhatToFix) {
