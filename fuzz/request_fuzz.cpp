@@ -33,6 +33,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (!num.ok() && num.status().message().find(key) == std::string::npos) __builtin_trap();
       auto map = paddock::StringMapField(obj, key);
       if (!map.ok() && map.status().message().find(key) == std::string::npos) __builtin_trap();
+      auto quotas = paddock::QuotasField(obj, key);
+      if (!quotas.ok() && quotas.status().message().find(key) == std::string::npos) __builtin_trap();
+      if (quotas.ok() && *quotas) {
+        for (const auto& [name, value] : **quotas) {
+          if (value && *value < 0) __builtin_trap();  // never a negative limit
+        }
+      }
     }
     std::ostringstream out;
     Poco::JSON::Stringifier::stringify(*body, out);

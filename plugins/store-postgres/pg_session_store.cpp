@@ -11,7 +11,9 @@
 namespace paddock::plugins::store_postgres {
 namespace {
 
+using plugin::DecodeQuotas;
 using plugin::DecodeSecretRefs;
+using plugin::EncodeQuotas;
 using plugin::EncodeSecretRefs;
 using plugin::Guard;
 using plugin::JoinNames;
@@ -20,7 +22,7 @@ using plugin::SplitNames;
 constexpr char kAgentColumns[] =
     "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at, idle_timeout_seconds, "
     "team_id, profile, secrets";
-constexpr char kTeamColumns[] = "id, name, created_at, profiles";
+constexpr char kTeamColumns[] = "id, name, created_at, profiles, quotas";
 constexpr char kSealedColumns[] = "team_id, name, version, key_id, sealed, created_at, updated_at";
 constexpr char kSessionColumns[] =
     "id, agent_id, status, status_reason, sandbox_id, last_seq, created_at, updated_at, native_session_id, "
@@ -52,7 +54,7 @@ Agent ReadAgent(const PgResult& r, int i) {
 }
 
 Team ReadTeam(const PgResult& r, int i) {
-  return Team{r.Text(i, 0), r.Text(i, 1), r.Int(i, 2), SplitNames(r.Text(i, 3))};
+  return Team{r.Text(i, 0), r.Text(i, 1), r.Int(i, 2), SplitNames(r.Text(i, 3)), DecodeQuotas(r.Text(i, 4))};
 }
 
 SealedSecret ReadSealed(const PgResult& r, int i) {
@@ -318,9 +320,11 @@ Result<std::vector<std::string>> PostgresSessionStore::PendingMigrations() noexc
 Status PostgresSessionStore::CreateTeam(const Team& team) noexcept {
   return Guard([&]() -> Status {
     PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
-    Status s = conn->Query(std::string("INSERT INTO teams (") + kTeamColumns + ") VALUES ($1, $2, $3, $4)",
-                           {team.id, team.name, team.created_at, JoinNames(team.profiles)})
-                   .status();
+    Status s =
+        conn->Query(
+                std::string("INSERT INTO teams (") + kTeamColumns + ") VALUES ($1, $2, $3, $4, $5)",
+                {team.id, team.name, team.created_at, JoinNames(team.profiles), EncodeQuotas(team.quotas)})
+            .status();
     if (s.code() == StatusCode::kAlreadyExists)
       return Status::AlreadyExists("team '" + team.id + "' already exists");
     return s;
@@ -330,9 +334,9 @@ Status PostgresSessionStore::CreateTeam(const Team& team) noexcept {
 Status PostgresSessionStore::UpdateTeam(const Team& team) noexcept {
   return Guard([&]() -> Status {
     PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
-    PADDOCK_ASSIGN_OR_RETURN(PgResult r,
-                             conn->Query("UPDATE teams SET name = $1, profiles = $2 WHERE id = $3",
-                                         {team.name, JoinNames(team.profiles), team.id}));
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r, conn->Query("UPDATE teams SET name = $1, profiles = $2, quotas = $3 WHERE id = $4",
+                                {team.name, JoinNames(team.profiles), EncodeQuotas(team.quotas), team.id}));
     if (r.affected() == 0) return Status::NotFound("team '" + team.id + "' does not exist");
     return Status::Ok();
   });
@@ -785,6 +789,36 @@ Status PostgresSessionStore::SetSessionSandbox(std::string_view id, std::string_
   });
 }
 
+Result<TeamUsage> PostgresSessionStore::GetTeamUsage(std::string_view team_id, TimestampMs runs_since,
+                                                     TimestampMs day) noexcept {
+  return Guard([&]() -> Result<TeamUsage> {
+    PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
+    // One statement, one snapshot: the counts agree with each other.
+    PADDOCK_ASSIGN_OR_RETURN(
+        PgResult r,
+        conn->Query(
+            "SELECT "
+            "(SELECT COUNT(*) FROM sessions WHERE team_id = $1 AND status NOT IN ('closed', 'failed')), "
+            "(SELECT COUNT(*) FROM sessions WHERE team_id = $1 AND status NOT IN ('closed', 'failed') "
+            "AND (sandbox_id <> '' OR status = 'provisioning')), "
+            "(SELECT COUNT(*) FROM runs r JOIN sessions s ON s.id = r.session_id "
+            "WHERE r.created_at >= $2 AND s.team_id = $1), "
+            "(SELECT COALESCE(MIN(r.created_at), 0) FROM runs r JOIN sessions s ON s.id = r.session_id "
+            "WHERE r.created_at >= $2 AND s.team_id = $1), "
+            "(SELECT COALESCE(MAX(tokens), 0) FROM team_days WHERE team_id = $1 AND day = $3), "
+            "(SELECT COALESCE(MAX(cost_microusd), 0) FROM team_days WHERE team_id = $1 AND day = $3)",
+            {team_id, runs_since, day}));
+    TeamUsage u;
+    u.open_sessions = r.Int(0, 0);
+    u.sandboxes = r.Int(0, 1);
+    u.runs = r.Int(0, 2);
+    u.oldest_run_at = r.Int(0, 3);
+    u.tokens = r.Int(0, 4);
+    u.cost_microusd = r.Int(0, 5);
+    return u;
+  });
+}
+
 Result<SessionCounts> PostgresSessionStore::CountSessions() noexcept {
   return Guard([&]() -> Result<SessionCounts> {
     PADDOCK_ASSIGN_OR_RETURN(Borrowed conn, pool_.Acquire());
@@ -1097,6 +1131,16 @@ Result<Event> PostgresSessionStore::RecordRunUsage(const RunLease& lease, const 
                        std::string_view(table) == "runs" ? lease.run_id : session_id})
               .status());
     }
+    // The team's spend on the day the run was sent (its quotas read this row).
+    PADDOCK_RETURN_IF_ERROR(
+        conn->Query("INSERT INTO team_days (team_id, day, tokens, cost_microusd) "
+                    "SELECT s.team_id, r.created_at - r.created_at % 86400000, $1::BIGINT, $2::BIGINT FROM "
+                    "runs r "
+                    "JOIN sessions s ON s.id = r.session_id WHERE r.id = $3 "
+                    "ON CONFLICT (team_id, day) DO UPDATE SET tokens = team_days.tokens + EXCLUDED.tokens, "
+                    "cost_microusd = team_days.cost_microusd + EXCLUDED.cost_microusd",
+                    {usage.input_tokens + usage.output_tokens, micro.value_or(0), lease.run_id})
+            .status());
     NewEvent e = event;
     e.run_id = lease.run_id;
     e.generation = 0;

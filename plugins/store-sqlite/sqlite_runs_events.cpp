@@ -223,6 +223,19 @@ Result<Event> SqliteSessionStore::RecordRunUsage(const RunLease& lease, const Us
       st.Bind(8, std::string_view(table) == "runs" ? run.id : run.session_id);
       PADDOCK_RETURN_IF_ERROR(st.Run());
     }
+    {
+      // The team's spend on the day the run was sent (its quotas read this row).
+      Statement st(cache_, db_,
+                   "INSERT INTO team_days (team_id, day, tokens, cost_microusd) "
+                   "SELECT s.team_id, r.created_at - r.created_at % 86400000, ?, ? FROM runs r "
+                   "JOIN sessions s ON s.id = r.session_id WHERE r.id = ? "
+                   "ON CONFLICT (team_id, day) DO UPDATE SET tokens = tokens + excluded.tokens, "
+                   "cost_microusd = cost_microusd + excluded.cost_microusd");
+      st.Bind(1, usage.input_tokens + usage.output_tokens);
+      st.Bind(2, usage.cost_usd ? static_cast<std::int64_t>(*usage.cost_usd * 1e6 + 0.5) : std::int64_t{0});
+      st.Bind(3, run.id);
+      PADDOCK_RETURN_IF_ERROR(st.Run());
+    }
     return AppendForRunLocked(run, event);
   });
 }

@@ -17,7 +17,9 @@
 namespace paddock::plugins::store_sqlite {
 namespace {
 
+using plugin::DecodeQuotas;
 using plugin::DecodeSecretRefs;
+using plugin::EncodeQuotas;
 using plugin::EncodeSecretRefs;
 using plugin::Guard;
 using plugin::JoinNames;
@@ -26,7 +28,7 @@ using plugin::SplitNames;
 constexpr char kAgentColumns[] =
     "id, name, harness, model, prompt, run_timeout_seconds, created_at, updated_at, idle_timeout_seconds, "
     "team_id, profile, secrets";
-constexpr char kTeamColumns[] = "id, name, created_at, profiles";
+constexpr char kTeamColumns[] = "id, name, created_at, profiles, quotas";
 constexpr char kSealedColumns[] = "team_id, name, version, key_id, sealed, created_at, updated_at";
 constexpr char kSessionColumns[] =
     "id, agent_id, status, status_reason, sandbox_id, "
@@ -53,7 +55,9 @@ Agent ReadAgent(const Statement& st) {
   return a;
 }
 
-Team ReadTeam(const Statement& st) { return Team{st.Text(0), st.Text(1), st.Int(2), SplitNames(st.Text(3))}; }
+Team ReadTeam(const Statement& st) {
+  return Team{st.Text(0), st.Text(1), st.Int(2), SplitNames(st.Text(3)), DecodeQuotas(st.Text(4))};
+}
 
 SealedSecret ReadSealed(const Statement& st) {
   return SealedSecret{st.Text(0), st.Text(1), st.Int(2), st.Text(3), st.Text(4), st.Int(5), st.Int(6)};
@@ -287,8 +291,9 @@ Status SqliteSessionStore::CheckTeamLocked(std::string_view team_id) {
 
 Status SqliteSessionStore::CreateTeam(const Team& team) noexcept {
   return Write([&]() -> Status {
-    Statement st(cache_, db_, std::string("INSERT INTO teams (") + kTeamColumns + ") VALUES (?, ?, ?, ?)");
+    Statement st(cache_, db_, std::string("INSERT INTO teams (") + kTeamColumns + ") VALUES (?, ?, ?, ?, ?)");
     st.Bind(1, team.id).Bind(2, team.name).Bind(3, team.created_at).Bind(4, JoinNames(team.profiles));
+    st.Bind(5, EncodeQuotas(team.quotas));
     Status s = st.Run();
     if (s.code() == StatusCode::kAlreadyExists)
       return Status::AlreadyExists("team '" + team.id + "' already exists");
@@ -298,8 +303,11 @@ Status SqliteSessionStore::CreateTeam(const Team& team) noexcept {
 
 Status SqliteSessionStore::UpdateTeam(const Team& team) noexcept {
   return Write([&]() -> Status {
-    Statement st(cache_, db_, "UPDATE teams SET name = ?, profiles = ? WHERE id = ?");
-    st.Bind(1, team.name).Bind(2, JoinNames(team.profiles)).Bind(3, team.id);
+    Statement st(cache_, db_, "UPDATE teams SET name = ?, profiles = ?, quotas = ? WHERE id = ?");
+    st.Bind(1, team.name)
+        .Bind(2, JoinNames(team.profiles))
+        .Bind(3, EncodeQuotas(team.quotas))
+        .Bind(4, team.id);
     PADDOCK_RETURN_IF_ERROR(st.Run());
     if (sqlite3_changes(db_) == 0) return Status::NotFound("team '" + team.id + "' does not exist");
     return Status::Ok();
@@ -794,6 +802,46 @@ Status SqliteSessionStore::SetSessionSandbox(std::string_view id, std::string_vi
       return Status::NotFound("session '" + std::string(id) + "' does not exist");
     }
     return Status::Ok();
+  });
+}
+
+Result<TeamUsage> SqliteSessionStore::GetTeamUsage(std::string_view team_id, TimestampMs runs_since,
+                                                   TimestampMs day) noexcept {
+  return Guard([&]() -> Result<TeamUsage> {
+    std::lock_guard lock(mu_);
+    TeamUsage u;
+    {
+      Statement st(
+          cache_, db_,
+          "SELECT COUNT(*), COALESCE(SUM(sandbox_id <> '' OR status = 'provisioning'), 0) FROM sessions "
+          "WHERE team_id = ? AND status NOT IN ('closed', 'failed')");
+      st.Bind(1, team_id);
+      PADDOCK_RETURN_IF_ERROR(st.StepRow("no count"));
+      u.open_sessions = st.Int(0);
+      u.sandboxes = st.Int(1);
+    }
+    {
+      Statement st(cache_, db_,
+                   // CROSS JOIN: the minute's runs first (runs_by_created), not every run of the
+                   // team's sessions.
+                   "SELECT COUNT(*), COALESCE(MIN(r.created_at), 0) FROM runs r CROSS JOIN sessions s "
+                   "ON s.id = r.session_id WHERE r.created_at >= ? AND s.team_id = ?");
+      st.Bind(1, runs_since).Bind(2, team_id);
+      PADDOCK_RETURN_IF_ERROR(st.StepRow("no count"));
+      u.runs = st.Int(0);
+      u.oldest_run_at = st.Int(1);
+    }
+    {
+      Statement st(cache_, db_, "SELECT tokens, cost_microusd FROM team_days WHERE team_id = ? AND day = ?");
+      st.Bind(1, team_id).Bind(2, day);
+      Status found;
+      if (st.Step(found)) {
+        u.tokens = st.Int(0);
+        u.cost_microusd = st.Int(1);
+      }
+      PADDOCK_RETURN_IF_ERROR(found);
+    }
+    return u;
   });
 }
 

@@ -43,6 +43,8 @@ class SqliteSessionStore final : public SessionStore {
   Status DeleteSealedSecret(std::string_view team_id, std::string_view name) noexcept override;
   Status ResealSecret(const SealedSecret& secret) noexcept override;
   Result<Page<Team>> ListTeams(const PageRequest& page) noexcept override;
+  Result<TeamUsage> GetTeamUsage(std::string_view team_id, TimestampMs runs_since,
+                                 TimestampMs day) noexcept override;
   Status CreateApiKey(const ApiKey& key) noexcept override;
   Result<ApiKey> FindApiKey(std::string_view hash) noexcept override;
   Result<ApiKey> GetApiKey(std::string_view id) noexcept override;

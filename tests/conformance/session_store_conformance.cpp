@@ -119,8 +119,8 @@ TEST_P(SessionStoreConformance, TheMigrationsMakeTheDefaultTeamAndTeamsAreUnique
   ASSERT_OK(d);
   EXPECT_EQ(d->id, kDefaultTeam);
   const std::string id = "t" + NewId("x").substr(2, 20);
-  ASSERT_OK(store_->CreateTeam(Team{id, "Team", NowMs(), {}}));
-  EXPECT_CODE(store_->CreateTeam(Team{id, "again", NowMs(), {}}), kAlreadyExists);
+  ASSERT_OK(store_->CreateTeam(Team{id, "Team", NowMs(), {}, {}}));
+  EXPECT_CODE(store_->CreateTeam(Team{id, "again", NowMs(), {}, {}}), kAlreadyExists);
   EXPECT_EQ(store_->GetTeam(id)->name, "Team");
   EXPECT_CODE(store_->GetTeam("nobody"), kNotFound);
   auto teams = store_->ListTeams(PageRequest{1000, ""});
@@ -132,22 +132,122 @@ TEST_P(SessionStoreConformance, TheMigrationsMakeTheDefaultTeamAndTeamsAreUnique
 
 TEST_P(SessionStoreConformance, TeamsKeepTheirProfiles) {
   const std::string id = "p" + NewId("x").substr(2, 20);
-  ASSERT_OK(store_->CreateTeam(Team{id, "P", NowMs(), {"default", "gpu"}}));
+  ASSERT_OK(store_->CreateTeam(Team{id, "P", NowMs(), {"default", "gpu"}, {}}));
   EXPECT_EQ(store_->GetTeam(id)->profiles, (std::vector<std::string>{"default", "gpu"}));
-  ASSERT_OK(store_->UpdateTeam(Team{id, "Renamed", 0, {}}));
+  ASSERT_OK(store_->UpdateTeam(Team{id, "Renamed", 0, {}, {}}));
   Result<Team> t = store_->GetTeam(id);
   ASSERT_OK(t);
   EXPECT_EQ(t->name, "Renamed");
   EXPECT_TRUE(t->profiles.empty());
   EXPECT_NE(t->created_at, 0);  // kept
-  EXPECT_CODE(store_->UpdateTeam(Team{"nobody", "x", 0, {}}), kNotFound);
+  EXPECT_CODE(store_->UpdateTeam(Team{"nobody", "x", 0, {}, {}}), kNotFound);
+}
+
+TEST_P(SessionStoreConformance, TeamsKeepTheirQuotasWithZeroApartFromUnset) {
+  const std::string id = "q" + NewId("x").substr(2, 20);
+  TeamQuotas q;
+  q.sandboxes = 2;
+  q.tokens_per_day = 1'000'000;
+  q.cost_per_day_microusd = 0;  // no limit for this team, whatever the default: kept apart from unset
+  ASSERT_OK(store_->CreateTeam(Team{id, id, NowMs(), {}, q}));
+  Result<Team> t = store_->GetTeam(id);
+  ASSERT_OK(t);
+  EXPECT_EQ(t->quotas.sandboxes, 2);
+  EXPECT_EQ(t->quotas.tokens_per_day, 1'000'000);
+  EXPECT_EQ(t->quotas.cost_per_day_microusd, 0);
+  EXPECT_FALSE(t->quotas.open_sessions.has_value());
+  EXPECT_FALSE(t->quotas.runs_per_minute.has_value());
+  t->quotas = TeamQuotas{};
+  t->quotas.runs_per_minute = 60;
+  ASSERT_OK(store_->UpdateTeam(*t));
+  t = store_->GetTeam(id);
+  ASSERT_OK(t);
+  EXPECT_FALSE(t->quotas.sandboxes.has_value());
+  EXPECT_FALSE(t->quotas.cost_per_day_microusd.has_value());
+  EXPECT_EQ(t->quotas.runs_per_minute, 60);
+}
+
+TEST_P(SessionStoreConformance, TeamUsageCountsOnlyThatTeamsSessionsSandboxesRunsAndSpend) {
+  const std::string a = "u" + NewId("x").substr(2, 20);
+  const std::string b = "u" + NewId("x").substr(2, 20);
+  ASSERT_OK(store_->CreateTeam(Team{a, a, NowMs(), {}, {}}));
+  ASSERT_OK(store_->CreateTeam(Team{b, b, NowMs(), {}, {}}));
+  Agent agent_a = MakeAgent();
+  agent_a.team_id = a;
+  Agent agent_b = MakeAgent();
+  agent_b.team_id = b;
+  ASSERT_OK(store_->CreateAgent(agent_a));
+  ASSERT_OK(store_->CreateAgent(agent_b));
+  // a: one with a sandbox, one being provisioned, one suspended without, one closed, one failed.
+  std::map<SessionStatus, std::string> of_a;
+  for (SessionStatus st : {SessionStatus::kReady, SessionStatus::kProvisioning, SessionStatus::kSuspended,
+                           SessionStatus::kClosed, SessionStatus::kFailed}) {
+    Session s = MakeSession(agent_a.id);
+    s.status = st;
+    ASSERT_OK(store_->CreateSession(s, {}));
+    of_a[st] = s.id;
+  }
+  ASSERT_OK(store_->SetSessionSandbox(of_a[SessionStatus::kReady], "sbx-1"));
+  Session in_b = MakeSession(agent_b.id);
+  ASSERT_OK(store_->CreateSession(in_b, {}));
+  ASSERT_OK(store_->SetSessionSandbox(in_b.id, "sbx-2"));
+
+  const TimestampMs now = NowMs();
+  const TimestampMs day = now - now % 86'400'000;
+  const TimestampMs recent = std::max(day, now - 10'000);
+  // a: a run yesterday and one seconds ago; b: one now. Each spends.
+  struct Sent {
+    std::string session;
+    TimestampMs at;
+    Usage usage;
+  };
+  const std::vector<Sent> sent = {
+      {of_a[SessionStatus::kReady], day - 60'000, Usage{"m", 100, 10, 1000, 0.25}},
+      {of_a[SessionStatus::kReady], recent, Usage{"m", 7, 3, 0, std::nullopt}},
+      {in_b.id, now, Usage{"m", 5000, 5000, 0, 9.0}},
+  };
+  for (const Sent& x : sent) {
+    paddock::Run r = MakeRun(x.session);
+    r.created_at = x.at;
+    ASSERT_OK(store_->EnqueueRun(r, Message(r), {}));
+    auto claimed = store_->ClaimNextRun("w", kLease);
+    ASSERT_OK(claimed);
+    ASSERT_TRUE(claimed->has_value());
+    ASSERT_EQ((*claimed)->id, r.id);
+    ASSERT_OK(store_->RecordRunUsage(LeaseOf(**claimed), x.usage, NewEvent{"", "usage", "{}"}));
+    ASSERT_OK(store_->FinishRun(LeaseOf(**claimed), RunStatus::kSucceeded, 0, "", Finished()));
+  }
+
+  Result<TeamUsage> today = store_->GetTeamUsage(a, now - 60'000, day);
+  ASSERT_OK(today);
+  EXPECT_EQ(today->open_sessions, 3);
+  EXPECT_EQ(today->sandboxes, 2);  // the bound one and the one being provisioned
+  EXPECT_EQ(today->runs, 1);
+  EXPECT_EQ(today->oldest_run_at, recent);
+  EXPECT_EQ(today->tokens, 10);  // cache reads are not counted
+  EXPECT_EQ(today->cost_microusd, 0);
+  // Spend counts on the day the run was sent.
+  Result<TeamUsage> yesterday = store_->GetTeamUsage(a, now - 60'000, day - 86'400'000);
+  ASSERT_OK(yesterday);
+  EXPECT_EQ(yesterday->tokens, 110);
+  EXPECT_EQ(yesterday->cost_microusd, 250'000);
+  Result<TeamUsage> theirs = store_->GetTeamUsage(b, now - 60'000, day);
+  ASSERT_OK(theirs);
+  EXPECT_EQ(theirs->open_sessions, 1);
+  EXPECT_EQ(theirs->sandboxes, 1);
+  EXPECT_EQ(theirs->runs, 1);
+  EXPECT_EQ(theirs->tokens, 10'000);
+  EXPECT_EQ(theirs->cost_microusd, 9'000'000);
+  Result<TeamUsage> nobody = store_->GetTeamUsage("no-such-team", 0, 0);
+  ASSERT_OK(nobody);
+  EXPECT_EQ(nobody->open_sessions + nobody->sandboxes + nobody->runs + nobody->tokens, 0);
 }
 
 TEST_P(SessionStoreConformance, SealedSecretsAreKeptPerTeamVersionedAndResealedOnlyWhenUnchanged) {
   const std::string a = "s" + NewId("x").substr(2, 20);
   const std::string b = "s" + NewId("x").substr(2, 20);
-  ASSERT_OK(store_->CreateTeam(Team{a, a, NowMs(), {}}));
-  ASSERT_OK(store_->CreateTeam(Team{b, b, NowMs(), {}}));
+  ASSERT_OK(store_->CreateTeam(Team{a, a, NowMs(), {}, {}}));
+  ASSERT_OK(store_->CreateTeam(Team{b, b, NowMs(), {}, {}}));
   SealedSecret s{a, "TOKEN", 0, "k1", "sealed-1", 0, 1000};
   Result<SealedSecret> put = store_->PutSealedSecret(s);
   ASSERT_OK(put);
@@ -198,7 +298,7 @@ TEST_P(SessionStoreConformance, SealedSecretsAreKeptPerTeamVersionedAndResealedO
 
 TEST_P(SessionStoreConformance, KeysAreFoundByHashListedByTeamAndRevokedOnce) {
   const std::string team = "k" + NewId("x").substr(2, 20);
-  ASSERT_OK(store_->CreateTeam(Team{team, team, NowMs(), {}}));
+  ASSERT_OK(store_->CreateTeam(Team{team, team, NowMs(), {}, {}}));
   ApiKey a = MakeKey(team, Role::kAdmin);
   a.expires_at = NowMs() + 60000;
   ASSERT_OK(store_->CreateApiKey(a));
@@ -287,7 +387,7 @@ TEST_P(SessionStoreConformance, TheAuditLogAppendsInOrderFiltersByTeamAndPrunesB
 
 TEST_P(SessionStoreConformance, AnAgentsSessionsAreOfItsTeamAndListsFilterByTeam) {
   const std::string team = "s" + NewId("x").substr(2, 20);
-  ASSERT_OK(store_->CreateTeam(Team{team, team, NowMs(), {}}));
+  ASSERT_OK(store_->CreateTeam(Team{team, team, NowMs(), {}, {}}));
   Agent theirs = MakeAgent("theirs");
   theirs.team_id = team;
   ASSERT_OK(store_->CreateAgent(theirs));

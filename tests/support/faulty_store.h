@@ -69,6 +69,9 @@ class FaultyStore final : public SessionStore {
   PADDOCK_FAULTY(Status, ResealSecret, (const SealedSecret& secret), (secret))
   PADDOCK_FAULTY(Result<Team>, GetTeam, (std::string_view id), (id))
   PADDOCK_FAULTY(Result<Page<Team>>, ListTeams, (const PageRequest& page), (page))
+  PADDOCK_FAULTY(Result<TeamUsage>, GetTeamUsage,
+                 (std::string_view team_id, TimestampMs runs_since, TimestampMs day),
+                 (team_id, runs_since, day))
   PADDOCK_FAULTY(Status, CreateApiKey, (const ApiKey& key), (key))
   PADDOCK_FAULTY(Result<ApiKey>, FindApiKey, (std::string_view hash), (hash))
   PADDOCK_FAULTY(Result<ApiKey>, GetApiKey, (std::string_view id), (id))

@@ -103,6 +103,26 @@ TEST(Config, UnknownServerKeyListsTheAllowedOnes) {
       << c.status().message();
 }
 
+TEST(Config, QuotaDefaultsAreReadAndACostThatIsNotDollarsIsRefused) {
+  auto c = ParseConfig(
+      std::string(kMinimal) + "[quotas]\nsandboxes = 4\nruns_per_minute = 30\ncost_per_day_usd = \"7.25\"\n",
+      "f.toml");
+  ASSERT_OK(c);
+  EXPECT_EQ(c->quotas.sandboxes, 4);
+  EXPECT_EQ(c->quotas.open_sessions, 0);
+  EXPECT_EQ(c->quotas.runs_per_minute, 30);
+  EXPECT_EQ(c->quotas.cost_per_day_microusd, 7'250'000);
+  for (const char* bad : {"\"-1\"", "\"1e3\"", "\"7.1234567\"", "\"\"", "\"$5\"", "\"2000000000\""}) {
+    c = ParseConfig(std::string(kMinimal) + "[quotas]\ncost_per_day_usd = " + bad + "\n", "f.toml");
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("cost_per_day_usd must be an amount of US dollars"),
+              std::string::npos)
+        << c.status().message();
+  }
+  c = ParseConfig(std::string(kMinimal) + "[quotas]\nsandboxes = -1\n", "f.toml");
+  EXPECT_FALSE(c.ok());
+}
+
 TEST(Config, WrongTypeAndRangeAreRefused) {
   auto c = ParseConfig(std::string("[server]\nport = \"3000\"\n") + kMinimal, "f.toml");
   ASSERT_FALSE(c.ok());

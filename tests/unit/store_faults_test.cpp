@@ -29,7 +29,8 @@ class StoreFaults : public ::testing::Test {
     store_ = std::make_unique<FaultyStore>(*loaded);
     events_ = std::make_unique<EventService>(*store_, redactor_, metrics_);
     // No sandboxes and no worker in this process: sessions start suspended and runs stay queued.
-    sessions_ = std::make_unique<SessionService>(*store_, *events_, nullptr, metrics_, nullptr, nullptr);
+    sessions_ =
+        std::make_unique<SessionService>(*store_, *events_, nullptr, metrics_, nullptr, nullptr, nullptr);
     Agent a;
     a.id = "agt_faults";
     a.name = "faults";

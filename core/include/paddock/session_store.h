@@ -18,6 +18,16 @@
 namespace paddock {
 
 // Counts of sessions by status, for metrics.
+// What one team uses now, for its quotas (TeamQuotas).
+struct TeamUsage {
+  std::int64_t open_sessions = 0;  // neither closed nor failed
+  std::int64_t sandboxes = 0;      // open sessions with a sandbox bound or being provisioned
+  std::int64_t runs = 0;           // runs sent at or after `runs_since`
+  TimestampMs oldest_run_at = 0;   // the first of those; 0 when there is none
+  std::int64_t tokens = 0;         // input + output tokens of the team's runs sent on UTC day `day`
+  std::int64_t cost_microusd = 0;  // their cost (RecordRunUsage adds to both, by the run's day)
+};
+
 struct SessionCounts {
   std::int64_t by_status[6] = {0, 0, 0, 0, 0, 0};  // indexed by SessionStatus
 };
@@ -63,10 +73,14 @@ class SessionStore : public Lifecycle, public SnapshotStore {
   // The migrations create the team kDefaultTeam. kAlreadyExists when the id is taken.
   [[nodiscard]] virtual Status CreateTeam(const Team& team) noexcept = 0;
   [[nodiscard]] virtual Result<Team> GetTeam(std::string_view id) noexcept = 0;
-  // Replaces the team's name and profiles. kNotFound when absent.
+  // Replaces the team's name, profiles and quotas. kNotFound when absent.
   [[nodiscard]] virtual Status UpdateTeam(const Team& team) noexcept = 0;
   // Teams ordered by id, descending.
   [[nodiscard]] virtual Result<Page<Team>> ListTeams(const PageRequest& page) noexcept = 0;
+  // What the team uses (zeros for a team with nothing, or none of that id); `day` is the start
+  // of a UTC day (a multiple of 86400000 ms).
+  [[nodiscard]] virtual Result<TeamUsage> GetTeamUsage(std::string_view team_id, TimestampMs runs_since,
+                                                       TimestampMs day) noexcept = 0;
   // Inserts `key`. kAlreadyExists when its id or hash is taken; kNotFound when its team is
   // absent.
   [[nodiscard]] virtual Status CreateApiKey(const ApiKey& key) noexcept = 0;

@@ -31,12 +31,23 @@ using EnvMap = std::map<std::string, std::string>;
 // have all their data in the team "default".
 inline constexpr char kDefaultTeam[] = "default";
 
+// What a team may use at once or per period. Unset: the install's [quotas] default (0 there:
+// no limit); 0 here: no limit for this team.
+struct TeamQuotas {
+  std::optional<std::int64_t> sandboxes;              // sandboxes at once
+  std::optional<std::int64_t> open_sessions;          // sessions neither closed nor failed
+  std::optional<std::int64_t> runs_per_minute;        // messages sent in any 60 s
+  std::optional<std::int64_t> tokens_per_day;         // input + output tokens, runs sent this UTC day
+  std::optional<std::int64_t> cost_per_day_microusd;  // cost of runs sent this UTC day
+};
+
 struct Team {
   std::string id;
   std::string name;
   TimestampMs created_at = 0;
   // The sandbox profiles ([profiles.<name>]) the team's agents may name; empty: every one.
   std::vector<std::string> profiles;
+  TeamQuotas quotas;
 };
 
 // What a key may do. Ordered: each role may do everything the ones before it may, within its

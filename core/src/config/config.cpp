@@ -11,6 +11,7 @@
 
 #include "config/schema.h"
 #include "config_embedded.h"
+#include "util/money.h"
 
 namespace paddock {
 namespace {
@@ -19,7 +20,8 @@ namespace fs = std::filesystem;
 
 constexpr paddock_config_key kServerKeys[] = {
     {"listen", PADDOCK_CONFIG_STRING, 0, "127.0.0.1",
-     "Address the REST API binds to (0.0.0.0: every interface; the API has no authentication yet)."},
+     "Address the REST API binds to (0.0.0.0: every interface; every route but /healthz and /readyz needs a "
+     "key)."},
     {"port", PADDOCK_CONFIG_INT, 0, "3000", "Port of the REST API, dashboard and /metrics."},
     {"data_dir", PADDOCK_CONFIG_STRING, 0, "",
      "State directory; empty: $PADDOCK_DATA_DIR, /var/lib/paddock (root) or ~/.local/share/paddock."},
@@ -184,6 +186,24 @@ constexpr paddock_config_rule kAuthRules[] = {
     config::OneOf("metrics", "keyed,open"),
 };
 
+constexpr paddock_config_key kQuotaKeys[] = {
+    {"sandboxes", PADDOCK_CONFIG_INT, 0, "0", "Sandboxes one team may have at once; 0: no limit."},
+    {"open_sessions", PADDOCK_CONFIG_INT, 0, "0",
+     "Sessions (neither closed nor failed) one team may have; 0: no limit."},
+    {"runs_per_minute", PADDOCK_CONFIG_INT, 0, "0", "Messages one team may send in any 60 s; 0: no limit."},
+    {"tokens_per_day", PADDOCK_CONFIG_INT, 0, "0",
+     "Model input + output tokens of one team's runs sent in a UTC day; 0: no limit."},
+    {"cost_per_day_usd", PADDOCK_CONFIG_STRING, 0, "0",
+     "Model cost in US dollars (\"25.50\") of one team's runs sent in a UTC day; \"0\": no limit."},
+};
+
+constexpr paddock_config_rule kQuotaRules[] = {
+    config::Range("sandboxes", 0, 1000000),
+    config::Range("open_sessions", 0, 100000000),
+    config::Range("runs_per_minute", 0, 1000000),
+    config::Range("tokens_per_day", 0, 1000000000000000LL),
+};
+
 constexpr paddock_config_key kProfileKeys[] = {
     {"memory", PADDOCK_CONFIG_SIZE, 0, "2GiB", "Memory of all the sandbox's processes together; 0: none."},
     {"cpus", PADDOCK_CONFIG_STRING, 0, "1", "CPU time in cores (\"0.5\": half a core); \"0\": none."},
@@ -329,17 +349,12 @@ Result<PluginChoice> ReadPlugin(const toml::table& table, const std::string& kin
 }  // namespace
 
 std::vector<std::pair<std::string, ConfigSchema>> CoreSchemas() {
-  return {{"server", {kServerKeys, kServerRules}},
-          {"worker", {kWorkerKeys, kWorkerRules}},
-          {"auth", {kAuthKeys, kAuthRules}},
-          {"sessions", {kSessionKeys, kSessionRules}},
-          {"snapshots", {kSnapshotKeys, kSnapshotRules}},
-          {"egress", {kEgressKeys, kEgressRules}},
-          {"models", ConfigKeys(kModelKeys)},
-          {"tools", {kToolKeys, kToolRules}},
-          {"profiles.<name>", {kProfileKeys, kProfileRules}},
-          {"store", {kStoreSelectKeys, kSelectRules}},
-          {"<kind>", {kPluginSelectKeys, kSelectRules}}};
+  return {{"server", {kServerKeys, kServerRules}},     {"worker", {kWorkerKeys, kWorkerRules}},
+          {"auth", {kAuthKeys, kAuthRules}},           {"quotas", {kQuotaKeys, kQuotaRules}},
+          {"sessions", {kSessionKeys, kSessionRules}}, {"snapshots", {kSnapshotKeys, kSnapshotRules}},
+          {"egress", {kEgressKeys, kEgressRules}},     {"models", ConfigKeys(kModelKeys)},
+          {"tools", {kToolKeys, kToolRules}},          {"profiles.<name>", {kProfileKeys, kProfileRules}},
+          {"store", {kStoreSelectKeys, kSelectRules}}, {"<kind>", {kPluginSelectKeys, kSelectRules}}};
 }
 
 std::string_view EmbeddedConfigText() { return paddock::embedded_config::kFiles[0].content; }
@@ -362,15 +377,16 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
   }
   Config config;
   config.source = source;
-  const std::set<std::string> known = {"server",    "worker",  "auth",   "store",    "sandbox",
-                                       "secrets",   "harness", "egress", "profiles", "sessions",
-                                       "snapshots", "models",  "tools"};
+  const std::set<std::string> known = {"server",   "worker",    "auth",    "quotas", "store",
+                                       "sandbox",  "secrets",   "harness", "egress", "profiles",
+                                       "sessions", "snapshots", "models",  "tools"};
   for (const auto& [key, node] : doc) {
     if (!known.count(std::string(key.str()))) {
-      return Invalid(source, static_cast<int>(node.source().begin.line),
-                     "unknown section [" + std::string(key.str()) +
-                         "]; allowed: server, worker, auth, store, sandbox, secrets, harness, egress, "
-                         "profiles, sessions, snapshots, models, tools");
+      return Invalid(
+          source, static_cast<int>(node.source().begin.line),
+          "unknown section [" + std::string(key.str()) +
+              "]; allowed: server, worker, auth, quotas, store, sandbox, secrets, harness, egress, "
+              "profiles, sessions, snapshots, models, tools");
     }
   }
   auto table_of = [&](const char* name) -> Result<const toml::table*> {
@@ -452,6 +468,22 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
     a.failed_per_minute = v.GetInt("failed_per_minute");
     a.metrics_open = v.GetString("metrics") == "open";
     a.audit_retention_ms = v.GetDurationMs("audit_retention");
+  }
+  // [quotas]
+  {
+    PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("quotas"));
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection({kQuotaKeys, kQuotaRules}, s));
+    QuotaSettings& q = config.quotas;
+    q.sandboxes = v.GetInt("sandboxes");
+    q.open_sessions = v.GetInt("open_sessions");
+    q.runs_per_minute = v.GetInt("runs_per_minute");
+    q.tokens_per_day = v.GetInt("tokens_per_day");
+    std::optional<std::int64_t> cost = ParseUsdMicros(v.GetString("cost_per_day_usd"));
+    if (!cost) {
+      return Invalid(source, s.line,
+                     "[quotas] cost_per_day_usd must be an amount of US dollars like \"25\" or \"7.50\"");
+    }
+    q.cost_per_day_microusd = *cost;
   }
   // [snapshots]
   {

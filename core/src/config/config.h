@@ -71,6 +71,16 @@ struct AuthSettings {
   std::int64_t audit_retention_ms = 90LL * 86400000;  // 0: for ever
 };
 
+// What every team may use unless its own quotas say otherwise ([quotas]; 0: no limit;
+// services/teams/quota_service.h).
+struct QuotaSettings {
+  std::int64_t sandboxes = 0;
+  std::int64_t open_sessions = 0;
+  std::int64_t runs_per_minute = 0;
+  std::int64_t tokens_per_day = 0;
+  std::int64_t cost_per_day_microusd = 0;
+};
+
 struct SessionSettings {
   std::int64_t idle_timeout_ms = 30 * 60 * 1000;  // 0: never suspend
   // Each session's share of the store's write rate (services/events/append_share.h); 0: no limit.
@@ -134,6 +144,7 @@ struct Config {
   ServerSettings server;
   WorkerSettings worker;
   AuthSettings auth;
+  QuotaSettings quotas;
   bool migrate_on_start = true;  // [store] migrate
   EgressSettings egress;
   ModelSettings models;

@@ -19,6 +19,7 @@ void CreateTeam(Exchange& x);
 void ListTeams(Exchange& x);
 void GetTeam(Exchange& x);
 void UpdateTeam(Exchange& x);
+void GetTeamQuotas(Exchange& x);
 void SetSecret(Exchange& x);
 void ListSecrets(Exchange& x);
 void DeleteSecret(Exchange& x);

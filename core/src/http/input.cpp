@@ -4,6 +4,8 @@
 
 #include <charconv>
 
+#include "util/money.h"
+
 namespace paddock {
 
 bool IsId(std::string_view s) {
@@ -94,6 +96,64 @@ Result<std::optional<std::int64_t>> IntField(const Poco::JSON::Object& obj, cons
   } catch (const Poco::Exception&) {
     return Status::InvalidArgument("field '" + name + "' is out of range");
   }
+}
+
+Result<std::optional<QuotaChanges>> QuotasField(const Poco::JSON::Object& obj, const std::string& name) {
+  if (!obj.has(name)) return std::optional<QuotaChanges>();
+  Poco::Dynamic::Var v = obj.get(name);
+  if (v.type() != typeid(Poco::JSON::Object::Ptr)) {
+    return Status::InvalidArgument("field '" + name + "' must be an object of quotas, not " +
+                                   JsonTypeName(v));
+  }
+  static constexpr std::string_view kNames[] = {"sandboxes", "open_sessions", "runs_per_minute",
+                                                "tokens_per_day", "cost_per_day_usd"};
+  static constexpr std::int64_t kMax[] = {1'000'000, 100'000'000, 1'000'000, 1'000'000'000'000'000LL, 0};
+  auto o = v.extract<Poco::JSON::Object::Ptr>();
+  QuotaChanges out;
+  for (const auto& key : o->getNames()) {
+    const std::string field = name + "." + key;
+    size_t i = 0;
+    while (i < std::size(kNames) && kNames[i] != key) ++i;
+    if (i == std::size(kNames)) {
+      return Status::InvalidArgument("field '" + name + "' has no quota '" + Excerpt(key, 64) +
+                                     "'; quotas: sandboxes, open_sessions, runs_per_minute, tokens_per_day, "
+                                     "cost_per_day_usd");
+    }
+    Poco::Dynamic::Var item = o->get(key);
+    if (item.isEmpty()) {
+      out.emplace_back(key, std::nullopt);
+      continue;
+    }
+    if (key == "cost_per_day_usd") {
+      if (!item.isNumeric() || item.isBoolean() || item.isString()) {
+        return Status::InvalidArgument("field '" + field + "' must be a number of US dollars or null, not " +
+                                       JsonTypeName(item));
+      }
+      std::optional<std::int64_t> micros = UsdToMicros(item.convert<double>());
+      if (!micros) {
+        return Status::InvalidArgument("field '" + field +
+                                       "' must be 0 to 1000000000 (US dollars; 0: no limit)");
+      }
+      out.emplace_back(key, micros);
+      continue;
+    }
+    if (!item.isInteger() || item.isBoolean()) {
+      return Status::InvalidArgument("field '" + field + "' must be a whole number or null, not " +
+                                     JsonTypeName(item));
+    }
+    std::int64_t n = 0;
+    try {
+      n = item.convert<std::int64_t>();
+    } catch (const Poco::Exception&) {
+      n = -1;
+    }
+    if (n < 0 || n > kMax[i]) {
+      return Status::InvalidArgument("field '" + field + "' must be 0 to " + std::to_string(kMax[i]) +
+                                     " (0: no limit; null: the install's default)");
+    }
+    out.emplace_back(key, n);
+  }
+  return std::optional<QuotaChanges>(std::move(out));
 }
 
 Result<std::optional<EnvMap>> StringMapField(const Poco::JSON::Object& obj, const std::string& name) {

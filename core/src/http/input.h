@@ -10,6 +10,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "paddock/status.h"
 #include "paddock/types.h"
@@ -55,6 +57,12 @@ Result<std::optional<std::vector<std::string>>> StringListField(const Poco::JSON
 // An agent's "secrets": each a name (an environment variable) or {"name": N, "as": "env"|"file"}.
 Result<std::optional<std::vector<SecretRef>>> SecretRefsField(const Poco::JSON::Object& obj,
                                                               const std::string& name);
+
+// A team's "quotas": an object of quota names (QuotaService::Names()) to a non-negative number
+// (a whole one but for cost_per_day_usd, dollars) or null (back to the install's default).
+// Each as (name, value), cost in millionths of a dollar; nullopt value for null.
+using QuotaChanges = std::vector<std::pair<std::string, std::optional<std::int64_t>>>;
+Result<std::optional<QuotaChanges>> QuotasField(const Poco::JSON::Object& obj, const std::string& name);
 
 // `text` as a whole decimal integer, or nullopt (empty, trailing characters, out of range).
 std::optional<std::int64_t> ParseInt64(std::string_view text);

@@ -4,6 +4,7 @@
 
 #include "http/exchange.h"
 #include "paddock/json.h"
+#include "util/money.h"
 #include "util/redactor.h"
 
 namespace paddock {
@@ -101,7 +102,31 @@ Poco::JSON::Object::Ptr RenderTeam(const Team& t) {
   Poco::JSON::Array::Ptr profiles = new Poco::JSON::Array();
   for (const std::string& p : t.profiles) profiles->add(p);
   o->set("profiles", profiles);
+  // The team's own quotas; null: the install's default ([quotas]).
+  auto quotas = NewObject();
+  auto count = [](const std::optional<std::int64_t>& v) {
+    return v ? Poco::Dynamic::Var(*v) : Poco::Dynamic::Var();
+  };
+  quotas->set("sandboxes", count(t.quotas.sandboxes));
+  quotas->set("open_sessions", count(t.quotas.open_sessions));
+  quotas->set("runs_per_minute", count(t.quotas.runs_per_minute));
+  quotas->set("tokens_per_day", count(t.quotas.tokens_per_day));
+  quotas->set("cost_per_day_usd", t.quotas.cost_per_day_microusd
+                                      ? Poco::Dynamic::Var(MicrosToUsd(*t.quotas.cost_per_day_microusd))
+                                      : Poco::Dynamic::Var());
+  o->set("quotas", quotas);
   o->set("created_at", FormatTime(t.created_at));
+  return o;
+}
+
+Poco::JSON::Object::Ptr RenderQuota(const QuotaLine& l) {
+  auto o = NewObject();
+  const bool money = l.name == "cost_per_day_usd";
+  o->set("name", l.name);
+  o->set("limit", money ? Poco::Dynamic::Var(MicrosToUsd(l.limit)) : Poco::Dynamic::Var(l.limit));
+  o->set("used", money ? Poco::Dynamic::Var(MicrosToUsd(l.used)) : Poco::Dynamic::Var(l.used));
+  o->set("source", l.team_set ? "team" : "default");
+  o->set("resets_at", l.resets_at > 0 ? Poco::Dynamic::Var(FormatTime(l.resets_at)) : Poco::Dynamic::Var());
   return o;
 }
 

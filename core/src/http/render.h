@@ -19,6 +19,8 @@ Poco::JSON::Object::Ptr RenderSession(const Session& s);
 std::string RenderSessionJson(const Session& s, const Redactor& redactor);
 Poco::JSON::Object::Ptr RenderRun(const Run& r);
 Poco::JSON::Object::Ptr RenderTeam(const Team& t);
+// One quota of a team: name, limit, used, source ("team" or "default"), resets_at.
+Poco::JSON::Object::Ptr RenderQuota(const QuotaLine& l);
 // A key as it is listed: never its hash, never the key.
 Poco::JSON::Object::Ptr RenderKey(const ApiKey& k);
 // Name, team, version and dates: never the value.

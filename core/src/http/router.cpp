@@ -109,6 +109,7 @@ const Router& ApiRouter() {
       {"GET", "/api/teams", A::kRead, O::kNone, &handlers::ListTeams},
       {"GET", "/api/teams/{id}", A::kRead, O::kTeam, &handlers::GetTeam},
       {"PATCH", "/api/teams/{id}", A::kOperator, O::kTeam, &handlers::UpdateTeam},
+      {"GET", "/api/teams/{id}/quotas", A::kAdmin, O::kTeam, &handlers::GetTeamQuotas},
       {"GET", "/api/secrets", A::kRead, O::kNone, &handlers::ListSecrets},
       {"PUT", "/api/secrets/{name}", A::kAdmin, O::kNone, &handlers::SetSecret},
       {"DELETE", "/api/secrets/{name}", A::kAdmin, O::kNone, &handlers::DeleteSecret},

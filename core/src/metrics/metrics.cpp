@@ -122,6 +122,21 @@ struct Metrics::Impl {
               "Requests refused by authentication (401, or 429 for an address failing too often) or by "
               "role (403), by reason.")
           .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& quota_limit =
+      BuildGauge()
+          .Name("paddock_team_quota_limit")
+          .Help("Each team's quota, by team and quota (cost_per_day_usd in US dollars); 0: no limit.")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& quota_used =
+      BuildGauge()
+          .Name("paddock_team_quota_used")
+          .Help("What each team uses against each quota, by team and quota (as of the last check or scrape).")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& quota_refused =
+      BuildCounter()
+          .Name("paddock_quota_refused_total")
+          .Help("Requests answered 429 because a team was at a quota, by team and quota.")
+          .Register(*registry);
   prometheus::Family<prometheus::Counter>& timeouts =
       BuildCounter()
           .Name("paddock_http_timeouts_total")
@@ -230,6 +245,15 @@ void Metrics::RequestShed(std::string_view reason) {
 }
 void Metrics::AuthRefused(std::string_view reason) {
   impl_->auth_refused.Add({{"reason", std::string(reason)}}).Increment();
+}
+void Metrics::SetTeamQuota(std::string_view team, std::string_view quota, double limit, double used) {
+  const std::map<std::string, std::string> labels = {{"team", std::string(team)},
+                                                     {"quota", std::string(quota)}};
+  impl_->quota_limit.Add(labels).Set(limit);
+  impl_->quota_used.Add(labels).Set(used);
+}
+void Metrics::QuotaRefused(std::string_view team, std::string_view quota) {
+  impl_->quota_refused.Add({{"team", std::string(team)}, {"quota", std::string(quota)}}).Increment();
 }
 void Metrics::ConnectionTimedOut(std::string_view phase) {
   impl_->timeouts.Add({{"phase", std::string(phase)}}).Increment();

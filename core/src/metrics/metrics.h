@@ -46,6 +46,9 @@ class Metrics {
   // reason: "missing", "malformed", "unknown", "expired", "revoked", "rate_limited",
   // "forbidden" (a valid key without the role).
   void AuthRefused(std::string_view reason);
+  // A team's quota and its use (services/teams/quota_service.h); a request refused by one.
+  void SetTeamQuota(std::string_view team, std::string_view quota, double limit, double used);
+  void QuotaRefused(std::string_view team, std::string_view quota);
   // phase: "header", "body", "idle" or "write".
   void ConnectionTimedOut(std::string_view phase);
   // reason: "slow" or "shutdown".

@@ -29,6 +29,7 @@ class FailedAuthLimiter;
 class AuditLog;
 class TeamService;
 class SecretService;
+class QuotaService;
 
 struct ReadinessCheck {
   std::string component;  // "store.sqlite"
@@ -61,6 +62,7 @@ class App {
   AgentService& agents() { return *agents_; }
   SessionService& sessions() { return *sessions_; }
   TeamService& teams() { return *teams_; }
+  QuotaService& quotas() { return *quotas_; }
   Authenticator& auth() { return *auth_; }
   FailedAuthLimiter& failed_auth() { return *failed_auth_; }
   AuditLog& audit() { return *audit_; }
@@ -94,6 +96,7 @@ class App {
   std::unique_ptr<WorkerPool> workers_;
   std::unique_ptr<LeaseSweeper> sweeper_;
   std::unique_ptr<AgentService> agents_;
+  std::unique_ptr<QuotaService> quotas_;
   std::unique_ptr<SessionService> sessions_;
   std::unique_ptr<TeamService> teams_;
   std::unique_ptr<Authenticator> auth_;

@@ -31,7 +31,7 @@ class SecretsStore : public ::testing::Test {
     auto loaded = LoadStore("sqlite", "", dir_.path());
     ASSERT_OK(loaded);
     store_ = *loaded;
-    for (const char* t : {"alpha", "beta"}) ASSERT_OK(store_->CreateTeam(Team{t, t, NowMs(), {}}));
+    for (const char* t : {"alpha", "beta"}) ASSERT_OK(store_->CreateTeam(Team{t, t, NowMs(), {}, {}}));
   }
 
   std::shared_ptr<SecretInjector> Load(const std::string& config, const std::string& data) {

@@ -285,6 +285,9 @@ TEST(PostgresStore, AnInstallFromBeforeTeamsUpgradesIntoTheDefaultTeam) {
       "'agt_old', 'ready', 1, 1, 1);"
       "INSERT INTO events (session_id, seq, type, data, created_at) VALUES ('ses_old', 1, 'session.created', "
       "'{}', 1);"
+      "INSERT INTO runs (id, session_id, status, content, created_at, input_tokens, output_tokens, "
+      "cost_microusd) "
+      "VALUES ('run_old', 'ses_old', 'succeeded', 'echo hi', 1, 40, 2, 1500);"
       "SELECT 'ok';";
   ASSERT_EQ(Scalar(conninfo, sql), "ok");
   TempDir dir;
@@ -301,6 +304,13 @@ TEST(PostgresStore, AnInstallFromBeforeTeamsUpgradesIntoTheDefaultTeam) {
   EXPECT_EQ(session->team_id, kDefaultTeam);
   EXPECT_EQ(session->last_seq, 1);
   EXPECT_EQ((*store)->ListEvents("ses_old", 0, 10)->size(), 1u);
+  // What the old run spent counts on its day for the team's quotas.
+  auto usage = (*store)->GetTeamUsage(kDefaultTeam, 0, 0);
+  ASSERT_OK(usage);
+  EXPECT_EQ(usage->tokens, 42);
+  EXPECT_EQ(usage->cost_microusd, 1500);
+  EXPECT_EQ(usage->open_sessions, 1);
+  EXPECT_EQ(usage->runs, 1);
   EXPECT_OK((*store)->GetTeam(kDefaultTeam));
   SessionFilter f;
   f.team_id = kDefaultTeam;

@@ -111,8 +111,8 @@ TEST(SqliteStore, AnInstallFromBeforeTeamsUpgradesIntoTheDefaultTeam) {
       "INSERT INTO sessions (id, agent_id, status, created_at, updated_at) VALUES ('ses_old', 'agt_old', "
       "'ready', 1, 1)");
   exec(
-      "INSERT INTO runs (id, session_id, status, content, created_at) VALUES ('run_old', 'ses_old', "
-      "'succeeded', 'echo hi', 1)");
+      "INSERT INTO runs (id, session_id, status, content, created_at, input_tokens, output_tokens, "
+      "cost_microusd) VALUES ('run_old', 'ses_old', 'succeeded', 'echo hi', 1, 40, 2, 1500)");
   exec(
       "INSERT INTO events (session_id, seq, type, data, created_at) VALUES ('ses_old', 1, 'session.created', "
       "'{}', 1), ('ses_old', 2, 'output', '{\"text\":\"hi\"}', 1)");
@@ -132,6 +132,14 @@ TEST(SqliteStore, AnInstallFromBeforeTeamsUpgradesIntoTheDefaultTeam) {
   EXPECT_EQ(session->team_id, kDefaultTeam);
   EXPECT_EQ(session->last_seq, 2);
   EXPECT_EQ((*store)->GetRun("run_old")->content, "echo hi");
+  // What the old run spent counts on its day for the team's quotas.
+  auto usage = (*store)->GetTeamUsage(kDefaultTeam, 0, 0);
+  ASSERT_OK(usage);
+  EXPECT_EQ(usage->tokens, 42);
+  EXPECT_EQ(usage->cost_microusd, 1500);
+  EXPECT_EQ(usage->open_sessions, 1);
+  EXPECT_EQ(usage->runs, 1);
+  EXPECT_EQ((*store)->GetTeam(kDefaultTeam)->quotas.sandboxes, std::nullopt);
   auto events = (*store)->ListEvents("ses_old", 0, 10);
   ASSERT_OK(events);
   EXPECT_EQ(events->size(), 2u);

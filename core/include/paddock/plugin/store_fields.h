@@ -1,7 +1,10 @@
 // How a SessionStore keeps list fields of agents and teams in one text column each. Names
-// (profile names, environment variable names) hold no ',' or ':', so the encoding is exact.
+// (profile names, environment variable names) hold no ',' or ':', so the encoding is exact;
+// a team's quotas are "name=value" pairs, the unset ones left out.
 #pragma once
 
+#include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +50,42 @@ inline std::vector<SecretRef> DecodeSecretRefs(std::string_view text) {
     out.push_back(std::move(r));
   }
   return out;
+}
+
+namespace detail {
+struct QuotaField {
+  const char* name;
+  std::optional<std::int64_t> TeamQuotas::*field;
+};
+inline constexpr QuotaField kQuotaFields[] = {
+    {"sandboxes", &TeamQuotas::sandboxes},
+    {"open_sessions", &TeamQuotas::open_sessions},
+    {"runs_per_minute", &TeamQuotas::runs_per_minute},
+    {"tokens_per_day", &TeamQuotas::tokens_per_day},
+    {"cost_per_day_microusd", &TeamQuotas::cost_per_day_microusd},
+};
+}  // namespace detail
+
+// "sandboxes=5,tokens_per_day=1000000"; "" when none is set.
+inline std::string EncodeQuotas(const TeamQuotas& q) {
+  std::vector<std::string> parts;
+  for (const auto& f : detail::kQuotaFields) {
+    if (const auto& v = q.*f.field) parts.push_back(std::string(f.name) + "=" + std::to_string(*v));
+  }
+  return JoinNames(parts);
+}
+
+// Unknown names (a newer version's) are skipped.
+inline TeamQuotas DecodeQuotas(std::string_view text) {
+  TeamQuotas q;
+  for (const std::string& part : SplitNames(text)) {
+    size_t eq = part.find('=');
+    if (eq == std::string::npos) continue;
+    for (const auto& f : detail::kQuotaFields) {
+      if (part.compare(0, eq, f.name) == 0) q.*f.field = std::strtoll(part.c_str() + eq + 1, nullptr, 10);
+    }
+  }
+  return q;
 }
 
 }  // namespace paddock::plugin

@@ -21,6 +21,16 @@ void MarkReplay(Exchange& x, bool replayed) {
   if (replayed) x.response.Set("Idempotent-Replayed", "true");
 }
 
+// The error; over a quota, 429 with Retry-After and the quota's name in details.
+void SendRefusal(Exchange& x, const Status& status, const QuotaRefusal& refused) {
+  if (refused.quota.empty()) return x.SendError(status);
+  x.response.Set("Retry-After", std::to_string(refused.retry_after_s));
+  Poco::JSON::Object::Ptr details = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  details->set("quota", refused.quota);
+  details->set("retry_after_seconds", refused.retry_after_s);
+  x.SendError(429, StatusCodeName(status.code()), status.message(), details);
+}
+
 }  // namespace
 
 void CreateSession(Exchange& x) {
@@ -32,8 +42,10 @@ void CreateSession(Exchange& x) {
   if (!agent_id->has_value() || (*agent_id)->empty()) {
     return x.SendError(Status::InvalidArgument("field 'agent_id' is required"));
   }
-  Result<Idempotent<Session>> session = x.app.sessions().Create(x.principal, **agent_id, IdempotencyKeyOf(x));
-  if (!session.ok()) return x.SendError(session.status());
+  QuotaRefusal refused;
+  Result<Idempotent<Session>> session =
+      x.app.sessions().Create(x.principal, **agent_id, IdempotencyKeyOf(x), &refused);
+  if (!session.ok()) return SendRefusal(x, session.status(), refused);
   x.resource_team = session->value.team_id;
   x.response.Set("Location", "/api/sessions/" + session->value.id);
   MarkReplay(x, session->replayed);
@@ -115,8 +127,10 @@ void SendMessage(Exchange& x) {
       return x.SendError(Status::InvalidArgument("field 'on_busy' must be queue, reject or interrupt"));
     }
   }
-  Result<Idempotent<Run>> run = x.app.sessions().Send(x.Param("id"), **content, on_busy, IdempotencyKeyOf(x));
-  if (!run.ok()) return x.SendError(run.status());
+  QuotaRefusal refused;
+  Result<Idempotent<Run>> run =
+      x.app.sessions().Send(x.Param("id"), **content, on_busy, IdempotencyKeyOf(x), &refused);
+  if (!run.ok()) return SendRefusal(x, run.status(), refused);
   MarkReplay(x, run->replayed);
   Poco::JSON::Object::Ptr o = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
   o->set("run_id", run->value.id);

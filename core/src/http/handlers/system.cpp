@@ -7,6 +7,7 @@
 #include "openapi_embedded.h"
 #include "paddock/json.h"
 #include "services/app.h"
+#include "services/teams/quota_service.h"
 
 namespace paddock::handlers {
 
@@ -37,6 +38,7 @@ void Readyz(Exchange& x) {
 
 void MetricsText(Exchange& x) {
   if (auto counts = x.app.store().CountSessions(); counts.ok()) x.app.metrics().SetSessionCounts(*counts);
+  x.app.quotas().Export();
   if (SandboxProvider* sandboxes = x.app.sandbox_provider()) {
     if (auto disk = sandboxes->Disk()) x.app.metrics().SetDisk(*disk);
   }

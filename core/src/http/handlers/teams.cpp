@@ -6,6 +6,7 @@
 #include "http/render.h"
 #include "services/app.h"
 #include "services/teams/audit_log.h"
+#include "services/teams/quota_service.h"
 #include "services/teams/team_service.h"
 
 namespace paddock::handlers {
@@ -77,7 +78,7 @@ void UpdateTeam(Exchange& x) {
   if (Status s = x.CheckQuery({}); !s.ok()) return x.SendError(s);
   auto body = x.JsonBody();
   if (!body) return;
-  if (Status s = CheckFields(*body, {"name", "profiles"}); !s.ok()) return x.SendError(s);
+  if (Status s = CheckFields(*body, {"name", "profiles", "quotas"}); !s.ok()) return x.SendError(s);
   TeamPatch patch;
   Result<std::optional<std::string>> name = StringField(*body, "name", 200);
   if (!name.ok()) return x.SendError(name.status());
@@ -85,11 +86,26 @@ void UpdateTeam(Exchange& x) {
   Result<std::optional<std::vector<std::string>>> profiles = StringListField(*body, "profiles", 100, 100);
   if (!profiles.ok()) return x.SendError(profiles.status());
   patch.profiles = *profiles;
+  Result<std::optional<QuotaChanges>> quotas = QuotasField(*body, "quotas");
+  if (!quotas.ok()) return x.SendError(quotas.status());
+  if (*quotas) patch.quotas = std::move(**quotas);
   std::set<std::string, std::less<>> configured;
   for (const ProfileSettings& p : x.app.config().profiles) configured.insert(p.name);
   Result<Team> team = x.app.teams().UpdateTeam(x.Param("id"), patch, configured);
   if (!team.ok()) return x.SendError(team.status());
   x.SendJson(200, RenderTeam(*team));
+}
+
+void GetTeamQuotas(Exchange& x) {
+  if (Status s = x.CheckQuery({}); !s.ok()) return x.SendError(s);
+  Result<std::vector<QuotaLine>> lines = x.app.quotas().Report(x.Param("id"));
+  if (!lines.ok()) return x.SendError(lines.status());
+  Poco::JSON::Array::Ptr items = new Poco::JSON::Array();
+  for (const QuotaLine& l : *lines) items->add(RenderQuota(l));
+  Poco::JSON::Object::Ptr o = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  o->set("team_id", x.Param("id"));
+  o->set("quotas", items);
+  x.SendJson(200, o);
 }
 
 void CreateKey(Exchange& x) {

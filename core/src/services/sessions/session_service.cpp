@@ -16,13 +16,15 @@
 namespace paddock {
 
 SessionService::SessionService(SessionStore& store, EventService& events, SandboxManager* sandboxes,
-                               Metrics& metrics, RunExecutor* executor, WorkerPool* workers)
+                               Metrics& metrics, RunExecutor* executor, WorkerPool* workers,
+                               QuotaService* quotas)
     : store_(store),
       events_(events),
       sandboxes_(sandboxes),
       metrics_(metrics),
       executor_(executor),
-      workers_(workers) {}
+      workers_(workers),
+      quotas_(quotas) {}
 
 namespace {
 
@@ -101,7 +103,7 @@ Result<SandboxManager*> SessionService::Sandboxes() {
 }
 
 Result<Idempotent<Session>> SessionService::Create(const Principal& who, const std::string& agent_id,
-                                                   const std::string& key) {
+                                                   const std::string& key, QuotaRefusal* refused) {
   PADDOCK_ASSIGN_OR_RETURN(Agent agent, store_.GetAgent(agent_id));
   if (!who.Sees(agent.team_id)) return Status::NotFound("agent '" + agent_id + "' does not exist");
   // The default team keeps the scope its keys had before teams.
@@ -110,6 +112,12 @@ Result<Idempotent<Session>> SessionService::Create(const Principal& who, const s
   return WithIdempotency<Session>(
       store_, idem,
       [&](const IdempotencyKey& k) -> Result<Session> {
+        // Held until the session is written: nothing else of this team's is admitted between.
+        std::optional<QuotaService::Admission> admitted;
+        if (quotas_) {
+          PADDOCK_ASSIGN_OR_RETURN(admitted,
+                                   quotas_->AdmitSession(agent.team_id, sandboxes_ != nullptr, refused));
+        }
         Session s;
         s.id = NewId("ses");
         s.agent_id = agent_id;
@@ -195,14 +203,18 @@ Result<Session> SessionService::Usable(const std::string& session_id) {
 }
 
 Result<Idempotent<Run>> SessionService::Send(const std::string& session_id, const std::string& content,
-                                             OnBusy on_busy, const std::string& key) {
+                                             OnBusy on_busy, const std::string& key, QuotaRefusal* refused) {
   static constexpr const char* kOnBusy[] = {"queue", "reject", "interrupt"};
   IdempotencyKey idem{"messages:" + session_id, key,
                       key.empty() ? ""
                                   : Sha256Hex(std::string("on_busy\n") + kOnBusy[static_cast<int>(on_busy)] +
                                               "\ncontent\n" + content)};
   auto create = [&](const IdempotencyKey& k) -> Result<Run> {
-    PADDOCK_RETURN_IF_ERROR(Usable(session_id).status());
+    PADDOCK_ASSIGN_OR_RETURN(Session session, Usable(session_id));
+    std::optional<QuotaService::Admission> admitted;  // until the run is written
+    if (quotas_) {
+      PADDOCK_ASSIGN_OR_RETURN(admitted, quotas_->AdmitRun(session, refused));
+    }
     if (on_busy != OnBusy::kQueue) {
       PADDOCK_ASSIGN_OR_RETURN(std::int64_t active, store_.CountActiveRuns(session_id));
       if (active > 0 && on_busy == OnBusy::kReject) {

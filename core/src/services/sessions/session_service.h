@@ -8,6 +8,7 @@
 #include "paddock/session_store.h"
 #include "services/runs/transcript.h"
 #include "services/teams/principal.h"
+#include "services/teams/quota_service.h"
 
 namespace paddock {
 
@@ -33,16 +34,18 @@ class SessionService {
   // `sandboxes`, `executor` and `workers` are null in a process that runs no worker (and so no
   // sandboxes): its sessions start suspended, and the worker that runs their first message
   // provisions a sandbox.
+  // `quotas` (may be null: none) admits each new session and message.
   SessionService(SessionStore& store, EventService& events, SandboxManager* sandboxes, Metrics& metrics,
-                 RunExecutor* executor, WorkerPool* workers);
+                 RunExecutor* executor, WorkerPool* workers, QuotaService* quotas);
 
   // Creates a session (status provisioning) and starts provisioning its sandbox; without
   // sandboxes in this process, creates it suspended. kNotFound when the agent does not exist
   // or is of a team `who` does not see. With an idempotency key (may be empty; keys are
   // per team), a repeat of the same request returns the session the first one created; the
-  // key with another agent_id is kFailedPrecondition.
+  // key with another agent_id is kFailedPrecondition. kResourceExhausted over a quota of the
+  // team's, with *refused saying which and when to retry (a replay is never refused).
   Result<Idempotent<Session>> Create(const Principal& who, const std::string& agent_id,
-                                     const std::string& idempotency_key);
+                                     const std::string& idempotency_key, QuotaRefusal* refused = nullptr);
   Result<Session> Get(const std::string& id);
   Result<Page<Session>> List(const SessionFilter& filter);
 
@@ -58,9 +61,9 @@ class SessionService {
 
   // Queues a run for `content`. kFailedPrecondition when the session is closed or failed, or
   // (on_busy=reject) while another run is queued or running.
-  // With an idempotency key, as Create.
+  // With an idempotency key and quotas, as Create.
   Result<Idempotent<Run>> Send(const std::string& session_id, const std::string& content, OnBusy on_busy,
-                               const std::string& idempotency_key);
+                               const std::string& idempotency_key, QuotaRefusal* refused = nullptr);
 
   Result<std::vector<Run>> Runs(const std::string& session_id, int limit);
   // Cancels a queued run at once, and asks a running one to stop (its worker, in whatever
@@ -104,6 +107,7 @@ class SessionService {
   Metrics& metrics_;
   RunExecutor* executor_;
   WorkerPool* workers_;
+  QuotaService* quotas_;
 };
 
 }  // namespace paddock

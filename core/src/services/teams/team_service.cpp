@@ -66,7 +66,7 @@ Result<Team> TeamService::CreateTeam(const std::string& id, const std::string& n
         "ending with '-' (it names Kubernetes namespaces and metric labels)");
   }
   if (name.size() > 200) return Status::InvalidArgument("field 'name' must be at most 200 characters");
-  Team t{id, name.empty() ? id : name, NowMs(), {}};
+  Team t{id, name.empty() ? id : name, NowMs(), {}, {}};
   PADDOCK_RETURN_IF_ERROR(store_.CreateTeam(t));
   return t;
 }
@@ -91,6 +91,17 @@ Result<Team> TeamService::UpdateTeam(const std::string& id, const TeamPatch& pat
       if (!seen.insert(p).second) return Status::InvalidArgument("field 'profiles' names '" + p + "' twice");
     }
     t.profiles = *patch.profiles;
+  }
+  for (const auto& [name, value] : patch.quotas) {
+    std::optional<std::int64_t>* field = name == "sandboxes"          ? &t.quotas.sandboxes
+                                         : name == "open_sessions"    ? &t.quotas.open_sessions
+                                         : name == "runs_per_minute"  ? &t.quotas.runs_per_minute
+                                         : name == "tokens_per_day"   ? &t.quotas.tokens_per_day
+                                         : name == "cost_per_day_usd" ? &t.quotas.cost_per_day_microusd
+                                                                      : nullptr;
+    if (!field || (value && *value < 0))
+      return Status::InvalidArgument("field 'quotas': no quota '" + name + "'");
+    *field = value;
   }
   PADDOCK_RETURN_IF_ERROR(store_.UpdateTeam(t));
   return t;
