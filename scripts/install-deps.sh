@@ -9,6 +9,7 @@ packages=(
   libseccomp-dev bubblewrap util-linux e2fsprogs prometheus binutils procps python3 python3-yaml clang-format
   podman buildah debootstrap adduser  # the image and package tests
   wrk slowhttptest  # the front door's load tests and benchmark
+  gnutls-bin  # the egress CA's certificates checked by GnuTLS (certtool, gnutls-cli)
   clang  # libFuzzer: the fuzz targets (scripts/fuzz.sh)
 )
 
