@@ -1,7 +1,8 @@
 // CertificateAuthority: the install's own CA, from which the egress proxy will present a
 // certificate for each host whose requests it must read to put a vault value in (issue
-// "credential vault"). The CA key is made the first time it is asked for, in a directory outside every sandbox
-// (0700, key 0600) and never leaves this process; sandboxes get only the certificate.
+// "credential vault"). The CA key is made the first time it is asked for, in a directory
+// outside every sandbox (0700, key 0600), and never leaves this process; sandboxes get only
+// the certificate.
 //
 // Certificates are what strict clients accept, OpenSSL, GnuTLS and Node alike: the leaf's
 // issuer is the CA's subject byte for byte (GnuTLS matches names by their encoding), it names
