@@ -9,51 +9,26 @@
 
 #include "paddock/testing/assert.h"
 #include "testing.h"
+#include "two_teams.h"
 
 namespace paddock::testing {
 namespace {
 
-using Headers = std::map<std::string, std::string>;
-
-Headers Bearer(const std::string& key) { return {{"Authorization", "Bearer " + key}}; }
-
-class Quotas : public ::testing::TestWithParam<std::string> {
+class Quotas : public TwoTeams {
  protected:
   void Start(bool worker) {
     ServerOptions o;
     if (!worker) o.args = {"serve", "--no-worker"};
-    if (GetParam() == "postgres") {
-      schema_ = UniqueSchema();
-      o.store_toml = PostgresStoreToml(schema_);
-    }
-    o.extra_toml = "[auth]\nfailed_per_minute = 0\n[profiles.default]\nwarm = 0\n";
-    server_ = std::make_unique<ServerProcess>(o);
-    ASSERT_OK(server_->Start());
+    o.extra_toml = "[profiles.default]\nwarm = 0\n";
+    StartTeams(o, {"member", "admin"});
     for (const char* team : {"alpha", "beta"}) {
-      ASSERT_EQ(server_->Request("POST", "/api/teams", std::string("{\"id\":\"") + team + "\"}").status, 201);
-      for (const char* role : {"member", "admin"}) {
-        auto r = server_->Request(
-            "POST", "/api/keys",
-            std::string("{\"name\":\"k\",\"role\":\"") + role + "\",\"team_id\":\"" + team + "\"}");
-        ASSERT_EQ(r.status, 201) << r.body;
-        keys_[std::string(team) + "." + role] = JsonField(r.body, "key");
-      }
       auto agent =
           As(std::string(team) + ".member", "POST", "/api/agents", R"({"name":"a","harness":"shell"})");
       ASSERT_EQ(agent.status, 201) << agent.body;
       agents_[team] = JsonField(agent.body, "id");
     }
   }
-  void TearDown() override {
-    if (server_) server_->Stop();
-  }
 
-  HttpResponse As(const std::string& who, const std::string& method, const std::string& path,
-                  const std::string& body = "", Headers extra = {}) {
-    Headers h = Bearer(keys_.at(who));
-    h.insert(extra.begin(), extra.end());
-    return server_->Request(method, path, body, "application/json", h);
-  }
   HttpResponse Operator(const std::string& method, const std::string& path, const std::string& body = "") {
     return server_->Request(method, path, body);
   }
@@ -100,16 +75,6 @@ class Quotas : public ::testing::TestWithParam<std::string> {
     }
     return n;
   }
-  std::shared_ptr<SessionStore> Store() {
-    Result<std::shared_ptr<SessionStore>> s = StoreBeside(*server_, schema_, dir_.path());
-    EXPECT_OK(s);
-    return s.ok() ? *s : nullptr;
-  }
-
-  TempDir dir_;
-  std::string schema_;
-  std::unique_ptr<ServerProcess> server_;
-  std::map<std::string, std::string> keys_;    // "alpha.admin" -> key
   std::map<std::string, std::string> agents_;  // team -> its agent
 };
 

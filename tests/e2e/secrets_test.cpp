@@ -12,13 +12,10 @@
 
 #include "paddock/testing/assert.h"
 #include "testing.h"
+#include "two_teams.h"
 
 namespace paddock::testing {
 namespace {
-
-using Headers = std::map<std::string, std::string>;
-
-Headers Bearer(const std::string& key) { return {{"Authorization", "Bearer " + key}}; }
 
 std::string Json(const std::string& field, const std::string& value) {
   Poco::JSON::Object o;
@@ -45,38 +42,14 @@ const std::string kBetaEnv = "beta-env-value-c41f8a92";
 const std::string kBetaFile = "beta-file-value-0e6d2b7c";
 const std::string kBetaShared = "beta-shared-value-96b7e013";
 
-class TeamSecrets : public ::testing::TestWithParam<std::string> {
+class TeamSecrets : public TwoTeams {
  protected:
   void SetUp() override {
     ServerOptions o;
-    if (GetParam() == "postgres") {
-      schema_ = UniqueSchema();
-      o.store_toml = PostgresStoreToml(schema_);
-    }
-    o.extra_toml =
-        "[auth]\nfailed_per_minute = 0\n[profiles.default]\n[profiles.small]\nmemory = \"256MiB\"\nwarm = "
-        "0\n";
-    server_ = std::make_unique<ServerProcess>(o);
-    ASSERT_OK(server_->Start());
-    for (const char* team : {"alpha", "beta"}) {
-      ASSERT_EQ(server_->Request("POST", "/api/teams", std::string("{\"id\":\"") + team + "\"}").status, 201);
-      for (const char* role : {"viewer", "member", "admin"}) {
-        auto r = server_->Request(
-            "POST", "/api/keys",
-            std::string("{\"name\":\"k\",\"role\":\"") + role + "\",\"team_id\":\"" + team + "\"}");
-        ASSERT_EQ(r.status, 201) << r.body;
-        keys_[std::string(team) + "." + role] = JsonField(r.body, "key");
-      }
-    }
-  }
-  void TearDown() override {
-    if (server_) server_->Stop();
+    o.extra_toml = "[profiles.default]\n[profiles.small]\nmemory = \"256MiB\"\nwarm = 0\n";
+    StartTeams(o, {"viewer", "member", "admin"});
   }
 
-  HttpResponse As(const std::string& who, const std::string& method, const std::string& path,
-                  const std::string& body = "") {
-    return server_->Request(method, path, body, "application/json", Bearer(keys_.at(who)));
-  }
   void SetSecret(const std::string& team, const std::string& name, const std::string& value) {
     auto r = As(team + ".admin", "PUT", "/api/secrets/" + name, Json("value", value));
     ASSERT_EQ(r.status, 200) << r.body;
@@ -120,16 +93,6 @@ class TeamSecrets : public ::testing::TestWithParam<std::string> {
     }
     return false;
   }
-  std::shared_ptr<SessionStore> Store() {
-    Result<std::shared_ptr<SessionStore>> s = StoreBeside(*server_, schema_, dir_.path());
-    EXPECT_OK(s);
-    return s.ok() ? *s : nullptr;
-  }
-
-  TempDir dir_;
-  std::string schema_;
-  std::unique_ptr<ServerProcess> server_;
-  std::map<std::string, std::string> keys_;  // "alpha.admin" -> key
 };
 
 TEST_P(TeamSecrets, AValueGoesInAndNeverComesOutOfTheApi) {

@@ -346,6 +346,24 @@ Result<PluginChoice> ReadPlugin(const toml::table& table, const std::string& kin
   return choice;
 }
 
+// An array of tables of one kind ([[secrets]], [[harness]]), in order, each name once.
+Status ReadPluginList(const toml::array& entries, const std::string& kind, const std::string& source,
+                      Config& config) {
+  std::set<std::string> names;
+  for (const auto& e : entries) {
+    if (!e.is_table()) {
+      return Invalid(source, static_cast<int>(e.source().begin.line),
+                     "[[" + kind + "]] entries must be tables");
+    }
+    PADDOCK_ASSIGN_OR_RETURN(PluginChoice c, ReadPlugin(*e.as_table(), kind, source));
+    if (!names.insert(c.name).second) {
+      return Invalid(source, c.config.line, kind + " '" + c.name + "' is configured twice");
+    }
+    config.plugins.push_back(std::move(c));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::vector<std::pair<std::string, ConfigSchema>> CoreSchemas() {
@@ -616,17 +634,7 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
       return Invalid(source, static_cast<int>(n->source().begin.line),
                      "[[secrets]] needs at least one entry");
     }
-    std::set<std::string> names;
-    for (const auto& e : entries) {
-      if (!e.is_table()) {
-        return Invalid(source, static_cast<int>(e.source().begin.line), "[[secrets]] entries must be tables");
-      }
-      PADDOCK_ASSIGN_OR_RETURN(PluginChoice c, ReadPlugin(*e.as_table(), "secrets", source));
-      if (!names.insert(c.name).second) {
-        return Invalid(source, c.config.line, "secrets '" + c.name + "' is configured twice");
-      }
-      config.plugins.push_back(std::move(c));
-    }
+    PADDOCK_RETURN_IF_ERROR(ReadPluginList(entries, "secrets", source, config));
   }
   for (const char* kind : {"secrets", "store", "sandbox"}) {
     if (std::string_view(kind) == "secrets" && !config.plugins.empty()) continue;
@@ -641,17 +649,7 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
     return Invalid(source, harness ? static_cast<int>(harness->source().begin.line) : 1,
                    "at least one [[harness]] with type = \"...\" is required");
   }
-  std::set<std::string> seen;
-  for (const auto& h : *harnesses) {
-    if (!h.is_table()) {
-      return Invalid(source, static_cast<int>(h.source().begin.line), "[[harness]] entries must be tables");
-    }
-    PADDOCK_ASSIGN_OR_RETURN(PluginChoice c, ReadPlugin(*h.as_table(), "harness", source));
-    if (!seen.insert(c.name).second) {
-      return Invalid(source, c.config.line, "harness '" + c.name + "' is configured twice");
-    }
-    config.plugins.push_back(std::move(c));
-  }
+  PADDOCK_RETURN_IF_ERROR(ReadPluginList(*harnesses, "harness", source, config));
   return config;
 }
 

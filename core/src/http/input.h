@@ -58,9 +58,10 @@ Result<std::optional<std::vector<std::string>>> StringListField(const Poco::JSON
 Result<std::optional<std::vector<SecretRef>>> SecretRefsField(const Poco::JSON::Object& obj,
                                                               const std::string& name);
 
-// A team's "quotas": an object of quota names (QuotaService::Names()) to a non-negative number
-// (a whole one but for cost_per_day_usd, dollars) or null (back to the install's default).
-// Each as (name, value), cost in millionths of a dollar; nullopt value for null.
+// A team's "quotas": an object of quota names (sandboxes, open_sessions, runs_per_minute,
+// tokens_per_day, cost_per_day_usd) to a non-negative number (a whole one but for
+// cost_per_day_usd, dollars) or null (back to the install's default). Each as (name, value),
+// cost in millionths of a dollar; nullopt value for null.
 using QuotaChanges = std::vector<std::pair<std::string, std::optional<std::int64_t>>>;
 Result<std::optional<QuotaChanges>> QuotasField(const Poco::JSON::Object& obj, const std::string& name);
 

@@ -123,7 +123,7 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
   std::set<std::string, std::less<>> profile_names;
   for (const ProfileSettings& p : config.profiles) profile_names.insert(p.name);
   a.agents_ = std::make_unique<AgentService>(*a.store_, std::move(harness_names), std::move(profile_names));
-  a.secret_service_ = std::make_unique<SecretService>(*a.secrets_, *a.redactor_, *a.store_);
+  a.secret_service_ = std::make_unique<SecretService>(*a.secrets_, *a.redactor_);
   a.quotas_ = std::make_unique<QuotaService>(*a.store_, config.quotas, *a.metrics_);
   a.sessions_ = std::make_unique<SessionService>(*a.store_, *a.events_, a.sandboxes_.get(), *a.metrics_,
                                                  a.executor_.get(), a.workers_.get(), a.quotas_.get());

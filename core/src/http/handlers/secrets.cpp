@@ -6,6 +6,7 @@
 #include "http/render.h"
 #include "services/app.h"
 #include "services/secrets/secret_service.h"
+#include "services/teams/team_service.h"
 
 namespace paddock::handlers {
 namespace {
@@ -14,7 +15,9 @@ namespace {
 Result<std::string> TeamOfRequest(Exchange& x) {
   PADDOCK_RETURN_IF_ERROR(x.CheckQuery({"team_id"}));
   PADDOCK_ASSIGN_OR_RETURN(std::optional<std::string> team, x.QueryId("team_id"));
-  return x.app.secrets().TeamOf(x.principal, team.value_or(""));
+  if (!team) return x.principal.team_id;
+  // Another team is, to anyone but an operator, a team that does not exist.
+  return x.app.teams().CheckVisible(x.principal, Owner::kTeam, *team);
 }
 
 }  // namespace

@@ -7,14 +7,6 @@
 
 namespace paddock {
 
-Result<std::string> SecretService::TeamOf(const Principal& who, const std::string& team_filter) {
-  if (team_filter.empty()) return who.team_id;
-  // Another team is, to anyone but an operator, a team that does not exist.
-  if (!who.Sees(team_filter)) return Status::NotFound("team '" + team_filter + "' does not exist");
-  PADDOCK_ASSIGN_OR_RETURN(Team team, store_.GetTeam(team_filter));
-  return team.id;
-}
-
 Result<TeamSecrets*> SecretService::Backend() {
   TeamSecrets* backend = injector_.team_secrets();
   if (!backend) {

@@ -20,12 +20,7 @@ inline constexpr size_t kMaxSecretsPerTeam = 500;
 
 class SecretService {
  public:
-  SecretService(SecretInjector& injector, Redactor& redactor, SessionStore& store)
-      : injector_(injector), redactor_(redactor), store_(store) {}
-
-  // The team a request acts on: the caller's, or (operators only) `team_filter`.
-  // kNotFound for another team named by a team's own key, as for a team that does not exist.
-  Result<std::string> TeamOf(const Principal& who, const std::string& team_filter);
+  SecretService(SecretInjector& injector, Redactor& redactor) : injector_(injector), redactor_(redactor) {}
 
   // kInvalidArgument for a bad name or value; kFailedPrecondition when no configured
   // injector keeps team secrets, or the team has kMaxSecretsPerTeam already.
@@ -38,7 +33,6 @@ class SecretService {
 
   SecretInjector& injector_;
   Redactor& redactor_;
-  SessionStore& store_;
 };
 
 }  // namespace paddock

@@ -30,12 +30,6 @@ TimestampMs UtcDayStart(TimestampMs ms) { return ms - ms % kDay; }
 QuotaService::QuotaService(SessionStore& store, QuotaSettings defaults, Metrics& metrics)
     : store_(store), defaults_(defaults), metrics_(metrics) {}
 
-const std::vector<std::string>& QuotaService::Names() {
-  static const std::vector<std::string> names = {"sandboxes", "open_sessions", "runs_per_minute",
-                                                 "tokens_per_day", "cost_per_day_usd"};
-  return names;
-}
-
 std::mutex& QuotaService::LockOf(const std::string& team_id) {
   return locks_[std::hash<std::string>{}(team_id) % locks_.size()];
 }

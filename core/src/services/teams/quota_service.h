@@ -54,9 +54,6 @@ class QuotaService {
   // Sets the gauges of every team (on a /metrics scrape).
   void Export();
 
-  // The names of the quotas, in the order reported.
-  static const std::vector<std::string>& Names();
-
  private:
   Result<std::vector<QuotaLine>> Lines(const Team& team, TimestampMs now);
   Result<Admission> Admit(const std::string& team_id, bool session, bool sandbox, bool run,

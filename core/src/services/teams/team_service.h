@@ -19,7 +19,7 @@ enum class Owner { kNone, kAgent, kSession, kKey, kTeam };
 struct TeamPatch {
   std::optional<std::string> name;
   std::optional<std::vector<std::string>> profiles;  // empty: every profile
-  // Quotas by name (QuotaService::Names()) to a limit, or nullopt: back to the default. Those
+  // Quotas by name (as QuotaLine::name) to a limit, or nullopt: back to the default. Those
   // not named are kept.
   std::vector<std::pair<std::string, std::optional<std::int64_t>>> quotas;
 };
