@@ -25,7 +25,7 @@ EnvSecretInjector::EnvSecretInjector(std::string prefix, const std::vector<std::
       skipped_.push_back(entry.substr(0, eq));
       continue;
     }
-    secrets_.push_back({std::move(name), entry.substr(eq + 1)});
+    secrets_.push_back({std::move(name), entry.substr(eq + 1), false, 0, {}});
   }
 }
 

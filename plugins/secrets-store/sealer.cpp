@@ -16,6 +16,7 @@ constexpr size_t kKeyBytes = 32;
 constexpr size_t kNonceBytes = 12;
 constexpr size_t kTagBytes = 16;
 constexpr std::string_view kFormat = "v1.";
+constexpr std::string_view kBoundFormat = "v2.";
 
 std::string Base64(std::string_view raw) {
   std::string out(4 * ((raw.size() + 2) / 3), '\0');
@@ -56,12 +57,16 @@ std::string KeyId(std::string_view bytes) {
   return id;
 }
 
-std::string Aad(std::string_view team_id, std::string_view name) {
+std::string Aad(std::string_view team_id, std::string_view name, std::string_view binding) {
   std::string aad = "paddock team secret";
   aad += '\0';
   aad += team_id;
   aad += '\0';
   aad += name;
+  if (!binding.empty()) {
+    aad += '\0';
+    aad += binding;
+  }
   return aad;
 }
 
@@ -116,11 +121,11 @@ SecretKey GenerateKey() {
 std::string EncodeKey(const SecretKey& key) { return Base64(key.bytes); }
 
 Result<std::string> Seal(const SecretKey& key, std::string_view team_id, std::string_view name,
-                         std::string_view value) {
+                         std::string_view value, std::string_view binding) {
   unsigned char nonce[kNonceBytes];
   if (RAND_bytes(nonce, sizeof nonce) != 1) return Status::Internal("no random bytes for a nonce");
   Ctx ctx(EVP_CIPHER_CTX_new());
-  const std::string aad = Aad(team_id, name);
+  const std::string aad = Aad(team_id, name, binding);
   std::string out(reinterpret_cast<char*>(nonce), sizeof nonce);
   out.resize(kNonceBytes + value.size() + kTagBytes);
   auto* buf = reinterpret_cast<unsigned char*>(out.data());
@@ -143,21 +148,40 @@ Result<std::string> Seal(const SecretKey& key, std::string_view team_id, std::st
           1) {
     return Status::Internal("AES-256-GCM encryption failed");
   }
-  return std::string(kFormat) + Base64(out);
+  if (binding.empty()) return std::string(kFormat) + Base64(out);
+  return std::string(kBoundFormat) + Base64(binding) + "." + Base64(out);
+}
+
+std::optional<std::string> BindingOf(std::string_view sealed) {
+  if (!sealed.starts_with(kBoundFormat)) return std::string();
+  sealed.remove_prefix(kBoundFormat.size());
+  auto dot = sealed.find('.');
+  if (dot == std::string_view::npos) return std::nullopt;
+  return Unbase64(sealed.substr(0, dot));
 }
 
 Result<std::string> Open(const SecretKey& key, std::string_view team_id, std::string_view name,
-                         std::string_view sealed) {
+                         std::string_view sealed, std::string* binding_out) {
   auto bad = [&](const std::string& why) {
     return Status::Internal("the secret '" + std::string(name) + "' of team '" + std::string(team_id) +
                             "' does not decrypt (" + why + ")");
   };
-  if (!sealed.starts_with(kFormat)) return bad("not a value this plugin sealed");
-  std::optional<std::string> raw = Unbase64(sealed.substr(kFormat.size()));
+  std::string binding;
+  if (sealed.starts_with(kBoundFormat)) {
+    std::optional<std::string> b = BindingOf(sealed);
+    if (!b || b->empty()) return bad("its vault binding is malformed");
+    binding = std::move(*b);
+    sealed.remove_prefix(sealed.find('.', kBoundFormat.size()) + 1);
+  } else if (sealed.starts_with(kFormat)) {
+    sealed.remove_prefix(kFormat.size());
+  } else {
+    return bad("not a value this plugin sealed");
+  }
+  std::optional<std::string> raw = Unbase64(sealed);
   if (!raw || raw->size() < kNonceBytes + kTagBytes) return bad("truncated");
   const size_t n = raw->size() - kNonceBytes - kTagBytes;
   auto* in = reinterpret_cast<unsigned char*>(raw->data());
-  const std::string aad = Aad(team_id, name);
+  const std::string aad = Aad(team_id, name, binding);
   std::string out(n, '\0');
   Ctx ctx(EVP_CIPHER_CTX_new());
   int len = 0;
@@ -176,6 +200,7 @@ Result<std::string> Open(const SecretKey& key, std::string_view team_id, std::st
   if (EVP_DecryptFinal_ex(ctx.get(), tail, &len) != 1) {
     return bad("altered, or sealed for another team or name");
   }
+  if (binding_out) *binding_out = std::move(binding);
   return out;
 }
 

@@ -8,11 +8,17 @@
 #include <fstream>
 #include <sstream>
 
+#include "paddock/vault.h"
+
 namespace paddock::plugins::secrets_store {
 namespace {
 
 SecretInfo InfoOf(const SealedSecret& s) {
-  return {s.team_id, s.name, s.version, s.created_at, s.updated_at};
+  SecretInfo info{s.team_id, s.name, s.version, s.created_at, s.updated_at, {}};
+  if (std::optional<std::string> text = BindingOf(s.sealed); text && !text->empty()) {
+    if (std::optional<VaultBinding> b = DecodeVaultBinding(*text)) info.vault = std::move(*b);
+  }
+  return info;
 }
 
 TimestampMs Now() { return NowMs(); }
@@ -130,8 +136,19 @@ Result<std::vector<Secret>> StoreSecretInjector::Resolve(const SecretScope& scop
       if (sealed.status().code() == StatusCode::kNotFound) continue;  // another injector may have it
       PADDOCK_RETURN_IF_ERROR(sealed.status());
       PADDOCK_ASSIGN_OR_RETURN(SecretKey key, KeyFor(sealed->key_id, *sealed));
-      PADDOCK_ASSIGN_OR_RETURN(std::string value, Open(key, sealed->team_id, sealed->name, sealed->sealed));
-      out.push_back(Secret{want.name, std::move(value), want.file, sealed->version});
+      std::string binding;
+      PADDOCK_ASSIGN_OR_RETURN(std::string value,
+                               Open(key, sealed->team_id, sealed->name, sealed->sealed, &binding));
+      Secret secret{want.name, std::move(value), want.file, sealed->version, {}};
+      if (!binding.empty()) {
+        std::optional<VaultBinding> b = DecodeVaultBinding(binding);
+        if (!b) {
+          return Status::Internal("the vault binding of secret '" + want.name + "' of team '" +
+                                  scope.team_id + "' does not parse");
+        }
+        secret.vault = std::move(*b);
+      }
+      out.push_back(std::move(secret));
     }
     return out;
   } catch (const std::exception& e) {
@@ -140,7 +157,7 @@ Result<std::vector<Secret>> StoreSecretInjector::Resolve(const SecretScope& scop
 }
 
 Result<SecretInfo> StoreSecretInjector::Set(std::string_view team_id, std::string_view name,
-                                            std::string_view value) noexcept {
+                                            std::string_view value, const VaultBinding& vault) noexcept {
   try {
     PADDOCK_ASSIGN_OR_RETURN(Keys keys, CurrentKeys());
     const SecretKey& key = keys->front();
@@ -148,7 +165,7 @@ Result<SecretInfo> StoreSecretInjector::Set(std::string_view team_id, std::strin
     s.team_id = std::string(team_id);
     s.name = std::string(name);
     s.key_id = key.id;
-    PADDOCK_ASSIGN_OR_RETURN(s.sealed, Seal(key, team_id, name, value));
+    PADDOCK_ASSIGN_OR_RETURN(s.sealed, Seal(key, team_id, name, value, EncodeVaultBinding(vault)));
     s.created_at = s.updated_at = Now();
     PADDOCK_ASSIGN_OR_RETURN(SealedSecret stored, store_->PutSealedSecret(s));
     return InfoOf(stored);
@@ -189,9 +206,10 @@ Result<std::int64_t> StoreSecretInjector::Rotate() noexcept {
     for (SealedSecret& s : all) {
       if (s.key_id == current.id) continue;
       PADDOCK_ASSIGN_OR_RETURN(SecretKey old, KeyFor(s.key_id, s));
-      PADDOCK_ASSIGN_OR_RETURN(std::string value, Open(old, s.team_id, s.name, s.sealed));
+      std::string binding;
+      PADDOCK_ASSIGN_OR_RETURN(std::string value, Open(old, s.team_id, s.name, s.sealed, &binding));
       s.key_id = current.id;
-      PADDOCK_ASSIGN_OR_RETURN(s.sealed, Seal(current, s.team_id, s.name, value));
+      PADDOCK_ASSIGN_OR_RETURN(s.sealed, Seal(current, s.team_id, s.name, value, binding));
       Status put = store_->ResealSecret(s);
       if (put.code() == StatusCode::kFailedPrecondition)
         continue;  // set or deleted meanwhile: its new value is current

@@ -35,8 +35,8 @@ class StoreSecretInjector final : public SecretInjector, public TeamSecrets {
   Result<std::vector<Secret>> Resolve(const SecretScope& scope) noexcept override;
   TeamSecrets* team_secrets() noexcept override { return this; }
 
-  Result<SecretInfo> Set(std::string_view team_id, std::string_view name,
-                         std::string_view value) noexcept override;
+  Result<SecretInfo> Set(std::string_view team_id, std::string_view name, std::string_view value,
+                         const VaultBinding& vault) noexcept override;
   Result<std::vector<SecretInfo>> List(std::string_view team_id) noexcept override;
   Status Delete(std::string_view team_id, std::string_view name) noexcept override;
   // With a keyring file: a new key goes first in it (the old ones stay, for values not

@@ -19,10 +19,14 @@ class SessionStore;
 class TeamSecrets {
  public:
   virtual ~TeamSecrets() = default;
-  // Sets (creates or replaces) the team's secret `name`; returns its new version and dates.
+  // Sets (creates or replaces) the team's secret `name` and its vault binding (unbound: a
+  // plain secret); returns its new version and dates. The binding must come back with the
+  // value from Resolve unaltered, or not at all: the host trusts it to decide where the value
+  // may go.
   [[nodiscard]] virtual Result<SecretInfo> Set(std::string_view team_id, std::string_view name,
-                                               std::string_view value) noexcept = 0;
-  // The team's secrets, ordered by name: names, versions and dates only.
+                                               std::string_view value,
+                                               const VaultBinding& vault) noexcept = 0;
+  // The team's secrets, ordered by name: names, versions, dates and bindings, never values.
   [[nodiscard]] virtual Result<std::vector<SecretInfo>> List(std::string_view team_id) noexcept = 0;
   // kNotFound when the team has no secret `name`.
   [[nodiscard]] virtual Status Delete(std::string_view team_id, std::string_view name) noexcept = 0;

@@ -343,6 +343,9 @@ struct SandboxSpec {
   SandboxLimits limits;
   // Egress: the host directory holding the control plane's proxy socket "egress.sock", which
   // the provider makes reachable inside (paddock-runtime serves it as 127.0.0.1:egress_port).
+  // With the vault on it also holds kEgressCaBundle, the system's trust store plus the
+  // install's CA, which a provider makes the sandbox's system trust store
+  // (/etc/ssl/certs/ca-certificates.crt); paddock-runtime points the usual variables at it.
   // Empty: the sandbox has no way out at all.
   std::string egress_dir;
   int egress_port = 3128;
@@ -468,6 +471,37 @@ struct TurnResume {
 // snapshot holds, and rewritten by every bind of a session to its sandbox.
 inline constexpr char kSandboxSecrets[] = "/tmp/paddock-secrets";
 
+// In SandboxSpec::egress_dir with the vault on: the trust bundle (system + the install's CA)
+// and the CA certificate alone.
+inline constexpr char kEgressCaBundle[] = "ca-bundle.crt";
+inline constexpr char kEgressCaFile[] = "ca.crt";
+
+// A vault entry: a team secret bound to the hosts it may be sent to. A sandbox whose agent
+// names it gets a placeholder (kVaultPlaceholderPrefix + a value unique to the session and
+// the secret) instead of the value, and the egress proxy puts the value in, in the place the
+// binding says, only on requests to those hosts. Not secret itself, but sealed with the
+// value: a binding changed in the store by anyone without the key does not open.
+inline constexpr char kVaultPlaceholderPrefix[] = "pdk_ph_";
+inline constexpr size_t kVaultPlaceholderBytes = 7 + 48;  // the prefix and 48 hex digits
+
+enum class VaultForm {
+  kHeader,  // the header `field` becomes `format` with {} replaced by the value
+  kBasic,   // inside "Authorization: Basic": the placeholder as user name or password
+  kQuery,   // the query parameter `field` of the request target
+};
+
+struct VaultBinding {
+  // "api.example.com" (port 443), "*.example.com" (its subdomains, 443), "host:port",
+  // "host:*". Empty: not a vault entry, the sandbox gets the value itself.
+  std::vector<std::string> hosts;
+  VaultForm form = VaultForm::kHeader;
+  std::string field;                // the header (kHeader) or the query parameter (kQuery)
+  std::string format = "{}";        // kHeader: the header's value; {} is the secret
+  std::vector<std::string> agents;  // agent ids that may use it; empty: every agent of the team
+  bool bound() const { return !hosts.empty(); }
+  bool operator==(const VaultBinding&) const = default;
+};
+
 struct SecretScope {
   std::string team_id;
   std::string agent_id;
@@ -480,6 +514,7 @@ struct Secret {
   std::string value;         // never logged, never returned by the API
   bool file = false;         // written to kSandboxSecrets/<name> instead of the environment
   std::int64_t version = 0;  // the team secret's version; 0 for secrets without one
+  VaultBinding vault;        // bound: a vault entry (the sandbox gets a placeholder)
 };
 
 // A team secret as the API shows it: never its value.
@@ -489,6 +524,7 @@ struct SecretInfo {
   std::int64_t version = 0;  // 1 when set first, +1 on each change
   TimestampMs created_at = 0;
   TimestampMs updated_at = 0;
+  VaultBinding vault;  // bound: a vault entry
 };
 
 // A team secret as a store keeps it for the SecretInjector that sealed it: the store sees

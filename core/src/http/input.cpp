@@ -8,15 +8,6 @@
 
 namespace paddock {
 
-bool IsId(std::string_view s) {
-  if (s.empty() || s.size() > kMaxIdLength) return false;
-  for (char c : s) {
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-      return false;
-  }
-  return true;
-}
-
 Result<Poco::JSON::Object::Ptr> ParseBodyObject(std::string_view body) {
   try {
     Poco::JSON::Parser parser;
@@ -261,6 +252,74 @@ std::optional<std::int64_t> ParseInt64(std::string_view text) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return n;
+}
+
+}  // namespace paddock
+
+namespace paddock {
+
+Result<std::optional<VaultBinding>> VaultField(const Poco::JSON::Object& obj, const std::string& name) {
+  using Out = std::optional<VaultBinding>;
+  if (!obj.has(name)) return Out();
+  Poco::Dynamic::Var v = obj.get(name);
+  if (v.isEmpty()) return Out(VaultBinding{});
+  if (v.type() != typeid(Poco::JSON::Object::Ptr)) {
+    return Status::InvalidArgument("field '" + name +
+                                   "' must be an object (hosts, header|basic|query, agents) or null, not " +
+                                   JsonTypeName(v));
+  }
+  auto o = v.extract<Poco::JSON::Object::Ptr>();
+  for (const auto& key : o->getNames()) {
+    if (key != "hosts" && key != "header" && key != "format" && key != "basic" && key != "query" &&
+        key != "agents") {
+      return Status::InvalidArgument("field '" + name + "' has no member '" + Excerpt(key, 64) +
+                                     "'; members: hosts, header, format, basic, query, agents");
+    }
+  }
+  VaultBinding b;
+  PADDOCK_ASSIGN_OR_RETURN(std::optional<std::vector<std::string>> hosts,
+                           StringListField(*o, "hosts", 64, 256));
+  if (!hosts || hosts->empty()) {
+    return Status::InvalidArgument("field '" + name +
+                                   ".hosts' must name at least one host the value may go to");
+  }
+  b.hosts = std::move(*hosts);
+  PADDOCK_ASSIGN_OR_RETURN(std::optional<std::vector<std::string>> agents,
+                           StringListField(*o, "agents", 256, 128));
+  if (agents) b.agents = std::move(*agents);
+  PADDOCK_ASSIGN_OR_RETURN(std::optional<std::string> header, StringField(*o, "header", 128));
+  PADDOCK_ASSIGN_OR_RETURN(std::optional<std::string> format, StringField(*o, "format", 1024));
+  PADDOCK_ASSIGN_OR_RETURN(std::optional<std::string> query, StringField(*o, "query", 128));
+  bool basic = false;
+  if (o->has("basic")) {
+    Poco::Dynamic::Var item = o->get("basic");
+    if (!item.isBoolean()) {
+      return Status::InvalidArgument("field '" + name + ".basic' must be true or false, not " +
+                                     JsonTypeName(item));
+    }
+    basic = item.convert<bool>();
+  }
+  int forms = (header ? 1 : 0) + (basic ? 1 : 0) + (query ? 1 : 0);
+  if (forms != 1) {
+    return Status::InvalidArgument(
+        "field '" + name +
+        "' must say how the value goes in, in exactly one way: \"header\": NAME (with "
+        "\"format\", e.g. \"Bearer {}\"), \"basic\": true, or \"query\": NAME");
+  }
+  if (format && !header) {
+    return Status::InvalidArgument("field '" + name + ".format' goes with \"header\" only");
+  }
+  if (header) {
+    b.form = VaultForm::kHeader;
+    b.field = std::move(*header);
+    if (format) b.format = std::move(*format);
+  } else if (basic) {
+    b.form = VaultForm::kBasic;
+  } else {
+    b.form = VaultForm::kQuery;
+    b.field = std::move(*query);
+  }
+  return Out(std::move(b));
 }
 
 }  // namespace paddock

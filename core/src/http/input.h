@@ -15,13 +15,10 @@
 
 #include "paddock/status.h"
 #include "paddock/types.h"
+#include "util/ids.h"
 
 namespace paddock {
 
-// An id as the API makes them ("ses_0190..."): 1-64 of A-Z a-z 0-9 _ -. Path captures and id
-// query values must be one.
-inline constexpr size_t kMaxIdLength = 64;
-bool IsId(std::string_view s);
 // The longest page cursor a client may send back (the API's are far shorter).
 inline constexpr size_t kMaxCursorLength = 512;
 
@@ -64,6 +61,11 @@ Result<std::optional<std::vector<SecretRef>>> SecretRefsField(const Poco::JSON::
 // cost in millionths of a dollar; nullopt value for null.
 using QuotaChanges = std::vector<std::pair<std::string, std::optional<std::int64_t>>>;
 Result<std::optional<QuotaChanges>> QuotasField(const Poco::JSON::Object& obj, const std::string& name);
+
+// A secret's "vault": {"hosts": [...], one of "header": NAME (with "format", default "{}"),
+// "basic": true or "query": NAME, and "agents": [...]}, or null (a plain secret). Shapes only;
+// SecretService checks the values.
+Result<std::optional<VaultBinding>> VaultField(const Poco::JSON::Object& obj, const std::string& name);
 
 // `text` as a whole decimal integer, or nullopt (empty, trailing characters, out of range).
 std::optional<std::int64_t> ParseInt64(std::string_view text);

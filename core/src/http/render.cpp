@@ -137,6 +137,30 @@ Poco::JSON::Object::Ptr RenderSecret(const SecretInfo& s) {
   o->set("version", s.version);
   o->set("created_at", FormatTime(s.created_at));
   o->set("updated_at", FormatTime(s.updated_at));
+  if (s.vault.bound()) {
+    auto v = NewObject();
+    Poco::JSON::Array::Ptr hosts = new Poco::JSON::Array();
+    for (const std::string& h : s.vault.hosts) hosts->add(h);
+    v->set("hosts", hosts);
+    switch (s.vault.form) {
+      case VaultForm::kHeader:
+        v->set("header", s.vault.field);
+        v->set("format", s.vault.format);
+        break;
+      case VaultForm::kBasic:
+        v->set("basic", true);
+        break;
+      case VaultForm::kQuery:
+        v->set("query", s.vault.field);
+        break;
+    }
+    Poco::JSON::Array::Ptr agents = new Poco::JSON::Array();
+    for (const std::string& a : s.vault.agents) agents->add(a);
+    v->set("agents", agents);
+    o->set("vault", v);
+  } else {
+    o->set("vault", Poco::Dynamic::Var());
+  }
   return o;
 }
 

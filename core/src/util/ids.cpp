@@ -49,6 +49,15 @@ bool LooksLikeId(std::string_view id, std::string_view prefix) {
   return true;
 }
 
+bool IsId(std::string_view s) {
+  if (s.empty() || s.size() > kMaxIdLength) return false;
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+      return false;
+  }
+  return true;
+}
+
 bool IsEnvName(std::string_view name) {
   if (name.empty() || name.size() > 128 || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
   for (char c : name) {

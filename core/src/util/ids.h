@@ -3,6 +3,7 @@
 // order and can serve as pagination cursors.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,11 @@ std::string NewId(std::string_view prefix);
 
 // True when `id` has the shape NewId produces for `prefix`.
 bool LooksLikeId(std::string_view id, std::string_view prefix);
+
+// An id as the API makes them ("ses_0190..."): 1-64 of A-Z a-z 0-9 _ -. Path captures and id
+// query values must be one.
+inline constexpr size_t kMaxIdLength = 64;
+bool IsId(std::string_view s);
 
 // True for names usable as environment variables: [A-Za-z_][A-Za-z0-9_]*, at most 128.
 bool IsEnvName(std::string_view name);

@@ -11,6 +11,7 @@
 
 #include "paddock/secret_injector.h"
 #include "paddock/testing/assert.h"
+#include "paddock/vault.h"
 #include "testing.h"
 
 namespace paddock::testing {
@@ -62,10 +63,10 @@ TEST_F(SecretsStore, AValueGoesOnlyToItsTeamAndOnlyWhenNamedAndNeverSitsInTheDat
   TeamSecrets* team = s->team_secrets();
   ASSERT_NE(team, nullptr);
   const std::string value = "ghp_alpha-only-value-0123456789";
-  Result<SecretInfo> set = team->Set("alpha", "GITHUB_TOKEN", value);
+  Result<SecretInfo> set = team->Set("alpha", "GITHUB_TOKEN", value, {});
   ASSERT_OK(set);
   EXPECT_EQ(set->version, 1);
-  ASSERT_OK(team->Set("alpha", "UNNAMED", "not-asked-for-value"));
+  ASSERT_OK(team->Set("alpha", "UNNAMED", "not-asked-for-value", {}));
 
   auto alpha = Resolve(*s, "alpha", {{"GITHUB_TOKEN", false}});
   ASSERT_EQ(alpha.size(), 1u);  // UNNAMED is not given: an agent gets what it names
@@ -104,7 +105,7 @@ TEST_F(SecretsStore, ASealedValueMovedToAnotherTeamsRowOrAlteredDoesNotOpen) {
   TempDir data;
   auto s = Load("", data.path());
   ASSERT_NE(s, nullptr);
-  ASSERT_OK(s->team_secrets()->Set("alpha", "TOKEN", "alpha-token-value"));
+  ASSERT_OK(s->team_secrets()->Set("alpha", "TOKEN", "alpha-token-value", {}));
   Result<SealedSecret> row = store_->GetSealedSecret("alpha", "TOKEN");
   ASSERT_OK(row);
   // Someone with write access to the database copies alpha's sealed value into beta's row.
@@ -128,6 +129,70 @@ TEST_F(SecretsStore, ASealedValueMovedToAnotherTeamsRowOrAlteredDoesNotOpen) {
   EXPECT_NE(got.status().message().find("does not decrypt"), std::string::npos);
 }
 
+TEST_F(SecretsStore, AVaultBindingComesBackWithItsValueAndOneAlteredInTheDatabaseDoesNotOpen) {
+  TempDir data;
+  auto s = Load("", data.path());
+  ASSERT_NE(s, nullptr);
+  VaultBinding bound;
+  bound.hosts = {"api.example.com", "*.models.example:8443"};
+  bound.form = VaultForm::kHeader;
+  bound.field = "Authorization";
+  bound.format = "Bearer {}";
+  bound.agents = {"agt_coder"};
+  ASSERT_OK(s->team_secrets()->Set("alpha", "MODEL_KEY", "sk-real-model-key-value", bound));
+  Result<std::vector<SecretInfo>> listed = s->team_secrets()->List("alpha");
+  ASSERT_OK(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().vault, bound);
+  auto got = Resolve(*s, "alpha", {{"MODEL_KEY", false}});
+  EXPECT_EQ(got["MODEL_KEY"].value, "sk-real-model-key-value");
+  EXPECT_EQ(got["MODEL_KEY"].vault, bound);
+
+  // Someone with write access to the database points the entry at a host of theirs.
+  Result<SealedSecret> row = store_->GetSealedSecret("alpha", "MODEL_KEY");
+  ASSERT_OK(row);
+  ASSERT_TRUE(row->sealed.starts_with("v2.")) << row->sealed;
+  EXPECT_EQ(row->sealed.find("sk-real-model-key-value"), std::string::npos);
+  VaultBinding theirs = bound;
+  theirs.hosts = {"attacker.example"};
+  SealedSecret moved = *row;
+  const std::string body = row->sealed.substr(row->sealed.find('.', 3));
+  // The binding text as the plugin writes it, base64: only the binding part changes.
+  std::string text = EncodeVaultBinding(theirs);
+  ASSERT_TRUE(DecodeVaultBinding(text).has_value());
+  {
+    // Re-encode with the same alphabet the plugin uses (standard, padded).
+    static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string b64;
+    size_t i = 0;
+    for (; i + 2 < text.size(); i += 3) {
+      unsigned v =
+          (unsigned char)text[i] << 16 | (unsigned char)text[i + 1] << 8 | (unsigned char)text[i + 2];
+      for (int k = 18; k >= 0; k -= 6) b64 += kAlphabet[(v >> k) & 63];
+    }
+    if (i < text.size()) {
+      unsigned v = (unsigned char)text[i] << 16 | (i + 1 < text.size() ? (unsigned char)text[i + 1] << 8 : 0);
+      b64 += kAlphabet[(v >> 18) & 63];
+      b64 += kAlphabet[(v >> 12) & 63];
+      b64 += i + 1 < text.size() ? kAlphabet[(v >> 6) & 63] : '=';
+      b64 += '=';
+    }
+    moved.sealed = "v2." + b64 + body;
+  }
+  ASSERT_OK(store_->PutSealedSecret(moved));
+  // The listing shows what the row says, but the value does not open with it.
+  EXPECT_EQ(s->team_secrets()->List("alpha")->front().vault.hosts, theirs.hosts);
+  auto opened = s->Resolve(SecretScope{"alpha", "agt_coder", "ses", {{"MODEL_KEY", false}}});
+  ASSERT_FALSE(opened.ok());
+  EXPECT_NE(opened.status().message().find("does not decrypt"), std::string::npos)
+      << opened.status().message();
+  // Nor does stripping the binding off make it a plain secret.
+  SealedSecret stripped = *row;
+  stripped.sealed = "v1." + body.substr(1);
+  ASSERT_OK(store_->PutSealedSecret(stripped));
+  EXPECT_FALSE(s->Resolve(SecretScope{"alpha", "agt_coder", "ses", {{"MODEL_KEY", false}}}).ok());
+}
+
 TEST_F(SecretsStore, RotationPutsANewKeyFirstReEncryptsEveryValueAndAnotherProcessFollows) {
   TempDir data;
   const std::string keys = (fs::path(data.path()) / "keys").string();
@@ -139,9 +204,13 @@ TEST_F(SecretsStore, RotationPutsANewKeyFirstReEncryptsEveryValueAndAnotherProce
   auto b = Load(config, data.path());  // another process, same key file
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
+  VaultBinding bound;
+  bound.hosts = {"api.example.com"};
+  bound.form = VaultForm::kQuery;
+  bound.field = "key";
   for (const char* t : {"alpha", "beta"}) {
-    ASSERT_OK(a->team_secrets()->Set(t, "ONE", std::string(t) + "-one-value"));
-    ASSERT_OK(a->team_secrets()->Set(t, "TWO", std::string(t) + "-two-value"));
+    ASSERT_OK(a->team_secrets()->Set(t, "ONE", std::string(t) + "-one-value", {}));
+    ASSERT_OK(a->team_secrets()->Set(t, "TWO", std::string(t) + "-two-value", bound));
   }
   const std::string old_key = store_->GetSealedSecret("alpha", "ONE")->key_id;
   Result<std::int64_t> resealed = a->team_secrets()->Rotate();
@@ -158,8 +227,9 @@ TEST_F(SecretsStore, RotationPutsANewKeyFirstReEncryptsEveryValueAndAnotherProce
   // The other process had only the old key: it reads the file again when it meets the new one.
   auto got = Resolve(*b, "beta", {{"TWO", false}});
   EXPECT_EQ(got["TWO"].value, "beta-two-value");
+  EXPECT_EQ(got["TWO"].vault, bound);  // resealed with its binding
   // Its next value is sealed under the new key too.
-  ASSERT_OK(b->team_secrets()->Set("alpha", "THREE", "alpha-three-value"));
+  ASSERT_OK(b->team_secrets()->Set("alpha", "THREE", "alpha-three-value", {}));
   EXPECT_EQ(store_->GetSealedSecret("alpha", "THREE")->key_id,
             store_->GetSealedSecret("alpha", "ONE")->key_id);
   // Each rotation makes a new key, and reseals everything once more under it.
@@ -176,7 +246,7 @@ TEST_F(SecretsStore, KeysFromTheEnvironmentOpenOldValuesAndRotationMovesThemToTh
   setenv("PADDOCK_TEST_SECRETS_KEY", k_old.c_str(), 1);
   auto old_only = Load("key_env = \"PADDOCK_TEST_SECRETS_KEY\"\n", data.path());
   ASSERT_NE(old_only, nullptr);
-  ASSERT_OK(old_only->team_secrets()->Set("alpha", "TOKEN", "sealed-under-the-old-key"));
+  ASSERT_OK(old_only->team_secrets()->Set("alpha", "TOKEN", "sealed-under-the-old-key", {}));
   setenv("PADDOCK_TEST_SECRETS_KEY", (k_new + "," + k_old).c_str(), 1);
   auto both = Load("key_env = \"PADDOCK_TEST_SECRETS_KEY\"\n", data.path());
   ASSERT_NE(both, nullptr);

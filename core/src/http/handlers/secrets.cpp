@@ -27,11 +27,14 @@ void SetSecret(Exchange& x) {
   if (!team.ok()) return x.SendError(team.status());
   auto body = x.JsonBody();
   if (!body) return;
-  if (Status s = CheckFields(*body, {"value"}); !s.ok()) return x.SendError(s);
+  if (Status s = CheckFields(*body, {"value", "vault"}); !s.ok()) return x.SendError(s);
   Result<std::optional<std::string>> value = StringField(*body, "value", kMaxSecretBytes);
   if (!value.ok()) return x.SendError(value.status());
   if (!value->has_value()) return x.SendError(Status::InvalidArgument("field 'value' is required"));
-  Result<SecretInfo> info = x.app.secrets().Set(*team, x.Param("name"), **value);
+  Result<std::optional<VaultBinding>> vault = VaultField(*body, "vault");
+  if (!vault.ok()) return x.SendError(vault.status());
+  Result<SecretInfo> info =
+      x.app.secrets().Set(*team, x.Param("name"), **value, vault->value_or(VaultBinding{}));
   if (!info.ok()) return x.SendError(info.status());
   x.resource_team = info->team_id;
   x.response.Set("Cache-Control", "no-store");

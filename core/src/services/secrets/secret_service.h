@@ -22,9 +22,12 @@ class SecretService {
  public:
   SecretService(SecretInjector& injector, Redactor& redactor) : injector_(injector), redactor_(redactor) {}
 
-  // kInvalidArgument for a bad name or value; kFailedPrecondition when no configured
-  // injector keeps team secrets, or the team has kMaxSecretsPerTeam already.
-  Result<SecretInfo> Set(const std::string& team_id, const std::string& name, const std::string& value);
+  // kInvalidArgument for a bad name, value or vault binding; kFailedPrecondition when no
+  // configured injector keeps team secrets, or the team has kMaxSecretsPerTeam already.
+  Result<SecretInfo> Set(const std::string& team_id, const std::string& name, const std::string& value,
+                         const VaultBinding& vault = {});
+  // kInvalidArgument naming what is wrong with `vault` (for a secret holding `value`).
+  static Status CheckBinding(const VaultBinding& vault, const std::string& value);
   Result<std::vector<SecretInfo>> List(const std::string& team_id);
   Status Delete(const std::string& team_id, const std::string& name);
 
