@@ -62,7 +62,16 @@ std::vector<std::string> BwrapArgv(const JailOptions& o, const JailSpec& j) {
   if (j.tmp_bytes > 0) a.insert(a.end(), {"--size", std::to_string(j.tmp_bytes)});
   a.insert(a.end(), {"--tmpfs", "/home", "--dir", "/home/paddock", "--bind", j.workspace, "/workspace",
                      "--bind", j.run_dir, "/run/paddock", "--ro-bind", o.runtime, "/run/paddock-runtime"});
-  if (!j.egress_dir.empty()) a.insert(a.end(), {"--ro-bind", j.egress_dir, "/run/paddock-egress"});
+  if (!j.egress_dir.empty()) {
+    a.insert(a.end(), {"--ro-bind", j.egress_dir, "/run/paddock-egress"});
+    // The vault's trust bundle is the sandbox's system trust store (OpenSSL, GnuTLS and the
+    // rest read it there without being told).
+    std::error_code ec;
+    const std::string bundle = j.egress_dir + "/" + kEgressCaBundle;
+    if (fs::is_regular_file(bundle, ec) && fs::exists("/etc/ssl/certs/ca-certificates.crt", ec)) {
+      a.insert(a.end(), {"--ro-bind", bundle, "/etc/ssl/certs/ca-certificates.crt"});
+    }
+  }
   for (const SandboxMount& m : j.ro_mounts) a.insert(a.end(), {"--ro-bind", m.host_path, m.sandbox_path});
   for (const SandboxMount& m : j.rw_mounts) a.insert(a.end(), {"--bind", m.host_path, m.sandbox_path});
   if (!j.runtime_args.empty()) {

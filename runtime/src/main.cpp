@@ -151,6 +151,16 @@ int main(int argc, char** argv) {
     }
     options.base_env.emplace("NO_PROXY", "localhost,127.0.0.1,::1");
     options.base_env.emplace("no_proxy", "localhost,127.0.0.1,::1");
+    // With the credential vault on, the proxy's directory holds the trust bundle (the system's
+    // and the install's CA: kEgressCaBundle in the SDK) and the CA alone: every client that
+    // reads a variable for its trust store is pointed at them.
+    const std::string dir = egress_socket.substr(0, egress_socket.rfind('/') + 1);
+    if (access((dir + "ca-bundle.crt").c_str(), R_OK) == 0) {
+      for (const char* name : {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"}) {
+        options.base_env.emplace(name, dir + "ca-bundle.crt");
+      }
+      options.base_env.emplace("NODE_EXTRA_CA_CERTS", dir + "ca.crt");
+    }
   }
   // As PID 1 only handled signals are delivered; SIGTERM ends the sandbox cleanly.
   signal(SIGPIPE, SIG_IGN);

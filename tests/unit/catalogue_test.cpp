@@ -67,6 +67,7 @@ TEST(EventCatalogue, EveryBuilderWritesACataloguedTypeWithItsFields) {
       event::SandboxReleased("psb_1", "closed"),
       event::SandboxExec({"ls", "-l"}, 0, false),
       event::EgressRefused("example.com", 443),
+      event::VaultRefused("API_KEY", "example.com", 443, "not bound"),
       event::RunStarted(1, "psb_1"),
       event::RunResumed(2, resume, "psb_1"),
       event::RunFinished(RunStatus::kSucceeded, 0, ""),

@@ -107,6 +107,16 @@ constexpr paddock_config_key kEgressKeys[] = {
     {"connect_timeout", PADDOCK_CONFIG_DURATION, 0, "10s", "How long the proxy waits to connect upstream."},
 };
 
+constexpr paddock_config_key kVaultKeys[] = {
+    {"enabled", PADDOCK_CONFIG_BOOL, 0, "true",
+     "Vault entries (team secrets with a \"vault\" binding): sandboxes get placeholders and the egress "
+     "proxy puts the values in for the bound hosts; false: such secrets are refused to sandboxes."},
+    {"dir", PADDOCK_CONFIG_STRING, 0, "",
+     "Where the install's CA (ca.key, ca.crt) and the placeholder key live; empty: <data_dir>/vault."},
+    {"upstream_ca_file", PADDOCK_CONFIG_STRING, 0, "",
+     "PEM certificates trusted for bound hosts besides the system's trust store (an internal gateway's CA)."},
+};
+
 constexpr paddock_config_rule kEgressRules[] = {
     config::Range("port", 1, 65535),
     config::AtLeast("connect_timeout", 100),
@@ -367,12 +377,19 @@ Status ReadPluginList(const toml::array& entries, const std::string& kind, const
 }  // namespace
 
 std::vector<std::pair<std::string, ConfigSchema>> CoreSchemas() {
-  return {{"server", {kServerKeys, kServerRules}},     {"worker", {kWorkerKeys, kWorkerRules}},
-          {"auth", {kAuthKeys, kAuthRules}},           {"quotas", {kQuotaKeys, kQuotaRules}},
-          {"sessions", {kSessionKeys, kSessionRules}}, {"snapshots", {kSnapshotKeys, kSnapshotRules}},
-          {"egress", {kEgressKeys, kEgressRules}},     {"models", ConfigKeys(kModelKeys)},
-          {"tools", {kToolKeys, kToolRules}},          {"profiles.<name>", {kProfileKeys, kProfileRules}},
-          {"store", {kStoreSelectKeys, kSelectRules}}, {"<kind>", {kPluginSelectKeys, kSelectRules}}};
+  return {{"server", {kServerKeys, kServerRules}},
+          {"worker", {kWorkerKeys, kWorkerRules}},
+          {"auth", {kAuthKeys, kAuthRules}},
+          {"quotas", {kQuotaKeys, kQuotaRules}},
+          {"sessions", {kSessionKeys, kSessionRules}},
+          {"snapshots", {kSnapshotKeys, kSnapshotRules}},
+          {"egress", {kEgressKeys, kEgressRules}},
+          {"vault", ConfigKeys(kVaultKeys)},
+          {"models", ConfigKeys(kModelKeys)},
+          {"tools", {kToolKeys, kToolRules}},
+          {"profiles.<name>", {kProfileKeys, kProfileRules}},
+          {"store", {kStoreSelectKeys, kSelectRules}},
+          {"<kind>", {kPluginSelectKeys, kSelectRules}}};
 }
 
 std::string_view EmbeddedConfigText() { return paddock::embedded_config::kFiles[0].content; }
@@ -395,16 +412,16 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
   }
   Config config;
   config.source = source;
-  const std::set<std::string> known = {"server",   "worker",    "auth",    "quotas", "store",
-                                       "sandbox",  "secrets",   "harness", "egress", "profiles",
-                                       "sessions", "snapshots", "models",  "tools"};
+  const std::set<std::string> known = {"server",   "worker",   "auth",      "quotas", "store",
+                                       "sandbox",  "secrets",  "harness",   "egress", "vault",
+                                       "profiles", "sessions", "snapshots", "models", "tools"};
   for (const auto& [key, node] : doc) {
     if (!known.count(std::string(key.str()))) {
       return Invalid(
           source, static_cast<int>(node.source().begin.line),
           "unknown section [" + std::string(key.str()) +
               "]; allowed: server, worker, auth, quotas, store, sandbox, secrets, harness, egress, "
-              "profiles, sessions, snapshots, models, tools");
+              "vault, profiles, sessions, snapshots, models, tools");
     }
   }
   auto table_of = [&](const char* name) -> Result<const toml::table*> {
@@ -523,6 +540,15 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
     for (const auto& h : e.allow) PADDOCK_RETURN_IF_ERROR(CheckHost(h, source, s.line));
     e.port = Int(v, "port");
     e.connect_timeout_ms = v.GetDurationMs("connect_timeout");
+  }
+  // [vault]
+  {
+    PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("vault"));
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(ConfigKeys(kVaultKeys), s));
+    VaultSettings& vs = config.vault;
+    vs.enabled = v.GetBool("enabled");
+    vs.dir = v.GetString("dir");
+    vs.upstream_ca_file = v.GetString("upstream_ca_file");
   }
   // [models]: where sandboxes reach models; the egress proxy always allows these hosts.
   {

@@ -106,6 +106,13 @@ struct EgressSettings {
   std::int64_t connect_timeout_ms = 10000;
 };
 
+// The credential vault ([vault]): placeholders in sandboxes, values put in by the egress proxy.
+struct VaultSettings {
+  bool enabled = true;
+  std::string dir;               // empty: <data_dir>/vault (the CA and the placeholder key)
+  std::string upstream_ca_file;  // extra PEM trust for bound hosts; empty: the system's only
+};
+
 // Where sandboxes reach models ([models]); each becomes an environment variable of every
 // sandbox (LITELLM_API_BASE, ANTHROPIC_BASE_URL, OPENAI_BASE_URL). Keys are secrets.
 struct ModelSettings {
@@ -147,6 +154,7 @@ struct Config {
   QuotaSettings quotas;
   bool migrate_on_start = true;  // [store] migrate
   EgressSettings egress;
+  VaultSettings vault;
   ModelSettings models;
   ToolSettings tools;
   SessionSettings sessions;

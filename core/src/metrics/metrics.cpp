@@ -74,6 +74,13 @@ struct Metrics::Impl {
           .Name("paddock_egress_refused_total")
           .Help("Connections from sandboxes that the egress proxy refused (host not on the allow list).")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& vault_requests =
+      BuildCounter()
+          .Name("paddock_vault_requests_total")
+          .Help(
+              "Requests from sandboxes that carried vault placeholders, by result: substituted (the "
+              "values went in) or refused (placeholder for a host, place or agent it is not bound to).")
+          .Register(*registry);
   prometheus::Family<prometheus::Histogram>& snapshot_seconds =
       BuildHistogram()
           .Name("paddock_snapshot_duration_seconds")
@@ -161,6 +168,8 @@ struct Metrics::Impl {
                                                                0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
   prometheus::Counter& interrupted_counter = interrupted.Add({});
   prometheus::Counter& egress_refused = egress.Add({});
+  prometheus::Counter& vault_substituted = vault_requests.Add({{"result", "substituted"}});
+  prometheus::Counter& vault_refused = vault_requests.Add({{"result", "refused"}});
 };
 
 namespace {
@@ -204,6 +213,10 @@ void Metrics::SandboxProvisioned(double seconds, bool ok, std::string_view sourc
 }
 
 void Metrics::EgressRefused() { impl_->egress_refused.Increment(); }
+
+void Metrics::VaultRequest(bool substituted) {
+  (substituted ? impl_->vault_substituted : impl_->vault_refused).Increment();
+}
 
 void Metrics::SnapshotOp(std::string_view op, std::string_view result, double seconds, std::int64_t bytes) {
   impl_->snapshot_seconds.Add({{"op", std::string(op)}, {"result", std::string(result)}}, kLatencyBuckets)

@@ -26,6 +26,8 @@ class Metrics {
   // for the pool).
   void SandboxProvisioned(double seconds, bool ok, std::string_view source);
   void EgressRefused();
+  // A request with vault placeholders: substituted, or refused.
+  void VaultRequest(bool substituted);
   // op: "snapshot" or "restore"; result: "ok", "partial" (something left out) or "error".
   void SnapshotOp(std::string_view op, std::string_view result, double seconds, std::int64_t bytes);
   // A sandbox found dead (during a run or between runs), a session suspended when idle, a run

@@ -18,6 +18,7 @@
 #include "services/teams/authenticator.h"
 #include "services/teams/failed_auth.h"
 #include "services/teams/team_service.h"
+#include "services/vault/vault_service.h"
 #include "util/log.h"
 #include "util/redactor.h"
 
@@ -85,6 +86,14 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
     std::filesystem::permissions(sandbox.tools_root, std::filesystem::perms(0755), ec);
     if (config.egress.enabled) {
       a.egress_ = std::make_unique<EgressProxy>(config.egress, config.server.data_dir + "/egress");
+      if (config.vault.enabled) {
+        const std::string dir =
+            config.vault.dir.empty() ? config.server.data_dir + "/vault" : config.vault.dir;
+        PADDOCK_ASSIGN_OR_RETURN(a.vault_,
+                                 VaultService::Create(dir, *a.store_, *a.secrets_, *a.events_, *a.metrics_));
+        PADDOCK_RETURN_IF_ERROR(a.egress_->EnableVault(*a.vault_, a.vault_->ca().certificate_pem(),
+                                                       config.vault.upstream_ca_file));
+      }
     }
     if (config.snapshots.enabled) {
       a.snapshots_ = std::make_unique<SnapshotService>(*a.store_, *a.events_, *a.metrics_, config.snapshots);
@@ -97,6 +106,11 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
       a.egress_->SetOnRefused([manager](const std::string& dir, const std::string& host, int port) {
         manager->EgressRefused(dir, host, port);
       });
+    }
+    if (a.vault_) {
+      SandboxManager* manager = a.sandboxes_.get();
+      a.vault_->SetSessionOf([manager](const std::string& dir) { return manager->SessionOfEgress(dir); });
+      a.sandboxes_->SetVault(a.vault_.get());
     }
     const Harnesses* harnesses = &a.harnesses_;
     a.sandboxes_->SetNativePaths([harnesses](const Agent& agent) {

@@ -30,6 +30,7 @@ class AuditLog;
 class TeamService;
 class SecretService;
 class QuotaService;
+class VaultService;
 
 struct ReadinessCheck {
   std::string component;  // "store.sqlite"
@@ -67,6 +68,8 @@ class App {
   FailedAuthLimiter& failed_auth() { return *failed_auth_; }
   AuditLog& audit() { return *audit_; }
   SecretService& secrets() { return *secret_service_; }
+  // Null when the vault or the egress proxy is off.
+  VaultService* vault() { return vault_.get(); }
   const Redactor& redactor() const { return *redactor_; }
   bool runs_worker() const { return workers_ != nullptr; }
 
@@ -86,7 +89,8 @@ class App {
 
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<EventService> events_;
-  std::unique_ptr<AuditLog> audit_;  // before the sandboxes, which record secret access in it
+  std::unique_ptr<AuditLog> audit_;      // before the sandboxes, which record secret access in it
+  std::unique_ptr<VaultService> vault_;  // before the proxy, which asks it
   std::unique_ptr<EgressProxy> egress_;
   std::unique_ptr<SnapshotService> snapshots_;
   std::unique_ptr<ToolCache> tools_;

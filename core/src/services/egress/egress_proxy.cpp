@@ -19,9 +19,11 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "pump.h"
+#include "services/egress/tls_interceptor.h"
 #include "util/log.h"
 
 namespace paddock {
@@ -57,6 +59,43 @@ EgressProxy::EgressProxy(EgressSettings settings, std::string root)
 }
 
 EgressProxy::~EgressProxy() { Stop(); }
+
+Status EgressProxy::EnableVault(VaultHook& hook, const std::string& ca_pem,
+                                const std::string& upstream_ca_file) {
+  PADDOCK_ASSIGN_OR_RETURN(
+      interceptor_,
+      TlsInterceptor::Create(upstream_ca_file, std::chrono::milliseconds(settings_.connect_timeout_ms)));
+  vault_ = &hook;
+  ca_pem_ = ca_pem;
+  return Status::Ok();
+}
+
+Status EgressProxy::WriteTrust(const std::string& dir) const {
+  if (ca_pem_.empty()) return Status::Ok();
+  std::string bundle;
+  for (const char* system : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"}) {
+    std::ifstream in(system);
+    if (!in) continue;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    bundle = ss.str();
+    break;
+  }
+  if (!bundle.empty() && bundle.back() != '\n') bundle += '\n';
+  bundle += ca_pem_;
+  // Written in place, not renamed over: a sandbox that has the bundle bind-mounted as its
+  // system trust store holds the file, not the name.
+  for (const auto& [name, text] : {std::pair<const char*, const std::string*>{kEgressCaFile, &ca_pem_},
+                                   std::pair<const char*, const std::string*>{kEgressCaBundle, &bundle}}) {
+    const std::string path = dir + "/" + name;
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << *text;
+    out.close();
+    if (!out) return Status::Unavailable("cannot write " + path);
+    chmod(path.c_str(), 0644);
+  }
+  return Status::Ok();
+}
 
 void EgressProxy::Stop() {
   if (stopping_.exchange(true)) return;
@@ -140,6 +179,7 @@ Result<std::string> EgressProxy::Open(const std::string& key, const std::vector<
   fs::create_directories(dir, ec);
   if (ec) return Status::Unavailable("create " + dir + ": " + ec.message());
   fs::permissions(dir, fs::perms(0755), ec);
+  PADDOCK_RETURN_IF_ERROR(WriteTrust(dir));
   PADDOCK_RETURN_IF_ERROR(Listen(dir, allow));
   return dir;
 }
@@ -147,6 +187,7 @@ Result<std::string> EgressProxy::Open(const std::string& key, const std::vector<
 Status EgressProxy::Reopen(const std::string& dir, const std::vector<std::string>& allow) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return Status::NotFound("egress directory " + dir + " is gone");
+  PADDOCK_RETURN_IF_ERROR(WriteTrust(dir));
   return Listen(dir, allow);
 }
 
@@ -255,6 +296,28 @@ void EgressProxy::Serve(int client_fd, std::vector<std::string> allow, std::stri
       return Reply(client, 403, "Forbidden",
                    "paddock egress: " + host + ":" + std::to_string(port) +
                        " is not on this sandbox's allow list ([egress] allow or the profile's allow)\n");
+    }
+    if (tunnel && vault_ && vault_->Intercepts(dir, host, port)) {
+      if (in.rdbuf()->in_avail() > 0) {
+        return Reply(client, 400, "Bad Request", "paddock egress: wait for the CONNECT answer before TLS\n");
+      }
+      static const char kEstablished[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+      client.sendBytes(kEstablished, sizeof kEstablished - 1);
+      int fd = dup(client.impl()->sockfd());
+      client.close();
+      if (fd >= 0) interceptor_->Serve(fd, host, port, dir, *vault_);
+      return;
+    }
+    if (!tunnel && vault_) {
+      HttpHead head{request.getMethod(), request.getURI(), {}};
+      for (const auto& [name, value] : request) head.fields.emplace_back(name, value);
+      std::string refusal = vault_->Substitute(dir, host, port, /*tls=*/false, head);
+      if (!refusal.empty()) return Reply(client, 403, "Forbidden", refusal);
+      request.setURI(head.target);
+      std::vector<std::string> names;
+      for (const auto& [name, value] : request) names.push_back(name);
+      for (const std::string& n : names) request.erase(n);
+      for (const auto& [name, value] : head.fields) request.add(name, value);
     }
     Poco::Net::StreamSocket upstream;
     try {

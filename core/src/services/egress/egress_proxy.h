@@ -15,8 +15,12 @@
 
 #include "config/config.h"
 #include "paddock/status.h"
+#include "paddock/types.h"
+#include "services/egress/vault_hook.h"
 
 namespace paddock {
+
+class TlsInterceptor;
 
 class EgressProxy {
  public:
@@ -27,6 +31,10 @@ class EgressProxy {
 
   // Set once, before the first Open.
   void SetOnRefused(RefusedFn on_refused) { on_refused_ = std::move(on_refused); }
+  // Turns the vault on, before the first Open: connections to hosts `hook` intercepts are
+  // terminated with certificates of the CA `ca_pem`, verified upstream against the system's
+  // trust and `upstream_ca_file`.
+  Status EnableVault(VaultHook& hook, const std::string& ca_pem, const std::string& upstream_ca_file);
   ~EgressProxy();
 
   // Creates <root>/<key>/egress.sock and serves it with `allow` (plus [egress] allow and the
@@ -61,10 +69,14 @@ class EgressProxy {
   void Serve(int client, std::vector<std::string> allow, std::string dir);
   std::vector<std::string> FullAllow(const std::vector<std::string>& allow) const;
   Status Listen(const std::string& dir, const std::vector<std::string>& allow);
+  Status WriteTrust(const std::string& dir) const;
 
   EgressSettings settings_;
   std::string root_;
   RefusedFn on_refused_;
+  VaultHook* vault_ = nullptr;
+  std::string ca_pem_;
+  std::unique_ptr<TlsInterceptor> interceptor_;
   mutable std::mutex mu_;
   std::map<std::string, Listener> listeners_;  // by directory
   int wake_[2] = {-1, -1};

@@ -47,6 +47,7 @@ const std::vector<EventKind> kEventCatalogue = {
     {"run.finished", EventWriter::kCore, "{status, exit_code, error}"},
     {"sandbox.exec", EventWriter::kCore, "{argv, exit_code, timed_out}"},
     {"egress.refused", EventWriter::kCore, "{host, port}"},
+    {"vault.refused", EventWriter::kCore, "{secret, host, port, reason}"},
     {"session.closed", EventWriter::kCore, "{}"},
 };
 
@@ -118,6 +119,15 @@ CoreEvent EgressRefused(std::string_view host, int port) {
   d->set("host", std::string(host));
   d->set("port", port);
   return {"egress.refused", d};
+}
+
+CoreEvent VaultRefused(std::string_view secret, std::string_view host, int port, std::string_view reason) {
+  auto d = Data();
+  d->set("secret", std::string(secret));
+  d->set("host", std::string(host));
+  d->set("port", port);
+  d->set("reason", std::string(reason));
+  return {"vault.refused", d};
 }
 
 CoreEvent RunStarted(int attempt, std::string_view sandbox_id) {

@@ -51,6 +51,9 @@ CoreEvent SandboxReleased(std::string_view sandbox_id, std::string_view reason,
                           std::optional<bool> workspace_kept = std::nullopt);
 CoreEvent SandboxExec(const std::vector<std::string>& argv, int exit_code, bool timed_out);
 CoreEvent EgressRefused(std::string_view host, int port);
+// A request carrying a vault placeholder that the proxy did not send: `secret` is the entry's
+// name ("" when the placeholder is of no entry of the session), `reason` why.
+CoreEvent VaultRefused(std::string_view secret, std::string_view host, int port, std::string_view reason);
 CoreEvent RunStarted(int attempt, std::string_view sandbox_id);
 CoreEvent RunResumed(int attempt, const TurnResume& resume, std::string_view sandbox_id);
 CoreEvent RunFinished(RunStatus status, std::optional<int> exit_code, std::string_view error);

@@ -12,6 +12,7 @@
 #include "services/snapshots/snapshot_service.h"
 #include "services/teams/audit_log.h"
 #include "services/teams/team_service.h"
+#include "services/vault/vault_service.h"
 #include "util/digest.h"
 #include "util/log.h"
 #include "util/redactor.h"
@@ -227,7 +228,7 @@ void SandboxManager::AuditInjected(const Session& session, const SandboxInfo& in
   std::string seen = info.id;
   for (const Secret& s : secrets) {
     names += (names.empty() ? "" : ", ") + s.name + (s.version > 0 ? " v" + std::to_string(s.version) : "") +
-             (s.file ? " (file)" : "");
+             (s.file ? " (file)" : "") + (s.vault.bound() ? " (vault placeholder)" : "");
     seen += "\n" + s.name + "\n" + Sha256Hex(s.value);
   }
   {
@@ -386,11 +387,22 @@ Result<SandboxManager::Delivery> SandboxManager::Environment(const Agent& agent,
   PADDOCK_ASSIGN_OR_RETURN(
       std::vector<Secret> secrets,
       secrets_.Resolve(SecretScope{session.team_id, agent.id, session.id, agent.secrets}));
+  for (const Secret& s : secrets) redactor_.Add(s.value);  // real values, before any placeholder
+  if (vault_) {
+    PADDOCK_RETURN_IF_ERROR(vault_->Conceal(session, secrets));
+  } else {
+    for (const Secret& s : secrets) {
+      if (!s.vault.bound()) continue;
+      return Status::FailedPrecondition(
+          "agent '" + agent.id + "' names the vault entry '" + s.name +
+          "', and this server has no vault ([vault] enabled = false, or [egress] "
+          "enabled = false); a vault entry never reaches a sandbox as its value");
+    }
+  }
   Delivery d;
   d.env = settings_.model_env;
   for (const auto& [name, value] : agent.env) d.env[name] = value;
   for (const Secret& s : secrets) {
-    redactor_.Add(s.value);
     if (s.file) {
       d.env.erase(s.name);
       d.files.push_back(s);

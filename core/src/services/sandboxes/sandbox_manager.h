@@ -32,6 +32,8 @@
 
 namespace paddock {
 
+class VaultService;
+
 class AuditLog;
 class EgressProxy;
 class EventService;
@@ -140,6 +142,11 @@ class SandboxManager {
   // A connection from a sandbox was refused by the egress proxy: event "egress.refused" on the
   // session the sandbox serves.
   void EgressRefused(const std::string& egress_dir, const std::string& host, int port);
+  // The session an egress directory serves ("" for none: a warm sandbox, or one gone).
+  std::string SessionOfEgress(const std::string& egress_dir) { return egress_book_.SessionOf(egress_dir); }
+  // Set once, before Start: vault entries reach sandboxes as its placeholders. Without it
+  // they are refused to sandboxes.
+  void SetVault(VaultService* vault) { vault_ = vault; }
 
   // Ready sandboxes in a profile's warm pool.
   int WarmCount(const std::string& profile);
@@ -183,6 +190,7 @@ class SandboxManager {
 
   SessionLocks locks_;
   EgressBook egress_book_;
+  VaultService* vault_ = nullptr;
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
