@@ -17,22 +17,6 @@
 namespace paddock::testing {
 namespace {
 
-std::string Json(const std::string& field, const std::string& value) {
-  Poco::JSON::Object o;
-  o.set(field, value);
-  std::ostringstream ss;
-  o.stringify(ss);
-  return ss.str();
-}
-
-std::string Unbase64(const std::string& text) {
-  std::istringstream in(text);
-  Poco::Base64Decoder decoder(in);
-  std::ostringstream out;
-  out << decoder.rdbuf();
-  return out.str();
-}
-
 // Each team's values: long and unlike each other, so that finding one is no accident.
 const std::string kAlphaEnv = "alpha-env-value-3f9d1c7a";
 const std::string kAlphaFile = "alpha-file-value-8b2e4d60";
@@ -50,41 +34,6 @@ class TeamSecrets : public TwoTeams {
     StartTeams(o, {"viewer", "member", "admin"});
   }
 
-  void SetSecret(const std::string& team, const std::string& name, const std::string& value) {
-    auto r = As(team + ".admin", "PUT", "/api/secrets/" + name, Json("value", value));
-    ASSERT_EQ(r.status, 200) << r.body;
-  }
-  std::string Agent(const std::string& team, const std::string& fields) {
-    auto r =
-        As(team + ".member", "POST", "/api/agents", "{\"name\":\"a\",\"harness\":\"shell\"" + fields + "}");
-    EXPECT_EQ(r.status, 201) << r.body;
-    return JsonField(r.body, "id");
-  }
-  std::string Session(const std::string& team, const std::string& agent) {
-    auto r = As(team + ".member", "POST", "/api/sessions", "{\"agent_id\":\"" + agent + "\"}");
-    EXPECT_EQ(r.status, 201) << r.body;
-    return JsonField(r.body, "id");
-  }
-  // The command's stdout, through the session's sandbox.
-  std::string Exec(const std::string& team, const std::string& session, const std::string& command) {
-    auto r =
-        As(team + ".member", "POST", "/api/sessions/" + session + "/sandbox/exec", Json("command", command));
-    EXPECT_EQ(r.status, 200) << r.body;
-    return JsonField(r.body, "stdout");
-  }
-  // Runs `command` as the session's message and waits for the run to finish.
-  std::vector<SseEvent> Run(const std::string& team, const std::string& session, const std::string& command) {
-    auto r = As(team + ".member", "POST", "/api/sessions/" + session + "/messages", Json("content", command));
-    EXPECT_EQ(r.status, 202) << r.body;
-    const std::string run = JsonField(r.body, "run_id");
-    return ReadStream(server_->port(), "/api/sessions/" + session + "/events/stream",
-                      Bearer(keys_.at(team + ".member")), [&](const std::vector<SseEvent>& ev) {
-                        for (const auto& e : ev) {
-                          if (e.type == "run.finished" && JsonField(e.data, "run_id") == run) return true;
-                        }
-                        return false;
-                      });
-  }
   bool WaitForStatus(const std::string& team, const std::string& session, const std::string& status) {
     for (int i = 0; i < 300; ++i) {
       if (JsonField(As(team + ".viewer", "GET", "/api/sessions/" + session).body, "status") == status)
