@@ -29,6 +29,7 @@ lock = threading.Lock()
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as production servers do: a head and a body apart go out at once
 
     def log_message(self, *args):
         pass

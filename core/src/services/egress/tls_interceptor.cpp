@@ -232,6 +232,9 @@ asio::awaitable<void> Run(Conn& c, ssl::context& upstream_ctx) {
     co_return co_await fail("cannot reach " + c.host + ":" + std::to_string(c.port) + ": " +
                             (timed_out ? std::string("timed out") : ec.message()));
   }
+  // A request's head and body are written apart; Nagle would hold the body for the upstream's
+  // delayed ACK (40 ms a request).
+  c.upstream.next_layer().set_option(tcp::no_delay(true), ec);
   SSL* ssl_up = c.upstream.native_handle();
   if (IsIp(c.host)) {
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_up), c.host.c_str());
