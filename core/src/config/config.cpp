@@ -115,6 +115,9 @@ constexpr paddock_config_key kVaultKeys[] = {
      "Where the install's CA (ca.key, ca.crt) and the placeholder key live; empty: <data_dir>/vault."},
     {"upstream_ca_file", PADDOCK_CONFIG_STRING, 0, "",
      "PEM certificates trusted for bound hosts besides the system's trust store (an internal gateway's CA)."},
+    {"model_keys", PADDOCK_CONFIG_BOOL, 0, "true",
+     "Model keys (ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN, OPENAI_API_KEY, LITELLM_API_KEY) without a "
+     "binding of their own are bound to the [models] endpoints, so sandboxes hold placeholders of them."},
 };
 
 constexpr paddock_config_rule kEgressRules[] = {
@@ -549,6 +552,7 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
     vs.enabled = v.GetBool("enabled");
     vs.dir = v.GetString("dir");
     vs.upstream_ca_file = v.GetString("upstream_ca_file");
+    vs.model_keys = v.GetBool("model_keys");
   }
   // [models]: where sandboxes reach models; the egress proxy always allows these hosts.
   {

@@ -18,6 +18,7 @@
 #include "services/teams/authenticator.h"
 #include "services/teams/failed_auth.h"
 #include "services/teams/team_service.h"
+#include "services/vault/model_keys.h"
 #include "services/vault/vault_service.h"
 #include "util/log.h"
 #include "util/redactor.h"
@@ -93,6 +94,11 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
                                  VaultService::Create(dir, *a.store_, *a.secrets_, *a.events_, *a.metrics_));
         PADDOCK_RETURN_IF_ERROR(a.egress_->EnableVault(*a.vault_, a.vault_->ca().certificate_pem(),
                                                        config.vault.upstream_ca_file));
+        if (config.vault.model_keys) {
+          ModelKeys keys = ModelKeyBindings(anthropic, openai);
+          for (const std::string& warning : keys.warnings) LogWarn("vault: " + warning);
+          a.vault_->SetDefaultBindings(std::move(keys.bindings));
+        }
       }
     }
     if (config.snapshots.enabled) {

@@ -205,8 +205,15 @@ std::string VaultService::Placeholder(const std::string& session_id, const std::
   return std::string(kVaultPlaceholderPrefix) + Hex(md, len).substr(0, kHexDigits);
 }
 
+VaultBinding VaultService::BindingOf(const Secret& s) const {
+  if (s.vault.bound()) return s.vault;
+  auto found = defaults_.find(s.name);
+  return found == defaults_.end() ? VaultBinding{} : found->second;
+}
+
 Status VaultService::Conceal(const Session& session, std::vector<Secret>& secrets) const {
   for (Secret& s : secrets) {
+    s.vault = BindingOf(s);
     if (!s.vault.bound()) continue;
     if (!VaultAllowsAgent(s.vault, session.agent_id)) {
       return Status::FailedPrecondition("agent '" + session.agent_id + "' names the vault entry '" + s.name +
@@ -226,6 +233,10 @@ bool VaultService::Intercepts(const std::string& dir, const std::string& host, i
   if (!session_of_) return false;
   const std::string session_id = session_of_(dir);
   if (session_id.empty()) return false;
+  // A model endpoint is read for every session: its placeholders come from any injector.
+  for (const auto& [name, binding] : defaults_) {
+    if (VaultCovers(binding, host, port)) return true;
+  }
   TeamSecrets* team = secrets_.team_secrets();
   if (!team) return false;
   Result<Session> session = store_.GetSession(session_id);
@@ -290,10 +301,13 @@ std::string VaultService::Substitute(const std::string& dir, const std::string& 
   Result<std::vector<SecretInfo>> entries =
       team ? team->List(session->team_id) : Result<std::vector<SecretInfo>>(std::vector<SecretInfo>{});
   if (!entries.ok()) return Refuse(session_id, "", host, port, "the team's vault entries cannot be read");
-  std::map<std::string, const SecretInfo*> by_placeholder;
+  std::map<std::string, std::string> by_placeholder;  // placeholder -> entry name
   for (const SecretInfo& e : *entries) {
-    if (e.vault.bound()) by_placeholder[Placeholder(session_id, e.name)] = &e;
+    if (e.vault.bound()) by_placeholder[Placeholder(session_id, e.name)] = e.name;
   }
+  for (const auto& [name, binding] : defaults_) by_placeholder[Placeholder(session_id, name)] = name;
+  // What the session's sandbox is given, now: a change applies to this request.
+  std::optional<std::vector<Secret>> delivered;
   // Every placeholder must be of an entry, bound to this host, and where its binding says.
   std::map<std::string, std::string> values;  // entry name -> value
   std::map<std::string, VaultBinding> bindings;
@@ -303,29 +317,41 @@ std::string VaultService::Substitute(const std::string& dir, const std::string& 
       return Refuse(session_id, "", host, port,
                     "a placeholder of no vault entry of this session (deleted, or another session's)");
     }
-    const SecretInfo& e = *found->second;
-    if (!values.count(e.name)) {
-      // The value and the binding it was sealed with, now: a change applies to this request.
-      Result<std::vector<Secret>> got = secrets_.Resolve(
-          SecretScope{session->team_id, session->agent_id, session_id, {SecretRef{e.name, false}}});
-      if (!got.ok() || got->empty() || !got->back().vault.bound()) {
-        return Refuse(session_id, e.name, host, port,
-                      "the vault entry '" + e.name + "' is gone or not bound");
+    const std::string& name = found->second;
+    if (!values.count(name)) {
+      if (!delivered) {
+        Result<Agent> agent = store_.GetAgent(session->agent_id);
+        if (!agent.ok()) return Refuse(session_id, name, host, port, "the session's agent cannot be read");
+        Result<std::vector<Secret>> got =
+            secrets_.Resolve(SecretScope{session->team_id, session->agent_id, session_id, agent->secrets});
+        if (!got.ok()) {
+          return Refuse(session_id, name, host, port,
+                        "the agent's secrets cannot be resolved: " + got.status().message());
+        }
+        delivered = std::move(*got);
       }
-      bindings[e.name] = got->back().vault;
-      values[e.name] = std::move(got->back().value);
+      // The last of a name wins, as in the sandbox's environment.
+      auto it = std::find_if(delivered->rbegin(), delivered->rend(),
+                             [&](const Secret& s) { return s.name == name; });
+      VaultBinding b = it == delivered->rend() ? VaultBinding{} : BindingOf(*it);
+      if (!b.bound()) {
+        return Refuse(session_id, name, host, port,
+                      "the vault entry '" + name + "' is gone, not bound, or no longer given to the agent");
+      }
+      bindings[name] = std::move(b);
+      values[name] = it->value;
     }
-    const VaultBinding& b = bindings[e.name];
+    const VaultBinding& b = bindings[name];
     if (!VaultCovers(b, host, port)) {
       std::string hosts;
       for (const std::string& h : b.hosts) hosts += (hosts.empty() ? "" : ", ") + h;
-      return Refuse(session_id, e.name, host, port,
-                    "the vault entry '" + e.name + "' is not bound to " + host + ":" + std::to_string(port) +
+      return Refuse(session_id, name, host, port,
+                    "the vault entry '" + name + "' is not bound to " + host + ":" + std::to_string(port) +
                         " (its hosts: " + hosts + ")");
     }
     if (!VaultAllowsAgent(b, session->agent_id)) {
-      return Refuse(session_id, e.name, host, port,
-                    "the vault entry '" + e.name + "' is not for agent '" + session->agent_id + "'");
+      return Refuse(session_id, name, host, port,
+                    "the vault entry '" + name + "' is not for agent '" + session->agent_id + "'");
     }
     bool placed = false;
     switch (b.form) {
@@ -346,8 +372,8 @@ std::string VaultService::Substitute(const std::string& dir, const std::string& 
       std::string where = b.form == VaultForm::kHeader  ? "the header " + b.field
                           : b.form == VaultForm::kBasic ? std::string("basic credentials")
                                                         : "the query parameter " + b.field;
-      return Refuse(session_id, e.name, host, port,
-                    "the vault entry '" + e.name + "' goes in " + where +
+      return Refuse(session_id, name, host, port,
+                    "the vault entry '" + name + "' goes in " + where +
                         " only, and the request has its placeholder " +
                         (spot.header.empty() ? std::string("in the URL") : "in the header " + spot.header));
     }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,8 @@ class VaultService final : public VaultHook {
                                                       SecretInjector& secrets, EventService& events,
                                                       Metrics& metrics);
   void SetSessionOf(SessionOf session_of) { session_of_ = std::move(session_of); }
+  // Bindings for secrets of these names that have none of their own (ModelKeyBindings).
+  void SetDefaultBindings(std::map<std::string, VaultBinding> bindings) { defaults_ = std::move(bindings); }
 
   // The placeholder of secret `name` in session `session_id`.
   std::string Placeholder(const std::string& session_id, const std::string& name) const;
@@ -52,6 +55,8 @@ class VaultService final : public VaultHook {
  private:
   VaultService(std::unique_ptr<CertificateAuthority> ca, std::string key, SessionStore& store,
                SecretInjector& secrets, EventService& events, Metrics& metrics);
+  // The binding `s` goes out under: its own, else a default one; unbound when neither.
+  VaultBinding BindingOf(const Secret& s) const;
   std::string Refuse(const std::string& session_id, const std::string& secret, const std::string& host,
                      int port, const std::string& reason);
 
@@ -62,6 +67,7 @@ class VaultService final : public VaultHook {
   EventService& events_;
   Metrics& metrics_;
   SessionOf session_of_;
+  std::map<std::string, VaultBinding> defaults_;
 };
 
 // Every placeholder in `text` (kVaultPlaceholderPrefix and 48 lowercase hex digits).
