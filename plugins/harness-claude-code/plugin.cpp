@@ -88,7 +88,7 @@ class ClaudeCodeHarness final : public plugin::CliHarness {
     return R"(set -e
 export ANTHROPIC_BASE_URL="${ANTHROPIC_BASE_URL:-$LITELLM_API_BASE}"
 if [ -z "${ANTHROPIC_API_KEY:-}${ANTHROPIC_AUTH_TOKEN:-}" ] && [ -n "${LITELLM_API_KEY:-}" ]; then
-  export ANTHROPIC_API_KEY="$LITELLM_API_KEY"
+  export ANTHROPIC_AUTH_TOKEN="$LITELLM_API_KEY"  # a bearer token, as the gateway's vault binding says
 fi
 export DISABLE_AUTOUPDATER=1 DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1
 args=(-p "$PADDOCK_MESSAGE" --output-format stream-json --verbose --dangerously-skip-permissions --model "$PADDOCK_MODEL")

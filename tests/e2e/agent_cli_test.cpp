@@ -1,14 +1,19 @@
 // The real agent CLIs (Claude Code, Codex, opencode), installed from npm by the server's tool
-// cache, run inside real bubblewrap sandboxes against the scripted model server, which they
-// reach only through the sandbox's egress proxy; the model key reaches them only through the
-// secrets path.
+// cache, run inside real bubblewrap sandboxes against the scripted model server over TLS, which
+// they reach only through the sandbox's egress proxy. The model key is the operator's; by
+// default it goes through the vault: the sandbox holds a placeholder, and the proxy puts the
+// key in on the way to the model server alone.
+#include <Poco/Net/DNS.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "api_fixture.h"
 #include "model_server.h"
+#include "services/vault/certificate_authority.h"
+#include "two_teams.h"
 
 namespace paddock::testing {
 namespace {
@@ -29,14 +34,28 @@ class AgentCli : public Api, public ::testing::WithParamInterface<Cli> {
  protected:
   void SetUp() override {
     const std::string h = GetParam().harness;
-    model_ = std::make_unique<ModelServer>(std::vector<ScriptedTurn>{
-        {"alpha-" + h, "echo made-by-" + h + " > /workspace/made.txt && cat /workspace/made.txt",
-         "Done alpha."},
-        {"beta-" + h, "", "Done beta."},
-        {"slow-" + h, "sleep 1", "Done slow."},
-    });
+    // The model server's certificate, of a CA of its own that only the server trusts (as a
+    // provider's is of a public CA that the proxy's system trust store holds).
+    Result<std::unique_ptr<CertificateAuthority>> ca =
+        CertificateAuthority::LoadOrCreate(dir_.path() + "/public-ca", "Public test CA");
+    ASSERT_OK(ca);
+    ca_file_ = (*ca)->certificate_file();
+    Result<IssuedCertificate> cert = (*ca)->Issue(Poco::Net::DNS::hostName());
+    ASSERT_OK(cert);
+    const ModelServerTls tls{dir_.path() + "/model.crt", dir_.path() + "/model.key"};
+    std::ofstream(tls.certificate_file) << cert->certificate_pem;
+    std::ofstream(tls.key_file) << cert->key_pem;
+    model_ = std::make_unique<ModelServer>(
+        std::vector<ScriptedTurn>{
+            {"alpha-" + h, "echo made-by-" + h + " > /workspace/made.txt && cat /workspace/made.txt",
+             "Done alpha."},
+            {"beta-" + h, "", "Done beta."},
+            {"slow-" + h, "sleep 1", "Done slow."},
+        },
+        0, tls);
     StartServer("[[harness]]\ntype = \"" + h + "\"\n[models]\ngateway = \"" + model_->BaseUrl() +
-                    "\"\n[tools]\ndir = \"" + TestToolsDir() + "\"\n",
+                    "\"\n[vault]\nupstream_ca_file = \"" + ca_file_ + "\"\n[tools]\ndir = \"" +
+                    TestToolsDir() + "\"\n",
                 {std::string("CONTAINER_ENV_LITELLM_API_KEY=") + kKey});
   }
 
@@ -69,6 +88,8 @@ class AgentCli : public Api, public ::testing::WithParamInterface<Cli> {
     return -1;
   }
 
+  TempDir dir_;
+  std::string ca_file_;
   std::unique_ptr<ModelServer> model_;
 };
 
@@ -132,6 +153,35 @@ TEST_P(AgentCli, RunsAToolCallRecordsUsageAndResumesItsOwnSessionAfterTheSandbox
   }
   for (const auto& e : first) EXPECT_EQ(e.data.find(kKey), std::string::npos) << e.data;
   const size_t before = requests.size();
+
+  // The sandbox holds a placeholder of the key and never the key: in no process's environment
+  // or command line, in no file it can read (base64, past the server's redaction of output).
+  auto held = server_->Request("POST", "/api/sessions/" + session + "/sandbox/exec",
+                               R"({"command":"printenv LITELLM_API_KEY"})");
+  EXPECT_EQ(JsonField(held.body, "stdout").rfind("pdk_ph_", 0), 0u) << held.body;
+  auto probe = server_->Request(
+      "POST", "/api/sessions/" + session + "/sandbox/exec",
+      Json("command",
+           "{ for p in /proc/[0-9]*; do cat $p/environ $p/cmdline; echo; done; "
+           "find /tmp /workspace \"$HOME\" -xdev -type f -exec cat {} + ; } 2>/dev/null | base64 -w0"));
+  const std::string everything = Unbase64(JsonField(probe.body, "stdout"));
+  EXPECT_NE(everything.find("pdk_ph_"), std::string::npos) << "the probe sees nothing";
+  EXPECT_EQ(everything.find(kKey), std::string::npos) << "the model key is readable in the sandbox";
+  // The snapshot of the turn (the workspace and the CLI's own state) holds no key either.
+  Result<std::shared_ptr<SessionStore>> store = StoreBeside(*server_, "", dir_.path());
+  ASSERT_OK(store);
+  Result<std::optional<SnapshotInfo>> latest = (*store)->LatestSnapshot(session);
+  ASSERT_OK(latest);
+  ASSERT_TRUE(latest->has_value());
+  Result<std::string> archive = (*store)->ReadSnapshot(session, (*latest)->version);
+  ASSERT_OK(archive);
+  const std::string tarball = dir_.path() + "/snapshot.tar.gz";
+  std::ofstream(tarball, std::ios::binary) << *archive;
+  auto [code, contents] = RunCommand({"sh", "-c", "tar -xzOf " + tarball + " | base64 -w0"});
+  ASSERT_EQ(code, 0) << contents;
+  const std::string unpacked = Unbase64(contents);
+  EXPECT_NE(unpacked.find("alpha-" + h), std::string::npos) << "the snapshot lacks the CLI's own session";
+  EXPECT_EQ(unpacked.find(kKey), std::string::npos) << "the model key is in the snapshot";
 
   // The sandbox dies; the next turn runs in a new one, restored from the snapshot, and the CLI
   // resumes its own session: the model sees the first turn in the second turn's request.

@@ -4,6 +4,7 @@
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
+#include <Poco/Net/Context.h>
 #include <Poco/Net/DNS.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
@@ -11,6 +12,7 @@
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/StreamCopier.h>
 
@@ -514,9 +516,19 @@ class Factory : public Poco::Net::HTTPRequestHandlerFactory {
 
 }  // namespace
 
-ModelServer::ModelServer(std::vector<ScriptedTurn> script, int port) : state_(std::make_shared<State>()) {
+ModelServer::ModelServer(std::vector<ScriptedTurn> script, int port, std::optional<ModelServerTls> tls)
+    : state_(std::make_shared<State>()), tls_(tls.has_value()) {
   state_->script = std::move(script);
-  Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("0.0.0.0", static_cast<Poco::UInt16>(port)));
+  const Poco::Net::SocketAddress address("0.0.0.0", static_cast<Poco::UInt16>(port));
+  Poco::Net::ServerSocket socket;
+  if (tls) {
+    Poco::Net::Context::Ptr context =
+        new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, tls->key_file, tls->certificate_file, "",
+                               Poco::Net::Context::VERIFY_NONE);
+    socket = Poco::Net::SecureServerSocket(address, 64, context);
+  } else {
+    socket = Poco::Net::ServerSocket(address);
+  }
   port_ = socket.address().port();
   auto* params = new Poco::Net::HTTPServerParams;
   params->setMaxThreads(16);
@@ -535,7 +547,8 @@ ModelServer::~ModelServer() {
 }
 
 std::string ModelServer::BaseUrl() const {
-  return "http://" + Poco::Net::DNS::hostName() + ":" + std::to_string(port_);
+  return std::string(tls_ ? "https://" : "http://") + Poco::Net::DNS::hostName() + ":" +
+         std::to_string(port_);
 }
 
 int ModelServer::Held() const {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,10 +46,17 @@ struct ModelServerUsage {
   std::int64_t output_tokens = 0;
 };
 
+// HTTPS instead of HTTP: the server's certificate and key (PEM files).
+struct ModelServerTls {
+  std::string certificate_file;
+  std::string key_file;
+};
+
 class ModelServer {
  public:
-  // Listens on every address at `port` (0: an ephemeral one).
-  explicit ModelServer(std::vector<ScriptedTurn> script, int port = 0);
+  // Listens on every address at `port` (0: an ephemeral one), over TLS when `tls` is given.
+  explicit ModelServer(std::vector<ScriptedTurn> script, int port = 0,
+                       std::optional<ModelServerTls> tls = std::nullopt);
   ~ModelServer();
   ModelServer(const ModelServer&) = delete;
   ModelServer& operator=(const ModelServer&) = delete;
@@ -75,6 +83,7 @@ class ModelServer {
   std::shared_ptr<State> state_;
   std::unique_ptr<Poco::Net::HTTPServer> server_;
   int port_ = 0;
+  bool tls_ = false;
 };
 
 }  // namespace paddock::testing
