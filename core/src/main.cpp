@@ -9,6 +9,7 @@
 //   paddock admin create-team --team T [--name NAME] [--config FILE]
 //   paddock admin new-key
 //   paddock rotate-key [--config FILE]
+//   paddock rotate-ca [--config FILE]
 //   paddock version
 #include <linux/close_range.h>
 #include <signal.h>
@@ -35,6 +36,7 @@
 #include "services/teams/api_key.h"
 #include "services/teams/authenticator.h"
 #include "services/teams/team_service.h"
+#include "services/vault/certificate_authority.h"
 #include "util/log.h"
 #include "util/redactor.h"
 
@@ -58,6 +60,8 @@ constexpr char kUsage[] =
     "  admin new-key  print a new random key (for $PADDOCK_ADMIN_KEY or [auth] admin_key_file)\n"
     "  rotate-key     team secrets: a new current key (secrets.store with a key file), then every\n"
     "                 value re-encrypted under the current key; safe beside running servers\n"
+    "  rotate-ca      the credential vault: a new egress CA in place of the old; running servers\n"
+    "                 follow within seconds, and sandboxes then trust the new CA only\n"
     "  version        print the version\n"
     "\n"
     "options:\n"
@@ -349,6 +353,26 @@ int RotateKey(const Args& args) {
   return Fail("no configured [[secrets]] plugin keeps team secrets (type = \"store\")");
 }
 
+// `paddock rotate-ca`: a new egress CA in [vault] dir in place of the old (key and certificate
+// renamed over the old files). Running servers of this install load it within a second or two
+// and rewrite every sandbox's trust files; clients that read their trust before must start
+// again. For a CA key that may have leaked, and on a schedule.
+int RotateCa(const Args& args) {
+  Result<Config> config = LoadConfig(args);
+  if (!config.ok()) return Fail(config.status().message());
+  if (!config->vault.enabled)
+    return Fail("the vault is off ([vault] enabled = false): there is no CA to rotate");
+  const std::string dir = config->vault.dir.empty() ? config->server.data_dir + "/vault" : config->vault.dir;
+  Result<std::unique_ptr<CertificateAuthority>> ca =
+      CertificateAuthority::LoadOrCreate(dir, "Paddock egress CA");
+  if (!ca.ok()) return Fail(ca.status().message(), 1);
+  const std::string old = (*ca)->fingerprint();
+  if (Status s = (*ca)->Rotate(); !s.ok()) return Fail("rotating the CA in " + dir + ": " + s.message(), 1);
+  std::printf("vault CA in %s rotated: sha256 %s -> %s\n", dir.c_str(), old.c_str(),
+              (*ca)->fingerprint().c_str());
+  return 0;
+}
+
 int Plugins(const Args& args) {
   std::string dir;
   if (args.options.count("plugin-dir")) {
@@ -406,6 +430,7 @@ int main(int argc, char** argv) {
     if (args->command == "check-config") return CheckConfig(*args);
     if (args->command == "admin") return Admin(*args);
     if (args->command == "rotate-key") return RotateKey(*args);
+    if (args->command == "rotate-ca") return RotateCa(*args);
     if (args->command == "version") {
       std::printf("paddock 0.1.0 (plugin ABI %u.%u, SDK %s)\n", PADDOCK_PLUGIN_ABI_MAJOR,
                   PADDOCK_PLUGIN_ABI_MINOR, PADDOCK_SDK_HASH);

@@ -292,6 +292,44 @@ TEST_P(Vault, ChangingOrDeletingAnEntryTakesEffectOnTheNextRequest) {
   EXPECT_TRUE(upstream_->RequestsTo("/deleted").empty());
 }
 
+TEST_P(Vault, ARotatedCaTakesOverInTheRunningServerAndItsSandboxesAndTheOldOneIsTrustedNoMore) {
+  EXPECT_EQ(Curl("-H \"x-api-key: $API_KEY\" https://" + named_ + "/before"), "ok\n");
+  const std::string before = Sh("cat /run/paddock-egress/ca.crt");
+  ASSERT_NE(before.find("BEGIN CERTIFICATE"), std::string::npos) << before;
+  Sh("cp /run/paddock-egress/ca.crt /tmp/old-ca.crt");
+
+  auto [code, out] = RunCommand({PaddockBinary(), "rotate-ca", "--config", server_->config_path()});
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("rotated"), std::string::npos) << out;
+  // The running server follows, and rewrites the trust files of the sandbox it serves.
+  std::string after;
+  for (int i = 0; i < 100; ++i) {
+    after = Sh("cat /run/paddock-egress/ca.crt");
+    if (after != before) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_NE(after, before) << "the sandbox still trusts only the old CA\n" << server_->log();
+  std::ifstream written(server_->data_dir() + "/vault/ca.crt");
+  std::stringstream ca;
+  ca << written.rdbuf();
+  EXPECT_EQ(after, ca.str());
+  EXPECT_NE(Sh("cat /etc/ssl/certs/ca-certificates.crt").find(after), std::string::npos)
+      << "the sandbox's system trust store lacks the new CA";
+
+  // A client started now gets the value in through a certificate of the new CA ...
+  EXPECT_EQ(Curl("-H \"x-api-key: $API_KEY\" https://" + named_ + "/after"), "ok\n");
+  std::vector<std::string> got = upstream_->RequestsTo("/after");
+  ASSERT_EQ(got.size(), 1u) << upstream_->Record();
+  EXPECT_EQ(Upstream::Header(got[0], "x-api-key"), kApiKey);
+  // ... and one that trusts only the old CA is turned away by its own TLS check.
+  const std::string old =
+      Sh("curl -sS --max-time 20 --cacert /tmp/old-ca.crt -H \"x-api-key: $API_KEY\" https://" + named_ +
+         "/old; echo exit=$?");
+  EXPECT_NE(old.find("exit=60"), std::string::npos) << old;  // CURLE_PEER_FAILED_VERIFICATION
+  EXPECT_TRUE(upstream_->RequestsTo("/old").empty()) << upstream_->Record();
+  EXPECT_NE(server_->log().find("the vault CA changed"), std::string::npos);
+}
+
 TEST_P(Vault, AStreamedResponseArrivesAsItIsSentAndKeepAliveCarriesOn) {
   // The client reads the first event, then asks for the rest: were the stream held back until
   // it ended, the first event would come only after the upstream gave up waiting.

@@ -134,5 +134,27 @@ TEST(CertificateAuthority, ARestartKeepsTheCaRotationMakesAnotherAndBadFilesAreR
   EXPECT_CODE(CertificateAuthority::LoadOrCreate(ca_dir, "test"), kFailedPrecondition);
 }
 
+TEST(CertificateAuthority, AnotherProcessFollowsARotationAndIssuesFromTheNewCa) {
+  TempDir dir;
+  const std::string ca_dir = dir.path() + "/ca";
+  auto server = CertificateAuthority::LoadOrCreate(ca_dir, "test");
+  ASSERT_OK(server);
+  auto before = (*server)->Issue("api.example.com");
+  ASSERT_OK(before);
+  EXPECT_EQ((*server)->ReloadIfChanged().value(), false);  // nothing happened
+  auto rotator = CertificateAuthority::LoadOrCreate(ca_dir, "test");
+  ASSERT_OK(rotator);
+  ASSERT_OK((*rotator)->Rotate());
+  ASSERT_NE((*rotator)->fingerprint(), (*server)->fingerprint());
+  EXPECT_EQ((*server)->ReloadIfChanged().value(), true);
+  EXPECT_EQ((*server)->fingerprint(), (*rotator)->fingerprint());
+  EXPECT_EQ((*server)->ReloadIfChanged().value(), false);
+  // What it issued under the old CA is forgotten: the host's certificate is of the new one.
+  auto after = (*server)->Issue("api.example.com");
+  ASSERT_OK(after);
+  EXPECT_NE(after->certificate_pem, before->certificate_pem);
+  EXPECT_NE(after->certificate_pem.find((*server)->certificate_pem()), std::string::npos);
+}
+
 }  // namespace
 }  // namespace paddock::testing

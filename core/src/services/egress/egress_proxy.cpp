@@ -65,13 +65,19 @@ Status EgressProxy::EnableVault(VaultHook& hook, const std::string& ca_pem,
   PADDOCK_ASSIGN_OR_RETURN(
       interceptor_,
       TlsInterceptor::Create(upstream_ca_file, std::chrono::milliseconds(settings_.connect_timeout_ms)));
+  std::lock_guard lock(mu_);
   vault_ = &hook;
   ca_pem_ = ca_pem;
   return Status::Ok();
 }
 
 Status EgressProxy::WriteTrust(const std::string& dir) const {
-  if (ca_pem_.empty()) return Status::Ok();
+  std::string ca_pem;
+  {
+    std::lock_guard lock(mu_);
+    ca_pem = ca_pem_;
+  }
+  if (ca_pem.empty()) return Status::Ok();
   std::string bundle;
   for (const char* system : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"}) {
     std::ifstream in(system);
@@ -82,10 +88,10 @@ Status EgressProxy::WriteTrust(const std::string& dir) const {
     break;
   }
   if (!bundle.empty() && bundle.back() != '\n') bundle += '\n';
-  bundle += ca_pem_;
+  bundle += ca_pem;
   // Written in place, not renamed over: a sandbox that has the bundle bind-mounted as its
   // system trust store holds the file, not the name.
-  for (const auto& [name, text] : {std::pair<const char*, const std::string*>{kEgressCaFile, &ca_pem_},
+  for (const auto& [name, text] : {std::pair<const char*, const std::string*>{kEgressCaFile, &ca_pem},
                                    std::pair<const char*, const std::string*>{kEgressCaBundle, &bundle}}) {
     const std::string path = dir + "/" + name;
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -225,8 +231,37 @@ std::vector<std::string> EgressProxy::Unserved() const {
   return out;
 }
 
+void EgressProxy::FollowCa() {
+  VaultHook* vault = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    vault = vault_;
+  }
+  if (!vault) return;
+  std::string pem = vault->TrustPem();
+  std::vector<std::string> dirs;
+  {
+    std::lock_guard lock(mu_);
+    if (pem == ca_pem_) return;
+    ca_pem_ = std::move(pem);
+    for (const auto& [dir, l] : listeners_) dirs.push_back(dir);
+  }
+  // Clients started from now on trust the new CA; one that read its trust before must start
+  // again (every run's agent CLI does).
+  for (const std::string& dir : dirs) {
+    if (Status s = WriteTrust(dir); !s.ok()) LogWarn("egress: the rotated CA: " + s.ToString());
+  }
+  LogInfo("egress: the vault CA changed; the trust files of " + std::to_string(dirs.size()) +
+          " sandbox(es) hold the new one");
+}
+
 void EgressProxy::AcceptLoop() {
+  auto followed = std::chrono::steady_clock::now();
   while (!stopping_) {
+    if (std::chrono::steady_clock::now() - followed >= std::chrono::seconds(1)) {
+      FollowCa();
+      followed = std::chrono::steady_clock::now();
+    }
     std::vector<pollfd> fds;
     std::vector<std::string> dirs;
     fds.push_back({wake_[0], POLLIN, 0});

@@ -66,6 +66,8 @@ class EgressProxy {
     std::vector<std::string> allow;  // complete list
   };
   void AcceptLoop();
+  // Rewrites every served directory's trust files when the vault's CA changed.
+  void FollowCa();
   void Serve(int client, std::vector<std::string> allow, std::string dir);
   std::vector<std::string> FullAllow(const std::vector<std::string>& allow) const;
   Status Listen(const std::string& dir, const std::vector<std::string>& allow);
@@ -75,7 +77,7 @@ class EgressProxy {
   std::string root_;
   RefusedFn on_refused_;
   VaultHook* vault_ = nullptr;
-  std::string ca_pem_;
+  std::string ca_pem_;  // guarded by mu_
   std::unique_ptr<TlsInterceptor> interceptor_;
   mutable std::mutex mu_;
   std::map<std::string, Listener> listeners_;  // by directory

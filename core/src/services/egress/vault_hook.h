@@ -31,6 +31,10 @@ class VaultHook {
   virtual bool Intercepts(const std::string& dir, const std::string& host, int port) = 0;
   // The certificate the proxy presents for `host`, from the install's CA.
   virtual Result<HostCertificate> CertificateFor(const std::string& host) = 0;
+  // The CA certificate (PEM) sandboxes must trust now. It changes when the CA is rotated
+  // (`paddock rotate-ca`); the proxy asks about once a second and rewrites the sandboxes'
+  // trust files when it did.
+  virtual std::string TrustPem() = 0;
   // Puts the values in for every placeholder `head` carries, where their bindings say. ""
   // when the request may go (with or without placeholders); otherwise why it may not, for a
   // 403: the request is not sent, and the refusal is recorded. `tls`: the request goes on

@@ -120,6 +120,15 @@ bool NormalHost(std::string& host, bool& is_ip) {
   return label > 0 && host.back() != '-';
 }
 
+// The identity of the file at `path` ("" when it cannot be read): a rotation renames a new
+// file over it, so its inode changes even within one clock tick.
+std::string FileIdentity(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return "";
+  return std::to_string(st.st_ino) + "." + std::to_string(st.st_size) + "." +
+         std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec);
+}
+
 }  // namespace
 
 struct CertificateAuthority::Keys {
@@ -175,6 +184,7 @@ Status CertificateAuthority::MakeNew() {
   std::lock_guard lock(mu_);
   keys_ = std::move(keys);
   issued_.clear();
+  loaded_ = FileIdentity(dir_ + "/ca.key");
   return Status::Ok();
 }
 
@@ -188,6 +198,7 @@ Status CertificateAuthority::Load() {
     std::snprintf(mode, sizeof mode, "%03o", static_cast<unsigned>(st.st_mode & 0777));
     return Status::FailedPrecondition(path + " is open to others (mode " + mode + "); chmod 600 it");
   }
+  const std::string identity = FileIdentity(path);  // before reading: a rename after it is seen next time
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
@@ -207,10 +218,22 @@ Status CertificateAuthority::Load() {
   PADDOCK_RETURN_IF_ERROR(WriteAtomically(dir_ + "/ca.crt", ToPem(keys->cert.get()), 0644));
   std::lock_guard lock(mu_);
   keys_ = std::move(keys);
+  issued_.clear();
+  loaded_ = identity;
   return Status::Ok();
 }
 
 Status CertificateAuthority::Rotate() { return MakeNew(); }
+
+Result<bool> CertificateAuthority::ReloadIfChanged() {
+  const std::string now = FileIdentity(dir_ + "/ca.key");
+  {
+    std::lock_guard lock(mu_);
+    if (now.empty() || now == loaded_) return false;
+  }
+  PADDOCK_RETURN_IF_ERROR(Load());
+  return true;
+}
 
 std::string CertificateAuthority::certificate_pem() const {
   std::lock_guard lock(mu_);

@@ -42,6 +42,9 @@ class CertificateAuthority {
   // A new CA key and certificate in place of the old (ca.key, ca.crt rewritten atomically);
   // certificates issued before are forgotten.
   Status Rotate();
+  // Loads the CA again when another process rotated it (ca.key is another file than the one
+  // loaded); true when it did. Certificates issued before are then forgotten.
+  Result<bool> ReloadIfChanged();
 
   // The CA certificate, PEM: what a sandbox trusts.
   std::string certificate_pem() const;
@@ -67,6 +70,7 @@ class CertificateAuthority {
   mutable std::mutex mu_;
   std::unique_ptr<Keys> keys_;
   std::map<std::string, IssuedCertificate> issued_;
+  std::string loaded_;  // what identifies the ca.key loaded: inode, size, change time
 };
 
 }  // namespace paddock

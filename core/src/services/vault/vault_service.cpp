@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -224,7 +225,29 @@ Status VaultService::Conceal(const Session& session, std::vector<Secret>& secret
   return Status::Ok();
 }
 
+void VaultService::FollowRotation() {
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  std::int64_t last = checked_ms_.load();
+  if (now - last < 1000 || !checked_ms_.compare_exchange_strong(last, now)) return;
+  Result<bool> reloaded = ca_->ReloadIfChanged();
+  if (!reloaded.ok()) {
+    LogError("vault: the CA was changed and cannot be loaded, the old one stays: " +
+             reloaded.status().ToString());
+  } else if (*reloaded) {
+    LogInfo("vault: the CA was rotated; certificates now come from the new one (sha256 " +
+            ca_->fingerprint() + ")");
+  }
+}
+
+std::string VaultService::TrustPem() {
+  FollowRotation();
+  return ca_->certificate_pem();
+}
+
 Result<HostCertificate> VaultService::CertificateFor(const std::string& host) {
+  FollowRotation();
   PADDOCK_ASSIGN_OR_RETURN(IssuedCertificate cert, ca_->Issue(host));
   return HostCertificate{std::move(cert.certificate_pem), std::move(cert.key_pem)};
 }

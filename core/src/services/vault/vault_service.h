@@ -7,6 +7,8 @@
 // request, so deleting or re-binding an entry takes effect on the next one.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -49,12 +51,15 @@ class VaultService final : public VaultHook {
   // VaultHook
   bool Intercepts(const std::string& dir, const std::string& host, int port) override;
   Result<HostCertificate> CertificateFor(const std::string& host) override;
+  std::string TrustPem() override;
   std::string Substitute(const std::string& dir, const std::string& host, int port, bool tls,
                          HttpHead& head) override;
 
  private:
   VaultService(std::unique_ptr<CertificateAuthority> ca, std::string key, SessionStore& store,
                SecretInjector& secrets, EventService& events, Metrics& metrics);
+  // Loads the CA again when another process rotated it; checks the file at most once a second.
+  void FollowRotation();
   // The binding `s` goes out under: its own, else a default one; unbound when neither.
   VaultBinding BindingOf(const Secret& s) const;
   std::string Refuse(const std::string& session_id, const std::string& secret, const std::string& host,
@@ -68,6 +73,7 @@ class VaultService final : public VaultHook {
   Metrics& metrics_;
   SessionOf session_of_;
   std::map<std::string, VaultBinding> defaults_;
+  std::atomic<std::int64_t> checked_ms_{0};  // when FollowRotation last looked (steady clock)
 };
 
 // Every placeholder in `text` (kVaultPlaceholderPrefix and 48 lowercase hex digits).
