@@ -193,7 +193,8 @@ Status CertificateAuthority::Load() {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0)
     return Status::FailedPrecondition("cannot read " + path + ": " + strerror(errno));
-  if ((st.st_mode & 077) != 0) {
+  // Group-read is allowed: a Kubernetes Secret mounted with fsGroup is 0440 root:<fsGroup>.
+  if ((st.st_mode & 027) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%03o", static_cast<unsigned>(st.st_mode & 0777));
     return Status::FailedPrecondition(path + " is open to others (mode " + mode + "); chmod 600 it");
@@ -215,7 +216,14 @@ Status CertificateAuthority::Load() {
         " does not hold a private key and its CA certificate; move it away to make "
         "a new CA (sandboxes then trust the new one)");
   }
-  PADDOCK_RETURN_IF_ERROR(WriteAtomically(dir_ + "/ca.crt", ToPem(keys->cert.get()), 0644));
+  // ca.crt follows ca.key; written only when it differs, so a read-only directory (a
+  // Kubernetes Secret holding both) loads.
+  const std::string cert_pem = ToPem(keys->cert.get());
+  std::ifstream current(dir_ + "/ca.crt");
+  std::stringstream current_text;
+  current_text << current.rdbuf();
+  if (current_text.str() != cert_pem)
+    PADDOCK_RETURN_IF_ERROR(WriteAtomically(dir_ + "/ca.crt", cert_pem, 0644));
   std::lock_guard lock(mu_);
   keys_ = std::move(keys);
   issued_.clear();

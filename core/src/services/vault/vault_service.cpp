@@ -18,40 +18,13 @@
 #include "paddock/vault.h"
 #include "services/events/catalogue.h"
 #include "services/events/event_service.h"
+#include "util/key_file.h"
 #include "util/log.h"
 
 namespace paddock {
 namespace {
 
-constexpr size_t kKeyBytes = 32;
 constexpr size_t kHexDigits = kVaultPlaceholderBytes - (sizeof kVaultPlaceholderPrefix - 1);
-
-std::string Hex(const unsigned char* p, size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    out += digits[p[i] >> 4];
-    out += digits[p[i] & 15];
-  }
-  return out;
-}
-
-std::optional<std::string> Unhex(std::string_view text) {
-  if (text.size() % 2) return std::nullopt;
-  std::string out;
-  for (size_t i = 0; i < text.size(); i += 2) {
-    auto nibble = [](char c) -> int {
-      if (c >= '0' && c <= '9') return c - '0';
-      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-      return -1;
-    };
-    int hi = nibble(text[i]);
-    int lo = nibble(text[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-  }
-  return out;
-}
 
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -121,45 +94,6 @@ std::vector<std::string> QueryNamesHolding(const std::string& target, const std:
   return names;
 }
 
-Result<std::string> LoadOrCreateKey(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0 && errno == ENOENT) {
-    unsigned char raw[kKeyBytes];
-    if (RAND_bytes(raw, sizeof raw) != 1) return Status::Internal("no random bytes for the placeholder key");
-    const std::string text = Hex(raw, sizeof raw) + "\n";
-    const std::string tmp = path + ".tmp";
-    int out = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (out < 0) return Status::FailedPrecondition("cannot write " + tmp + ": " + strerror(errno));
-    bool ok = write(out, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(out) == 0;
-    close(out);
-    // link, not rename: a process that made its own key meanwhile keeps its (the first one wins).
-    if (!ok || (link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST)) {
-      unlink(tmp.c_str());
-      return Status::FailedPrecondition("cannot write " + path + ": " + strerror(errno));
-    }
-    unlink(tmp.c_str());
-    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  }
-  if (fd < 0)
-    return Status::FailedPrecondition("cannot read the placeholder key " + path + ": " + strerror(errno));
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || (st.st_mode & 077) != 0) {
-    close(fd);
-    return Status::FailedPrecondition("the placeholder key " + path +
-                                      " may be read by others; make it 0600 (chmod 600)");
-  }
-  char buf[128];
-  ssize_t n = read(fd, buf, sizeof buf);
-  close(fd);
-  std::string_view text(buf, n > 0 ? static_cast<size_t>(n) : 0);
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
-  std::optional<std::string> key = Unhex(text);
-  if (!key || key->size() != kKeyBytes) {
-    return Status::FailedPrecondition("the placeholder key " + path + " is not 64 hex digits");
-  }
-  return *key;
-}
-
 }  // namespace
 
 std::vector<std::string> FindPlaceholders(std::string_view text) {
@@ -192,18 +126,15 @@ Result<std::unique_ptr<VaultService>> VaultService::Create(const std::string& di
                                                            Metrics& metrics) {
   PADDOCK_ASSIGN_OR_RETURN(std::unique_ptr<CertificateAuthority> ca,
                            CertificateAuthority::LoadOrCreate(dir, "Paddock egress CA"));
-  PADDOCK_ASSIGN_OR_RETURN(std::string key, LoadOrCreateKey(dir + "/placeholder.key"));
+  PADDOCK_ASSIGN_OR_RETURN(std::string key,
+                           LoadOrCreateKeyFile(dir + "/placeholder.key", "the placeholder key"));
   return std::unique_ptr<VaultService>(
       new VaultService(std::move(ca), std::move(key), store, secrets, events, metrics));
 }
 
 std::string VaultService::Placeholder(const std::string& session_id, const std::string& name) const {
-  const std::string message = "paddock vault placeholder\n" + session_id + "\n" + name;
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
-       reinterpret_cast<const unsigned char*>(message.data()), message.size(), md, &len);
-  return std::string(kVaultPlaceholderPrefix) + Hex(md, len).substr(0, kHexDigits);
+  return std::string(kVaultPlaceholderPrefix) +
+         HmacSha256Hex(key_, "paddock vault placeholder\n" + session_id + "\n" + name).substr(0, kHexDigits);
 }
 
 VaultBinding VaultService::BindingOf(const Secret& s) const {
