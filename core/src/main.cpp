@@ -2,21 +2,25 @@
 //   paddock serve [--config FILE] [--listen ADDR] [--port N] [--data-dir DIR] [--plugin-dir DIR]
 //                 [--port-file FILE] [--no-worker]
 //   paddock worker [same options as serve but --no-worker]
+//   paddock egress [--config FILE] [--port N] [--egress-port N] [--port-file F] [--egress-port-file F]
 //   paddock migrate [--config FILE] [--data-dir DIR] [--plugin-dir DIR]
 //   paddock plugins [--plugin-dir DIR] [--config FILE]
 //   paddock check-config [--config FILE] [--plugin-dir DIR]
 //   paddock admin create-key --name NAME [--team T] [--role R] [--expires-in-days N] [--config FILE]
 //   paddock admin create-team --team T [--name NAME] [--config FILE]
 //   paddock admin new-key
+//   paddock admin vault-keys --dir DIR
 //   paddock rotate-key [--config FILE]
 //   paddock rotate-ca [--config FILE]
 //   paddock version
 #include <linux/close_range.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -37,6 +41,7 @@
 #include "services/teams/authenticator.h"
 #include "services/teams/team_service.h"
 #include "services/vault/certificate_authority.h"
+#include "util/key_file.h"
 #include "util/log.h"
 #include "util/redactor.h"
 
@@ -50,6 +55,9 @@ constexpr char kUsage[] =
     "  serve          run the REST API on port 3000 (and, unless --no-worker, the worker)\n"
     "  worker         run only the worker: claim runs from the store and drive them; serves\n"
     "                 /healthz, /readyz and /metrics on [worker] port (3001)\n"
+    "  egress         run only the egress proxy for remote sandboxes (Kubernetes pods), with the\n"
+    "                 credential vault: [egress] listen:port; /healthz, /readyz and /metrics on\n"
+    "                 [egress] health_port (3002)\n"
     "  migrate        apply the store's pending schema migrations and exit\n"
     "  plugins        list the loadable plugins and their config schemas as JSON\n"
     "  check-config   validate the config and every configured plugin's section, then exit\n"
@@ -58,6 +66,9 @@ constexpr char kUsage[] =
     "                 once; role: viewer, member, admin (default) or operator; team: default\n"
     "  admin create-team --team T [--name NAME]\n"
     "  admin new-key  print a new random key (for $PADDOCK_ADMIN_KEY or [auth] admin_key_file)\n"
+    "  admin vault-keys --dir DIR\n"
+    "                 make the vault's CA, its placeholder key and the egress pass key in DIR: what\n"
+    "                 a cluster's workers and egress processes share (Secret paddock-vault)\n"
     "  rotate-key     team secrets: a new current key (secrets.store with a key file), then every\n"
     "                 value re-encrypted under the current key; safe beside running servers\n"
     "  rotate-ca      the credential vault: a new egress CA in place of the old; running servers\n"
@@ -70,7 +81,9 @@ constexpr char kUsage[] =
     "  --port N           override [server] port (worker: [worker] port; 0: any free port)\n"
     "  --data-dir DIR     override [server] data_dir\n"
     "  --plugin-dir DIR   override [server] plugin_dir\n"
-    "  --port-file FILE   serve, worker: write the bound port to FILE once listening\n"
+    "  --port-file FILE   serve, worker, egress: write the bound (health) port to FILE once listening\n"
+    "  --egress-port N    egress: override [egress] port (0: any free port)\n"
+    "  --egress-port-file FILE  egress: write the port it serves sandboxes on to FILE\n"
     "  --no-worker        serve: run the API only, no runs in this process\n";
 
 struct Args {
@@ -97,9 +110,10 @@ Result<Args> ParseArgs(int argc, char** argv) {
       a.no_worker = true;
       continue;
     }
-    static const char* kWithValue[] = {"--config",     "--listen",         "--port", "--data-dir",
-                                       "--plugin-dir", "--port-file",      "--name", "--team",
-                                       "--role",       "--expires-in-days"};
+    static const char* kWithValue[] = {
+        "--config", "--listen", "--port", "--data-dir",        "--plugin-dir",  "--port-file",
+        "--name",   "--team",   "--role", "--expires-in-days", "--egress-port", "--egress-port-file",
+        "--dir"};
     bool known = false;
     for (const char* k : kWithValue) known = known || arg == k;
     if (!known) return Status::InvalidArgument("unknown option '" + arg + "'\n\n" + kUsage);
@@ -109,7 +123,9 @@ Result<Args> ParseArgs(int argc, char** argv) {
   return a;
 }
 
-Result<Config> LoadConfig(const Args& args, bool worker_role = false) {
+enum class ProcessRole { kServe, kWorker, kEgress };
+
+Result<Config> LoadConfig(const Args& args, bool worker_role = false, bool egress_role = false) {
   Result<Config> config = args.options.count("config")
                               ? LoadConfigFile(args.options.at("config"))
                               : ParseConfig(EmbeddedConfigText(), kEmbeddedConfigName);
@@ -122,7 +138,9 @@ Result<Config> LoadConfig(const Args& args, bool worker_role = false) {
     if (*end != '\0' || end == it->second.c_str() || port < 0 || port > 65535) {
       return Status::InvalidArgument("--port must be 0..65535, not '" + it->second + "'");
     }
-    (worker_role ? config->worker.port : s.port) = static_cast<int>(port);
+    (egress_role   ? config->egress.health_port
+     : worker_role ? config->worker.port
+                   : s.port) = static_cast<int>(port);
   }
   if (auto it = args.options.find("data-dir"); it != args.options.end()) s.data_dir = it->second;
   if (auto it = args.options.find("plugin-dir"); it != args.options.end()) s.plugin_dir = it->second;
@@ -130,6 +148,17 @@ Result<Config> LoadConfig(const Args& args, bool worker_role = false) {
   if (worker_role) {
     if (args.no_worker) return Status::InvalidArgument("--no-worker makes no sense for `paddock worker`");
     config->worker.enabled = true;
+  }
+  if (egress_role) {
+    config->worker.enabled = false;
+    config->egress_role = true;
+    if (auto it = args.options.find("egress-port"); it != args.options.end()) {
+      char* end = nullptr;
+      long port = std::strtol(it->second.c_str(), &end, 10);
+      if (*end != '\0' || end == it->second.c_str() || port < 0 || port > 65535)
+        return Status::InvalidArgument("--egress-port must be 0..65535, not '" + it->second + "'");
+      config->egress.port = static_cast<int>(port);
+    }
   }
   return config;
 }
@@ -159,8 +188,10 @@ void RaiseOpenFilesLimit() {
 
 // `serve` (the API, and the worker unless disabled) and `worker` (the worker, and only health and
 // metrics over HTTP).
-int Serve(const Args& args, bool worker_role) {
-  Result<Config> config = LoadConfig(args, worker_role);
+int Serve(const Args& args, ProcessRole role) {
+  const bool worker_role = role == ProcessRole::kWorker;
+  const bool egress_role = role == ProcessRole::kEgress;
+  Result<Config> config = LoadConfig(args, worker_role, egress_role);
   if (!config.ok()) return Fail(config.status().message());
   auto redactor = std::make_shared<Redactor>();
   InitLogging(redactor, config->server.log_level);
@@ -179,7 +210,7 @@ int Serve(const Args& args, bool worker_role) {
   Result<std::unique_ptr<App>> app = App::Create(*config, plugin_dir, redactor);
   if (!app.ok()) return Fail(app.status().message());
   if (Status s = (*app)->Start(); !s.ok()) return Fail(s.message());
-  if (!worker_role) {
+  if (role == ProcessRole::kServe) {
     Status s = EnsureBootstrapKey((*app)->store(), config->auth, config->server.data_dir);
     if (!s.ok()) {
       (*app)->Stop();
@@ -187,21 +218,31 @@ int Serve(const Args& args, bool worker_role) {
     }
   }
 
-  HttpServer server(**app, worker_role ? WorkerRouter() : ApiRouter(), config->server,
-                    worker_role ? config->worker.port : config->server.port);
+  HttpServer server(**app, role == ProcessRole::kServe ? ApiRouter() : WorkerRouter(), config->server,
+                    egress_role   ? config->egress.health_port
+                    : worker_role ? config->worker.port
+                                  : config->server.port);
   if (Status s = server.Start(); !s.ok()) {
     (*app)->Stop();
     return Fail(s.message());
   }
-  LogInfo(std::string(worker_role ? "worker " : "") + "listening on " + config->server.listen + ":" +
-          std::to_string(server.port()) +
-          (config->worker.enabled ? " with " + std::to_string(config->worker.threads) + " worker threads"
-                                  : " (no worker)"));
-  if (auto it = args.options.find("port-file"); it != args.options.end()) {
+  LogInfo(std::string(egress_role   ? "egress "
+                      : worker_role ? "worker "
+                                    : "") +
+          "listening on " + config->server.listen + ":" + std::to_string(server.port()) +
+          (egress_role              ? " (health and metrics)"
+           : config->worker.enabled ? " with " + std::to_string(config->worker.threads) + " worker threads"
+                                    : " (no worker)"));
+  auto write_port = [&](const char* option, int port) {
+    auto it = args.options.find(option);
+    if (it == args.options.end()) return;
     std::string tmp = it->second + ".tmp";
-    std::ofstream(tmp) << server.port() << "\n";
+    std::ofstream(tmp) << port << "\n";
     std::rename(tmp.c_str(), it->second.c_str());
-  }
+  };
+  // The egress port first: a caller waiting for the port file finds both.
+  if (egress_role) write_port("egress-port-file", (*app)->egress_port());
+  write_port("port-file", server.port());
 
   int sig = 0;
   sigwait(&signals, &sig);
@@ -283,8 +324,30 @@ int Admin(const Args& args) {
     std::printf("%s\n", GenerateKey().key.c_str());
     return 0;
   }
+  if (args.subcommand == "vault-keys") {
+    // What the egress processes and workers of a cluster share, made once: the vault's CA and
+    // placeholder key and the egress pass key, for one Secret (deploy/base/egress.yaml).
+    const std::string dir = opt("dir");
+    if (dir.empty()) return Fail("admin vault-keys: give --dir DIR (made if missing)");
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+      return Fail("cannot make " + dir + ": " + strerror(errno), 1);
+    Result<std::unique_ptr<CertificateAuthority>> ca =
+        CertificateAuthority::LoadOrCreate(dir, "Paddock egress CA");
+    if (!ca.ok()) return Fail(ca.status().message(), 1);
+    for (const auto& [file, what] :
+         {std::pair<const char*, const char*>{"placeholder.key", "the placeholder key"},
+          {"egress-pass.key", "the egress pass key"}}) {
+      Result<std::string> key = LoadOrCreateKeyFile(dir + "/" + file, what);
+      if (!key.ok()) return Fail(key.status().message(), 1);
+    }
+    std::printf(
+        "%s: ca.key ca.crt placeholder.key egress-pass.key (CA sha256 %s)\n"
+        "kubectl -n paddock create secret generic paddock-vault --from-file=%s\n",
+        dir.c_str(), (*ca)->fingerprint().c_str(), dir.c_str());
+    return 0;
+  }
   if (args.subcommand != "create-key" && args.subcommand != "create-team")
-    return Fail("admin: give create-key, create-team or new-key\n\n" + std::string(kUsage));
+    return Fail("admin: give create-key, create-team, new-key or vault-keys\n\n" + std::string(kUsage));
   Result<Config> config = LoadConfig(args);
   if (!config.ok()) return Fail(config.status().message());
   auto redactor = std::make_shared<Redactor>();
@@ -423,8 +486,9 @@ int main(int argc, char** argv) {
   Result<Args> args = ParseArgs(argc, argv);
   if (!args.ok()) return Fail(args.status().message());
   try {
-    if (args->command == "serve") return Serve(*args, false);
-    if (args->command == "worker") return Serve(*args, true);
+    if (args->command == "serve") return Serve(*args, ProcessRole::kServe);
+    if (args->command == "worker") return Serve(*args, ProcessRole::kWorker);
+    if (args->command == "egress") return Serve(*args, ProcessRole::kEgress);
     if (args->command == "migrate") return Migrate(*args);
     if (args->command == "plugins") return Plugins(*args);
     if (args->command == "check-config") return CheckConfig(*args);

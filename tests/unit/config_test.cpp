@@ -103,6 +103,25 @@ TEST(Config, UnknownServerKeyListsTheAllowedOnes) {
       << c.status().message();
 }
 
+TEST(Config, ARemoteEgressIsHostAndPortAndTheEgressRolesKeysAreRead) {
+  auto c = ParseConfig(std::string(kMinimal) +
+                           "[egress]\nremote = \"paddock-egress.paddock.svc:3128\"\nhealth_port = 3302\n"
+                           "pass_key_file = \"/keys/egress-pass.key\"\n",
+                       "f.toml");
+  ASSERT_OK(c);
+  EXPECT_EQ(c->egress.remote, "paddock-egress.paddock.svc:3128");
+  EXPECT_EQ(c->egress.listen, "0.0.0.0");
+  EXPECT_EQ(c->egress.health_port, 3302);
+  EXPECT_EQ(c->egress.pass_key_file, "/keys/egress-pass.key");
+  EXPECT_FALSE(c->egress_role);  // the command's, never the file's
+  for (const char* bad : {"paddock-egress", "paddock-egress:", ":3128", "host:99999", "host:31x8"}) {
+    auto refused = ParseConfig(std::string(kMinimal) + "[egress]\nremote = \"" + bad + "\"\n", "f.toml");
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_NE(refused.status().message().find("must be host:port"), std::string::npos)
+        << refused.status().message();
+  }
+}
+
 TEST(Config, QuotaDefaultsAreReadAndACostThatIsNotDollarsIsRefused) {
   auto c = ParseConfig(
       std::string(kMinimal) + "[quotas]\nsandboxes = 4\nruns_per_minute = 30\ncost_per_day_usd = \"7.25\"\n",

@@ -475,6 +475,9 @@ inline constexpr char kSandboxSecrets[] = "/tmp/paddock-secrets";
 // and the CA certificate alone.
 inline constexpr char kEgressCaBundle[] = "ca-bundle.crt";
 inline constexpr char kEgressCaFile[] = "ca.crt";
+// Where they are written inside a sandbox that reaches a remote egress proxy ([egress] remote:
+// Kubernetes pods, which get no egress directory): on /tmp, rewritten by every bind.
+inline constexpr char kSandboxEgressTrust[] = "/tmp/paddock-egress";
 
 // A vault entry: a team secret bound to the hosts it may be sent to. A sandbox whose agent
 // names it gets a placeholder (kVaultPlaceholderPrefix + a value unique to the session and

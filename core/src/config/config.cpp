@@ -105,6 +105,16 @@ constexpr paddock_config_key kEgressKeys[] = {
      "Hosts every sandbox may reach: \"example.com\", \"*.example.com\" or \"host:port\"."},
     {"port", PADDOCK_CONFIG_INT, 0, "3128", "Port of the proxy inside each sandbox (on 127.0.0.1)."},
     {"connect_timeout", PADDOCK_CONFIG_DURATION, 0, "10s", "How long the proxy waits to connect upstream."},
+    {"remote", PADDOCK_CONFIG_STRING, 0, "",
+     "host:port of a `paddock egress` service that sandboxes reach the network through (Kubernetes); "
+     "empty: this process's own proxy, on a socket in each sandbox."},
+    {"listen", PADDOCK_CONFIG_STRING, 0, "0.0.0.0",
+     "The `paddock egress` role: the address it serves sandboxes on (at port)."},
+    {"health_port", PADDOCK_CONFIG_INT, 0, "3002",
+     "The `paddock egress` role: /healthz, /readyz and /metrics."},
+    {"pass_key_file", PADDOCK_CONFIG_STRING, 0, "",
+     "The key sandboxes' egress passes are made with, shared by workers and egress processes; empty: "
+     "<data_dir>/egress-pass.key (made at the first start)."},
 };
 
 constexpr paddock_config_key kVaultKeys[] = {
@@ -122,6 +132,7 @@ constexpr paddock_config_key kVaultKeys[] = {
 
 constexpr paddock_config_rule kEgressRules[] = {
     config::Range("port", 1, 65535),
+    config::Range("health_port", 0, 65535),
     config::AtLeast("connect_timeout", 100),
 };
 
@@ -543,6 +554,20 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
     for (const auto& h : e.allow) PADDOCK_RETURN_IF_ERROR(CheckHost(h, source, s.line));
     e.port = Int(v, "port");
     e.connect_timeout_ms = v.GetDurationMs("connect_timeout");
+    e.remote = v.GetString("remote");
+    e.listen = v.GetString("listen");
+    e.health_port = Int(v, "health_port");
+    e.pass_key_file = v.GetString("pass_key_file");
+    if (!e.remote.empty()) {
+      auto colon = e.remote.rfind(':');
+      const std::string p = colon == std::string::npos ? "" : e.remote.substr(colon + 1);
+      if (colon == 0 || p.empty() || p.find_first_not_of("0123456789") != std::string::npos || p.size() > 5 ||
+          std::stoi(p) < 1 || std::stoi(p) > 65535) {
+        return Invalid(source, s.line,
+                       "[egress] remote = \"" + e.remote +
+                           "\" must be host:port, e.g. \"paddock-egress.paddock.svc:3128\"");
+      }
+    }
   }
   // [vault]
   {

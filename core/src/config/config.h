@@ -104,6 +104,12 @@ struct EgressSettings {
   std::vector<std::string> model_urls;  // [models] URLs: their hosts are always allowed
   int port = 3128;                      // the proxy's port inside each sandbox (127.0.0.1)
   std::int64_t connect_timeout_ms = 10000;
+  // "host:port" of a `paddock egress` service: sandboxes that cannot be handed a socket (pods)
+  // reach the network through it, with a pass (egress_pass.h); "": this process's own proxy.
+  std::string remote;
+  std::string listen = "0.0.0.0";  // the `paddock egress` role: where it serves remote sandboxes (on port)
+  int health_port = 3002;          // the `paddock egress` role: /healthz, /readyz, /metrics
+  std::string pass_key_file;       // the key passes are made with; "": <data_dir>/egress-pass.key
 };
 
 // The credential vault ([vault]): placeholders in sandboxes, values put in by the egress proxy.
@@ -149,6 +155,8 @@ struct PluginChoice {
 
 struct Config {
   std::string source;  // path of the file, or "<embedded config/paddock.toml>"
+  // Set by `paddock egress`, not by the file: the process serves remote sandboxes' egress only.
+  bool egress_role = false;
   ServerSettings server;
   WorkerSettings worker;
   AuthSettings auth;

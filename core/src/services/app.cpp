@@ -4,7 +4,9 @@
 
 #include "metrics/metrics.h"
 #include "paddock/json.h"
+#include "services/egress/egress_pass.h"
 #include "services/egress/egress_proxy.h"
+#include "services/events/catalogue.h"
 #include "services/events/event_service.h"
 #include "services/runs/lease_sweeper.h"
 #include "services/sandboxes/sandbox_manager.h"
@@ -24,6 +26,21 @@
 #include "util/redactor.h"
 
 namespace paddock {
+
+namespace {
+
+std::string PassKeyFile(const Config& config) {
+  return config.egress.pass_key_file.empty() ? config.server.data_dir + "/egress-pass.key"
+                                             : config.egress.pass_key_file;
+}
+
+// The identity a remote sandbox's requests go under (EgressProxy::RemoteSandbox), and back.
+constexpr char kRemoteIdentity[] = "session:";
+std::string SessionOfRemote(const std::string& identity) {
+  return identity.rfind(kRemoteIdentity, 0) == 0 ? identity.substr(sizeof kRemoteIdentity - 1) : "";
+}
+
+}  // namespace
 
 Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string& plugin_dir,
                                          std::shared_ptr<Redactor> redactor) {
@@ -86,20 +103,16 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
     if (ec) return Status::FailedPrecondition("cannot create " + sandbox.tools_root + ": " + ec.message());
     std::filesystem::permissions(sandbox.tools_root, std::filesystem::perms(0755), ec);
     if (config.egress.enabled) {
-      a.egress_ = std::make_unique<EgressProxy>(config.egress, config.server.data_dir + "/egress");
-      if (config.vault.enabled) {
-        const std::string dir =
-            config.vault.dir.empty() ? config.server.data_dir + "/vault" : config.vault.dir;
-        PADDOCK_ASSIGN_OR_RETURN(a.vault_,
-                                 VaultService::Create(dir, *a.store_, *a.secrets_, *a.events_, *a.metrics_));
-        PADDOCK_RETURN_IF_ERROR(a.egress_->EnableVault(*a.vault_, a.vault_->ca().certificate_pem(),
-                                                       config.vault.upstream_ca_file));
-        if (config.vault.model_keys) {
-          ModelKeys keys = ModelKeyBindings(anthropic, openai);
-          for (const std::string& warning : keys.warnings) LogWarn("vault: " + warning);
-          a.vault_->SetDefaultBindings(std::move(keys.bindings));
-        }
+      // [egress] remote: sandboxes go through a `paddock egress` service; this process only
+      // makes their passes (and their placeholders, with the vault on).
+      if (config.egress.remote.empty()) {
+        a.egress_ = std::make_unique<EgressProxy>(config.egress, config.server.data_dir + "/egress");
+      } else {
+        PADDOCK_ASSIGN_OR_RETURN(a.pass_, EgressPass::Load(PassKeyFile(config)));
+        sandbox.egress = false;  // no socket of this process's
+        sandbox.egress_remote = config.egress.remote;
       }
+      PADDOCK_RETURN_IF_ERROR(a.MakeVault(config));
     }
     if (config.snapshots.enabled) {
       a.snapshots_ = std::make_unique<SnapshotService>(*a.store_, *a.events_, *a.metrics_, config.snapshots);
@@ -118,6 +131,7 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
       a.vault_->SetSessionOf([manager](const std::string& dir) { return manager->SessionOfEgress(dir); });
       a.sandboxes_->SetVault(a.vault_.get());
     }
+    a.sandboxes_->SetEgressPass(a.pass_.get());
     const Harnesses* harnesses = &a.harnesses_;
     a.sandboxes_->SetNativePaths([harnesses](const Agent& agent) {
       auto h = harnesses->by_name.find(agent.harness);
@@ -129,6 +143,7 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
     a.workers_ = std::make_unique<WorkerPool>(*a.store_, *a.executor_, NewWorkerId(), w.threads,
                                               std::chrono::milliseconds(w.poll_interval_ms), lease);
   }
+  if (config.egress_role) PADDOCK_RETURN_IF_ERROR(a.MakeEgressRole(config));
   SweepOptions sweep;
   sweep.max_attempts = config.worker.max_attempts;
   WorkerPool* pool = a.workers_.get();
@@ -152,6 +167,64 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
   a.failed_auth_ = std::make_unique<FailedAuthLimiter>(config.auth.failed_per_minute);
   a.events_->AttachAuthenticator(a.auth_.get());
   return app;
+}
+
+Status App::MakeVault(const Config& config) {
+  if (!config.vault.enabled) return Status::Ok();
+  const std::string dir = config.vault.dir.empty() ? config.server.data_dir + "/vault" : config.vault.dir;
+  PADDOCK_ASSIGN_OR_RETURN(vault_, VaultService::Create(dir, *store_, *secrets_, *events_, *metrics_));
+  if (egress_) {
+    PADDOCK_RETURN_IF_ERROR(
+        egress_->EnableVault(*vault_, vault_->ca().certificate_pem(), config.vault.upstream_ca_file));
+  }
+  if (config.vault.model_keys) {
+    const ModelSettings& m = config.models;
+    std::string anthropic = !m.anthropic_base_url.empty() ? m.anthropic_base_url : m.gateway;
+    std::string openai = !m.openai_base_url.empty() ? m.openai_base_url
+                         : m.gateway.empty()        ? ""
+                                                    : m.gateway + "/v1";
+    ModelKeys keys = ModelKeyBindings(anthropic, openai);
+    for (const std::string& warning : keys.warnings) LogWarn("vault: " + warning);
+    vault_->SetDefaultBindings(std::move(keys.bindings));
+  }
+  return Status::Ok();
+}
+
+Status App::MakeEgressRole(const Config& config) {
+  if (!config.egress.enabled)
+    return Status::FailedPrecondition("`paddock egress` with [egress] enabled = false");
+  egress_ = std::make_unique<EgressProxy>(config.egress, config.server.data_dir + "/egress");
+  PADDOCK_ASSIGN_OR_RETURN(pass_, EgressPass::Load(PassKeyFile(config)));
+  PADDOCK_RETURN_IF_ERROR(MakeVault(config));
+  if (vault_) vault_->SetSessionOf(&SessionOfRemote);
+  EventService* events = events_.get();
+  Metrics* metrics = metrics_.get();
+  egress_->SetOnRefused([events, metrics](const std::string& identity, const std::string& host, int port) {
+    metrics->EgressRefused();
+    const std::string session = SessionOfRemote(identity);
+    LogWarn("egress refused: " + host + ":" + std::to_string(port) + " from session " + session);
+    if (!session.empty()) (void)events->Append(session, "", event::EgressRefused(host, port));
+  });
+  return Status::Ok();
+}
+
+Result<EgressProxy::RemoteSandbox> App::CheckPass(const std::string& proxy_authorization) {
+  std::optional<EgressClaim> claim = EgressPass::Parse(proxy_authorization);
+  if (!claim) {
+    return Status::PermissionDenied(
+        "no sandbox pass: a sandbox's proxy URL carries it (http://<session>:<pass>@host:port)");
+  }
+  Result<Session> session = store_->GetSession(claim->session_id);
+  if (!session.ok() || !pass_->Verify(*claim, session->sandbox_id)) {
+    return Status::PermissionDenied(
+        "this pass opens nothing: not of this install, or of a sandbox "
+        "that is no longer its session's");
+  }
+  for (const ProfileSettings& p : config_.profiles) {
+    if (p.name == claim->profile) return EgressProxy::RemoteSandbox{kRemoteIdentity + session->id, p.allow};
+  }
+  return Status::PermissionDenied("the pass names the profile '" + claim->profile +
+                                  "', which this egress process's config does not have");
 }
 
 App::~App() { Stop(); }
@@ -214,6 +287,16 @@ Status App::Start() {
     }
   }
   if (workers_) workers_->Start();
+  if (config_.egress_role) {
+    // Only the proxy: leases and runs are the workers' and the API's.
+    PADDOCK_ASSIGN_OR_RETURN(egress_port_, egress_->ListenRemote(config_.egress.listen, config_.egress.port,
+                                                                 [this](const std::string& authorization) {
+                                                                   return CheckPass(authorization);
+                                                                 }));
+    LogInfo("egress: serving sandboxes on " + config_.egress.listen + ":" + std::to_string(egress_port_) +
+            (vault_ ? " with the credential vault" : ""));
+    return Status::Ok();
+  }
   sweeper_->Start();
   if (auto counts = store_->CountSessions(); counts.ok()) metrics_->SetSessionCounts(*counts);
   return Status::Ok();

@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "plugins/plugin_host.h"
+#include "services/egress/egress_proxy.h"
 #include "services/runs/worker.h"
 #include "services/sandboxes/tool_cache.h"
 
@@ -20,7 +21,7 @@ class EventService;
 class LeaseSweeper;
 class Metrics;
 class Redactor;
-class EgressProxy;
+class EgressPass;
 class SandboxManager;
 class SessionService;
 class SnapshotService;
@@ -72,9 +73,17 @@ class App {
   VaultService* vault() { return vault_.get(); }
   const Redactor& redactor() const { return *redactor_; }
   bool runs_worker() const { return workers_ != nullptr; }
+  // The `paddock egress` role: the port it serves sandboxes on, once started.
+  int egress_port() const { return egress_port_; }
 
  private:
   App() = default;
+  // The vault (with [vault] enabled), on the egress proxy when this process has one.
+  Status MakeVault(const Config& config);
+  // `paddock egress`: the proxy for remote sandboxes, their passes, the vault.
+  Status MakeEgressRole(const Config& config);
+  // What a remote sandbox's Proxy-Authorization opens (EgressProxy::PassCheck).
+  Result<EgressProxy::RemoteSandbox> CheckPass(const std::string& proxy_authorization);
 
   Config config_;
   std::shared_ptr<Redactor> redactor_;
@@ -86,12 +95,14 @@ class App {
   std::shared_ptr<SecretInjector> secrets_;
   Harnesses harnesses_;
   size_t started_ = 0;
+  int egress_port_ = 0;
 
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<EventService> events_;
   std::unique_ptr<AuditLog> audit_;      // before the sandboxes, which record secret access in it
   std::unique_ptr<VaultService> vault_;  // before the proxy, which asks it
   std::unique_ptr<EgressProxy> egress_;
+  std::unique_ptr<EgressPass> pass_;  // [egress] remote, or the egress role
   std::unique_ptr<SnapshotService> snapshots_;
   std::unique_ptr<ToolCache> tools_;
   std::thread preinstall_;

@@ -36,10 +36,11 @@ std::string Lower(std::string s) {
   return s;
 }
 
-void Reply(Poco::Net::StreamSocket& socket, int status, const std::string& reason, const std::string& body) {
+void Reply(Poco::Net::StreamSocket& socket, int status, const std::string& reason, const std::string& body,
+           const std::string& extra_headers = "") {
   std::string text =
-      "HTTP/1.1 " + std::to_string(status) + " " + reason +
-      "\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) +
+      "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\n" + extra_headers +
+      "Content-Type: text/plain\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) +
       "\r\n\r\n" + body;
   try {
     socket.sendBytes(text.data(), static_cast<int>(text.size()));
@@ -48,6 +49,20 @@ void Reply(Poco::Net::StreamSocket& socket, int status, const std::string& reaso
 }
 
 }  // namespace
+
+std::string TrustBundleWith(const std::string& ca_pem) {
+  std::string bundle;
+  for (const char* system : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"}) {
+    std::ifstream in(system);
+    if (!in) continue;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    bundle = ss.str();
+    break;
+  }
+  if (!bundle.empty() && bundle.back() != '\n') bundle += '\n';
+  return bundle + ca_pem;
+}
 
 EgressProxy::EgressProxy(EgressSettings settings, std::string root)
     : settings_(std::move(settings)), root_(std::move(root)) {
@@ -78,17 +93,7 @@ Status EgressProxy::WriteTrust(const std::string& dir) const {
     ca_pem = ca_pem_;
   }
   if (ca_pem.empty()) return Status::Ok();
-  std::string bundle;
-  for (const char* system : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"}) {
-    std::ifstream in(system);
-    if (!in) continue;
-    std::stringstream ss;
-    ss << in.rdbuf();
-    bundle = ss.str();
-    break;
-  }
-  if (!bundle.empty() && bundle.back() != '\n') bundle += '\n';
-  bundle += ca_pem;
+  const std::string bundle = TrustBundleWith(ca_pem);
   // Written in place, not renamed over: a sandbox that has the bundle bind-mounted as its
   // system trust store holds the file, not the name.
   for (const auto& [name, text] : {std::pair<const char*, const std::string*>{kEgressCaFile, &ca_pem},
@@ -103,6 +108,38 @@ Status EgressProxy::WriteTrust(const std::string& dir) const {
   return Status::Ok();
 }
 
+Result<int> EgressProxy::ListenRemote(const std::string& listen, int port, PassCheck check) {
+  int fd = socket(listen.find(':') == std::string::npos ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::Unavailable(std::string("egress: socket: ") + strerror(errno));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  try {
+    Poco::Net::SocketAddress address(listen, static_cast<Poco::UInt16>(port));
+    if (bind(fd, address.addr(), address.length()) != 0 || ::listen(fd, 512) != 0) {
+      std::string err = strerror(errno);
+      close(fd);
+      return Status::Unavailable("egress: cannot listen on " + listen + ":" + std::to_string(port) + ": " +
+                                 err);
+    }
+  } catch (const Poco::Exception& e) {
+    close(fd);
+    return Status::InvalidArgument("egress: listen address " + listen + ": " + e.displayText());
+  }
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+  const int bound_port =
+      ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                        : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  {
+    std::lock_guard lock(mu_);
+    pass_check_ = std::move(check);
+    remote_fd_ = fd;
+  }
+  if (wake_[1] >= 0) (void)!write(wake_[1], "x", 1);
+  return bound_port;
+}
+
 void EgressProxy::Stop() {
   if (stopping_.exchange(true)) return;
   if (wake_[1] >= 0) (void)!write(wake_[1], "x", 1);
@@ -110,6 +147,8 @@ void EgressProxy::Stop() {
   std::lock_guard lock(mu_);
   for (auto& [dir, l] : listeners_) close(l.fd);  // the sockets stay for the next process
   listeners_.clear();
+  if (remote_fd_ >= 0) close(remote_fd_);
+  remote_fd_ = -1;
   if (wake_[0] >= 0) close(wake_[0]);
   if (wake_[1] >= 0) close(wake_[1]);
 }
@@ -266,8 +305,12 @@ void EgressProxy::AcceptLoop() {
     std::vector<std::string> dirs;
     fds.push_back({wake_[0], POLLIN, 0});
     dirs.emplace_back();
+    int remote = -1;
     {
       std::lock_guard lock(mu_);
+      remote = remote_fd_;
+      fds.push_back({remote, POLLIN, 0});  // a negative descriptor is skipped by poll
+      dirs.emplace_back();
       for (const auto& [dir, l] : listeners_) {
         fds.push_back({l.fd, POLLIN, 0});
         dirs.push_back(dir);
@@ -280,7 +323,13 @@ void EgressProxy::AcceptLoop() {
       while (read(wake_[0], buf, sizeof buf) > 0) {
       }
     }
-    for (size_t i = 1; i < fds.size(); ++i) {
+    if (remote >= 0 && (fds[1].revents & POLLIN)) {
+      int client = accept4(remote, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client >= 0) {
+        std::thread([this, client] { Serve(client, {}, "", /*remote=*/true); }).detach();
+      }
+    }
+    for (size_t i = 2; i < fds.size(); ++i) {
       if (!(fds[i].revents & POLLIN)) continue;
       std::vector<std::string> allow;
       int client = -1;
@@ -299,15 +348,33 @@ void EgressProxy::AcceptLoop() {
   }
 }
 
-void EgressProxy::Serve(int client_fd, std::vector<std::string> allow, std::string dir) {
+void EgressProxy::Serve(int client_fd, std::vector<std::string> allow, std::string dir, bool remote) {
   Poco::Net::StreamSocket client(new Poco::Net::StreamSocketImpl(client_fd));
   std::string host;
   int port = 0;
   try {
     client.setReceiveTimeout(Poco::Timespan(30, 0));
+    if (remote) client.setNoDelay(true);
     Poco::Net::SocketStream in(client);
     Poco::Net::HTTPRequest request;
     request.read(in);
+    if (remote) {
+      PassCheck check;
+      {
+        std::lock_guard lock(mu_);
+        check = pass_check_;
+      }
+      Result<RemoteSandbox> pass = check ? check(request.get("Proxy-Authorization", ""))
+                                         : Result<RemoteSandbox>(Status::Unavailable("not serving"));
+      if (!pass.ok()) {
+        return Reply(client, 407, "Proxy Authentication Required",
+                     "paddock egress: " + pass.status().message() + "\n",
+                     "Proxy-Authenticate: Basic realm=\"paddock egress\"\r\n");
+      }
+      dir = std::move(pass->identity);
+      allow = FullAllow(pass->allow);
+      request.erase("Proxy-Authorization");
+    }
     const bool tunnel = request.getMethod() == "CONNECT";
     if (tunnel) {
       const std::string& target = request.getURI();

@@ -22,6 +22,10 @@ namespace paddock {
 
 class TlsInterceptor;
 
+// This host's trust store (Debian's or Red Hat's bundle) with `ca_pem` after it: what a sandbox
+// trusts with the credential vault on.
+std::string TrustBundleWith(const std::string& ca_pem);
+
 class EgressProxy {
  public:
   // Called for every refused connection, from a connection thread.
@@ -48,6 +52,20 @@ class EgressProxy {
   // Replaces a directory's allow list (after a warm sandbox is claimed).
   void SetAllow(const std::string& dir, const std::vector<std::string>& allow);
 
+  // What a remote sandbox's pass opens: the identity its requests go under (for the vault and
+  // the refused-hook, as a directory would) and its profile's allow list.
+  struct RemoteSandbox {
+    std::string identity;
+    std::vector<std::string> allow;
+  };
+  // Checks a request's Proxy-Authorization; an error (its message for the 407) when it opens
+  // nothing.
+  using PassCheck = std::function<Result<RemoteSandbox>(const std::string& proxy_authorization)>;
+  // The `paddock egress` role: serves sandboxes of other hosts (Kubernetes pods) on TCP
+  // `listen`:`port`, every connection's first request naming its sandbox by its pass
+  // (egress_pass.h). Call once. Returns the port bound (`port` 0: an ephemeral one).
+  Result<int> ListenRemote(const std::string& listen, int port, PassCheck check);
+
   // Stops serving the directory and removes it. Idempotent.
   void Close(const std::string& dir);
 
@@ -68,7 +86,8 @@ class EgressProxy {
   void AcceptLoop();
   // Rewrites every served directory's trust files when the vault's CA changed.
   void FollowCa();
-  void Serve(int client, std::vector<std::string> allow, std::string dir);
+  // `remote`: a connection of the remote listener, whose allow list and identity its pass gives.
+  void Serve(int client, std::vector<std::string> allow, std::string dir, bool remote = false);
   std::vector<std::string> FullAllow(const std::vector<std::string>& allow) const;
   Status Listen(const std::string& dir, const std::vector<std::string>& allow);
   Status WriteTrust(const std::string& dir) const;
@@ -81,6 +100,8 @@ class EgressProxy {
   std::unique_ptr<TlsInterceptor> interceptor_;
   mutable std::mutex mu_;
   std::map<std::string, Listener> listeners_;  // by directory
+  int remote_fd_ = -1;                         // ListenRemote's, guarded by mu_
+  PassCheck pass_check_;
   int wake_[2] = {-1, -1};
   std::atomic<bool> stopping_{false};
   std::thread acceptor_;

@@ -1,5 +1,9 @@
 #include "services/sandboxes/sandbox_manager.h"
 
+#include <Poco/Net/DNS.h>
+#include <Poco/Net/HostEntry.h>
+#include <Poco/URI.h>
+
 #include <algorithm>
 #include <chrono>
 #include <random>
@@ -7,6 +11,7 @@
 
 #include "metrics/metrics.h"
 #include "paddock/json.h"
+#include "services/egress/egress_pass.h"
 #include "services/egress/egress_proxy.h"
 #include "services/events/event_service.h"
 #include "services/snapshots/snapshot_service.h"
@@ -203,10 +208,50 @@ void SandboxManager::EgressRefused(const std::string& egress_dir, const std::str
   (void)events_.Append(session, "", event::EgressRefused(host, port));
 }
 
+Status SandboxManager::RemoteEgress(const SandboxInfo& info, const Session& session, RuntimeClient& runtime,
+                                    EnvMap& env) {
+  if (settings_.egress_remote.empty() || !pass_ || Profile(info.profile).host_network) return Status::Ok();
+  // The service's address, resolved here: the sandbox needs no DNS (its NetworkPolicy lets it
+  // reach the egress pods only).
+  std::string address = settings_.egress_remote;
+  const auto colon = address.rfind(':');
+  try {
+    Poco::Net::HostEntry host = Poco::Net::DNS::hostByName(address.substr(0, colon));
+    for (const Poco::Net::IPAddress& ip : host.addresses()) {
+      if (ip.family() != Poco::Net::AddressFamily::IPv4) continue;
+      address = ip.toString() + address.substr(colon);
+      break;
+    }
+  } catch (const Poco::Exception& e) {
+    LogWarn("egress: resolving " + settings_.egress_remote + ": " + e.displayText() +
+            "; sandboxes get the name");
+  }
+  const EgressCredentials pass = pass_->Mint(session.id, info.id, info.profile);
+  redactor_.Add(pass.password);
+  std::string user, password;
+  Poco::URI::encode(pass.user, ":@/?#[]%", user);
+  Poco::URI::encode(pass.password, ":@/?#[]%", password);
+  const std::string proxy = "http://" + user + ":" + password + "@" + address;
+  for (const char* name : {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"}) env[name] = proxy;
+  env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1";
+  if (!vault_) return Status::Ok();
+  const std::string ca = vault_->TrustPem();  // follows a rotation of the CA
+  const std::string dir = kSandboxEgressTrust;
+  PADDOCK_RETURN_IF_ERROR(runtime.PutFile(dir + "/" + kEgressCaFile, ca, "0444")
+                              .Annotate("writing the vault's CA into the sandbox"));
+  PADDOCK_RETURN_IF_ERROR(runtime.PutFile(dir + "/" + kEgressCaBundle, TrustBundleWith(ca), "0444")
+                              .Annotate("writing the trust bundle into the sandbox"));
+  for (const char* name : {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"})
+    env[name] = dir + "/" + kEgressCaBundle;
+  env["NODE_EXTRA_CA_CERTS"] = dir + "/" + kEgressCaFile;
+  return Status::Ok();
+}
+
 Status SandboxManager::Bind(const SandboxInfo& info, const Session& session) {
   PADDOCK_ASSIGN_OR_RETURN(Agent agent, store_.GetAgent(session.agent_id));
   PADDOCK_ASSIGN_OR_RETURN(Delivery d, Environment(agent, session));
   RuntimeClient runtime(info.runtime);
+  PADDOCK_RETURN_IF_ERROR(RemoteEgress(info, session, runtime, d.env));
   PADDOCK_RETURN_IF_ERROR(runtime.SetEnv(d.env).Annotate("sending the session's environment to its sandbox"));
   // The directory holds exactly the secrets the agent gets as files now.
   if (Status gone = runtime.Remove(kSandboxSecrets, /*recursive=*/true);

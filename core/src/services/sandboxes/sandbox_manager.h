@@ -33,12 +33,14 @@
 namespace paddock {
 
 class VaultService;
+class EgressPass;
 
 class AuditLog;
 class EgressProxy;
 class EventService;
 class Metrics;
 class Redactor;
+class RuntimeClient;
 class SnapshotService;
 
 struct SandboxSettings {
@@ -54,6 +56,9 @@ struct SandboxSettings {
   EnvMap model_env;
   // Host directory mounted read-only at kSandboxTools in every sandbox (ToolCache::root()).
   std::string tools_root;
+  // [egress] remote: sandboxes reach the network through this `paddock egress` service, with a
+  // pass (egress_pass.h), instead of a socket of this process's proxy.
+  std::string egress_remote;
 };
 
 // A sandbox bound to a session, as Ensure leaves it.
@@ -121,6 +126,9 @@ class SandboxManager {
     std::vector<Secret> secrets;  // all of them, for the audit log
   };
   Result<Delivery> Environment(const Agent& agent, const Session& session);
+  // With [egress] remote: the proxy variables with the sandbox's pass, and the vault's trust
+  // files, into `env` and the sandbox.
+  Status RemoteEgress(const SandboxInfo& info, const Session& session, RuntimeClient& runtime, EnvMap& env);
 
   // Runs a command in the session's sandbox outside any run (creating the sandbox if needed,
   // and restoring the session's snapshot into it). Unless a run is under way, what the command
@@ -147,6 +155,8 @@ class SandboxManager {
   // Set once, before Start: vault entries reach sandboxes as its placeholders. Without it
   // they are refused to sandboxes.
   void SetVault(VaultService* vault) { vault_ = vault; }
+  // With [egress] remote: what sandboxes' passes are made with. Set before the first Ensure.
+  void SetEgressPass(const EgressPass* pass) { pass_ = pass; }
 
   // Ready sandboxes in a profile's warm pool.
   int WarmCount(const std::string& profile);
@@ -191,6 +201,7 @@ class SandboxManager {
   SessionLocks locks_;
   EgressBook egress_book_;
   VaultService* vault_ = nullptr;
+  const EgressPass* pass_ = nullptr;
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
