@@ -44,11 +44,22 @@ echo "kind-up: building images"
 "$engine" build -f deploy/docker/sandbox.Dockerfile -t paddock-sandbox:dev .
 kind load docker-image --name "$cluster" paddock:dev paddock-sandbox:dev
 
+# The keys the workers and the egress proxy share (the vault's CA, its placeholder key, the
+# egress pass key), made once by the image's own paddock.
+if ! kubectl -n paddock get secret paddock-vault >/dev/null 2>&1; then
+  keys=$(mktemp -d)
+  "$engine" run --rm -v "$keys:/keys" --user "$(id -u)" paddock:dev admin vault-keys --dir /keys/vault
+  kubectl create namespace paddock --dry-run=client -o yaml | kubectl apply -f -
+  kubectl -n paddock create secret generic paddock-vault --from-file="$keys/vault"
+  rm -rf "$keys"
+fi
+
 # Paddock (the pool token Secret is made by the first Paddock process that needs it).
 kubectl apply -k deploy/overlays/kind
 kubectl -n paddock wait --for=condition=complete job/paddock-migrate --timeout=300s
 kubectl -n paddock rollout status deployment/paddock-web --timeout=300s
 kubectl -n paddock rollout status deployment/paddock-worker --timeout=300s
+kubectl -n paddock rollout status deployment/paddock-egress --timeout=300s
 # A Paddock on this machine reaches the sandboxes through the API server (sandbox.kind's
 # runtime_access = "apiserver"): no route to the pod network.
 echo "kind-up: ready. KUBECONFIG=$kubeconfig"

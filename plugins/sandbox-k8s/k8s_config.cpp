@@ -12,7 +12,8 @@ std::vector<paddock_config_key> SharedConfigKeys(const char* access_default) {
        "RBAC)."},
       {"team_network_policies", PADDOCK_CONFIG_BOOL, 0, "true",
        "With namespace_per_team: before a team's first sandbox, write NetworkPolicy "
-       "'<instance>-team-isolation' (in only from the control plane's sandbox clients, out only to DNS) and "
+       "'<instance>-team-isolation' (in only from the control plane's sandbox clients, out nowhere but where "
+       "the copies allow: the egress proxy) and "
        "copies of the policies in <namespace> labelled paddock.dev/copy-to-team-namespaces=true into the "
        "team's namespace; no sandbox starts where they cannot be written. false: you manage them."},
       {"mode", PADDOCK_CONFIG_STRING, 0, "claim",

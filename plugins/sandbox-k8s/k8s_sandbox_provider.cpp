@@ -285,21 +285,8 @@ Object::Ptr K8sSandboxProvider::IsolationPolicy(const std::string& ns, const std
   Array::Ptr ingress = new Array;
   ingress->add(in);
   spec->set("ingress", ingress);
-  // Out: DNS only; the copied policies add the allow list.
-  Object::Ptr dns = new Object;
-  dns->set("namespaceSelector", match("kubernetes.io/metadata.name", "kube-system"));
-  dns->set("podSelector", match("k8s-app", "kube-dns"));
-  Array::Ptr to = new Array;
-  to->add(dns);
-  Array::Ptr out_ports = new Array;
-  out_ports->add(port("UDP", 53));
-  out_ports->add(port("TCP", 53));
-  Object::Ptr out = new Object;
-  out->set("to", to);
-  out->set("ports", out_ports);
-  Array::Ptr egress = new Array;
-  egress->add(out);
-  spec->set("egress", egress);
+  // Out: nowhere (Egress in policyTypes and no egress rules, which the API leaves out as
+  // empty); the copied policies add the way out, the egress proxy's pods (no DNS).
   policy->set("spec", spec);
   return policy;
 }

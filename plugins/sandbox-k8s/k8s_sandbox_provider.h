@@ -85,7 +85,8 @@ class K8sSandboxProvider final : public SandboxProvider {
   std::string ResourcePath(const std::string& ns, const std::string& name = "") const;  // claim or Sandbox
   std::string PoliciesPath(const std::string& ns, const std::string& name = "") const;
   // A team namespace's own NetworkPolicy: every pod reachable only from the control plane's
-  // runtime clients (in its namespace, on the runtime port), and out only to DNS.
+  // runtime clients (in its namespace, on the runtime port), and out nowhere (the copied policies
+  // add the way out: the egress proxy's pods).
   Poco::JSON::Object::Ptr IsolationPolicy(const std::string& ns, const std::string& team) const;
   // Creates the policy, or puts it back where it differs.
   Status ApplyPolicy(const std::string& ns, const Poco::JSON::Object::Ptr& policy);

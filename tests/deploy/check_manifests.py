@@ -57,7 +57,7 @@ for overlay in overlays:
             fail(f"{overlay}: {d['kind']} {meta.get('name')} is not in namespace paddock")
         if d["kind"] == "Deployment":
             c = d["spec"]["template"]["spec"]["containers"][0]
-            if meta["name"] in ("paddock-web", "paddock-worker"):
+            if meta["name"] in ("paddock-web", "paddock-worker", "paddock-egress"):
                 if c.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/readyz":
                     fail(f"{overlay}: {meta['name']} has no readiness probe on /readyz")
                 if c.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/healthz":
@@ -77,6 +77,20 @@ for overlay in overlays:
             os.unlink(f.name)
             if out.returncode != 0:
                 fail(f"{overlay}: promtool check rules: {out.stdout}{out.stderr}")
+    # Sandboxes go out through the egress proxy's pods only: no DNS, no other peer.
+    policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
+    sandbox_out = [d for d in policies.values() if "Egress" in d["spec"].get("policyTypes", []) and
+                   d["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == "paddock-sandbox"]
+    if not sandbox_out:
+        fail(f"{overlay}: no egress policy for the sandbox pods")
+    for d in sandbox_out:
+        for rule in d["spec"].get("egress", []):
+            peers = rule.get("to", [])
+            if not peers or any(p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name")
+                                != "paddock-egress" for p in peers):
+                fail(f"{overlay}: NetworkPolicy {d['metadata']['name']} lets sandboxes reach more than the egress proxy")
+    if "paddock-egress" not in {d["metadata"]["name"] for d in docs if d["kind"] == "Service"}:
+        fail(f"{overlay}: no Service paddock-egress for the sandboxes' proxy")
     secrets = {d["metadata"]["name"] for d in docs if d["kind"] == "Secret"}
     if overlay == "kind" and "paddock-postgres" not in secrets:
         fail("kind: no Secret paddock-postgres for the Deployments")
