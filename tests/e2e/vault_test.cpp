@@ -51,7 +51,7 @@ class Vault : public TwoTeams {
     ip_ = "127.0.0.2:" + std::to_string(upstream_->port());
     ServerOptions o;
     o.extra_toml = "[egress]\nallow = [\"" + named_ + "\", \"" + ip_ + "\"]\n[vault]\nupstream_ca_file = \"" +
-                   upstream_->ca_file() + "\"\n";
+                   upstream_->ca_file() + "\"\n" + MoreVaultToml();
     StartTeams(o, {"viewer", "member", "admin"});
     if (HasFatalFailure()) return;
     Bind("API_KEY", kApiKey, "{\"hosts\":[\"" + named_ + "\"],\"header\":\"x-api-key\"}");
@@ -63,6 +63,8 @@ class Vault : public TwoTeams {
         Agent("alpha", R"(,"secrets":["API_KEY","GIT_TOKEN","QUERY_KEY",{"name":"OTHER_KEY","as":"file"}])");
     session_ = Session("alpha", agent_);
   }
+
+  virtual std::string MoreVaultToml() const { return ""; }
 
   void Bind(const std::string& name, const std::string& value, const std::string& vault) {
     auto r = As("alpha.admin", "PUT", "/api/secrets/" + name,
@@ -349,6 +351,36 @@ TEST_P(Vault, ABadBindingIsRefusedWithWhatToFix) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, Vault, ::testing::Values("sqlite", "postgres"),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+// [vault] inspect = "all": the proxy reads every TLS connection, so a placeholder is refused
+// wherever its binding does not say, not only at the hosts some entry is bound to.
+class VaultInspectAll : public Vault {
+ protected:
+  std::string MoreVaultToml() const override { return "inspect = \"all\"\n"; }
+};
+
+TEST_P(VaultInspectAll, APlaceholderToAHostNoEntryIsBoundToIsRefusedAndOtherTrafficPasses) {
+  // OTHER_KEY becomes a plain secret: no entry is bound to the upstream by address any more.
+  auto plain = As("alpha.admin", "PUT", "/api/secrets/OTHER_KEY", Json("value", kOtherKey));
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  // Traffic without placeholders goes through, read by the proxy (its certificate, the
+  // install's CA).
+  EXPECT_EQ(Curl("https://" + ip_ + "/plain"), "ok\n");
+  EXPECT_EQ(upstream_->RequestsTo("/plain").size(), 1u) << upstream_->Record();
+  const std::string issuer =
+      Sh("curl -sS -v -o /dev/null https://" + ip_ + "/issuer 2>&1 | grep -i 'issuer:'");
+  EXPECT_NE(issuer.find("Paddock egress CA"), std::string::npos) << issuer;
+  // A placeholder there: refused, never sent, recorded.
+  EXPECT_EQ(Curl("-o /dev/null -w '%{http_code}' -H \"x-api-key: $API_KEY\" https://" + ip_ + "/anywhere"),
+            "403");
+  EXPECT_TRUE(upstream_->RequestsTo("/anywhere").empty()) << upstream_->Record();
+  auto events = As("alpha.viewer", "GET", "/api/sessions/" + session_ + "/events?limit=500");
+  EXPECT_NE(events.body.find("vault.refused"), std::string::npos) << events.body;
+  EXPECT_NE(events.body.find("is not bound to 127.0.0.2"), std::string::npos) << events.body;
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, VaultInspectAll, ::testing::Values("sqlite"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 }  // namespace

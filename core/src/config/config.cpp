@@ -125,9 +125,17 @@ constexpr paddock_config_key kVaultKeys[] = {
      "Where the install's CA (ca.key, ca.crt) and the placeholder key live; empty: <data_dir>/vault."},
     {"upstream_ca_file", PADDOCK_CONFIG_STRING, 0, "",
      "PEM certificates trusted for bound hosts besides the system's trust store (an internal gateway's CA)."},
+    {"inspect", PADDOCK_CONFIG_STRING, 0, "bound",
+     "Which TLS connections the proxy reads: \"bound\", those to hosts a vault entry of the sandbox's "
+     "agent (or a model key) is bound to, every other host a plain tunnel; \"all\", every one, so a "
+     "placeholder sent anywhere else is refused too (clients must trust the install's CA for every host)."},
     {"model_keys", PADDOCK_CONFIG_BOOL, 0, "true",
      "Model keys (ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN, OPENAI_API_KEY, LITELLM_API_KEY) without a "
      "binding of their own are bound to the [models] endpoints, so sandboxes hold placeholders of them."},
+};
+
+constexpr paddock_config_rule kVaultRules[] = {
+    config::OneOf("inspect", "bound,all"),
 };
 
 constexpr paddock_config_rule kEgressRules[] = {
@@ -398,7 +406,7 @@ std::vector<std::pair<std::string, ConfigSchema>> CoreSchemas() {
           {"sessions", {kSessionKeys, kSessionRules}},
           {"snapshots", {kSnapshotKeys, kSnapshotRules}},
           {"egress", {kEgressKeys, kEgressRules}},
-          {"vault", ConfigKeys(kVaultKeys)},
+          {"vault", {kVaultKeys, kVaultRules}},
           {"models", ConfigKeys(kModelKeys)},
           {"tools", {kToolKeys, kToolRules}},
           {"profiles.<name>", {kProfileKeys, kProfileRules}},
@@ -572,12 +580,13 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
   // [vault]
   {
     PADDOCK_ASSIGN_OR_RETURN(RawSection s, section("vault"));
-    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection(ConfigKeys(kVaultKeys), s));
+    PADDOCK_ASSIGN_OR_RETURN(ConfigView v, ValidateSection({kVaultKeys, kVaultRules}, s));
     VaultSettings& vs = config.vault;
     vs.enabled = v.GetBool("enabled");
     vs.dir = v.GetString("dir");
     vs.upstream_ca_file = v.GetString("upstream_ca_file");
     vs.model_keys = v.GetBool("model_keys");
+    vs.inspect_all = v.GetString("inspect") == "all";
   }
   // [models]: where sandboxes reach models; the egress proxy always allows these hosts.
   {

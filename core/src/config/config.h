@@ -118,6 +118,7 @@ struct VaultSettings {
   std::string dir;               // empty: <data_dir>/vault (the CA and the placeholder key)
   std::string upstream_ca_file;  // extra PEM trust for bound hosts; empty: the system's only
   bool model_keys = true;        // model keys without a binding are bound to [models] (model_keys.h)
+  bool inspect_all = false;      // inspect = "all": every TLS connection is read, not only bound hosts
 };
 
 // Where sandboxes reach models ([models]); each becomes an environment variable of every

@@ -173,6 +173,7 @@ Status App::MakeVault(const Config& config) {
   if (!config.vault.enabled) return Status::Ok();
   const std::string dir = config.vault.dir.empty() ? config.server.data_dir + "/vault" : config.vault.dir;
   PADDOCK_ASSIGN_OR_RETURN(vault_, VaultService::Create(dir, *store_, *secrets_, *events_, *metrics_));
+  vault_->SetInspectAll(config.vault.inspect_all);
   if (egress_) {
     PADDOCK_RETURN_IF_ERROR(
         egress_->EnableVault(*vault_, vault_->ca().certificate_pem(), config.vault.upstream_ca_file));

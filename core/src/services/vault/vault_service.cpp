@@ -187,6 +187,7 @@ bool VaultService::Intercepts(const std::string& dir, const std::string& host, i
   if (!session_of_) return false;
   const std::string session_id = session_of_(dir);
   if (session_id.empty()) return false;
+  if (inspect_all_) return true;
   // A model endpoint is read for every session: its placeholders come from any injector.
   for (const auto& [name, binding] : defaults_) {
     if (VaultCovers(binding, host, port)) return true;

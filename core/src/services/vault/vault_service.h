@@ -38,6 +38,9 @@ class VaultService final : public VaultHook {
   void SetSessionOf(SessionOf session_of) { session_of_ = std::move(session_of); }
   // Bindings for secrets of these names that have none of their own (ModelKeyBindings).
   void SetDefaultBindings(std::map<std::string, VaultBinding> bindings) { defaults_ = std::move(bindings); }
+  // [vault] inspect = "all": every TLS connection of every sandbox is read (and a placeholder
+  // to any host its entry is not bound to refused), not only those to bound hosts.
+  void SetInspectAll(bool all) { inspect_all_ = all; }
 
   // The placeholder of secret `name` in session `session_id`.
   std::string Placeholder(const std::string& session_id, const std::string& name) const;
@@ -73,6 +76,7 @@ class VaultService final : public VaultHook {
   Metrics& metrics_;
   SessionOf session_of_;
   std::map<std::string, VaultBinding> defaults_;
+  bool inspect_all_ = false;
   std::atomic<std::int64_t> checked_ms_{0};  // when FollowRotation last looked (steady clock)
 };
 
