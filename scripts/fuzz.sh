@@ -4,7 +4,7 @@
 # private /tmp. A crash leaves the input in build-fuzz/crash-<name>-*.
 #
 #   scripts/fuzz.sh build
-#   scripts/fuzz.sh run <name> [seconds]     (name: config, router, request, archive; default 30 s)
+#   scripts/fuzz.sh run <name> [seconds]     (name: config, router, request, archive, vault; default 30 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
