@@ -84,7 +84,7 @@ void Get(Stream& s, const std::string& host, const std::string& key) {
 void Print(const char* what, const std::vector<double>& v, const std::vector<double>& base) {
   const double p50 = Percentile(v, 0.5), p99 = Percentile(v, 0.99);
   const double b50 = Percentile(base, 0.5), b99 = Percentile(base, 0.99);
-  std::printf("%-44s p50 %7.3f ms  p99 %7.3f ms   (+%.3f / +%.3f ms, %.2fx / %.2fx)\n", what, p50, p99,
+  std::printf("%-48s p50 %7.3f ms  p99 %7.3f ms   (%+.3f / %+.3f ms, %.2fx / %.2fx)\n", what, p50, p99,
               p50 - b50, p99 - b99, p50 / b50, p99 / b99);
 }
 
