@@ -67,8 +67,8 @@ constexpr char kUsage[] =
     "  admin create-team --team T [--name NAME]\n"
     "  admin new-key  print a new random key (for $PADDOCK_ADMIN_KEY or [auth] admin_key_file)\n"
     "  admin vault-keys --dir DIR\n"
-    "                 make the vault's CA, its placeholder key and the egress pass key in DIR: what\n"
-    "                 a cluster's workers and egress processes share (Secret paddock-vault)\n"
+    "                 make the vault's CA, its placeholder key, the egress pass key and the browser\n"
+    "                 session key in DIR: what a cluster's processes share (Secret paddock-vault)\n"
     "  rotate-key     team secrets: a new current key (secrets.store with a key file), then every\n"
     "                 value re-encrypted under the current key; safe beside running servers\n"
     "  rotate-ca      the credential vault: a new egress CA in place of the old; running servers\n"
@@ -325,8 +325,8 @@ int Admin(const Args& args) {
     return 0;
   }
   if (args.subcommand == "vault-keys") {
-    // What the egress processes and workers of a cluster share, made once: the vault's CA and
-    // placeholder key and the egress pass key, for one Secret (deploy/base/egress.yaml).
+    // What the processes of a cluster share, made once: the vault's CA and placeholder key, the
+    // egress pass key and the browser session key, for one Secret (deploy/base/egress.yaml).
     const std::string dir = opt("dir");
     if (dir.empty()) return Fail("admin vault-keys: give --dir DIR (made if missing)");
     if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
@@ -336,12 +336,13 @@ int Admin(const Args& args) {
     if (!ca.ok()) return Fail(ca.status().message(), 1);
     for (const auto& [file, what] :
          {std::pair<const char*, const char*>{"placeholder.key", "the placeholder key"},
-          {"egress-pass.key", "the egress pass key"}}) {
+          {"egress-pass.key", "the egress pass key"},
+          {"session.key", "the browser session key"}}) {
       Result<std::string> key = LoadOrCreateKeyFile(dir + "/" + file, what);
       if (!key.ok()) return Fail(key.status().message(), 1);
     }
     std::printf(
-        "%s: ca.key ca.crt placeholder.key egress-pass.key (CA sha256 %s)\n"
+        "%s: ca.key ca.crt placeholder.key egress-pass.key session.key (CA sha256 %s)\n"
         "kubectl -n paddock create secret generic paddock-vault --from-file=%s\n",
         dir.c_str(), (*ca)->fingerprint().c_str(), dir.c_str());
     return 0;

@@ -194,7 +194,10 @@ TEST_P(Tenancy, EveryRouteRefusesRequestsWithoutAWorkingKey) {
   for (const Route& r : ApiRouter().routes()) {
     const std::string path = PathOf(r);
     if (!Keyed(r)) {
-      EXPECT_EQ(Call(r, path, kNoKey).status, 200) << r.method << " " << r.pattern << " is open";
+      // Open: health, and signing in and out (which answer about the request, not a key).
+      const int status = Call(r, path, kNoKey).status;
+      EXPECT_TRUE(status == 200 || status == 204 || status == 400 || status == 415)
+          << r.method << " " << r.pattern << " is open: " << status;
       continue;
     }
     ++keyed;
@@ -205,10 +208,101 @@ TEST_P(Tenancy, EveryRouteRefusesRequestsWithoutAWorkingKey) {
       EXPECT_NE(got.headers["WWW-Authenticate"].find("Bearer"), std::string::npos) << r.pattern;
     }
   }
-  EXPECT_GE(keyed, ApiRouter().routes().size() - 2);  // all but /healthz and /readyz
+  EXPECT_GE(keyed, ApiRouter().routes().size() - 4);  // all but health and /api/auth/login, logout
   // The refusals changed nothing.
   EXPECT_EQ(server_->Request("GET", "/api/sessions/" + session_).status, 200);
   EXPECT_EQ(server_->Request("GET", "/api/agents/" + agent_).status, 200);
+}
+
+TEST_P(Tenancy, ABrowserSessionIsACookieThatWritesOnlyWithItsCsrfTokenAndEndsWithItsKey) {
+  auto login = [&](const std::string& key, Headers extra = {}) {
+    extra["Authorization"] = "";
+    return server_->Request("POST", "/api/auth/login", "{\"key\":\"" + key + "\"}", "application/json",
+                            extra);
+  };
+  auto r = login(keys_["member"]);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(JsonField(r.body, "role"), "member");
+  EXPECT_EQ(JsonField(r.body, "team_id"), "alpha");
+  const std::string csrf = JsonField(r.body, "csrf_token");
+  EXPECT_EQ(csrf.size(), 48u) << r.body;
+  const std::string set = r.headers["Set-Cookie"];
+  for (const char* part :
+       {"paddock_session=", "; Path=/", "; HttpOnly", "; SameSite=Strict", "; Max-Age=43200"})
+    EXPECT_NE(set.find(part), std::string::npos) << part << " in " << set;
+  EXPECT_EQ(set.find("Secure"), std::string::npos) << "plain HTTP: " << set;
+  EXPECT_EQ(set.find(keys_["member"]), std::string::npos) << "the cookie holds the key";
+  EXPECT_EQ(r.body.find(keys_["member"]), std::string::npos);
+  const std::string cookie = set.substr(0, set.find(';'));
+  auto with = [&](const std::string& c, const std::string& token = "") {
+    Headers h = {{"Authorization", ""}, {"Cookie", "theme=dark; " + c}};
+    if (!token.empty()) h["X-CSRF-Token"] = token;
+    return h;
+  };
+  // Behind a TLS terminator the cookie is Secure.
+  EXPECT_NE(login(keys_["member"], {{"X-Forwarded-Proto", "https"}}).headers["Set-Cookie"].find("; Secure"),
+            std::string::npos);
+
+  // It reads as its key does, and /api/me gives the page its token back.
+  auto list = server_->Request("GET", "/api/sessions", "", "", with(cookie));
+  ASSERT_EQ(list.status, 200) << list.body;
+  EXPECT_NE(list.body.find(session_), std::string::npos);
+  auto me = server_->Request("GET", "/api/me", "", "", with(cookie));
+  EXPECT_EQ(JsonField(me.body, "csrf_token"), csrf) << me.body;
+  EXPECT_EQ(JsonField(server_->Request("GET", "/api/me", "", "", Bearer(keys_["member"])).body, "csrf_token"),
+            "null");
+  // A write needs the token: what a page of another origin can send with the cookie is refused.
+  const std::string agent = R"({"name":"from a browser","harness":"shell"})";
+  for (const std::string& token : {std::string(), std::string(48, '0'), csrf.substr(0, 47)}) {
+    auto forged = server_->Request("POST", "/api/agents", agent, "application/json", with(cookie, token));
+    EXPECT_EQ(forged.status, 403) << forged.body;
+    EXPECT_EQ(JsonField(forged.body, "error.code"), "csrf") << forged.body;
+  }
+  auto made = server_->Request("POST", "/api/agents", agent, "application/json", with(cookie, csrf));
+  EXPECT_EQ(made.status, 201) << made.body;
+  // The role and the team are the key's.
+  auto viewer = login(keys_["viewer"]);
+  const std::string viewer_cookie =
+      viewer.headers["Set-Cookie"].substr(0, viewer.headers["Set-Cookie"].find(';'));
+  auto refused = server_->Request("POST", "/api/agents", agent, "application/json",
+                                  with(viewer_cookie, JsonField(viewer.body, "csrf_token")));
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_EQ(JsonField(refused.body, "error.code"), "forbidden");
+  auto beta = login(beta_admin_);
+  const std::string beta_cookie = beta.headers["Set-Cookie"].substr(0, beta.headers["Set-Cookie"].find(';'));
+  EXPECT_EQ(server_->Request("GET", "/api/sessions/" + session_, "", "", with(beta_cookie)).status, 404);
+  EXPECT_EQ(server_->Request("GET", "/api/sessions", "", "", with(beta_cookie)).body.find(session_),
+            std::string::npos);
+  // Another's token does not write with this cookie.
+  EXPECT_EQ(server_
+                ->Request("POST", "/api/agents", agent, "application/json",
+                          with(cookie, JsonField(beta.body, "csrf_token")))
+                .status,
+            403);
+  // A cookie changed in any way, or made up, is no session.
+  std::string altered = cookie;
+  altered.back() = altered.back() == '0' ? '1' : '0';
+  for (const std::string& bad : {altered, std::string("paddock_session=") + key_ids_["admin"] +
+                                              ".9999999999.00." + std::string(48, '0')}) {
+    auto got = server_->Request("GET", "/api/sessions", "", "", with(bad));
+    EXPECT_EQ(got.status, 401) << bad << ": " << got.body;
+    EXPECT_NE(JsonField(got.body, "error.message").find("sign in again"), std::string::npos) << got.body;
+  }
+  // Signing in with a key that does not work, or without one, says what is wrong.
+  EXPECT_EQ(login("pdk_unknown-but-well-formed-0123456789abcdefghij").status, 401);
+  auto empty = server_->Request("POST", "/api/auth/login", "{}", "application/json", kNoKey);
+  EXPECT_EQ(empty.status, 400) << empty.body;
+  EXPECT_NE(JsonField(empty.body, "error.message").find("'key'"), std::string::npos) << empty.body;
+  // Signing out clears the cookie; revoking the key ends every session of it at once.
+  auto out = server_->Request("POST", "/api/auth/logout", "", "", with(cookie));
+  EXPECT_EQ(out.status, 204);
+  EXPECT_NE(out.headers["Set-Cookie"].find("paddock_session=;"), std::string::npos)
+      << out.headers["Set-Cookie"];
+  EXPECT_NE(out.headers["Set-Cookie"].find("Max-Age=0"), std::string::npos);
+  ASSERT_EQ(server_->Request("DELETE", "/api/keys/" + key_ids_["member"]).status, 200);
+  auto after = server_->Request("GET", "/api/sessions", "", "", with(cookie));
+  EXPECT_EQ(after.status, 401) << after.body;
+  EXPECT_NE(JsonField(after.body, "error.message").find("revoked"), std::string::npos) << after.body;
 }
 
 TEST_P(Tenancy, AnotherTeamsIdsAnswerExactlyLikeIdsThatDoNotExist) {

@@ -211,10 +211,16 @@ constexpr paddock_config_key kAuthKeys[] = {
     {"metrics", PADDOCK_CONFIG_STRING, 0, "keyed",
      "GET /metrics on the API port: \"keyed\" (an operator key) or \"open\". The worker's port "
      "([worker] port) always serves it open."},
+    {"session_ttl", PADDOCK_CONFIG_DURATION, 0, "12h",
+     "How long a browser session (POST /api/auth/login: an API key turned into a cookie) lasts."},
+    {"session_key_file", PADDOCK_CONFIG_STRING, 0, "",
+     "The key browser session cookies are signed with, shared by every API process of an install; "
+     "empty: <data_dir>/session.key (made at the first start)."},
 };
 
 constexpr paddock_config_rule kAuthRules[] = {
     config::Range("failed_per_minute", 0, 1000000),
+    config::AtLeast("session_ttl", 60000),
     config::OneOf("metrics", "keyed,open"),
 };
 
@@ -525,6 +531,8 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
     a.failed_per_minute = v.GetInt("failed_per_minute");
     a.metrics_open = v.GetString("metrics") == "open";
     a.audit_retention_ms = v.GetDurationMs("audit_retention");
+    a.session_ttl_ms = v.GetDurationMs("session_ttl");
+    a.session_key_file = v.GetString("session_key_file");
   }
   // [quotas]
   {

@@ -69,6 +69,8 @@ struct AuthSettings {
   std::int64_t failed_per_minute = 30;                // per source address; 0: no limit
   bool metrics_open = false;                          // GET /metrics on the API port without a key
   std::int64_t audit_retention_ms = 90LL * 86400000;  // 0: for ever
+  std::int64_t session_ttl_ms = 12LL * 3600000;       // a browser session's cookie (POST /api/auth/login)
+  std::string session_key_file;                       // "": <data_dir>/session.key
 };
 
 // What every team may use unless its own quotas say otherwise ([quotas]; 0: no limit;

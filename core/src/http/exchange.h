@@ -64,6 +64,8 @@ class Exchange {
   App& app;
   // Who is asking (set by the server from the request's key; empty on open routes).
   Principal principal;
+  // The browser session's cookie the request was authenticated with; empty for a key.
+  std::string session_cookie;
   // The request's id: its X-Request-Id when that is an id, else one made for it (echoed).
   std::string request_id;
   // The team of the resource the path names (or the caller's), once the server checked it; a

@@ -15,6 +15,8 @@ void OpenApi(Exchange& x);
 void ListPlugins(Exchange& x);
 
 void Me(Exchange& x);
+void Login(Exchange& x);
+void Logout(Exchange& x);
 void CreateTeam(Exchange& x);
 void ListTeams(Exchange& x);
 void GetTeam(Exchange& x);

@@ -105,6 +105,8 @@ const Router& ApiRouter() {
       {"GET", "/api/openapi.json", A::kRead, O::kNone, &handlers::OpenApi},
       {"GET", "/api/plugins", A::kRead, O::kNone, &handlers::ListPlugins},
       {"GET", "/api/me", A::kRead, O::kNone, &handlers::Me},
+      {"POST", "/api/auth/login", A::kOpen, O::kNone, &handlers::Login},
+      {"POST", "/api/auth/logout", A::kOpen, O::kNone, &handlers::Logout},
       {"POST", "/api/teams", A::kOperator, O::kNone, &handlers::CreateTeam},
       {"GET", "/api/teams", A::kRead, O::kNone, &handlers::ListTeams},
       {"GET", "/api/teams/{id}", A::kRead, O::kTeam, &handlers::GetTeam},

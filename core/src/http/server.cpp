@@ -34,6 +34,7 @@
 #include "services/events/event_service.h"
 #include "services/teams/audit_log.h"
 #include "services/teams/authenticator.h"
+#include "services/teams/browser_sessions.h"
 #include "services/teams/failed_auth.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -474,7 +475,28 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
                       std::to_string(wait) + " s");
       return false;
     }
-    AuthOutcome auth = app.auth().Authenticate(request.Header("Authorization"), request.Header("x-api-key"));
+    // A key in the headers, else a browser session's cookie (which names its key).
+    const std::string* authorization = request.Header("Authorization");
+    const std::string* x_api_key = request.Header("x-api-key");
+    std::string cookie;
+    if (!authorization && !x_api_key) {
+      if (const std::string* header = request.Header("Cookie")) {
+        if (std::optional<std::string> v = CookieValue(*header, kSessionCookie)) cookie = *v;
+      }
+    }
+    AuthOutcome auth;
+    if (!cookie.empty()) {
+      std::optional<std::string> key_id = app.browser_sessions().KeyOf(cookie);
+      if (key_id) {
+        auth = app.auth().ByKeyId(*key_id);
+      } else {
+        auth.failure = AuthFailure::kUnknown;
+        auth.message =
+            "the session cookie is not valid (expired, altered, or of another install); sign in again";
+      }
+    } else {
+      auth = app.auth().Authenticate(authorization, x_api_key);
+    }
     if (auth.failure == AuthFailure::kStoreDown) {
       x.response.Set("Retry-After", "1");
       x.SendError(503, "unavailable", auth.message);
@@ -501,6 +523,24 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
       return false;
     }
     x.principal = std::move(auth.principal);
+    x.session_cookie = cookie;
+    // A write with a cookie must show it comes from a page that could read the CSRF token:
+    // one of this origin (a cross-site form or fetch sends the cookie, never the token).
+    if (!cookie.empty() && IsWrite(route)) {
+      const std::string* token = request.Header(kCsrfHeader);
+      if (!token || !app.browser_sessions().CsrfMatches(cookie, *token)) {
+        server_.metrics.AuthRefused("csrf");
+        AuditEvent e = AuditOf(request, route, x);
+        e.status = 403;
+        e.outcome = "denied";
+        e.detail = token ? "wrong CSRF token with a session cookie" : "no CSRF token with a session cookie";
+        app.audit().Record(std::move(e));
+        x.SendError(403, "csrf",
+                    std::string("a write with a session cookie needs its CSRF token in ") + kCsrfHeader +
+                        " (from POST /api/auth/login or GET /api/me)");
+        return false;
+      }
+    }
     app.audit().KeyUsed(x.principal, request.client, x.request_id);
     Result<std::string> team = app.teams().CheckVisible(x.principal, route.owner, x.Param("id"));
     if (!team.ok()) {

@@ -18,6 +18,7 @@
 #include "services/snapshots/snapshot_service.h"
 #include "services/teams/audit_log.h"
 #include "services/teams/authenticator.h"
+#include "services/teams/browser_sessions.h"
 #include "services/teams/failed_auth.h"
 #include "services/teams/team_service.h"
 #include "services/vault/model_keys.h"
@@ -165,6 +166,11 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
   a.teams_ = std::make_unique<TeamService>(*a.store_);
   a.auth_ = std::make_unique<Authenticator>(*a.store_, std::chrono::milliseconds(config.auth.cache_ttl_ms));
   a.failed_auth_ = std::make_unique<FailedAuthLimiter>(config.auth.failed_per_minute);
+  PADDOCK_ASSIGN_OR_RETURN(
+      a.browser_sessions_,
+      BrowserSessions::Load(config.auth.session_key_file.empty() ? config.server.data_dir + "/session.key"
+                                                                 : config.auth.session_key_file,
+                            config.auth.session_ttl_ms / 1000));
   a.events_->AttachAuthenticator(a.auth_.get());
   return app;
 }

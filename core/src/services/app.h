@@ -27,6 +27,7 @@ class SessionService;
 class SnapshotService;
 class Authenticator;
 class FailedAuthLimiter;
+class BrowserSessions;
 class AuditLog;
 class TeamService;
 class SecretService;
@@ -67,6 +68,7 @@ class App {
   QuotaService& quotas() { return *quotas_; }
   Authenticator& auth() { return *auth_; }
   FailedAuthLimiter& failed_auth() { return *failed_auth_; }
+  BrowserSessions& browser_sessions() { return *browser_sessions_; }
   AuditLog& audit() { return *audit_; }
   SecretService& secrets() { return *secret_service_; }
   // Null when the vault or the egress proxy is off.
@@ -116,6 +118,7 @@ class App {
   std::unique_ptr<TeamService> teams_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<FailedAuthLimiter> failed_auth_;
+  std::unique_ptr<BrowserSessions> browser_sessions_;
   std::unique_ptr<SecretService> secret_service_;
 };
 

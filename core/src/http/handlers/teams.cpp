@@ -6,6 +6,7 @@
 #include "http/render.h"
 #include "services/app.h"
 #include "services/teams/audit_log.h"
+#include "services/teams/browser_sessions.h"
 #include "services/teams/quota_service.h"
 #include "services/teams/team_service.h"
 
@@ -39,6 +40,10 @@ void Me(Exchange& x) {
   o->set("key_name", x.principal.key_name);
   o->set("team_id", x.principal.team_id);
   o->set("role", std::string(ToString(x.principal.role)));
+  // Signed in with a session cookie: the token its writes carry (a page reloaded asks again).
+  o->set("csrf_token", x.session_cookie.empty()
+                           ? Poco::Dynamic::Var()
+                           : Poco::Dynamic::Var(x.app.browser_sessions().CsrfOf(x.session_cookie)));
   x.SendJson(200, o);
 }
 

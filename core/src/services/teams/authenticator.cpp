@@ -91,6 +91,22 @@ AuthOutcome Authenticator::Check(std::string_view key) {
   return ok;
 }
 
+AuthOutcome Authenticator::ByKeyId(const std::string& key_id) {
+  Result<ApiKey> k = store_.GetApiKey(key_id);
+  if (!k.ok()) {
+    if (k.status().code() == StatusCode::kNotFound)
+      return Fail(AuthFailure::kUnknown, "the session's API key is gone; sign in again");
+    return Fail(AuthFailure::kStoreDown, "keys cannot be checked now: " + k.status().message());
+  }
+  if (k->revoked_at != 0)
+    return Fail(AuthFailure::kRevoked, "the API key '" + k->prefix + "...' of this session was revoked");
+  if (k->expires_at != 0 && k->expires_at <= NowMs())
+    return Fail(AuthFailure::kExpired, "the API key '" + k->prefix + "...' of this session has expired");
+  AuthOutcome ok;
+  ok.principal = Principal{k->id, k->name, k->team_id, k->role};
+  return ok;
+}
+
 void Authenticator::OnKeyRevoked(std::string_view key_id) {
   std::lock_guard lock(mu_);
   for (auto it = by_hash_.begin(); it != by_hash_.end();) {

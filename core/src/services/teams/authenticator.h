@@ -38,6 +38,9 @@ class Authenticator {
   AuthOutcome Authenticate(const std::string* authorization, const std::string* x_api_key);
   // The principal of `key` itself.
   AuthOutcome Check(std::string_view key);
+  // The principal of the key with id `key_id` (a browser session names its key by id): read
+  // from the store every time, so a revocation or an expiry applies to the next request.
+  AuthOutcome ByKeyId(const std::string& key_id);
 
   void OnKeyRevoked(std::string_view key_id);
   void OnFeedState(bool live);
