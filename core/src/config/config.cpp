@@ -27,6 +27,9 @@ constexpr paddock_config_key kServerKeys[] = {
      "State directory; empty: $PADDOCK_DATA_DIR, /var/lib/paddock (root) or ~/.local/share/paddock."},
     {"plugin_dir", PADDOCK_CONFIG_STRING, 0, "",
      "Where paddock-<kind>-<name>.so files are; empty: $PADDOCK_PLUGIN_DIR or next to the binary."},
+    {"dashboard_dir", PADDOCK_CONFIG_STRING, 0, "",
+     "The built dashboard (index.html, assets/) that GET / serves; empty: $PADDOCK_DASHBOARD_DIR, else "
+     "share/paddock/dashboard or dashboard beside the binary's directory."},
     {"max_body_size", PADDOCK_CONFIG_SIZE, 0, "1MiB", "Largest request body accepted (413 above)."},
     {"log_level", PADDOCK_CONFIG_STRING, 0, "info", "debug, info, warn or error."},
     {"io_threads", PADDOCK_CONFIG_INT, 0, "2",
@@ -481,6 +484,7 @@ Result<Config> ParseConfig(std::string_view text, std::string source) {
     out.data_dir = v.GetString("data_dir");
     if (out.data_dir.empty()) out.data_dir = DefaultDataDir();
     out.plugin_dir = v.GetString("plugin_dir");
+    out.dashboard_dir = v.GetString("dashboard_dir");
     out.max_body_bytes = v.GetSizeBytes("max_body_size");
     out.io_threads = Int(v, "io_threads");
     out.handler_threads = Int(v, "handler_threads");

@@ -31,8 +31,9 @@ namespace paddock {
 struct ServerSettings {
   std::string listen = "127.0.0.1";
   int port = 3000;
-  std::string data_dir;    // resolved: never empty after LoadConfig
-  std::string plugin_dir;  // empty: found next to the executable
+  std::string data_dir;       // resolved: never empty after LoadConfig
+  std::string plugin_dir;     // empty: found next to the executable
+  std::string dashboard_dir;  // the built dashboard; empty: found next to the executable
   std::int64_t max_body_bytes = 1 << 20;
   std::string log_level = "info";
   // The front door (http/server.h).

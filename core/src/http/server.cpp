@@ -30,6 +30,7 @@
 #include "metrics/metrics.h"
 #include "paddock/json.h"
 #include "services/app.h"
+#include "services/dashboard/assets.h"
 #include "services/events/event_hub.h"
 #include "services/events/event_service.h"
 #include "services/teams/audit_log.h"
@@ -414,6 +415,28 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
           handled = true;
           match.route->handler(x);
         }
+      } else if (path == "/" || path == "/index.html" || path.rfind("/assets/", 0) == 0) {
+        // The dashboard's files (GET only), which no route of the table names.
+        const DashboardAssets& dashboard = server_.app.dashboard();
+        if (request.method != "GET") {
+          Poco::JSON::Object::Ptr details = new Poco::JSON::Object();
+          Poco::JSON::Array::Ptr list = new Poco::JSON::Array();
+          list->add("GET");
+          details->set("allowed", list);
+          reply.Set("Allow", "GET");
+          x.SendError(405, "method_not_allowed",
+                      "method " + Excerpt(request.method, 16) + " is not allowed on " + Excerpt(path, 200) +
+                          "; allowed: GET",
+                      details);
+        } else if (const DashboardAsset* asset = dashboard.Find(path)) {
+          ServeAsset(request, *asset, x);
+        } else {
+          x.SendError(404, "not_found",
+                      path.rfind("/assets/", 0) != 0
+                          ? dashboard.why()
+                          : "no dashboard file " + Excerpt(path, 200) + " (this server's dashboard is " +
+                                (dashboard.installed() ? "another build" : "not installed") + ")");
+        }
       } else if (!match.allowed_methods.empty()) {
         std::string allow;
         Poco::JSON::Array::Ptr list = new Poco::JSON::Array();
@@ -455,6 +478,22 @@ class Connection final : public EventSink, public std::enable_shared_from_this<C
       LogDebug(request.method + " " + path + " " + std::to_string(reply.status) + " " +
                std::to_string(static_cast<int>(seconds * 1000)) + "ms " + request.client);
     return reply;
+  }
+
+  // A dashboard file: the page never cached, with its Content-Security-Policy; assets (named by
+  // their content's hash) for a year; 304 for what the browser has.
+  static void ServeAsset(const HttpRequest& request, const DashboardAsset& asset, Exchange& x) {
+    x.response.Set("ETag", asset.etag);
+    x.response.Set("X-Content-Type-Options", "nosniff");
+    x.response.Set("Cache-Control", asset.immutable ? "public, max-age=31536000, immutable" : "no-cache");
+    if (!asset.immutable) {
+      x.response.Set("Content-Security-Policy", DashboardAssets::ContentSecurityPolicy());
+      x.response.Set("Referrer-Policy", "no-referrer");
+      x.response.Set("X-Frame-Options", "DENY");
+    }
+    const std::string* seen = request.Header("If-None-Match");
+    if (seen && *seen == asset.etag) return x.SendEmpty(304);
+    x.SendText(200, asset.content_type, asset.body);
   }
 
   // Whether the route's handler may run for this request: a key of the route's role whose

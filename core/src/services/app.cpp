@@ -4,6 +4,7 @@
 
 #include "metrics/metrics.h"
 #include "paddock/json.h"
+#include "services/dashboard/assets.h"
 #include "services/egress/egress_pass.h"
 #include "services/egress/egress_proxy.h"
 #include "services/events/catalogue.h"
@@ -166,6 +167,10 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
   a.teams_ = std::make_unique<TeamService>(*a.store_);
   a.auth_ = std::make_unique<Authenticator>(*a.store_, std::chrono::milliseconds(config.auth.cache_ttl_ms));
   a.failed_auth_ = std::make_unique<FailedAuthLimiter>(config.auth.failed_per_minute);
+  PADDOCK_ASSIGN_OR_RETURN(a.dashboard_,
+                           DashboardAssets::Load(ResolveDashboardDir(config.server.dashboard_dir)));
+  LogInfo(a.dashboard_->installed() ? "dashboard: " + a.dashboard_->dir()
+                                    : "dashboard: " + a.dashboard_->why());
   PADDOCK_ASSIGN_OR_RETURN(
       a.browser_sessions_,
       BrowserSessions::Load(config.auth.session_key_file.empty() ? config.server.data_dir + "/session.key"

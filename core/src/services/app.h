@@ -28,6 +28,7 @@ class SnapshotService;
 class Authenticator;
 class FailedAuthLimiter;
 class BrowserSessions;
+class DashboardAssets;
 class AuditLog;
 class TeamService;
 class SecretService;
@@ -69,6 +70,7 @@ class App {
   Authenticator& auth() { return *auth_; }
   FailedAuthLimiter& failed_auth() { return *failed_auth_; }
   BrowserSessions& browser_sessions() { return *browser_sessions_; }
+  const DashboardAssets& dashboard() const { return *dashboard_; }
   AuditLog& audit() { return *audit_; }
   SecretService& secrets() { return *secret_service_; }
   // Null when the vault or the egress proxy is off.
@@ -119,6 +121,7 @@ class App {
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<FailedAuthLimiter> failed_auth_;
   std::unique_ptr<BrowserSessions> browser_sessions_;
+  std::unique_ptr<DashboardAssets> dashboard_;
   std::unique_ptr<SecretService> secret_service_;
 };
 
