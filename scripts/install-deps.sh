@@ -11,6 +11,7 @@ packages=(
   wrk slowhttptest  # the front door's load tests and benchmark
   gnutls-bin  # the egress CA's certificates checked by GnuTLS (certtool, gnutls-cli)
   clang  # libFuzzer: the fuzz targets (scripts/fuzz.sh)
+  chromium  # the dashboard's browser tests (playwright-core drives /usr/bin/chromium)
 )
 
 # Node.js and npm: the agent harnesses install their CLIs from npm (Codex runs on node). Any

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 # The API contract check's validator (tests/contract/package-lock.json).
 npm ci --prefix tests/contract --no-audit --no-fund --loglevel=error
+# playwright-core for the dashboard's browser tests (tests/browser/package-lock.json).
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 # A Release build of the server, the runtime and the unit tests (what packages and images
 # ship, -O3), next to the RelWithDebInfo build every other test runs against.
 BUILD_DIR=build-release BUILD_TYPE=Release bash scripts/build.sh server unit_tests

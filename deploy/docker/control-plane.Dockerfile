@@ -13,7 +13,7 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
       build-essential cmake ninja-build pkg-config git ca-certificates file \
       libpoco-dev libboost-dev libboost-filesystem-dev libtomlplusplus-dev libspdlog-dev \
       prometheus-cpp-dev libsqlite3-dev libpq-dev libssl-dev libarchive-dev libyaml-cpp-dev \
-      libseccomp-dev \
+      libseccomp-dev nodejs npm \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -1,0 +1,64 @@
+// The API, from the page: same origin, the session cookie, and the CSRF token on writes.
+export interface Me {
+  key_id: string;
+  key_name: string;
+  team_id: string;
+  role: string;
+  csrf_token: string | null;
+}
+
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+let csrf: string | null = null;
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
+  const r = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  if (r.status === 204) return undefined as T;
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const e = data?.error ?? {};
+    throw new ApiError(r.status, e.code ?? "error", e.message ?? `HTTP ${r.status}`);
+  }
+  return data as T;
+}
+
+export async function me(): Promise<Me> {
+  const m = await call<Me>("GET", "/api/me");
+  csrf = m.csrf_token;
+  return m;
+}
+
+export async function signIn(key: string): Promise<Me> {
+  const m = await call<Me>("POST", "/api/auth/login", { key });
+  csrf = m.csrf_token;
+  return m;
+}
+
+export async function signOut(): Promise<void> {
+  await call<void>("POST", "/api/auth/logout");
+  csrf = null;
+}
+
+export interface SessionRow {
+  id: string;
+  agent_id: string;
+  status: string;
+  created_at: number;
+}
+
+export async function sessions(): Promise<SessionRow[]> {
+  const page = await call<{ sessions: SessionRow[] }>("GET", "/api/sessions?limit=100");
+  return page.sessions;
+}
