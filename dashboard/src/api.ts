@@ -62,3 +62,28 @@ export async function sessions(): Promise<SessionRow[]> {
   const page = await call<{ sessions: SessionRow[] }>("GET", "/api/sessions?limit=100");
   return page.sessions;
 }
+
+export interface Agent {
+  id: string;
+  name: string;
+  harness: string;
+}
+
+export async function agents(): Promise<Agent[]> {
+  const page = await call<{ agents: Agent[] }>("GET", "/api/agents?limit=100");
+  return page.agents;
+}
+
+export async function createAgent(name: string, harness: string): Promise<Agent> {
+  return call<Agent>("POST", "/api/agents", { name, harness });
+}
+
+export async function deleteAgent(id: string): Promise<void> {
+  await call<void>("DELETE", `/api/agents/${encodeURIComponent(id)}`);
+}
+
+// The harnesses this server loaded (the agent form's picker).
+export async function harnesses(): Promise<string[]> {
+  const r = await call<{ plugins: { kind: string; name: string }[] }>("GET", "/api/plugins");
+  return r.plugins.filter((p) => p.kind === "harness").map((p) => p.name);
+}

@@ -3,7 +3,24 @@
 import { h, render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 
-import { ApiError, Me, SessionRow, me, sessions, signIn, signOut } from "./api";
+import {
+  Agent,
+  ApiError,
+  Me,
+  SessionRow,
+  agents,
+  createAgent,
+  deleteAgent,
+  harnesses,
+  me,
+  sessions,
+  signIn,
+  signOut,
+} from "./api";
+
+const message = (err: unknown) => (err instanceof ApiError ? err.message : String(err));
+// Viewers read; members and above write (the API refuses them anyway: this only hides controls).
+const writes = (who: Me) => who.role !== "viewer";
 
 function SignIn(props: { onIn: (m: Me) => void }) {
   const [key, setKey] = useState("");
@@ -35,30 +52,15 @@ function SignIn(props: { onIn: (m: Me) => void }) {
   );
 }
 
-function Sessions(props: { who: Me; onOut: () => void }) {
+function Sessions() {
   const [rows, setRows] = useState<SessionRow[] | null>(null);
   const [error, setError] = useState("");
   useEffect(() => {
-    sessions().then(setRows, (err) => setError(err instanceof ApiError ? err.message : String(err)));
+    sessions().then(setRows, (err) => setError(message(err)));
   }, []);
-  const out = async () => {
-    await signOut();
-    props.onOut();
-  };
   return h(
     "section",
     null,
-    h(
-      "header",
-      null,
-      h("h1", null, "Sessions"),
-      h(
-        "span",
-        { class: "who" },
-        `${props.who.key_name} (${props.who.role}, team ${props.who.team_id}) `,
-        h("button", { class: "quiet", onClick: out }, "Sign out"),
-      ),
-    ),
     error ? h("p", { class: "error", role: "alert" }, error) : null,
     rows === null
       ? h("p", null, "Loading...")
@@ -83,6 +85,119 @@ function Sessions(props: { who: Me; onOut: () => void }) {
   );
 }
 
+function Agents(props: { who: Me }) {
+  const [rows, setRows] = useState<Agent[] | null>(null);
+  const [kinds, setKinds] = useState<string[]>([]);
+  const [name, setName] = useState("");
+  const [harness, setHarness] = useState("");
+  const [error, setError] = useState("");
+  const load = () => agents().then(setRows, (err) => setError(message(err)));
+  useEffect(() => {
+    load();
+    harnesses().then((k) => {
+      setKinds(k);
+      setHarness(k[0] ?? "");
+    }, (err) => setError(message(err)));
+  }, []);
+  const create = async (e: Event) => {
+    e.preventDefault();
+    setError("");
+    try {
+      await createAgent(name, harness);
+      setName("");
+      await load();
+    } catch (err) {
+      setError(message(err));  // the API's own words, next to the form
+    }
+  };
+  const remove = async (id: string) => {
+    setError("");
+    try {
+      await deleteAgent(id);
+      await load();
+    } catch (err) {
+      setError(message(err));
+    }
+  };
+  const canWrite = writes(props.who);
+  return h(
+    "section",
+    null,
+    canWrite
+      ? h(
+          "form",
+          { class: "agent-form", onSubmit: create },
+          h("label", { for: "agent-name" }, "Name"),
+          h("input", {
+            id: "agent-name",
+            value: name,
+            onInput: (e: Event) => setName((e.target as HTMLInputElement).value),
+          }),
+          h("label", { for: "agent-harness" }, "Harness"),
+          h(
+            "select",
+            {
+              id: "agent-harness",
+              value: harness,
+              onChange: (e: Event) => setHarness((e.target as HTMLSelectElement).value),
+            },
+            kinds.map((k) => h("option", { key: k, value: k }, k)),
+          ),
+          h("button", { type: "submit" }, "Create agent"),
+          error ? h("p", { class: "error", role: "alert" }, error) : null,
+        )
+      : error
+        ? h("p", { class: "error", role: "alert" }, error)
+        : null,
+    rows === null
+      ? h("p", null, "Loading...")
+      : h(
+          "table",
+          { class: "agents" },
+          h("thead", null, h("tr", null, h("th", null, "Agent"), h("th", null, "Harness"), h("th", null, ""))),
+          h(
+            "tbody",
+            null,
+            rows.map((a) =>
+              h(
+                "tr",
+                { key: a.id, "data-agent": a.name },
+                h("td", null, a.name),
+                h("td", null, a.harness),
+                h("td", null, canWrite ? h("button", { class: "quiet", onClick: () => remove(a.id) }, "Delete") : null),
+              ),
+            ),
+          ),
+        ),
+  );
+}
+
+function Shell(props: { who: Me; onOut: () => void }) {
+  const [page, setPage] = useState<"sessions" | "agents">("sessions");
+  const out = async () => {
+    await signOut();
+    props.onOut();
+  };
+  const tab = (id: "sessions" | "agents", label: string) =>
+    h("button", { class: page === id ? "tab active" : "tab", onClick: () => setPage(id) }, label);
+  return h(
+    "div",
+    null,
+    h(
+      "header",
+      null,
+      h("nav", null, tab("sessions", "Sessions"), tab("agents", "Agents")),
+      h(
+        "span",
+        { class: "who" },
+        `${props.who.key_name} (${props.who.role}, team ${props.who.team_id}) `,
+        h("button", { class: "quiet", onClick: out }, "Sign out"),
+      ),
+    ),
+    page === "sessions" ? h(Sessions, null) : h(Agents, { who: props.who }),
+  );
+}
+
 function App() {
   const [who, setWho] = useState<Me | null | undefined>(undefined);
   useEffect(() => {
@@ -90,7 +205,7 @@ function App() {
   }, []);
   if (who === undefined) return h("p", null, "Loading...");
   if (who === null) return h(SignIn, { onIn: setWho });
-  return h(Sessions, { who, onOut: () => setWho(null) });
+  return h(Shell, { who, onOut: () => setWho(null) });
 }
 
 render(h(App, null), document.getElementById("app")!);

@@ -11,7 +11,7 @@
 namespace paddock::testing {
 namespace {
 
-TEST(DashboardBrowser, AKeySignsInTheTeamsSessionsShowAndSigningOutEndsIt) {
+TEST(DashboardBrowser, AKeySignsInMembersMakeAgentsViewersOnlyReadAndSigningOutEndsIt) {
   ServerProcess server;  // the dashboard from beside the binary: <build>/dashboard
   ASSERT_OK(server.Start());
   auto team = server.Request("POST", "/api/teams", R"({"id":"blue"})");
@@ -19,6 +19,9 @@ TEST(DashboardBrowser, AKeySignsInTheTeamsSessionsShowAndSigningOutEndsIt) {
   auto key = server.Request("POST", "/api/keys", R"({"name":"dana","role":"member","team_id":"blue"})");
   ASSERT_EQ(key.status, 201) << key.body;
   const std::string member = JsonField(key.body, "key");
+  auto viewer_key = server.Request("POST", "/api/keys", R"({"name":"vic","role":"viewer","team_id":"blue"})");
+  ASSERT_EQ(viewer_key.status, 201) << viewer_key.body;
+  const std::string viewer = JsonField(viewer_key.body, "key");
   const std::map<std::string, std::string> as = {{"Authorization", "Bearer " + member}};
   auto agent =
       server.Request("POST", "/api/agents", R"({"name":"shell","harness":"shell"})", "application/json", as);
@@ -31,11 +34,17 @@ TEST(DashboardBrowser, AKeySignsInTheTeamsSessionsShowAndSigningOutEndsIt) {
       std::filesystem::path(PaddockBinary()).parent_path().parent_path() / "browser-artifacts";
   auto [code, out] = RunCommand({"node", SourceDir() + "/tests/browser/signin.mjs",
                                  "http://127.0.0.1:" + std::to_string(server.port()), member,
-                                 JsonField(session.body, "id"), artifacts});
+                                 JsonField(session.body, "id"), artifacts, viewer});
   EXPECT_EQ(code, 0) << out << "\n" << server.log();
   EXPECT_NE(out.find("\"ok\":true"), std::string::npos) << out;
   std::cout << out;
-  EXPECT_TRUE(std::filesystem::exists(artifacts + "/sessions.png"));
+  for (const char* shot : {"signin.png", "sessions.png", "agents.png"})
+    EXPECT_TRUE(std::filesystem::exists(artifacts + "/" + shot)) << shot;
+  // What the page did went through the API under the member's key: the agent it made and
+  // deleted is in the audit log.
+  auto audit = server.Request("GET", "/api/audit?team_id=blue&limit=100");
+  EXPECT_NE(audit.body.find("POST /api/agents"), std::string::npos) << audit.body;
+  EXPECT_NE(audit.body.find("DELETE /api/agents/{id}"), std::string::npos) << audit.body;
   // The key never reached the log.
   EXPECT_EQ(server.log().find(member), std::string::npos);
 }
