@@ -90,10 +90,7 @@ Result<std::unique_ptr<App>> App::Create(const Config& config, const std::string
     sandbox.idle_timeout = std::chrono::milliseconds(config.sessions.idle_timeout_ms);
     const ModelSettings& m = config.models;
     if (!m.gateway.empty()) sandbox.model_env["LITELLM_API_BASE"] = m.gateway;
-    std::string anthropic = !m.anthropic_base_url.empty() ? m.anthropic_base_url : m.gateway;
-    std::string openai = !m.openai_base_url.empty() ? m.openai_base_url
-                         : m.gateway.empty()        ? ""
-                                                    : m.gateway + "/v1";
+    const auto [anthropic, openai] = ModelUrls(m.gateway, m.anthropic_base_url, m.openai_base_url);
     if (!anthropic.empty()) sandbox.model_env["ANTHROPIC_BASE_URL"] = anthropic;
     if (!openai.empty()) sandbox.model_env["OPENAI_BASE_URL"] = openai;
     a.tools_ = std::make_unique<ToolCache>(
@@ -191,10 +188,7 @@ Status App::MakeVault(const Config& config) {
   }
   if (config.vault.model_keys) {
     const ModelSettings& m = config.models;
-    std::string anthropic = !m.anthropic_base_url.empty() ? m.anthropic_base_url : m.gateway;
-    std::string openai = !m.openai_base_url.empty() ? m.openai_base_url
-                         : m.gateway.empty()        ? ""
-                                                    : m.gateway + "/v1";
+    const auto [anthropic, openai] = ModelUrls(m.gateway, m.anthropic_base_url, m.openai_base_url);
     ModelKeys keys = ModelKeyBindings(anthropic, openai);
     for (const std::string& warning : keys.warnings) LogWarn("vault: " + warning);
     vault_->SetDefaultBindings(std::move(keys.bindings));

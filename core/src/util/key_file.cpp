@@ -16,16 +16,6 @@ namespace {
 
 constexpr size_t kKeyBytes = 32;
 
-std::string Hex(const unsigned char* p, size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    out += digits[p[i] >> 4];
-    out += digits[p[i] & 15];
-  }
-  return out;
-}
-
 std::optional<std::string> Unhex(std::string_view text) {
   if (text.size() % 2) return std::nullopt;
   std::string out;
@@ -45,12 +35,22 @@ std::optional<std::string> Unhex(std::string_view text) {
 
 }  // namespace
 
+std::string HexOf(const unsigned char* p, size_t n) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    out += digits[p[i] >> 4];
+    out += digits[p[i] & 15];
+  }
+  return out;
+}
+
 Result<std::string> LoadOrCreateKeyFile(const std::string& path, const std::string& what) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT) {
     unsigned char raw[kKeyBytes];
     if (RAND_bytes(raw, sizeof raw) != 1) return Status::Internal("no random bytes for " + what);
-    const std::string text = Hex(raw, sizeof raw) + "\n";
+    const std::string text = HexOf(raw, sizeof raw) + "\n";
     const std::string tmp = path + ".tmp";
     int out = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (out < 0) return Status::FailedPrecondition("cannot write " + tmp + ": " + strerror(errno));
@@ -88,7 +88,7 @@ std::string HmacSha256Hex(std::string_view key, std::string_view message) {
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(message.data()), message.size(), md, &len);
-  return Hex(md, len);
+  return HexOf(md, len);
 }
 
 }  // namespace paddock

@@ -4,6 +4,7 @@
 // read-only. Plus the HMAC used with them.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,9 @@ namespace paddock {
 // placeholder key"). kFailedPrecondition naming the file when it is unreadable, open to others
 // or not 64 hex digits.
 Result<std::string> LoadOrCreateKeyFile(const std::string& path, const std::string& what);
+
+// `n` bytes as lower-case hex.
+std::string HexOf(const unsigned char* p, size_t n);
 
 // Lower-case hex HMAC-SHA256 of `message` under `key`.
 std::string HmacSha256Hex(std::string_view key, std::string_view message);

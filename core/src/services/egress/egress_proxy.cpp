@@ -51,17 +51,21 @@ void Reply(Poco::Net::StreamSocket& socket, int status, const std::string& reaso
 }  // namespace
 
 std::string TrustBundleWith(const std::string& ca_pem) {
-  std::string bundle;
-  for (const char* system : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"}) {
-    std::ifstream in(system);
-    if (!in) continue;
-    std::stringstream ss;
-    ss << in.rdbuf();
-    bundle = ss.str();
-    break;
-  }
-  if (!bundle.empty() && bundle.back() != '\n') bundle += '\n';
-  return bundle + ca_pem;
+  // The system's store, read once: every sandbox's bundle (and every bind of a remote one) is
+  // made from it.
+  static const std::string system = [] {
+    for (const char* path : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"}) {
+      std::ifstream in(path);
+      if (!in) continue;
+      std::stringstream ss;
+      ss << in.rdbuf();
+      std::string text = ss.str();
+      if (!text.empty() && text.back() != '\n') text += '\n';
+      return text;
+    }
+    return std::string();
+  }();
+  return system + ca_pem;
 }
 
 EgressProxy::EgressProxy(EgressSettings settings, std::string root)
@@ -405,7 +409,7 @@ void EgressProxy::Serve(int client_fd, std::vector<std::string> allow, std::stri
       }
       static const char kEstablished[] = "HTTP/1.1 200 Connection established\r\n\r\n";
       client.sendBytes(kEstablished, sizeof kEstablished - 1);
-      int fd = dup(client.impl()->sockfd());
+      int fd = fcntl(client.impl()->sockfd(), F_DUPFD_CLOEXEC, 0);
       client.close();
       if (fd >= 0) interceptor_->Serve(fd, host, port, dir, *vault_);
       return;
@@ -448,8 +452,8 @@ void EgressProxy::Serve(int client_fd, std::vector<std::string> allow, std::stri
       buffered = head.str() + buffered;
     }
     // Hand both descriptors to the pump, which closes them.
-    int a = dup(client.impl()->sockfd());
-    int b = dup(upstream.impl()->sockfd());
+    int a = fcntl(client.impl()->sockfd(), F_DUPFD_CLOEXEC, 0);
+    int b = fcntl(upstream.impl()->sockfd(), F_DUPFD_CLOEXEC, 0);
     client.close();
     upstream.close();
     net::Pump(a, b, buffered);

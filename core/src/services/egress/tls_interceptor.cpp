@@ -195,8 +195,7 @@ asio::awaitable<void> CloseClient(Conn& c) {
   c.client.next_layer().close(ec);
 }
 
-asio::awaitable<void> Run(Conn& c, ssl::context& upstream_ctx) {
-  (void)upstream_ctx;
+asio::awaitable<void> Run(Conn& c) {
   error_code ec;
   co_await c.client.async_handshake(ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
@@ -328,7 +327,7 @@ void TlsInterceptor::Serve(int client_fd, const std::string& host, int port, con
   c.dir = dir;
   c.hook = &hook;
   c.connect_timeout = impl_->connect_timeout;
-  asio::co_spawn(io, Run(c, impl_->upstream), [](std::exception_ptr e) {
+  asio::co_spawn(io, Run(c), [](std::exception_ptr e) {
     if (!e) return;
     try {
       std::rethrow_exception(e);

@@ -33,12 +33,7 @@ Result<std::unique_ptr<BrowserSessions>> BrowserSessions::Load(const std::string
 BrowserSession BrowserSessions::Issue(const std::string& key_id) const {
   unsigned char raw[8];
   if (RAND_bytes(raw, sizeof raw) != 1) std::abort();  // no randomness: nothing is safe
-  static const char* digits = "0123456789abcdef";
-  std::string nonce;
-  for (unsigned char c : raw) {
-    nonce += digits[c >> 4];
-    nonce += digits[c & 15];
-  }
+  const std::string nonce = HexOf(raw, sizeof raw);
   BrowserSession s;
   s.expires_s = static_cast<std::int64_t>(std::time(nullptr)) + ttl_s_;
   const std::string body = key_id + "." + std::to_string(s.expires_s) + "." + nonce;

@@ -36,6 +36,15 @@ VaultBinding Header(std::vector<std::string> hosts, std::string field, std::stri
 
 }  // namespace
 
+std::pair<std::string, std::string> ModelUrls(const std::string& gateway,
+                                              const std::string& anthropic_base_url,
+                                              const std::string& openai_base_url) {
+  return {!anthropic_base_url.empty() ? anthropic_base_url : gateway, !openai_base_url.empty()
+                                                                          ? openai_base_url
+                                                                      : gateway.empty() ? ""
+                                                                                        : gateway + "/v1"};
+}
+
 ModelKeys ModelKeyBindings(const std::string& anthropic_url, const std::string& openai_url) {
   const std::string anthropic = anthropic_url.empty() ? kAnthropic : anthropic_url;
   const std::string openai = openai_url.empty() ? kOpenAi : openai_url;

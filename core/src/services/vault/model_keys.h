@@ -8,6 +8,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "paddock/types.h"
@@ -18,6 +19,12 @@ struct ModelKeys {
   std::map<std::string, VaultBinding> bindings;  // secret name -> binding
   std::vector<std::string> warnings;             // one line per key that goes in as its value
 };
+
+// The Anthropic and OpenAI URLs sandboxes are given ([models]: a provider's URL, else the
+// gateway, the gateway's /v1 for OpenAI); "" for none.
+std::pair<std::string, std::string> ModelUrls(const std::string& gateway,
+                                              const std::string& anthropic_base_url,
+                                              const std::string& openai_base_url);
 
 // `anthropic_url` and `openai_url` as the sandboxes are given them ("" for the providers'
 // own: https://api.anthropic.com, https://api.openai.com/v1).
